@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on a fresh Debian machine. Idempotent: a second run
+# only checks. Run as root (CI) or with sudo available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_packages=()
+command -v git >/dev/null || apt_packages+=(git)
+command -v python3 >/dev/null || apt_packages+=(python3)
+command -v cc >/dev/null || apt_packages+=(gcc)
+
+# wasm32: a rustup toolchain that has the target is used as it is (a developer laptop).
+# Otherwise Debian's rustc-web builds std for wasm32 from source (see scripts/build-wasm.sh).
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  if ! { [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ]; }; then
+    apt_packages+=(rustc-web cargo-web rust-web-src rust-web-llvm)
+  fi
+fi
+
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  log "installing Debian packages: ${apt_packages[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+log "fetching crates"
+cargo fetch --locked >/dev/null
+log "setup done"

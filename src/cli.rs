@@ -1,0 +1,154 @@
+//! The command line: parsing only. [`crate::settings`] turns what was parsed into the task
+//! inputs the core reads.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use databricks_azdo::emulator::EmulatorArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "databricks-azdo",
+    version,
+    about = "Check out a branch into a Databricks Repo and run notebook tests on Databricks",
+    long_about = "Check out a branch into a Databricks Repo and run notebook tests on Databricks.\n\n\
+        The same core runs the Azure Pipelines tasks DatabricksRepoUpdate@1 and \
+        DatabricksRunNotebookTest@1. The workspace comes from --host or DATABRICKS_HOST, the \
+        token from DATABRICKS_TOKEN or --token-file (never from a flag value).",
+    after_help = "Examples:\n  \
+        databricks-azdo demo\n  \
+        export DATABRICKS_HOST=https://adb-123.4.azuredatabricks.net DATABRICKS_TOKEN=dapi...\n  \
+        databricks-azdo repo-update --repo-path /Repos/ci/my-project --repo-url https://github.com/org/my-project --branch main\n  \
+        databricks-azdo run-notebook-test --repo-path /Repos/ci/my-project --notebook test/unit --cluster-id 0923-164208-abcd123\n  \
+        databricks-azdo task DatabricksRunNotebookTest   # agent mode: reads INPUT_* like the pipeline task"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create or update a Databricks Repo at a branch or tag (or delete it).
+    #[command(after_help = "Examples:\n  \
+        databricks-azdo repo-update --repo-path /Repos/ci/proj --repo-url https://github.com/org/proj --branch main\n  \
+        databricks-azdo repo-update --repo-path /Repos/ci/proj --mode delete")]
+    RepoUpdate(RepoUpdateArgs),
+    /// Run notebooks as one Databricks run, wait, and report each notebook's result.
+    #[command(after_help = "Examples:\n  \
+        databricks-azdo run-notebook-test --repo-path /Repos/ci/proj --notebook test/unit --notebook test/integration \\\n      \
+        --cluster-id 0923-164208-abcd123 --param env=ci\n  \
+        databricks-azdo run-notebook-test --notebook /Shared/smoke --cluster-mode serverless --output json")]
+    RunNotebookTest(RunNotebookTestArgs),
+    /// Agent mode: run a pipeline task with inputs from INPUT_* variables, as the Node entry does.
+    #[command(after_help = "Example:\n  \
+        INPUT_REPOPATH=/Repos/ci/proj INPUT_BRANCH=main databricks-azdo task DatabricksRepoUpdate")]
+    Task {
+        /// DatabricksRepoUpdate or DatabricksRunNotebookTest (a `@1` suffix is accepted).
+        name: String,
+    },
+    /// Serve the local Databricks workspace emulator (prints its URL first).
+    #[command(after_help = "Example:\n  \
+        databricks-azdo emulator --listen 127.0.0.1:0 --token local-token --fault 'POST /api/2.1/jobs/runs/submit=503*2'")]
+    Emulator(EmulatorArgs),
+    /// Run the whole flow offline against the emulator: repo update, notebook run, cleanup.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Workspace URL, e.g. https://adb-123.4.azuredatabricks.net [default: $DATABRICKS_HOST]
+    #[arg(long, value_name = "URL")]
+    pub host: Option<String>,
+    /// Read the token from this file instead of $DATABRICKS_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// What to print: readable text, or one JSON document for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Show debug lines.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct RepoUpdateArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// createOrUpdate, update (must exist) or delete.
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Workspace path of the repo, e.g. /Repos/ci/my-project.
+    #[arg(long)]
+    pub repo_path: Option<String>,
+    /// Id of an existing repo (modes update and delete).
+    #[arg(long)]
+    pub repo_id: Option<String>,
+    /// HTTPS clone URL (needed to create the repo).
+    #[arg(long)]
+    pub repo_url: Option<String>,
+    /// gitHub, azureDevOpsServices, gitLab, ... [default: derived from the URL]
+    #[arg(long)]
+    pub git_provider: Option<String>,
+    #[arg(long)]
+    pub branch: Option<String>,
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Commit the repo head should be at after the update.
+    #[arg(long)]
+    pub expected_commit: Option<String>,
+    /// warn, fail or ignore.
+    #[arg(long)]
+    pub on_commit_mismatch: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunNotebookTestArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Notebook to run (repeatable); relative paths are resolved against --repo-path.
+    #[arg(long = "notebook", value_name = "PATH", required = true)]
+    pub notebooks: Vec<String>,
+    #[arg(long)]
+    pub repo_path: Option<String>,
+    /// workspace, or git (runs --commit of --repo-url directly, no Repo needed).
+    #[arg(long)]
+    pub source: Option<String>,
+    #[arg(long)]
+    pub repo_url: Option<String>,
+    #[arg(long)]
+    pub git_provider: Option<String>,
+    /// The commit to run with --source git.
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// existing, new or serverless.
+    #[arg(long)]
+    pub cluster_mode: Option<String>,
+    /// Existing cluster id (implies --cluster-mode existing).
+    #[arg(long)]
+    pub cluster_id: Option<String>,
+    /// new_cluster JSON, inline or a file path (implies --cluster-mode new).
+    #[arg(long, value_name = "JSON|PATH")]
+    pub new_cluster: Option<String>,
+    /// Notebook parameter key=value (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// 0 = no timeout [default: 60]
+    #[arg(long)]
+    pub timeout_minutes: Option<String>,
+    #[arg(long)]
+    pub run_name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Add a notebook that fails, to see how a failure looks (exits non-zero).
+    #[arg(long)]
+    pub fail: bool,
+}

@@ -1,0 +1,134 @@
+//! The endpoints the tasks use, one method each. Paths and bodies follow
+//! `shared/reference/databricks-rest.md`.
+
+use reqwest::Method;
+use serde_json::json;
+
+use super::client::Client;
+use super::error::ApiError;
+use super::models::*;
+
+const REPOS: &str = "/api/2.0/repos";
+const JOBS: &str = "/api/2.1/jobs";
+
+impl Client {
+    // ----- workspace -----
+
+    pub async fn get_status(&self, path: &str) -> Result<ObjectInfo, ApiError> {
+        self.get("/api/2.0/workspace/get-status", &[("path", path)]).await
+    }
+
+    /// `None` when nothing exists at `path`.
+    pub async fn find_object(&self, path: &str) -> Result<Option<ObjectInfo>, ApiError> {
+        match self.get_status(path).await {
+            Ok(info) => Ok(Some(info)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn mkdirs(&self, path: &str) -> Result<(), ApiError> {
+        let _: serde_json::Value = self
+            .send(Method::POST, "/api/2.0/workspace/mkdirs", &json!({ "path": path }))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_objects(&self, path: &str) -> Result<Vec<ObjectInfo>, ApiError> {
+        let list: ObjectList = self.get("/api/2.0/workspace/list", &[("path", path)]).await?;
+        Ok(list.objects)
+    }
+
+    // ----- repos -----
+
+    /// Creates a repo. The request is not idempotent, so when an attempt fails in a way that
+    /// may have taken effect (lost answer, 5xx), the path is looked up before trying again:
+    /// a repo is never created twice.
+    pub async fn create_repo(
+        &self,
+        url: &str,
+        provider: &str,
+        path: &str,
+    ) -> Result<RepoInfo, ApiError> {
+        let body = serde_json::to_vec(&json!({ "url": url, "provider": provider, "path": path }))
+            .expect("JSON values serialize");
+        self.retrying(
+            &Method::POST,
+            REPOS,
+            || self.attempt(Method::POST, REPOS, &[], Some(body.clone())),
+            || async { self.find_repo_by_path(path).await.ok().flatten() },
+        )
+        .await
+    }
+
+    pub async fn get_repo(&self, id: i64) -> Result<RepoInfo, ApiError> {
+        self.get(&format!("{REPOS}/{id}"), &[]).await
+    }
+
+    /// Resolves a repo path to the repo, the way the CLI does: get-status, then the repo by id.
+    pub async fn find_repo_by_path(&self, path: &str) -> Result<Option<RepoInfo>, ApiError> {
+        match self.find_object(path).await? {
+            Some(ObjectInfo { object_type: Some(ObjectType::Repo), object_id: Some(id), .. }) => {
+                self.get_repo(id).await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Checks out `reference` (a branch or a tag) and pulls.
+    pub async fn update_repo(&self, id: i64, reference: &RepoRef) -> Result<RepoInfo, ApiError> {
+        let body = match reference {
+            RepoRef::Branch(branch) => json!({ "branch": branch }),
+            RepoRef::Tag(tag) => json!({ "tag": tag }),
+        };
+        self.send(Method::PATCH, &format!("{REPOS}/{id}"), &body).await
+    }
+
+    pub async fn delete_repo(&self, id: i64) -> Result<(), ApiError> {
+        let _: serde_json::Value =
+            self.send(Method::DELETE, &format!("{REPOS}/{id}"), &json!({})).await?;
+        Ok(())
+    }
+
+    // ----- jobs -----
+
+    /// Submits a one-time run. Safe to retry: callers set an idempotency token, so a retried
+    /// submit returns the first run instead of starting another.
+    pub async fn submit_run(&self, run: &SubmitRun) -> Result<i64, ApiError> {
+        let response: SubmitResponse =
+            self.send(Method::POST, &format!("{JOBS}/runs/submit"), run).await?;
+        Ok(response.run_id)
+    }
+
+    pub async fn get_run(&self, run_id: i64) -> Result<Run, ApiError> {
+        self.get(&format!("{JOBS}/runs/get"), &[("run_id", &run_id.to_string())]).await
+    }
+
+    /// Output of one task run (not of a multi-task parent run).
+    pub async fn get_run_output(&self, task_run_id: i64) -> Result<RunOutput, ApiError> {
+        self.get(&format!("{JOBS}/runs/get-output"), &[("run_id", &task_run_id.to_string())])
+            .await
+    }
+
+    pub async fn cancel_run(&self, run_id: i64) -> Result<(), ApiError> {
+        let _: serde_json::Value = self
+            .send(Method::POST, &format!("{JOBS}/runs/cancel"), &json!({ "run_id": run_id }))
+            .await?;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RepoRef {
+    Branch(String),
+    Tag(String),
+}
+
+impl std::fmt::Display for RepoRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RepoRef::Branch(b) => write!(f, "branch {b}"),
+            RepoRef::Tag(t) => write!(f, "tag {t}"),
+        }
+    }
+}

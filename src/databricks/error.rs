@@ -1,0 +1,249 @@
+//! Typed errors of the REST client. They name the request (method and path) and never carry
+//! the token: it travels only in the `Authorization` header, which no error formats.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Which request failed, for messages: `GET /api/2.1/jobs/runs/get`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestLabel {
+    pub method: &'static str,
+    pub path: String,
+}
+
+impl fmt::Display for RequestLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The server answered with an error status.
+    #[error("{request} failed: HTTP {status}{}: {message}", code_suffix(error_code))]
+    Http {
+        request: RequestLabel,
+        status: u16,
+        error_code: Option<String>,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// No answer: connection refused or reset, timeout, broken body.
+    #[error("{request} failed: {message}")]
+    Transport {
+        request: RequestLabel,
+        message: String,
+        timed_out: bool,
+    },
+    /// A success status with a body we could not read.
+    #[error("{request} returned an unreadable answer: {message}")]
+    Decode {
+        request: RequestLabel,
+        message: String,
+    },
+    /// The retry budget ran out; `last` is the final failure.
+    #[error("{last} (gave up after {attempts} attempts over {}s)", elapsed.as_secs())]
+    GaveUp {
+        attempts: u32,
+        elapsed: Duration,
+        last: Box<ApiError>,
+    },
+}
+
+fn code_suffix(code: &Option<String>) -> String {
+    code.as_deref().map(|c| format!(" {c}")).unwrap_or_default()
+}
+
+impl ApiError {
+    /// The innermost failure (unwrapping `GaveUp`).
+    pub fn root(&self) -> &ApiError {
+        match self {
+            ApiError::GaveUp { last, .. } => last.root(),
+            other => other,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self.root() {
+            ApiError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn error_code(&self) -> Option<&str> {
+        match self.root() {
+            ApiError::Http { error_code, .. } => error_code.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self.root() {
+            ApiError::Http { message, .. }
+            | ApiError::Transport { message, .. }
+            | ApiError::Decode { message, .. } => message,
+            ApiError::GaveUp { .. } => unreachable!("root() unwraps GaveUp"),
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+            || matches!(
+                self.error_code(),
+                Some("RESOURCE_DOES_NOT_EXIST" | "NOT_FOUND")
+            )
+    }
+
+    /// What the user can do about it, for the failures people hit most.
+    pub fn hint(&self) -> Option<String> {
+        let message = self.message();
+        let lower = message.to_ascii_lowercase();
+        let is_transport = matches!(self.root(), ApiError::Transport { .. });
+        let hint = if lower.contains("git provider credentials") {
+            "the identity behind the token has no working Git credentials for this provider: add a Git personal access token for it in Databricks (User Settings > Linked accounts), or give the service principal Git credentials"
+        } else if lower.contains("cluster") && lower.contains("does not exist") {
+            "check existingClusterId: copy `cluster_id` from the cluster's page in Databricks (Compute > your cluster > JSON), and make sure the token's identity may attach to it"
+        } else if lower.contains("parent directory") && lower.contains("does not exist") {
+            "create the parent folder first, or use mode createOrUpdate, which creates it"
+        } else {
+            match self.status() {
+                Some(401) => "the workspace did not accept the credentials: check that the token variable (DATABRICKS_TOKEN) is set and not expired",
+                Some(403) if lower.contains("token") => "the token was rejected: it may be expired, revoked or from another workspace; create a new one and update the variable group",
+                Some(403) => "the token is valid but lacks permission for this operation: grant its user or service principal access to the path, repo or cluster",
+                Some(429) => "the workspace kept rate-limiting requests until the retry budget ran out; spread out concurrent pipelines or re-run",
+                Some(500..=599) => "the workspace kept failing until the retry budget ran out; check the Databricks status page, then re-run",
+                None if is_transport => "the workspace could not be reached: check the host name and the agent's network or proxy",
+                _ => return None,
+            }
+        };
+        Some(hint.to_string())
+    }
+}
+
+/// Reads an error body in any of the forms Databricks and the proxies in front of it use:
+/// `{"error_code", "message"}`, `{"error": "..."}`, plain text, or an HTML page.
+pub fn parse_error_body(status: u16, body: &str) -> (Option<String>, String) {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        error_code: Option<serde_json::Value>,
+        message: Option<String>,
+        error: Option<serde_json::Value>,
+    }
+    if let Ok(envelope) = serde_json::from_str::<Envelope>(body) {
+        let code = envelope.error_code.map(|c| match c {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        });
+        let message = envelope
+            .message
+            .or_else(|| {
+                envelope.error.map(|e| match e {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                })
+            })
+            .filter(|m| !m.trim().is_empty());
+        if code.is_some() || message.is_some() {
+            return (code, message.unwrap_or_else(|| status_text(status).to_string()));
+        }
+    }
+    let text = if looks_like_html(body) {
+        html_title(body).unwrap_or_default()
+    } else {
+        body.trim().to_string()
+    };
+    let text = shorten(&collapse_whitespace(&text), 300);
+    if text.is_empty() {
+        (None, status_text(status).to_string())
+    } else {
+        (None, text)
+    }
+}
+
+fn looks_like_html(body: &str) -> bool {
+    let head = body.trim_start().get(..15.min(body.trim_start().len())).unwrap_or("");
+    let head = head.to_ascii_lowercase();
+    head.starts_with("<!doctype") || head.starts_with("<html") || head.starts_with("<head") || head.starts_with("<body")
+}
+
+fn html_title(body: &str) -> Option<String> {
+    let lower = body.to_ascii_lowercase();
+    let start = lower.find("<title>")? + "<title>".len();
+    let end = start + lower[start..].find("</title>")?;
+    Some(body.get(start..end)?.trim().to_string())
+}
+
+fn collapse_whitespace(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Cuts `text` to at most `max` characters, marking the cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((index, _)) => format!("{}…", &text[..index]),
+        None => text.to_string(),
+    }
+}
+
+fn status_text(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unexpected status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_envelope_form() {
+        assert_eq!(
+            parse_error_body(404, r#"{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"Repo 1 does not exist."}"#),
+            (Some("RESOURCE_DOES_NOT_EXIST".into()), "Repo 1 does not exist.".into())
+        );
+        assert_eq!(
+            parse_error_body(400, r#"{"error":"bad thing"}"#),
+            (None, "bad thing".into())
+        );
+        assert_eq!(
+            parse_error_body(403, r#"{"error_code":403,"message":"Invalid access token."}"#),
+            (Some("403".into()), "Invalid access token.".into())
+        );
+        assert_eq!(
+            parse_error_body(502, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"),
+            (None, "502 Bad Gateway".into())
+        );
+        assert_eq!(parse_error_body(503, "upstream\n connect error"), (None, "upstream connect error".into()));
+        assert_eq!(parse_error_body(500, ""), (None, "Internal Server Error".into()));
+        assert_eq!(parse_error_body(500, "{}"), (None, "{}".into()));
+        assert_eq!(parse_error_body(500, "<!DOCTYPE html><p>x"), (None, "Internal Server Error".into()));
+        let long = "x".repeat(1000);
+        assert_eq!(parse_error_body(500, &long).1.chars().count(), 301);
+    }
+
+    #[test]
+    fn hints_for_the_usual_failures() {
+        let http = |status, code: &str, message: &str| ApiError::Http {
+            request: RequestLabel { method: "GET", path: "/api/x".into() },
+            status,
+            error_code: Some(code.into()),
+            message: message.into(),
+            retry_after: None,
+        };
+        assert!(http(403, "403", "Invalid access token.").hint().unwrap().contains("token was rejected"));
+        assert!(http(401, "UNAUTHENTICATED", "no").hint().unwrap().contains("DATABRICKS_TOKEN"));
+        assert!(http(403, "PERMISSION_DENIED", "Missing Git provider credentials. Go to ...").hint().unwrap().contains("Git"));
+        assert!(http(400, "INVALID_PARAMETER_VALUE", "Cluster 1-2-3 does not exist").hint().unwrap().contains("existingClusterId"));
+        assert!(http(404, "RESOURCE_DOES_NOT_EXIST", "Path doesn't exist").hint().is_none());
+    }
+}

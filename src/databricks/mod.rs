@@ -1,0 +1,14 @@
+//! REST client for the parts of the Databricks API the tasks use: workspace, repos, jobs.
+
+mod client;
+mod endpoints;
+pub mod error;
+pub mod models;
+pub mod retry;
+pub mod workspace_url;
+
+pub use client::{user_agent, Client, Notice};
+pub use endpoints::RepoRef;
+pub use error::ApiError;
+pub use retry::RetryPolicy;
+pub use workspace_url::{WorkspaceUrl, WorkspaceUrlError, WORKSPACE_URL_EXAMPLE};

@@ -1,0 +1,359 @@
+//! Wire shapes of the endpoints we use. Every field we do not strictly need is optional and
+//! every enum keeps unknown values, so a new server-side value never crashes a pipeline.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Declares a string enum that keeps unknown values as `Other(String)`.
+macro_rules! open_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            $($variant,)+
+            Other(String),
+        }
+
+        impl From<String> for $name {
+            fn from(value: String) -> Self {
+                match value.as_str() {
+                    $($wire => $name::$variant,)+
+                    _ => $name::Other(value),
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.as_str().to_string()
+            }
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $wire,)+
+                    $name::Other(value) => value,
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+open_enum!(LifeCycleState {
+    Queued = "QUEUED",
+    Pending = "PENDING",
+    Running = "RUNNING",
+    Terminating = "TERMINATING",
+    Terminated = "TERMINATED",
+    Skipped = "SKIPPED",
+    InternalError = "INTERNAL_ERROR",
+    Blocked = "BLOCKED",
+    WaitingForRetry = "WAITING_FOR_RETRY",
+});
+
+impl LifeCycleState {
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            LifeCycleState::Terminated | LifeCycleState::Skipped | LifeCycleState::InternalError
+        )
+    }
+}
+
+open_enum!(ResultState {
+    Success = "SUCCESS",
+    Failed = "FAILED",
+    TimedOut = "TIMEDOUT",
+    Canceled = "CANCELED",
+    MaximumConcurrentRunsReached = "MAXIMUM_CONCURRENT_RUNS_REACHED",
+    Excluded = "EXCLUDED",
+    SuccessWithFailures = "SUCCESS_WITH_FAILURES",
+    UpstreamFailed = "UPSTREAM_FAILED",
+    UpstreamCanceled = "UPSTREAM_CANCELED",
+    Disabled = "DISABLED",
+});
+
+open_enum!(ObjectType {
+    Notebook = "NOTEBOOK",
+    Directory = "DIRECTORY",
+    Library = "LIBRARY",
+    File = "FILE",
+    Repo = "REPO",
+    Dashboard = "DASHBOARD",
+});
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepoInfo {
+    pub id: i64,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub head_commit_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RepoList {
+    #[serde(default)]
+    pub repos: Vec<RepoInfo>,
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ObjectInfo {
+    pub object_type: Option<ObjectType>,
+    #[serde(default)]
+    pub object_id: Option<i64>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ObjectList {
+    #[serde(default)]
+    pub objects: Vec<ObjectInfo>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+pub struct RunState {
+    #[serde(default)]
+    pub life_cycle_state: Option<LifeCycleState>,
+    #[serde(default)]
+    pub result_state: Option<ResultState>,
+    #[serde(default)]
+    pub state_message: Option<String>,
+    #[serde(default)]
+    pub user_cancelled_or_timedout: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NotebookTaskInfo {
+    #[serde(default)]
+    pub notebook_path: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RunTask {
+    #[serde(default)]
+    pub run_id: Option<i64>,
+    #[serde(default)]
+    pub task_key: Option<String>,
+    #[serde(default)]
+    pub state: RunState,
+    #[serde(default)]
+    pub run_page_url: Option<String>,
+    #[serde(default)]
+    pub notebook_task: Option<NotebookTaskInfo>,
+    #[serde(default)]
+    pub start_time: Option<i64>,
+    #[serde(default)]
+    pub end_time: Option<i64>,
+    #[serde(default)]
+    pub execution_duration: Option<i64>,
+    #[serde(default)]
+    pub setup_duration: Option<i64>,
+    #[serde(default)]
+    pub cleanup_duration: Option<i64>,
+    #[serde(default)]
+    pub run_duration: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct GitSnapshot {
+    #[serde(default)]
+    pub used_commit: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct GitSourceInfo {
+    #[serde(default)]
+    pub git_snapshot: Option<GitSnapshot>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Run {
+    #[serde(default)]
+    pub run_id: Option<i64>,
+    #[serde(default)]
+    pub run_name: Option<String>,
+    #[serde(default)]
+    pub run_page_url: Option<String>,
+    #[serde(default)]
+    pub state: RunState,
+    #[serde(default)]
+    pub tasks: Vec<RunTask>,
+    #[serde(default)]
+    pub git_source: Option<GitSourceInfo>,
+    #[serde(default)]
+    pub start_time: Option<i64>,
+    #[serde(default)]
+    pub end_time: Option<i64>,
+    #[serde(default)]
+    pub run_duration: Option<i64>,
+}
+
+impl Run {
+    pub fn life_cycle(&self) -> Option<&LifeCycleState> {
+        self.state.life_cycle_state.as_ref()
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.life_cycle().is_some_and(LifeCycleState::is_terminal)
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NotebookOutput {
+    #[serde(default)]
+    pub result: Option<String>,
+    #[serde(default)]
+    pub truncated: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RunOutput {
+    #[serde(default)]
+    pub notebook_output: Option<NotebookOutput>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub error_trace: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SubmitResponse {
+    pub run_id: i64,
+}
+
+/// One `runs/submit` request in the multi-task form.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SubmitRun {
+    pub run_name: String,
+    pub tasks: Vec<SubmitTask>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_source: Option<GitSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_token: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SubmitTask {
+    pub task_key: String,
+    pub notebook_task: NotebookTask,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_cluster_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_cluster: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NotebookTask {
+    pub notebook_path: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub base_parameters: BTreeMap<String, String>,
+    pub source: NotebookSource,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum NotebookSource {
+    #[default]
+    #[serde(rename = "WORKSPACE")]
+    Workspace,
+    #[serde(rename = "GIT")]
+    Git,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GitSource {
+    pub git_url: String,
+    pub git_provider: String,
+    #[serde(flatten)]
+    pub reference: GitReference,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum GitReference {
+    #[serde(rename = "git_commit")]
+    Commit(String),
+    #[serde(rename = "git_branch")]
+    Branch(String),
+    #[serde(rename = "git_tag")]
+    Tag(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_enum_values_and_missing_fields_are_tolerated() {
+        let run: Run = serde_json::from_str(
+            r#"{"run_id": 5, "state": {"life_cycle_state": "HIBERNATING", "result_state": "MOSTLY_FINE"},
+                "tasks": [{"task_key": "a"}], "surprise": [1, 2]}"#,
+        )
+        .unwrap();
+        assert_eq!(run.life_cycle(), Some(&LifeCycleState::Other("HIBERNATING".into())));
+        assert_eq!(run.state.result_state, Some(ResultState::Other("MOSTLY_FINE".into())));
+        assert!(!run.is_terminal());
+        assert_eq!(run.tasks[0].state, RunState::default());
+        let empty: Run = serde_json::from_str("{}").unwrap();
+        assert!(empty.life_cycle().is_none());
+    }
+
+    #[test]
+    fn submit_serializes_in_the_multi_task_form() {
+        let submit = SubmitRun {
+            run_name: "ci".into(),
+            tasks: vec![SubmitTask {
+                task_key: "unit".into(),
+                notebook_task: NotebookTask {
+                    notebook_path: "test/unit".into(),
+                    base_parameters: BTreeMap::from([("env".into(), "ci".into())]),
+                    source: NotebookSource::Git,
+                },
+                existing_cluster_id: Some("c-1".into()),
+                ..Default::default()
+            }],
+            git_source: Some(GitSource {
+                git_url: "https://github.com/o/r".into(),
+                git_provider: "gitHub".into(),
+                reference: GitReference::Commit("abc".into()),
+            }),
+            timeout_seconds: Some(60),
+            idempotency_token: Some("t".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&submit).unwrap(),
+            serde_json::json!({
+                "run_name": "ci",
+                "tasks": [{"task_key": "unit", "existing_cluster_id": "c-1",
+                           "notebook_task": {"notebook_path": "test/unit", "base_parameters": {"env": "ci"}, "source": "GIT"}}],
+                "git_source": {"git_url": "https://github.com/o/r", "git_provider": "gitHub", "git_commit": "abc"},
+                "timeout_seconds": 60,
+                "idempotency_token": "t"
+            })
+        );
+    }
+}

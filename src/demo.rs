@@ -1,0 +1,165 @@
+//! `databricks-azdo demo`: the article's whole flow, offline. Starts the workspace emulator,
+//! makes a small Git project with test notebooks, then runs the pipeline's three steps
+//! (repo update, notebook tests, cleanup) through the same code path as `task`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use anyhow::{bail, Context as _};
+
+use crate::emulator::{Emulator, EmulatorConfig};
+use crate::host::{Host, NativeHost};
+use crate::tasks::{self, RunOptions, TaskName};
+
+pub const UNIT_NOTEBOOK: &str = r#"# Databricks notebook source
+# MAGIC %md
+# MAGIC Unit tests for the income model's feature code.
+
+# COMMAND ----------
+
+def bucket_income(income):
+    return "high" if income >= 100_000 else "low"
+
+# COMMAND ----------
+
+assert bucket_income(150_000) == "high"
+assert bucket_income(20_000) == "low"
+print("2 checks passed")
+dbutils.notebook.exit("2 checks passed")
+"#;
+
+pub const PARAMS_NOTEBOOK: &str = r#"# Databricks notebook source
+dbutils.widgets.text("env", "dev")
+env = dbutils.widgets.get("env")
+
+# COMMAND ----------
+
+assert env in ("dev", "staging", "ci"), f"unexpected env {env}"
+dbutils.notebook.exit(f"integration test ran with env={env}")
+"#;
+
+pub const FAILING_NOTEBOOK: &str = r#"# Databricks notebook source
+def predicted_income(age):
+    return 1000 * age
+
+# COMMAND ----------
+
+assert predicted_income(30) == 31000, "model regression: predicted_income(30) is off"
+"#;
+
+/// Runs `git` in `dir` with a pinned identity, ignoring the machine's configuration.
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = std::process::Command::new("git")
+        .args(["-c", "user.name=Demo", "-c", "user.email=demo@example.com", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .with_context(|| format!("running git {}: is git installed?", args.join(" ")))?;
+    if !output.status.success() {
+        bail!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// A Git project like the article's: notebooks under `test/`, one commit on `main`.
+pub fn make_project(dir: &Path, failing: bool) -> anyhow::Result<String> {
+    std::fs::create_dir_all(dir.join("test"))?;
+    std::fs::write(dir.join("test/unit.py"), UNIT_NOTEBOOK)?;
+    std::fs::write(dir.join("test/integration.py"), PARAMS_NOTEBOOK)?;
+    if failing {
+        std::fs::write(dir.join("test/model_regression.py"), FAILING_NOTEBOOK)?;
+    }
+    std::fs::write(dir.join("README.md"), "# income-model\n")?;
+    git(dir, &["init", "-q"])?;
+    git(dir, &["add", "."])?;
+    git(dir, &["commit", "-q", "-m", "Add notebook tests"])?;
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+fn pipeline_env(base_url: &str, token: &str, project: &Path, commit: &str) -> BTreeMap<String, String> {
+    [
+        ("TF_BUILD", "True"),
+        ("DATABRICKS_HOST", base_url),
+        ("SECRET_DATABRICKS_TOKEN", token),
+        ("BUILD_SOURCEBRANCH", "refs/heads/main"),
+        ("BUILD_SOURCEVERSION", commit),
+        ("BUILD_REPOSITORY_URI", &project.display().to_string()),
+        ("BUILD_DEFINITIONNAME", "income-model-ci"),
+        ("BUILD_BUILDNUMBER", "20261128.1"),
+        ("SYSTEM_PLANID", "00000000-0000-0000-0000-00000000demo"),
+        ("SYSTEM_JOBID", "demo-job"),
+        ("SYSTEM_JOBATTEMPT", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn with_inputs(env: &BTreeMap<String, String>, inputs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut env = env.clone();
+    for (name, value) in inputs {
+        env.insert(format!("INPUT_{}", crate::pipeline::inputs::env_name(name)), value.to_string());
+    }
+    env
+}
+
+/// Runs the demo; returns the exit code of the notebook test step (0 unless `failing`).
+pub async fn run(failing: bool) -> anyhow::Result<i32> {
+    let scratch = tempfile::tempdir().context("creating a temporary folder")?;
+    let project = scratch.path().join("income-model");
+    let commit = make_project(&project, failing)?;
+    let token = format!("demo-{:016x}", fastrand::u64(..));
+    let emulator = Emulator::start(
+        EmulatorConfig { token: token.clone(), ..EmulatorConfig::default() },
+        "127.0.0.1:0".parse().expect("valid address"),
+    )
+    .await
+    .context("starting the workspace emulator")?;
+    println!("Workspace emulator listening on {}", emulator.base_url());
+    println!("Git project with notebook tests at {} (commit {})", project.display(), &commit[..10]);
+    println!();
+
+    let env = pipeline_env(&emulator.base_url(), &token, &project, &commit);
+    let repo_path = "/Repos/ci/income-model";
+    let mut notebooks = String::from("test/unit\ntest/integration");
+    if failing {
+        notebooks.push_str("\ntest/model_regression");
+    }
+    let steps: [(&str, TaskName, BTreeMap<String, String>); 3] = [
+        ("Check out the branch into a Databricks Repo", TaskName::RepoUpdate, with_inputs(&env, &[("repoPath", repo_path), ("gitProvider", "gitHub")])),
+        (
+            "Run the notebook tests",
+            TaskName::RunNotebookTest,
+            with_inputs(
+                &env,
+                &[
+                    ("repoPath", repo_path),
+                    ("notebookPaths", &notebooks),
+                    ("clusterMode", "existing"),
+                    ("existingClusterId", &EmulatorConfig::default().known_cluster_id),
+                    ("parameters", "env=ci"),
+                    ("timeoutMinutes", "10"),
+                ],
+            ),
+        ),
+        ("Clean up the Repo (condition: always())", TaskName::RepoUpdate, with_inputs(&env, &[("repoPath", repo_path), ("mode", "delete")])),
+    ];
+    let mut test_exit = 0;
+    for (title, task, env) in steps {
+        println!("##[section]Starting: {title} ({}@1)", task.as_str());
+        let host: Rc<dyn Host> = Rc::new(NativeHost::for_process(env, false));
+        let code = tasks::run(task, host, &RunOptions::default()).await;
+        println!("##[section]Finishing: {title} (exit code {code})");
+        println!();
+        if task == TaskName::RunNotebookTest {
+            test_exit = code;
+        } else if code != 0 {
+            test_exit = test_exit.max(code);
+        }
+    }
+    emulator.shutdown().await;
+    Ok(test_exit)
+}

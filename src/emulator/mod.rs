@@ -1,0 +1,265 @@
+//! Local Databricks workspace emulator (native only).
+//!
+//! An HTTP server on loopback that answers the subset of the Databricks REST API the tasks use,
+//! with the real wire shapes: workspace objects, Repos backed by real `git` clones, one-time
+//! notebook runs executed by `python3`, and seeded fault injection. The demo, the integration
+//! tests and the benchmarks run against it instead of a real workspace.
+//!
+//! Map of this module:
+//! - `server`: routes, authentication, request counters, control routes (`/emulator/*`)
+//! - `conn`: connections that a fault can break on purpose
+//! - `faults`: fault rules (`FaultRule` syntax) and the injecting middleware
+//! - `error`: the `{error_code, message}` envelope and request extractors that use it
+//! - `workspace`: the folder tree and how paths resolve into repo checkouts
+//! - `repos`, `git`: the Repos API and the `git` commands behind it
+//! - `jobs`: the Jobs API (`runs/submit`, `runs/get`, ...) and its JSON views
+//! - `runs`: run state and the state machine that drives each run
+//! - `notebook`: running one source-format notebook under Python
+
+mod conn;
+mod error;
+mod faults;
+mod git;
+mod jobs;
+mod notebook;
+mod repos;
+mod runs;
+mod server;
+mod state;
+mod workspace;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use faults::{Fault, FaultRule, FaultRuleError};
+
+use state::Shared;
+
+/// How long `shutdown` lets in-flight requests finish before cutting them off.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Settings of one emulator instance.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// The only personal access token the emulator accepts.
+    pub token: String,
+    /// The one cluster that exists for `existing_cluster_id`.
+    pub known_cluster_id: String,
+    /// Time a task run spends in PENDING before its notebook starts.
+    pub pending: Duration,
+    /// Time a task run spends in TERMINATING after its notebook ends.
+    pub terminating: Duration,
+    /// Seed of the random numbers behind fault probabilities.
+    pub seed: u64,
+    pub faults: Vec<FaultRule>,
+    /// Python interpreter that runs notebooks.
+    pub python: String,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            token: String::new(),
+            known_cluster_id: "0101-000000-emulator".to_string(),
+            pending: Duration::from_millis(300),
+            terminating: Duration::from_millis(200),
+            seed: 1,
+            faults: Vec::new(),
+            python: "python3".to_string(),
+        }
+    }
+}
+
+/// A running emulator. Stop it with [`Emulator::shutdown`]; dropping it stops it too, less
+/// gracefully.
+pub struct Emulator {
+    base_url: String,
+    shared: Arc<Shared>,
+    stop_server: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    /// Clones, checkouts and notebook scratch files; removed when the emulator stops.
+    root: Option<tempfile::TempDir>,
+}
+
+impl Emulator {
+    /// Starts serving on `listen` (`127.0.0.1:0` lets the OS pick the port).
+    pub async fn start(config: EmulatorConfig, listen: SocketAddr) -> anyhow::Result<Emulator> {
+        let root = tempfile::Builder::new()
+            .prefix("databricks-emulator-")
+            .tempdir()
+            .context("cannot create the emulator's temporary directory")?;
+        let runner = notebook::install_runner(root.path())
+            .await
+            .context("cannot write the notebook runner script")?;
+
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let mut local = listener.local_addr()?;
+        if local.ip().is_unspecified() {
+            // A wildcard address is fine to listen on but not to connect to.
+            local.set_ip(match local {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let base_url = format!("http://{local}");
+
+        let shared = Arc::new(Shared::new(
+            &config,
+            base_url.clone(),
+            root.path().to_path_buf(),
+            runner,
+        ));
+        let app = server::router(shared.clone())
+            .into_make_service_with_connect_info::<conn::ConnectionHandle>();
+        let (stop_server, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(conn::Listener::new(listener), app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+
+        Ok(Emulator {
+            base_url,
+            shared,
+            stop_server: Some(stop_server),
+            server: Some(server),
+            root: Some(root),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// `"METHOD /path"` → number of API requests received, faulted ones included.
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.shared.request_counts()
+    }
+
+    /// Replaces the fault rules; their `times` budgets start afresh.
+    pub fn set_faults(&self, faults: Vec<FaultRule>) {
+        self.shared.set_faults(faults);
+    }
+
+    /// Stops the server, kills running notebooks and removes the temporary files.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut server) = self.server.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await.is_err() {
+                server.abort();
+                let _ = server.await;
+            }
+        }
+        self.shared.stop_background().await;
+        if let Some(root) = self.root.take() {
+            let _ = tokio::task::spawn_blocking(move || root.close()).await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        // Aborting the run drivers drops their child processes, which kills them.
+        self.shared.abort_background();
+        // `root` removes the temporary directory as it drops.
+    }
+}
+
+/// `databricks-azdo emulator`: serve a local workspace until interrupted.
+#[derive(Clone, Debug, clap::Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on; port 0 lets the OS pick one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Token clients must send as `Authorization: Bearer <token>` [default: $DATABRICKS_TOKEN]
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Id of the one existing cluster.
+    #[arg(long, default_value = "0101-000000-emulator")]
+    pub cluster_id: String,
+    /// Milliseconds a task run stays PENDING.
+    #[arg(long, default_value_t = 300)]
+    pub pending_ms: u64,
+    /// Milliseconds a task run stays TERMINATING.
+    #[arg(long, default_value_t = 200)]
+    pub terminating_ms: u64,
+    /// Seed for fault probabilities.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Inject a fault, e.g. `POST /api/2.1/jobs/runs/submit=503*2` or `*=429:1@0.1`
+    /// (ENDPOINT=FAULT[*TIMES][@PROBABILITY]; FAULT is STATUS[:RETRY_AFTER_SECS],
+    /// drop-before, drop-after or delay:MS). Repeatable; the first rule that fires wins.
+    #[arg(long = "fault", value_name = "RULE")]
+    pub faults: Vec<FaultRule>,
+    /// Python interpreter that runs notebooks.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+}
+
+impl EmulatorArgs {
+    fn config(&self) -> anyhow::Result<EmulatorConfig> {
+        let token = match &self.token {
+            Some(token) => token.clone(),
+            None => std::env::var("DATABRICKS_TOKEN").map_err(|_| {
+                anyhow::anyhow!("a token is required: pass --token or set DATABRICKS_TOKEN")
+            })?,
+        };
+        anyhow::ensure!(!token.trim().is_empty(), "the token must not be empty");
+        Ok(EmulatorConfig {
+            token,
+            known_cluster_id: self.cluster_id.clone(),
+            pending: Duration::from_millis(self.pending_ms),
+            terminating: Duration::from_millis(self.terminating_ms),
+            seed: self.seed,
+            faults: self.faults.clone(),
+            python: self.python.clone(),
+        })
+    }
+}
+
+/// Starts the emulator, prints its base URL as the first line of stdout, and serves until
+/// SIGINT or SIGTERM.
+pub async fn serve(args: EmulatorArgs) -> anyhow::Result<()> {
+    let emulator = Emulator::start(args.config()?, args.listen).await?;
+    {
+        // Scripts read this line to learn the port, so it must not wait in a buffer.
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{}", emulator.base_url())?;
+        stdout.flush()?;
+    }
+    let signal = wait_for_termination().await;
+    emulator.shutdown().await;
+    signal
+}
+
+async fn wait_for_termination() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

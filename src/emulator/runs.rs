@@ -1,0 +1,747 @@
+//! One-time runs: their state, and the drivers that move every task run through
+//! PENDING → RUNNING → TERMINATING → TERMINATED on timers and process exits. A parent run's
+//! state is derived from its tasks, so the two can never disagree.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::pending;
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::time::sleep;
+
+use super::git::{self, GitError, GitRef};
+use super::notebook::{self, NotebookJob, NotebookOutcome};
+use super::state::{lock, Shared};
+use super::workspace::{self, USER};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LifeCycle {
+    Pending,
+    Running,
+    Terminating,
+    Terminated,
+    InternalError,
+}
+
+impl LifeCycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifeCycle::Pending => "PENDING",
+            LifeCycle::Running => "RUNNING",
+            LifeCycle::Terminating => "TERMINATING",
+            LifeCycle::Terminated => "TERMINATED",
+            LifeCycle::InternalError => "INTERNAL_ERROR",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, LifeCycle::Terminated | LifeCycle::InternalError)
+    }
+
+    /// The simpler `status.state` of the 2.1+ API.
+    pub fn status_state(self) -> &'static str {
+        match self {
+            LifeCycle::Pending => "PENDING",
+            LifeCycle::Running => "RUNNING",
+            LifeCycle::Terminating => "TERMINATING",
+            LifeCycle::Terminated | LifeCycle::InternalError => "TERMINATED",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ResultState {
+    Success,
+    Failed,
+    TimedOut,
+    Canceled,
+}
+
+impl ResultState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultState::Success => "SUCCESS",
+            ResultState::Failed => "FAILED",
+            ResultState::TimedOut => "TIMEDOUT",
+            ResultState::Canceled => "CANCELED",
+        }
+    }
+}
+
+/// Why a run ended, as `status.termination_details` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Termination {
+    Success,
+    RunFailed,
+    NotebookMissing,
+    CheckoutFailed,
+    UserCanceled,
+    TimedOut,
+    Internal,
+}
+
+impl Termination {
+    pub fn code(self) -> &'static str {
+        match self {
+            Termination::Success => "SUCCESS",
+            Termination::RunFailed => "RUN_EXECUTION_ERROR",
+            Termination::NotebookMissing => "RESOURCE_NOT_FOUND",
+            Termination::CheckoutFailed => "REPOSITORY_CHECKOUT_FAILED",
+            Termination::UserCanceled => "USER_CANCELED",
+            // Databricks reports a run it stopped itself (e.g. a timeout) as CANCELED.
+            Termination::TimedOut => "CANCELED",
+            Termination::Internal => "INTERNAL_ERROR",
+        }
+    }
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            Termination::Success | Termination::UserCanceled => "SUCCESS",
+            Termination::Internal => "INTERNAL_ERROR",
+            _ => "CLIENT_ERROR",
+        }
+    }
+}
+
+/// The `state` of a run or task run.
+#[derive(Clone, Debug)]
+pub(crate) struct RunState {
+    pub life_cycle: LifeCycle,
+    /// Only once terminal.
+    pub result: Option<ResultState>,
+    pub message: String,
+    pub user_cancelled_or_timedout: bool,
+    /// Only once terminal.
+    pub termination: Option<Termination>,
+}
+
+impl RunState {
+    fn active(life_cycle: LifeCycle) -> Self {
+        RunState {
+            life_cycle,
+            result: None,
+            message: String::new(),
+            user_cancelled_or_timedout: false,
+            termination: None,
+        }
+    }
+
+    fn ended(life_cycle: LifeCycle, result: ResultState, message: String, termination: Termination) -> Self {
+        RunState {
+            life_cycle,
+            result: Some(result),
+            message,
+            user_cancelled_or_timedout: matches!(result, ResultState::Canceled | ResultState::TimedOut),
+            termination: Some(termination),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    Cancelled,
+    RunTimedOut { after_secs: u64 },
+    TaskTimedOut { after_secs: u64 },
+}
+
+impl StopReason {
+    fn end_state(self) -> RunState {
+        let (result, message, termination) = match self {
+            StopReason::Cancelled => {
+                (ResultState::Canceled, "Run cancelled.".to_string(), Termination::UserCanceled)
+            }
+            StopReason::RunTimedOut { after_secs } => (
+                ResultState::TimedOut,
+                format!("Run timed out after {after_secs} seconds."),
+                Termination::TimedOut,
+            ),
+            StopReason::TaskTimedOut { after_secs } => (
+                ResultState::TimedOut,
+                format!("Task timed out after {after_secs} seconds."),
+                Termination::TimedOut,
+            ),
+        };
+        RunState::ended(LifeCycle::Terminated, result, message, termination)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NotebookSource {
+    Workspace,
+    Git,
+}
+
+impl NotebookSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotebookSource::Workspace => "WORKSPACE",
+            NotebookSource::Git => "GIT",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Compute {
+    ExistingCluster(String),
+    NewCluster(Value),
+    Serverless,
+}
+
+/// A validated task of a `runs/submit` request.
+#[derive(Clone, Debug)]
+pub(crate) struct TaskSpec {
+    pub task_key: String,
+    pub notebook_path: String,
+    pub source: NotebookSource,
+    pub base_parameters: BTreeMap<String, String>,
+    pub compute: Compute,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct GitSourceSpec {
+    pub url: String,
+    pub provider: &'static str,
+    pub reference: GitRef,
+}
+
+/// A validated `runs/submit` request.
+#[derive(Clone, Debug)]
+pub(crate) struct RunSpec {
+    pub run_name: String,
+    pub tasks: Vec<TaskSpec>,
+    pub git_source: Option<GitSourceSpec>,
+    pub timeout_seconds: u64,
+    pub idempotency_token: Option<String>,
+    /// Submitted in the Jobs 2.0 single-task form (top-level `notebook_task`).
+    pub single_task_form: bool,
+}
+
+pub(crate) struct TaskRun {
+    pub run_id: i64,
+    pub spec: TaskSpec,
+    pub state: RunState,
+    pub start_time: i64,
+    pub running_since: Option<i64>,
+    pub terminating_since: Option<i64>,
+    pub end_time: Option<i64>,
+    pub output: Option<NotebookOutcome>,
+}
+
+impl TaskRun {
+    /// `(setup, execution, cleanup)` in ms, as far as the task got.
+    pub fn durations(&self) -> (i64, i64, i64) {
+        let setup_end = self.running_since.or(self.terminating_since).or(self.end_time);
+        let setup = setup_end.map_or(0, |t| t - self.start_time);
+        let execution = match (self.running_since, self.terminating_since) {
+            (Some(from), Some(to)) => to - from,
+            _ => 0,
+        };
+        let cleanup = match (self.terminating_since, self.end_time) {
+            (Some(from), Some(to)) => to - from,
+            _ => 0,
+        };
+        (setup, execution, cleanup)
+    }
+}
+
+pub(crate) struct RunRecord {
+    pub run_id: i64,
+    pub job_id: i64,
+    pub spec: RunSpec,
+    pub start_time: i64,
+    pub used_commit: Option<String>,
+    pub tasks: Vec<TaskRun>,
+    stop: watch::Sender<Option<StopReason>>,
+}
+
+impl RunRecord {
+    /// The parent run's state, derived from its tasks.
+    pub fn state(&self) -> RunState {
+        let tasks = &self.tasks;
+        let all = |f: fn(LifeCycle) -> bool| tasks.iter().all(|t| f(t.state.life_cycle));
+        if !all(LifeCycle::is_terminal) {
+            let life_cycle = if all(|l| l == LifeCycle::Terminating || l.is_terminal()) {
+                LifeCycle::Terminating
+            } else if all(|l| l == LifeCycle::Pending) {
+                LifeCycle::Pending
+            } else {
+                LifeCycle::Running
+            };
+            return RunState::active(life_cycle);
+        }
+        // A stop that came too late to interrupt any task does not change the outcome.
+        let interrupted = tasks.iter().any(|t| t.state.user_cancelled_or_timedout);
+        if let (Some(reason), true) = (*self.stop.borrow(), interrupted) {
+            return reason.end_state();
+        }
+        let failed: Vec<&TaskRun> =
+            tasks.iter().filter(|t| t.state.result != Some(ResultState::Success)).collect();
+        let Some(first) = failed.first() else {
+            return RunState::ended(LifeCycle::Terminated, ResultState::Success, String::new(), Termination::Success);
+        };
+        let life_cycle = if failed.iter().any(|t| t.state.life_cycle == LifeCycle::InternalError) {
+            LifeCycle::InternalError
+        } else {
+            LifeCycle::Terminated
+        };
+        let result = if failed.iter().all(|t| t.state.result == Some(ResultState::TimedOut)) {
+            ResultState::TimedOut
+        } else {
+            ResultState::Failed
+        };
+        let message = if failed.len() == 1 {
+            format!("Task {} failed with message: {}", first.spec.task_key, first.state.message)
+        } else {
+            let keys: Vec<&str> = failed.iter().map(|t| t.spec.task_key.as_str()).collect();
+            format!("{} of {} tasks failed: {}.", failed.len(), tasks.len(), keys.join(", "))
+        };
+        let termination = first.state.termination.unwrap_or(Termination::RunFailed);
+        RunState::ended(life_cycle, result, message, termination)
+    }
+
+    pub fn end_time(&self) -> Option<i64> {
+        if self.state().life_cycle.is_terminal() {
+            self.tasks.iter().filter_map(|t| t.end_time).max().or(Some(self.start_time))
+        } else {
+            None
+        }
+    }
+}
+
+pub(crate) enum Found<'a> {
+    Run(&'a RunRecord),
+    Task(&'a RunRecord, &'a TaskRun),
+}
+
+pub(crate) struct Runs {
+    runs: BTreeMap<i64, RunRecord>,
+    /// Task run id → parent run id.
+    task_owner: HashMap<i64, i64>,
+    idempotency: HashMap<String, i64>,
+    next_run_id: i64,
+    next_job_id: i64,
+}
+
+impl Default for Runs {
+    fn default() -> Self {
+        Runs {
+            runs: BTreeMap::new(),
+            task_owner: HashMap::new(),
+            idempotency: HashMap::new(),
+            // Realistically long ids, still exact as JavaScript numbers.
+            next_run_id: 731_000_000_000_001,
+            next_job_id: 402_000_000_000_001,
+        }
+    }
+}
+
+impl Runs {
+    /// Registers a submitted run; returns its id and whether it is new. A known idempotency
+    /// token returns the run it first created instead.
+    pub fn create(&mut self, spec: RunSpec) -> (i64, bool) {
+        if let Some(existing) = spec.idempotency_token.as_ref().and_then(|t| self.idempotency.get(t)) {
+            return (*existing, false);
+        }
+        let run_id = self.take_id();
+        let job_id = self.next_job_id;
+        self.next_job_id += 1;
+        let now = now_ms();
+        let tasks = spec
+            .tasks
+            .iter()
+            .map(|task| TaskRun {
+                run_id: self.take_id(),
+                spec: task.clone(),
+                state: RunState::active(LifeCycle::Pending),
+                start_time: now,
+                running_since: None,
+                terminating_since: None,
+                end_time: None,
+                output: None,
+            })
+            .collect::<Vec<_>>();
+        for task in &tasks {
+            self.task_owner.insert(task.run_id, run_id);
+        }
+        if let Some(token) = &spec.idempotency_token {
+            self.idempotency.insert(token.clone(), run_id);
+        }
+        let (stop, _) = watch::channel(None);
+        let record = RunRecord { run_id, job_id, spec, start_time: now, used_commit: None, tasks, stop };
+        self.runs.insert(run_id, record);
+        (run_id, true)
+    }
+
+    fn take_id(&mut self) -> i64 {
+        let id = self.next_run_id;
+        self.next_run_id += 1;
+        id
+    }
+
+    pub fn find(&self, id: i64) -> Option<Found<'_>> {
+        if let Some(run) = self.runs.get(&id) {
+            return Some(Found::Run(run));
+        }
+        let run = self.runs.get(self.task_owner.get(&id)?)?;
+        let task = run.tasks.iter().find(|t| t.run_id == id)?;
+        Some(Found::Task(run, task))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &RunRecord> {
+        self.runs.values()
+    }
+
+    /// Asks a run to stop (a cancel, or its timeout). No effect on a run that already ended or
+    /// is already stopping; `id` may be a task run's.
+    pub fn stop(&self, id: i64, reason: StopReason) {
+        let run = match self.find(id) {
+            Some(Found::Run(run)) | Some(Found::Task(run, _)) => run,
+            None => return,
+        };
+        if run.state().life_cycle.is_terminal() {
+            return;
+        }
+        run.stop.send_if_modified(|current| {
+            let first = current.is_none();
+            if first {
+                *current = Some(reason);
+            }
+            first
+        });
+    }
+
+    fn task_mut(&mut self, run_id: i64, index: usize) -> Option<&mut TaskRun> {
+        self.runs.get_mut(&run_id)?.tasks.get_mut(index)
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+// ----- drivers -----
+
+/// Starts driving a newly created run in the background.
+pub(crate) fn launch(shared: &Arc<Shared>, run_id: i64) {
+    let driver = drive_run(shared.clone(), run_id);
+    shared.spawn(driver);
+}
+
+async fn drive_run(shared: Arc<Shared>, run_id: i64) {
+    let Some((stop, timeout_seconds, task_count, git_source)) = ({
+        let runs = lock(&shared.runs);
+        runs.runs.get(&run_id).map(|run| {
+            (
+                run.stop.subscribe(),
+                run.spec.timeout_seconds,
+                run.tasks.len(),
+                run.spec.git_source.clone(),
+            )
+        })
+    }) else {
+        return;
+    };
+    let run_dir = shared.root.join("runs").join(run_id.to_string());
+
+    let mut body = pin!(run_tasks(&shared, run_id, task_count, git_source, stop, &run_dir));
+    if timeout_seconds > 0 {
+        tokio::select! {
+            () = &mut body => {}
+            () = sleep(Duration::from_secs(timeout_seconds)) => {
+                lock(&shared.runs).stop(run_id, StopReason::RunTimedOut { after_secs: timeout_seconds });
+                body.await;
+            }
+        }
+    } else {
+        body.await;
+    }
+    // Outputs were read into the run record; the scratch files and checkout can go.
+    let _ = tokio::fs::remove_dir_all(&run_dir).await;
+}
+
+async fn run_tasks(
+    shared: &Arc<Shared>,
+    run_id: i64,
+    task_count: usize,
+    git_source: Option<GitSourceSpec>,
+    mut stop: watch::Receiver<Option<StopReason>>,
+    run_dir: &Path,
+) {
+    // Every task runs from the same checkout, taken once before any task starts.
+    let mut checkout = None;
+    if let Some(source) = git_source {
+        let target = run_dir.join("git");
+        let checked_out = tokio::select! {
+            result = check_out_git_source(&source, &target) => Some(result),
+            _ = stopped(&mut stop) => None,
+        };
+        match checked_out {
+            Some(Ok(commit)) => {
+                if let Some(run) = lock(&shared.runs).runs.get_mut(&run_id) {
+                    run.used_commit = Some(commit);
+                }
+                checkout = Some(target);
+            }
+            Some(Err(message)) => {
+                let message = format!("Failed to checkout Git repository: {message}");
+                for index in 0..task_count {
+                    let state = RunState::ended(
+                        LifeCycle::InternalError,
+                        ResultState::Failed,
+                        message.clone(),
+                        Termination::CheckoutFailed,
+                    );
+                    finish(shared, run_id, index, state, None);
+                }
+                return;
+            }
+            // Stopped while cloning: the tasks see the stop at once and wind down.
+            None => {}
+        }
+    }
+    let drivers = (0..task_count)
+        .map(|index| drive_task(shared, run_id, index, stop.clone(), checkout.as_deref()));
+    futures::future::join_all(drivers).await;
+}
+
+async fn check_out_git_source(source: &GitSourceSpec, target: &Path) -> Result<String, String> {
+    let describe = |e: GitError| match e {
+        GitError::NeedsCredentials => {
+            "Missing Git provider credentials. Go to User Settings > Git integration to add your personal access token.".to_string()
+        }
+        GitError::UnknownRef(name) => format!("Reference '{name}' does not exist in the repository {}.", source.url),
+        GitError::Failed(message) => message,
+    };
+    let origin = git::clone_source(&source.url).map_err(describe)?;
+    git::clone(origin, target).await.map_err(describe)?;
+    git::checkout_detached(target, &source.reference).await.map_err(describe)
+}
+
+/// How the RUNNING phase of a task ended.
+enum Ended {
+    Exited(NotebookOutcome),
+    Stopped(StopReason),
+}
+
+async fn drive_task(
+    shared: &Arc<Shared>,
+    run_id: i64,
+    index: usize,
+    mut stop: watch::Receiver<Option<StopReason>>,
+    git_checkout: Option<&Path>,
+) {
+    let Some((task_run_id, spec)) = lock(&shared.runs)
+        .task_mut(run_id, index)
+        .map(|task| (task.run_id, task.spec.clone()))
+    else {
+        return;
+    };
+
+    tokio::select! {
+        () = sleep(shared.pending) => {}
+        reason = stopped(&mut stop) => return wind_down(shared, run_id, index, Ended::Stopped(reason)).await,
+    }
+
+    let notebook = match locate_notebook(shared, &spec, git_checkout).await {
+        Ok(notebook) => notebook,
+        Err(message) => {
+            let state = RunState::ended(
+                LifeCycle::InternalError,
+                ResultState::Failed,
+                message,
+                Termination::NotebookMissing,
+            );
+            return finish(shared, run_id, index, state, None);
+        }
+    };
+    let work_dir = shared.root.join("runs").join(run_id.to_string()).join(task_run_id.to_string());
+    let started = notebook::start(NotebookJob {
+        python: &shared.python,
+        runner: &shared.runner_script,
+        notebook: &notebook.file,
+        sys_path: notebook_sys_path(&notebook),
+        base_parameters: &spec.base_parameters,
+        work_dir: &work_dir,
+    })
+    .await;
+    let mut process = match started {
+        Ok(process) => process,
+        Err(e) => {
+            let message = format!("Could not start the Python interpreter '{}': {e}", shared.python);
+            let state = RunState::ended(LifeCycle::InternalError, ResultState::Failed, message, Termination::Internal);
+            return finish(shared, run_id, index, state, None);
+        }
+    };
+    update_task(shared, run_id, index, |task| {
+        task.state = RunState::active(LifeCycle::Running);
+        task.running_since = Some(now_ms());
+    });
+
+    let task_timeout = async {
+        match spec.timeout_seconds {
+            0 => pending().await,
+            secs => sleep(Duration::from_secs(secs)).await,
+        }
+    };
+    let ended = tokio::select! {
+        status = process.wait() => Ended::Exited(process.outcome(status).await),
+        reason = stopped(&mut stop) => Ended::Stopped(reason),
+        () = task_timeout => Ended::Stopped(StopReason::TaskTimedOut { after_secs: spec.timeout_seconds }),
+    };
+    if matches!(ended, Ended::Stopped(_)) {
+        process.kill().await;
+    }
+    wind_down(shared, run_id, index, ended).await;
+}
+
+/// TERMINATING for a while, then the final state.
+async fn wind_down(shared: &Shared, run_id: i64, index: usize, ended: Ended) {
+    update_task(shared, run_id, index, |task| {
+        task.state = RunState::active(LifeCycle::Terminating);
+        task.terminating_since = Some(now_ms());
+    });
+    sleep(shared.terminating).await;
+    let (state, output) = match ended {
+        Ended::Exited(outcome) if outcome.succeeded() => (
+            RunState::ended(LifeCycle::Terminated, ResultState::Success, String::new(), Termination::Success),
+            Some(outcome),
+        ),
+        Ended::Exited(outcome) => (
+            RunState::ended(
+                LifeCycle::Terminated,
+                ResultState::Failed,
+                "Workload failed, see run output for details".to_string(),
+                Termination::RunFailed,
+            ),
+            Some(outcome),
+        ),
+        Ended::Stopped(reason) => (reason.end_state(), None),
+    };
+    finish(shared, run_id, index, state, output);
+}
+
+fn finish(shared: &Shared, run_id: i64, index: usize, state: RunState, output: Option<NotebookOutcome>) {
+    update_task(shared, run_id, index, |task| {
+        task.state = state;
+        task.end_time = Some(now_ms());
+        task.output = output;
+    });
+}
+
+fn update_task(shared: &Shared, run_id: i64, index: usize, change: impl FnOnce(&mut TaskRun)) {
+    if let Some(task) = lock(&shared.runs).task_mut(run_id, index) {
+        change(task);
+    }
+}
+
+/// Resolves once the run is asked to stop; never if the run is gone.
+async fn stopped(stop: &mut watch::Receiver<Option<StopReason>>) -> StopReason {
+    let reason = stop.wait_for(Option::is_some).await.map(|reason| *reason);
+    match reason {
+        Ok(reason) => reason.expect("waited for Some"),
+        Err(_) => pending().await,
+    }
+}
+
+struct Notebook {
+    file: PathBuf,
+    /// The repo checkout or git_source clone the notebook comes from.
+    root: PathBuf,
+}
+
+fn notebook_sys_path(notebook: &Notebook) -> Vec<PathBuf> {
+    let dir = notebook.file.parent().map(Path::to_path_buf);
+    dir.into_iter().chain([notebook.root.clone()]).collect()
+}
+
+async fn locate_notebook(
+    shared: &Shared,
+    spec: &TaskSpec,
+    git_checkout: Option<&Path>,
+) -> Result<Notebook, String> {
+    let path = &spec.notebook_path;
+    let unreachable = || {
+        format!(
+            "Unable to access the notebook \"{path}\". Either it does not exist, or the identity used to run this job, {USER}, lacks the required permissions."
+        )
+    };
+    match (spec.source, git_checkout) {
+        (NotebookSource::Workspace, _) => {
+            let location = workspace::find_notebook(shared, path).await.ok_or_else(unreachable)?;
+            Ok(Notebook { file: location.file, root: location.repo_root })
+        }
+        (NotebookSource::Git, Some(checkout)) => {
+            let relative = path.trim_start_matches('/');
+            let candidates = [checkout.join(format!("{relative}.py")), checkout.join(relative)];
+            for file in candidates {
+                let is_python = file.extension().is_some_and(|ext| ext == "py");
+                if is_python && tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_file()) {
+                    return Ok(Notebook { file, root: checkout.to_path_buf() });
+                }
+            }
+            Err(unreachable())
+        }
+        (NotebookSource::Git, None) => Err(unreachable()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(keys: &[&str]) -> RunSpec {
+        RunSpec {
+            run_name: "test".into(),
+            tasks: keys
+                .iter()
+                .map(|key| TaskSpec {
+                    task_key: key.to_string(),
+                    notebook_path: "/x".into(),
+                    source: NotebookSource::Workspace,
+                    base_parameters: BTreeMap::new(),
+                    compute: Compute::Serverless,
+                    timeout_seconds: 0,
+                })
+                .collect(),
+            git_source: None,
+            timeout_seconds: 0,
+            idempotency_token: Some("token".into()),
+            single_task_form: false,
+        }
+    }
+
+    #[test]
+    fn idempotency_token_returns_the_first_run() {
+        let mut runs = Runs::default();
+        let (first, created) = runs.create(spec(&["a"]));
+        assert!(created);
+        assert_eq!(runs.create(spec(&["a"])), (first, false));
+        assert_eq!(runs.all().count(), 1);
+    }
+
+    #[test]
+    fn parent_state_follows_the_tasks() {
+        let mut runs = Runs::default();
+        let (id, _) = runs.create(spec(&["a", "b"]));
+        let state = |runs: &Runs| match runs.find(id) {
+            Some(Found::Run(run)) => run.state(),
+            _ => unreachable!(),
+        };
+        assert_eq!(state(&runs).life_cycle, LifeCycle::Pending);
+        runs.task_mut(id, 0).unwrap().state = RunState::active(LifeCycle::Running);
+        assert_eq!(state(&runs).life_cycle, LifeCycle::Running);
+        let done = |result| RunState::ended(LifeCycle::Terminated, result, String::new(), Termination::Success);
+        runs.task_mut(id, 0).unwrap().state = done(ResultState::Success);
+        runs.task_mut(id, 1).unwrap().state = RunState::active(LifeCycle::Terminating);
+        assert_eq!(state(&runs).life_cycle, LifeCycle::Terminating);
+        runs.task_mut(id, 1).unwrap().state = done(ResultState::Failed);
+        let end = state(&runs);
+        assert_eq!((end.life_cycle, end.result), (LifeCycle::Terminated, Some(ResultState::Failed)));
+        assert!(end.message.starts_with("Task b failed"), "{}", end.message);
+    }
+}

@@ -1,0 +1,130 @@
+//! The HTTP surface: API routes behind counting, fault injection and authentication, plus
+//! the unauthenticated `/emulator/*` control routes tests and scripts use.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post, put};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiResult, JsonBody};
+use super::faults::{self, FaultRule};
+use super::jobs::{self, ApiVersion};
+use super::state::Shared;
+use super::{repos, workspace};
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let mut api = Router::new().merge(workspace::routes()).merge(repos::routes());
+    for version in [ApiVersion::V2_0, ApiVersion::V2_1, ApiVersion::V2_2] {
+        api = api.merge(jobs::routes(version));
+    }
+    // Layers run outside-in in the reverse order of these calls: count, then faults, then
+    // authentication, so faulted and unauthenticated requests are counted too.
+    let api = api
+        .route("/api/{*rest}", any(endpoint_not_found))
+        .method_not_allowed_fallback(endpoint_not_found)
+        .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(shared.clone(), faults::inject))
+        .layer(middleware::from_fn_with_state(shared.clone(), count));
+
+    let control = Router::new()
+        .route("/requests", get(request_counts))
+        .route("/requests/reset", post(reset_request_counts))
+        .route("/faults", put(set_faults))
+        .route("/runs", get(runs));
+
+    Router::new()
+        .merge(api)
+        .nest("/emulator", control)
+        .route("/", get(home))
+        .fallback(endpoint_not_found)
+        .with_state(shared)
+}
+
+async fn endpoint_not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::endpoint_not_found(method.as_str(), uri.path())
+}
+
+async fn count(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    shared.count_request(request.method().as_str(), request.uri().path());
+    next.run(request).await
+}
+
+async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let credential = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    match credential {
+        None => ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "Credential was not sent or was of an unsupported type for this API.",
+        )
+        .into_response(),
+        Some(token) if !same_secret(token, &shared.token) => ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "403",
+            "Invalid access token.",
+        )
+        .into_response(),
+        Some(_) => next.run(request).await,
+    }
+}
+
+/// Compares without an early exit, so response times do not leak how much of a guessed token
+/// was right.
+fn same_secret(given: &str, expected: &str) -> bool {
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    let differences = given
+        .iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    given.len() == expected.len() && differences == 0
+}
+
+async fn request_counts(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let counts = shared.request_counts();
+    let total: u64 = counts.values().sum();
+    Json(json!({ "total": total, "by_endpoint": counts }))
+}
+
+async fn reset_request_counts(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    shared.reset_request_counts();
+    Json(json!({}))
+}
+
+/// `PUT /emulator/faults` with a JSON array of rules in the `--fault` syntax.
+async fn set_faults(
+    State(shared): State<Arc<Shared>>,
+    JsonBody(rules): JsonBody<Vec<String>>,
+) -> ApiResult<Json<Value>> {
+    let rules = rules
+        .iter()
+        .map(|rule| rule.parse::<FaultRule>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let active: Vec<String> = rules.iter().map(ToString::to_string).collect();
+    shared.set_faults(rules);
+    Ok(Json(json!({ "faults": active })))
+}
+
+async fn runs(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(jobs::summaries(&shared))
+}
+
+/// Run page links point at the workspace root; say what is there instead of a bare 404.
+async fn home() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Local Databricks workspace emulator (databricks-azdo).\n\
+         The REST API is under /api; GET /emulator/runs lists the runs.\n",
+    )
+}

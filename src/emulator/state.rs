@@ -1,0 +1,105 @@
+//! Everything a running emulator knows, shared by the handlers and the run drivers.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use super::faults::{Fault, FaultInjector, FaultRule};
+use super::runs::Runs;
+use super::workspace::Workspace;
+use super::EmulatorConfig;
+
+pub(crate) struct Shared {
+    pub token: String,
+    pub known_cluster_id: String,
+    pub pending: Duration,
+    pub terminating: Duration,
+    pub python: String,
+    pub base_url: String,
+    /// The emulator's private temporary directory (owned by `Emulator`).
+    pub root: PathBuf,
+    pub runner_script: PathBuf,
+    pub workspace: Mutex<Workspace>,
+    pub runs: Mutex<Runs>,
+    faults: Mutex<FaultInjector>,
+    counts: Mutex<BTreeMap<String, u64>>,
+    /// Run drivers. `None` once the emulator has stopped: late work is refused.
+    background: Mutex<Option<JoinSet<()>>>,
+}
+
+/// Locks a mutex, ignoring poisoning: the state stays usable after a panicking handler, and
+/// every critical section leaves it consistent before anything can panic.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub fn new(
+        config: &EmulatorConfig,
+        base_url: String,
+        root: PathBuf,
+        runner_script: PathBuf,
+    ) -> Self {
+        Shared {
+            token: config.token.clone(),
+            known_cluster_id: config.known_cluster_id.clone(),
+            pending: config.pending,
+            terminating: config.terminating,
+            python: config.python.clone(),
+            base_url,
+            root,
+            runner_script,
+            workspace: Mutex::new(Workspace::new()),
+            runs: Mutex::new(Runs::default()),
+            faults: Mutex::new(FaultInjector::new(config.seed, config.faults.clone())),
+            counts: Mutex::new(BTreeMap::new()),
+            background: Mutex::new(Some(JoinSet::new())),
+        }
+    }
+
+    pub fn count_request(&self, method: &str, path: &str) {
+        *lock(&self.counts).entry(format!("{method} {path}")).or_default() += 1;
+    }
+
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        lock(&self.counts).clone()
+    }
+
+    pub fn reset_request_counts(&self) {
+        lock(&self.counts).clear();
+    }
+
+    pub fn set_faults(&self, rules: Vec<FaultRule>) {
+        lock(&self.faults).set(rules);
+    }
+
+    pub fn pick_fault(&self, method: &str, path: &str) -> Option<Fault> {
+        lock(&self.faults).pick(method, path)
+    }
+
+    /// Runs `work` in the background until it ends or the emulator stops.
+    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        if let Some(tasks) = lock(&self.background).as_mut() {
+            while tasks.try_join_next().is_some() {}
+            tasks.spawn(work);
+        }
+    }
+
+    /// Aborts the background work and waits until it is gone (child processes die with it).
+    pub async fn stop_background(&self) {
+        let tasks = lock(&self.background).take();
+        if let Some(mut tasks) = tasks {
+            tasks.shutdown().await;
+        }
+    }
+
+    pub fn abort_background(&self) {
+        if let Some(mut tasks) = lock(&self.background).take() {
+            tasks.abort_all();
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The workspace tree (`/api/2.0/workspace/*`): plain folders live in memory, repos are real
+//! git checkouts on disk, and a path below a repo resolves into its checkout. Notebooks are
+//! `.py` files starting with the Databricks source header, addressed without the extension.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
+
+use super::error::{ApiError, ApiResult, JsonBody, Query};
+use super::repos::Repo;
+use super::state::{lock, Shared};
+
+/// The emulated user; runs and default repo paths use this identity.
+pub(crate) const USER: &str = "emulator@example.com";
+
+pub(crate) const NOTEBOOK_HEADER: &str = "# Databricks notebook source";
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/api/2.0/workspace/get-status", get(get_status))
+        .route("/api/2.0/workspace/list", get(list))
+        .route("/api/2.0/workspace/mkdirs", post(mkdirs))
+}
+
+pub(crate) struct Workspace {
+    /// Folder path → object id.
+    dirs: BTreeMap<String, i64>,
+    pub repos: BTreeMap<i64, Repo>,
+    next_object_id: i64,
+    next_repo_id: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct ObjectInfo {
+    object_type: &'static str,
+    path: String,
+    object_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<&'static str>,
+}
+
+impl ObjectInfo {
+    fn directory(path: String, object_id: i64) -> Self {
+        ObjectInfo { object_type: "DIRECTORY", path, object_id, language: None }
+    }
+
+    fn repo(repo: &Repo) -> Self {
+        ObjectInfo { object_type: "REPO", path: repo.path.clone(), object_id: repo.id, language: None }
+    }
+
+    fn is_directory(&self) -> bool {
+        matches!(self.object_type, "DIRECTORY" | "REPO")
+    }
+}
+
+/// Where a workspace path leads.
+enum Located {
+    Object(ObjectInfo),
+    /// Somewhere inside a repo; only the file system knows what is there.
+    InCheckout { path: String, file: PathBuf },
+    Missing,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let mut workspace = Workspace {
+            dirs: BTreeMap::new(),
+            repos: BTreeMap::new(),
+            next_object_id: 1_000_000_000_000_001,
+            next_repo_id: 1_234_567_890_123,
+        };
+        for dir in ["/", "/Repos", "/Users", "/Shared"] {
+            workspace.add_dir(dir);
+        }
+        for dir in [format!("/Repos/{USER}"), format!("/Users/{USER}")] {
+            workspace.add_dir(&dir);
+        }
+        workspace
+    }
+
+    fn add_dir(&mut self, path: &str) {
+        let id = self.next_object_id;
+        self.next_object_id += 1;
+        self.dirs.insert(path.to_string(), id);
+    }
+
+    pub fn new_repo_id(&mut self) -> i64 {
+        // Not consecutive, so a test cannot pass by guessing ids.
+        self.next_repo_id += 7_919;
+        self.next_repo_id
+    }
+
+    pub fn is_directory(&self, path: &str) -> bool {
+        self.dirs.contains_key(path)
+    }
+
+    /// Whether anything (folder, repo, or a path inside a repo) is at `path`.
+    pub fn is_taken(&self, path: &str) -> bool {
+        self.is_directory(path) || self.repo_containing(path).is_some()
+    }
+
+    /// The repo at `path` or above it.
+    pub fn repo_containing(&self, path: &str) -> Option<&Repo> {
+        self.repos.values().find(|repo| {
+            path == repo.path
+                || path.strip_prefix(repo.path.as_str()).is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+
+    fn locate(&self, path: &str) -> Located {
+        if let Some(id) = self.dirs.get(path) {
+            return Located::Object(ObjectInfo::directory(path.to_string(), *id));
+        }
+        let Some(repo) = self.repo_containing(path) else {
+            return Located::Missing;
+        };
+        if path == repo.path {
+            return Located::Object(ObjectInfo::repo(repo));
+        }
+        let relative = &path[repo.path.len() + 1..];
+        if relative.split('/').next() == Some(".git") {
+            return Located::Missing;
+        }
+        Located::InCheckout { path: path.to_string(), file: repo.checkout.join(relative) }
+    }
+
+    /// Folders and repos directly inside the folder `path`.
+    fn children(&self, path: &str) -> Vec<ObjectInfo> {
+        let is_child = |candidate: &str| parent(candidate) == Some(path) && candidate != "/";
+        let dirs = self
+            .dirs
+            .iter()
+            .filter(|(candidate, _)| is_child(candidate))
+            .map(|(candidate, id)| ObjectInfo::directory(candidate.clone(), *id));
+        let repos = self.repos.values().filter(|repo| is_child(&repo.path)).map(ObjectInfo::repo);
+        let mut children: Vec<ObjectInfo> = dirs.chain(repos).collect();
+        children.sort_by(|a, b| a.path.cmp(&b.path));
+        children
+    }
+
+    /// Creates `path` and its missing parents.
+    fn mkdirs(&mut self, path: &str) -> ApiResult<()> {
+        let prefixes: Vec<String> = ancestors_and_self(path);
+        for prefix in &prefixes {
+            if self.is_directory(prefix) {
+                continue;
+            }
+            if let Some(repo) = self.repo_containing(prefix) {
+                return Err(if repo.path == *prefix {
+                    ApiError::already_exists(format!(
+                        "Cannot create directory {path}: {prefix} is a repo, not a directory."
+                    ))
+                } else {
+                    ApiError::invalid(format!(
+                        "Cannot create directory {path}: creating folders inside the Git folder {} is not supported by the emulator.",
+                        repo.path
+                    ))
+                });
+            }
+        }
+        for prefix in prefixes {
+            if !self.is_directory(&prefix) {
+                self.add_dir(&prefix);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks and canonicalises a workspace path: absolute, no `.`/`..`, no trailing slash.
+pub(crate) fn normalize(raw: &str) -> ApiResult<String> {
+    if !raw.starts_with('/') {
+        return Err(ApiError::invalid(format!("Path ({raw}) is not absolute. Paths must begin with '/'.")));
+    }
+    let parts: Vec<&str> = raw.split('/').filter(|part| !part.is_empty()).collect();
+    if parts.iter().any(|part| *part == "." || *part == "..") {
+        return Err(ApiError::invalid(format!("Path ({raw}) must not contain '.' or '..'.")));
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+pub(crate) fn parent(path: &str) -> Option<&str> {
+    match path.rfind('/') {
+        _ if path == "/" => None,
+        Some(0) => Some("/"),
+        Some(i) => Some(&path[..i]),
+        None => None,
+    }
+}
+
+/// `/a/b/c` → `/a`, `/a/b`, `/a/b/c`.
+fn ancestors_and_self(path: &str) -> Vec<String> {
+    let mut prefixes = Vec::new();
+    let mut current = String::new();
+    for part in path.split('/').filter(|part| !part.is_empty()) {
+        current.push('/');
+        current.push_str(part);
+        prefixes.push(current.clone());
+    }
+    prefixes
+}
+
+/// Where a notebook of the workspace lives on disk.
+pub(crate) struct NotebookLocation {
+    pub file: PathBuf,
+    /// The checkout the notebook belongs to; Databricks puts it on `sys.path`.
+    pub repo_root: PathBuf,
+}
+
+/// Resolves a workspace notebook path (`<repo path>/test/unit`) to its source file.
+pub(crate) async fn find_notebook(shared: &Shared, path: &str) -> Option<NotebookLocation> {
+    let path = normalize(path).ok()?;
+    let (file, repo_root) = {
+        let workspace = lock(&shared.workspace);
+        let repo_root = workspace.repo_containing(&path)?.checkout.clone();
+        match workspace.locate(&path) {
+            Located::InCheckout { file, .. } => (file, repo_root),
+            _ => return None,
+        }
+    };
+    let file = with_py_extension(&file);
+    is_notebook(&file).await.then_some(NotebookLocation { file, repo_root })
+}
+
+fn with_py_extension(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".py");
+    PathBuf::from(name)
+}
+
+/// Whether `file` is a source-format notebook (starts with the Databricks header).
+pub(crate) async fn is_notebook(file: &Path) -> bool {
+    let Ok(mut handle) = tokio::fs::File::open(file).await else {
+        return false;
+    };
+    let mut start = vec![0u8; NOTEBOOK_HEADER.len() + 3];
+    let mut filled = 0;
+    while filled < start.len() {
+        match handle.read(&mut start[filled..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
+    }
+    let start = &start[..filled];
+    let start = start.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(start);
+    start.starts_with(NOTEBOOK_HEADER.as_bytes())
+}
+
+/// Ids of objects inside checkouts: stable for a path, like the ids of real objects.
+fn object_id_for(path: &str) -> i64 {
+    let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    // 53 bits stay exact in JavaScript clients.
+    (hash & ((1 << 53) - 1)) as i64
+}
+
+/// What is at `path` inside a checkout, seen as the workspace shows it.
+async fn describe_in_checkout(path: &str, file: &Path) -> Option<ObjectInfo> {
+    let info = |object_type, language| ObjectInfo {
+        object_type,
+        path: path.to_string(),
+        object_id: object_id_for(path),
+        language,
+    };
+    if let Ok(metadata) = tokio::fs::metadata(file).await {
+        if metadata.is_dir() {
+            return Some(info("DIRECTORY", None));
+        }
+        // A notebook's file name is not a workspace path of its own.
+        let is_hidden_notebook = file.extension().is_some_and(|ext| ext == "py") && is_notebook(file).await;
+        return (!is_hidden_notebook).then(|| info("FILE", None));
+    }
+    is_notebook(&with_py_extension(file)).await.then(|| info("NOTEBOOK", Some("PYTHON")))
+}
+
+async fn list_checkout_dir(path: &str, dir: &Path) -> ApiResult<Vec<ObjectInfo>> {
+    let mut entries = tokio::fs::read_dir(dir)
+        .await
+        .map_err(|e| ApiError::internal(format!("Cannot list {path}: {e}")))?;
+    let base = path.trim_end_matches('/');
+    let mut objects = Vec::new();
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == ".git" {
+            continue;
+        }
+        let is_dir = entry.file_type().await.is_ok_and(|kind| kind.is_dir());
+        let (object_type, child, language) = match name.strip_suffix(".py") {
+            _ if is_dir => ("DIRECTORY", name.as_str(), None),
+            Some(stem) if is_notebook(&entry.path()).await => ("NOTEBOOK", stem, Some("PYTHON")),
+            _ => ("FILE", name.as_str(), None),
+        };
+        let child_path = format!("{base}/{child}");
+        objects.push(ObjectInfo {
+            object_type,
+            object_id: object_id_for(&child_path),
+            path: child_path,
+            language,
+        });
+    }
+    objects.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(objects)
+}
+
+async fn status_of(shared: &Shared, path: &str) -> ApiResult<(ObjectInfo, Option<PathBuf>)> {
+    let located = lock(&shared.workspace).locate(path);
+    let missing = || ApiError::not_found(format!("Path ({path}) doesn't exist."));
+    match located {
+        Located::Object(info) => {
+            let checkout = match info.object_type {
+                "REPO" => lock(&shared.workspace).repos.get(&info.object_id).map(|r| r.checkout.clone()),
+                _ => None,
+            };
+            Ok((info, checkout))
+        }
+        Located::InCheckout { path, file } => {
+            let info = describe_in_checkout(&path, &file).await.ok_or_else(missing)?;
+            let dir = info.is_directory().then_some(file);
+            Ok((info, dir))
+        }
+        Located::Missing => Err(missing()),
+    }
+}
+
+async fn get_status(State(shared): State<Arc<Shared>>, query: Query) -> ApiResult<Json<ObjectInfo>> {
+    let path = normalize(query.required("path")?)?;
+    let (info, _) = status_of(&shared, &path).await?;
+    Ok(Json(info))
+}
+
+async fn list(State(shared): State<Arc<Shared>>, query: Query) -> ApiResult<Json<Value>> {
+    let path = normalize(query.required("path")?)?;
+    let (info, on_disk) = status_of(&shared, &path).await?;
+    let objects = match (info.object_type, on_disk) {
+        ("DIRECTORY", None) => lock(&shared.workspace).children(&path),
+        (_, Some(dir)) => list_checkout_dir(&path, &dir).await?,
+        // Listing a notebook or file lists just that object, as Databricks does.
+        _ => vec![info],
+    };
+    // Databricks leaves the field out rather than sending an empty array.
+    Ok(Json(if objects.is_empty() { json!({}) } else { json!({ "objects": objects }) }))
+}
+
+#[derive(Deserialize)]
+struct MkdirsRequest {
+    path: Option<String>,
+}
+
+async fn mkdirs(
+    State(shared): State<Arc<Shared>>,
+    JsonBody(request): JsonBody<MkdirsRequest>,
+) -> ApiResult<Json<Value>> {
+    let path = request
+        .path
+        .filter(|path| !path.is_empty())
+        .ok_or_else(|| ApiError::invalid("Missing required field: path"))?;
+    let path = normalize(&path)?;
+    lock(&shared.workspace).mkdirs(&path)?;
+    Ok(Json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_paths() {
+        assert_eq!(normalize("/Repos//a/b/").unwrap(), "/Repos/a/b");
+        assert_eq!(normalize("/").unwrap(), "/");
+        assert!(normalize("Repos/a").is_err());
+        assert!(normalize("/Repos/../etc").is_err());
+    }
+
+    #[test]
+    fn parents() {
+        assert_eq!(parent("/"), None);
+        assert_eq!(parent("/Repos"), Some("/"));
+        assert_eq!(parent("/Repos/a/b"), Some("/Repos/a"));
+    }
+
+    #[test]
+    fn mkdirs_creates_parents_and_lists_them() {
+        let mut workspace = Workspace::new();
+        workspace.mkdirs("/Shared/a/b").unwrap();
+        assert!(workspace.is_directory("/Shared/a"));
+        let children: Vec<String> = workspace.children("/Shared").into_iter().map(|o| o.path).collect();
+        assert_eq!(children, ["/Shared/a"]);
+        let top: Vec<String> = workspace.children("/").into_iter().map(|o| o.path).collect();
+        assert_eq!(top, ["/Repos", "/Shared", "/Users"]);
+    }
+}

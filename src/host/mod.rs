@@ -1,0 +1,48 @@
+//! The platform seam: everything the core needs from the outside world that differs between
+//! the native binary and the wasm module loaded by the agent's Node handler.
+//!
+//! The core never calls `std::time`, `std::env`, `println!` or a runtime directly: on wasm32
+//! `Instant::now()` traps, the environment is empty and stdout goes nowhere.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::future::LocalBoxFuture;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::NativeHost;
+
+pub trait Host {
+    /// Monotonic time since the host was created.
+    fn elapsed(&self) -> Duration;
+    /// Wall-clock milliseconds since the Unix epoch (for seeds and tokens, never for timing).
+    fn unix_millis(&self) -> u64;
+    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()>;
+    /// The process environment, read once: the agent passes inputs and variables this way.
+    fn env(&self) -> &BTreeMap<String, String>;
+    /// Writes one line (no trailing newline) to standard output, immediately.
+    fn write_line(&self, line: &str);
+    /// Writes one line to standard error (diagnostics when stdout carries a JSON document).
+    fn write_err_line(&self, line: &str);
+    /// Terminal mode only: replaces the transient status line (`None` clears it).
+    fn status(&self, _text: Option<&str>) {}
+    /// Resolves once the process was asked to stop (SIGINT/SIGTERM, or the agent's abort signal).
+    fn cancelled(&self) -> LocalBoxFuture<'static, ()>;
+    /// Reads a small text file the user pointed an input at (e.g. a cluster spec).
+    fn read_file(&self, path: &str) -> std::io::Result<String>;
+}
+
+/// Races `work` against the host's cancel signal.
+pub async fn or_cancelled<T>(
+    host: &dyn Host,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    use futures::future::{select, Either};
+    let work = std::pin::pin!(work);
+    match select(work, host.cancelled()).await {
+        Either::Left((value, _)) => Some(value),
+        Either::Right(((), _)) => None,
+    }
+}

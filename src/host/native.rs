@@ -1,0 +1,154 @@
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::future::LocalBoxFuture;
+use futures::FutureExt;
+use tokio::sync::watch;
+
+use super::Host;
+
+/// The host of the native binary (and of in-process tests). Must be created inside a Tokio
+/// runtime. Output is written through a shared sink so tests can capture it.
+pub struct NativeHost {
+    started: Instant,
+    env: BTreeMap<String, String>,
+    out: Arc<Mutex<dyn Write + Send>>,
+    err: Arc<Mutex<dyn Write + Send>>,
+    cancel_tx: Arc<watch::Sender<bool>>,
+    status_bar: Option<indicatif::ProgressBar>,
+}
+
+impl NativeHost {
+    /// A host writing to `out` and `err` with the given environment; cancel only through
+    /// [`Self::canceller`].
+    pub fn new(
+        env: BTreeMap<String, String>,
+        out: Arc<Mutex<dyn Write + Send>>,
+        err: Arc<Mutex<dyn Write + Send>>,
+    ) -> Self {
+        let (cancel_tx, _) = watch::channel(false);
+        NativeHost {
+            started: Instant::now(),
+            env,
+            out,
+            err,
+            cancel_tx: Arc::new(cancel_tx),
+            status_bar: None,
+        }
+    }
+
+    /// The real process: stdout, stderr, and SIGINT/SIGTERM as the cancel signal, with `env`
+    /// as the environment the task reads.
+    pub fn for_process(env: BTreeMap<String, String>, live_status: bool) -> Self {
+        let mut host = NativeHost::new(
+            env,
+            Arc::new(Mutex::new(std::io::stdout())),
+            Arc::new(Mutex::new(std::io::stderr())),
+        );
+        let tx = host.cancel_tx.clone();
+        tokio::spawn(async move {
+            wait_for_stop_signal().await;
+            tx.send_replace(true);
+        });
+        if live_status {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            host.status_bar = Some(bar);
+        }
+        host
+    }
+
+    /// A handle that triggers the cancel signal, as SIGINT would.
+    pub fn canceller(&self) -> impl Fn() + Send + Sync + 'static {
+        let tx = self.cancel_tx.clone();
+        move || {
+            tx.send_replace(true);
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return futures::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+impl Host for NativeHost {
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn unix_millis(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
+        tokio::time::sleep(duration).boxed_local()
+    }
+
+    fn env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+
+    fn write_line(&self, line: &str) {
+        let write = || {
+            let mut out = self.out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        };
+        match &self.status_bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+
+    fn write_err_line(&self, line: &str) {
+        let write = || {
+            let mut err = self.err.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _ = writeln!(err, "{line}");
+            let _ = err.flush();
+        };
+        match &self.status_bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+
+    fn status(&self, text: Option<&str>) {
+        if let Some(bar) = &self.status_bar {
+            match text {
+                Some(text) => bar.set_message(text.to_string()),
+                None => bar.finish_and_clear(),
+            }
+        }
+    }
+
+    fn cancelled(&self) -> LocalBoxFuture<'static, ()> {
+        let mut rx = self.cancel_tx.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+        .boxed_local()
+    }
+
+    fn read_file(&self, path: &str) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+}
+

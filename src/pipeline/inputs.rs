@@ -1,0 +1,234 @@
+//! Reads task inputs and pipeline variables the way the agent passes them: `INPUT_<NAME>`,
+//! public variables with `.` and spaces turned into `_`, secrets as `SECRET_<NAME>`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Bad input: names the input, says what is wrong and, where it helps, what to do.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct InputError {
+    pub input: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "input `{}`: {}", self.input, self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl InputError {
+    pub fn new(input: &str, message: impl Into<String>) -> InputError {
+        InputError { input: input.to_string(), message: message.into(), hint: None }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> InputError {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Longest value we accept in a single-line input; longer ones are mistakes (a pasted file).
+const MAX_LINE_INPUT: usize = 4096;
+/// Longest value of a multi-line input (notebook lists, parameters, cluster JSON).
+const MAX_TEXT_INPUT: usize = 256 * 1024;
+
+pub struct Inputs<'a> {
+    env: &'a BTreeMap<String, String>,
+}
+
+/// The environment name of an input or variable: upper case, `.` and space → `_`.
+pub fn env_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '.' | ' ' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect()
+}
+
+/// `$(Name)` when the whole value is one unexpanded macro (the agent leaves undefined
+/// variables that way).
+fn unexpanded_macro(value: &str) -> Option<&str> {
+    let inner = value.strip_prefix("$(")?.strip_suffix(')')?;
+    (!inner.is_empty() && !inner.contains(['$', '(', ')'])).then_some(inner)
+}
+
+/// The first `$(Name)` inside a longer value.
+fn embedded_macro(value: &str) -> Option<&str> {
+    let start = value.find("$(")?;
+    let end = start + value[start..].find(')')?;
+    let inner = &value[start + 2..end];
+    (!inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+        .then_some(&value[start..=end])
+}
+
+impl<'a> Inputs<'a> {
+    pub fn new(env: &'a BTreeMap<String, String>) -> Inputs<'a> {
+        Inputs { env }
+    }
+
+    pub fn env(&self) -> &'a BTreeMap<String, String> {
+        self.env
+    }
+
+    fn lookup(&self, key: &str) -> Option<&'a str> {
+        self.env
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty() && unexpanded_macro(v).is_none())
+    }
+
+    fn checked(&self, name: &str, value: Option<&str>, multiline: bool) -> Result<Option<String>, InputError> {
+        let Some(value) = value else { return Ok(None) };
+        if let Some(var) = embedded_macro(value) {
+            return Err(InputError::new(
+                name,
+                format!("contains `{var}`, a variable that is not defined in this pipeline"),
+            )
+            .with_hint("define the variable (in the pipeline or a variable group), or remove it from the input"));
+        }
+        let max = if multiline { MAX_TEXT_INPUT } else { MAX_LINE_INPUT };
+        if value.len() > max {
+            return Err(InputError::new(
+                name,
+                format!("is {} bytes long; at most {max} are accepted", value.len()),
+            ));
+        }
+        if !multiline && value.contains(['\n', '\r']) {
+            return Err(InputError::new(name, "must be a single line"));
+        }
+        if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return Err(InputError::new(name, "contains control characters"));
+        }
+        Ok(Some(value.to_string()))
+    }
+
+    /// A single-line input; empty or an unexpanded `$(X)` counts as missing.
+    pub fn get(&self, name: &str) -> Result<Option<String>, InputError> {
+        self.checked(name, self.lookup(&format!("INPUT_{}", env_name(name))), false)
+    }
+
+    /// A multi-line input (lines are kept).
+    pub fn text(&self, name: &str) -> Result<Option<String>, InputError> {
+        self.checked(name, self.lookup(&format!("INPUT_{}", env_name(name))), true)
+    }
+
+    pub fn required(&self, name: &str) -> Result<String, InputError> {
+        self.get(name)?.ok_or_else(|| InputError::new(name, "is required but was not set"))
+    }
+
+    /// A public pipeline variable such as `Build.SourceBranch`.
+    pub fn variable(&self, name: &str) -> Option<String> {
+        self.lookup(&env_name(name)).map(str::to_string)
+    }
+
+    /// A secret variable (`SECRET_<NAME>`), or a plain one of that name as a fallback.
+    pub fn secret_variable(&self, name: &str) -> Option<String> {
+        self.lookup(&format!("SECRET_{}", env_name(name)))
+            .or_else(|| self.lookup(&env_name(name)))
+            .map(str::to_string)
+    }
+
+    pub fn boolean(&self, name: &str, default: bool) -> Result<bool, InputError> {
+        match self.get(name)?.map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "yes" | "1") => Ok(true),
+            Some("false" | "no" | "0") => Ok(false),
+            Some(other) => Err(InputError::new(name, format!("must be true or false, not `{other}`"))),
+        }
+    }
+
+    /// One of `options` (matched case-insensitively, returned as spelled in `options`).
+    pub fn pick(&self, name: &str, options: &[&'static str], default: &'static str) -> Result<&'static str, InputError> {
+        let Some(value) = self.get(name)? else { return Ok(default) };
+        if let Some(option) = options.iter().find(|o| o.eq_ignore_ascii_case(&value)) {
+            return Ok(option);
+        }
+        let mut error = InputError::new(
+            name,
+            format!("`{value}` is not one of: {}", options.join(", ")),
+        );
+        if let Some(close) = closest(&value, options) {
+            error = error.with_hint(format!("did you mean `{close}`?"));
+        }
+        Err(error)
+    }
+
+    /// A non-negative number (fractions allowed), or `default` when unset.
+    pub fn number(&self, name: &str, default: f64, max: f64) -> Result<f64, InputError> {
+        let Some(value) = self.get(name)? else { return Ok(default) };
+        match value.parse::<f64>() {
+            Ok(n) if n.is_finite() && (0.0..=max).contains(&n) => Ok(n),
+            Ok(_) => Err(InputError::new(name, format!("`{value}` is out of range: use a number from 0 to {max}"))),
+            Err(_) => Err(InputError::new(name, format!("`{value}` is not a number"))),
+        }
+    }
+}
+
+/// The option closest to a misspelling, if it is close enough to be a likely typo.
+pub fn closest<'o>(value: &str, options: &[&'o str]) -> Option<&'o str> {
+    let value = value.to_ascii_lowercase();
+    options
+        .iter()
+        .map(|o| (edit_distance(&value, &o.to_ascii_lowercase()), *o))
+        .filter(|(d, o)| *d <= 2.max(o.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, o)| o)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            current.push((previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn reads_inputs_variables_and_secrets_as_the_agent_passes_them() {
+        let env = env(&[
+            ("INPUT_NOTEBOOKPATHS", " a\nb "),
+            ("INPUT_DATABRICKSHOST", "$(DATABRICKS_HOST)"),
+            ("BUILD_SOURCEBRANCH", "refs/heads/main"),
+            ("SECRET_DATABRICKS_TOKEN", "dapi123"),
+            ("INPUT_REPOPATH", "/Repos/$(Build.BuildId)/x"),
+            ("INPUT_MODE", "Delet"),
+        ]);
+        let inputs = Inputs::new(&env);
+        assert_eq!(inputs.text("notebookPaths").unwrap().as_deref(), Some("a\nb"));
+        assert_eq!(inputs.get("databricksHost").unwrap(), None);
+        assert_eq!(inputs.variable("Build.SourceBranch").as_deref(), Some("refs/heads/main"));
+        assert_eq!(inputs.secret_variable("DATABRICKS_TOKEN").as_deref(), Some("dapi123"));
+        let err = inputs.get("repoPath").unwrap_err();
+        assert!(err.to_string().contains("`$(Build.BuildId)`"), "{err}");
+        let err = inputs.pick("mode", &["createOrUpdate", "update", "delete"], "createOrUpdate").unwrap_err();
+        assert_eq!(err.hint.as_deref(), Some("did you mean `delete`?"));
+        assert!(inputs.get("notebookPaths").is_err(), "single-line read of a multi-line value");
+    }
+
+    #[test]
+    fn closest_finds_typos_only() {
+        assert_eq!(closest("serverles", &["existing", "new", "serverless"]), Some("serverless"));
+        assert_eq!(closest("banana", &["existing", "new", "serverless"]), None);
+    }
+}

@@ -1,0 +1,8 @@
+//! The Azure Pipelines agent contract: inputs and variables in, logging commands out.
+
+pub mod escape;
+pub mod inputs;
+pub mod log;
+
+pub use inputs::{InputError, Inputs};
+pub use log::{Log, OutputMode, TaskResult};

@@ -1,0 +1,132 @@
+//! The two tasks: validated settings in, Databricks calls and log lines out. No I/O of their
+//! own: they talk to Databricks through [`Client`] and to the user through [`Log`].
+
+pub mod connection;
+pub mod failure;
+pub mod git_ref;
+pub mod repo_update;
+pub mod run_notebook_test;
+
+use std::rc::Rc;
+
+use crate::databricks::{user_agent, Client, RetryPolicy};
+use crate::host::Host;
+use crate::pipeline::{Inputs, Log, OutputMode, TaskResult};
+pub use failure::{Failure, FailureKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskName {
+    RepoUpdate,
+    RunNotebookTest,
+}
+
+impl TaskName {
+    pub const ALL: [TaskName; 2] = [TaskName::RepoUpdate, TaskName::RunNotebookTest];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskName::RepoUpdate => "DatabricksRepoUpdate",
+            TaskName::RunNotebookTest => "DatabricksRunNotebookTest",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<TaskName> {
+        let name = name.split('@').next().unwrap_or(name);
+        TaskName::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Options that come from how we were started rather than from task inputs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub mode: OutputMode,
+    /// Forces debug lines on (`--verbose`); `SYSTEM_DEBUG=true` turns them on too.
+    pub verbose: bool,
+    pub retry: RetryPolicy,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { mode: OutputMode::Agent, verbose: false, retry: RetryPolicy::default() }
+    }
+}
+
+/// Runs one task with the inputs found in the host's environment, and returns the process
+/// exit code. This is the single entry point of the native `task` command, the CLI
+/// subcommands and the wasm export.
+pub async fn run(task: TaskName, host: Rc<dyn Host>, options: &RunOptions) -> i32 {
+    let env = host.env();
+    let inputs = Inputs::new(env);
+    let debug = options.verbose
+        || inputs.variable("System.Debug").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let log = Rc::new(Log::new(host.clone(), options.mode, debug));
+    // Masking comes first: nothing is printed before every secret is registered.
+    for secret in connection::secrets_in(env) {
+        log.add_secret(&secret);
+    }
+
+    let outcome = match task {
+        TaskName::RepoUpdate => match repo_update::Settings::from_inputs(&inputs, &*host) {
+            Ok(settings) => {
+                let client = make_client(&settings.connection, &host, &log, options);
+                repo_update::run(&settings, &client, &log).await
+            }
+            Err(e) => Err(Failure::from(e)),
+        },
+        TaskName::RunNotebookTest => match run_notebook_test::Settings::from_inputs(&inputs, &*host) {
+            Ok(settings) => {
+                let client = make_client(&settings.connection, &host, &log, options);
+                run_notebook_test::run(&settings, &client, &log).await
+            }
+            Err(e) => Err(Failure::from(e)),
+        },
+    };
+
+    match outcome {
+        Ok(report) => {
+            log.json_document(&report.json);
+            let result = if report.issues { TaskResult::SucceededWithIssues } else { TaskResult::Succeeded };
+            log.complete(result, &report.summary);
+            0
+        }
+        Err(failure) => {
+            failure.report(&log);
+            log.json_document(&failure.json(task));
+            let result = match failure.kind {
+                FailureKind::Canceled => TaskResult::Canceled,
+                _ => TaskResult::Failed,
+            };
+            log.complete(result, &failure.message);
+            failure.kind.exit_code()
+        }
+    }
+}
+
+fn make_client(
+    connection: &connection::Connection,
+    host: &Rc<dyn Host>,
+    log: &Rc<Log>,
+    options: &RunOptions,
+) -> Client {
+    let in_pipeline = Inputs::new(host.env()).variable("TF_BUILD").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let notice_log = log.clone();
+    Client::new(
+        connection.url.clone(),
+        connection.token.clone(),
+        user_agent(in_pipeline || options.mode == OutputMode::Agent),
+        options.retry.clone(),
+        host.clone(),
+    )
+    .with_notice(Rc::new(move |text| notice_log.warning(text)))
+}
+
+/// What a successful task run leaves behind.
+#[derive(Debug)]
+pub struct Report {
+    /// One line for `task.complete`.
+    pub summary: String,
+    /// True when it succeeded with warnings.
+    pub issues: bool,
+    /// The `--output json` document.
+    pub json: serde_json::Value,
+}

@@ -1,0 +1,365 @@
+//! DatabricksRepoUpdate: point a Databricks Repo (Git folder) at the branch or tag being built.
+
+use serde_json::json;
+
+use super::connection::Connection;
+use super::git_ref::{self, check_commit, check_ref_name};
+use super::{Failure, FailureKind, Report};
+use crate::databricks::models::{ObjectType, RepoInfo};
+use crate::databricks::{Client, RepoRef};
+use crate::host::Host;
+use crate::pipeline::{InputError, Inputs, Log};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    CreateOrUpdate,
+    Update,
+    Delete,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RepoTarget {
+    Path(String),
+    Id(i64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnMismatch {
+    Warn,
+    Fail,
+    Ignore,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub connection: Connection,
+    pub mode: Mode,
+    pub target: RepoTarget,
+    /// Clone URL and provider; needed only to create the repo.
+    pub clone: Option<(String, String)>,
+    pub reference: Option<RepoRef>,
+    pub expected_commit: Option<String>,
+    pub on_mismatch: OnMismatch,
+}
+
+pub const INPUTS: &[&str] = &[
+    "databricksHost",
+    "databricksToken",
+    "mode",
+    "repoPath",
+    "repoId",
+    "repoUrl",
+    "gitProvider",
+    "branch",
+    "tag",
+    "expectedCommit",
+    "onCommitMismatch",
+];
+
+/// Checks a workspace path such as `/Repos/ci/my-project`.
+pub fn check_workspace_path(input: &str, path: &str) -> Result<String, InputError> {
+    let bad = |why: &str| Err(InputError::new(input, format!("`{path}` {why}")));
+    if !path.starts_with('/') {
+        return bad("is not an absolute workspace path (e.g. /Repos/ci/my-project)");
+    }
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.split('/').skip(1).any(|segment| segment.is_empty() || segment == "." || segment == "..") {
+        return bad("has an empty, `.` or `..` segment");
+    }
+    if trimmed.split('/').count() < 3 {
+        return bad("is too short: a repo lives in a folder, e.g. /Repos/ci/my-project");
+    }
+    Ok(trimmed.to_string())
+}
+
+impl Settings {
+    pub fn from_inputs(inputs: &Inputs, _host: &dyn Host) -> Result<Settings, InputError> {
+        let connection = Connection::from_inputs(inputs)?;
+        let mode = match inputs.pick("mode", &["createOrUpdate", "update", "delete"], "createOrUpdate")? {
+            "update" => Mode::Update,
+            "delete" => Mode::Delete,
+            _ => Mode::CreateOrUpdate,
+        };
+        let path = inputs.get("repoPath")?.map(|p| check_workspace_path("repoPath", &p)).transpose()?;
+        let id = inputs
+            .get("repoId")?
+            .map(|id| {
+                id.parse::<i64>()
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| InputError::new("repoId", format!("`{id}` is not a repo id (a positive whole number)")))
+            })
+            .transpose()?;
+        let target = match (path, id) {
+            (Some(_), Some(_)) => {
+                return Err(InputError::new("repoId", "cannot be combined with repoPath").with_hint("set one of them"))
+            }
+            (Some(path), None) => RepoTarget::Path(path),
+            (None, Some(_)) if mode == Mode::CreateOrUpdate => {
+                return Err(InputError::new("repoId", "cannot be used to create a repo")
+                    .with_hint("set repoPath instead, or use mode `update`"))
+            }
+            (None, Some(id)) => RepoTarget::Id(id),
+            (None, None) => {
+                return Err(InputError::new("repoPath", "is required (or repoId, for modes update and delete)")
+                    .with_hint("e.g. /Repos/ci/my-project"))
+            }
+        };
+        if mode == Mode::Delete {
+            return Ok(Settings {
+                connection,
+                mode,
+                target,
+                clone: None,
+                reference: None,
+                expected_commit: None,
+                on_mismatch: OnMismatch::Ignore,
+            });
+        }
+        let clone = if mode == Mode::CreateOrUpdate {
+            let url = git_ref::repository_url(inputs, "repoUrl")?;
+            let provider = git_ref::provider(inputs, "gitProvider", &url)?;
+            Some((url, provider))
+        } else {
+            None
+        };
+        let branch = inputs.get("branch")?;
+        let tag = inputs.get("tag")?;
+        let (reference, from_build) = match (branch, tag) {
+            (Some(_), Some(_)) => {
+                return Err(InputError::new("tag", "cannot be combined with branch").with_hint("set one of them"))
+            }
+            (Some(branch), None) => (Some(RepoRef::Branch(branch)), false),
+            (None, Some(tag)) => (Some(RepoRef::Tag(tag)), false),
+            (None, None) => (git_ref::ref_from_build(inputs), true),
+        };
+        match &reference {
+            Some(RepoRef::Branch(name)) => check_ref_name("branch", name)?,
+            Some(RepoRef::Tag(name)) => check_ref_name("tag", name)?,
+            None => {
+                return Err(InputError::new("branch", "is not set, and the build's branch is not known")
+                    .with_hint("set branch or tag"))
+            }
+        }
+        let on_mismatch = match inputs.pick("onCommitMismatch", &["warn", "fail", "ignore"], "warn")? {
+            "fail" => OnMismatch::Fail,
+            "ignore" => OnMismatch::Ignore,
+            _ => OnMismatch::Warn,
+        };
+        // The build's commit only says something about the build's own branch.
+        let expected_commit = match inputs.get("expectedCommit")? {
+            Some(commit) => Some(check_commit("expectedCommit", &commit)?),
+            None if from_build => git_ref::commit_from_build(inputs).and_then(|c| check_commit("expectedCommit", &c).ok()),
+            None => None,
+        };
+        Ok(Settings { connection, mode, target, clone, reference, expected_commit, on_mismatch })
+    }
+}
+
+pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Report, Failure> {
+    log.info(&format!("Databricks workspace: {}", client.base()));
+    match settings.mode {
+        Mode::Delete => delete(settings, client, log).await,
+        Mode::Update | Mode::CreateOrUpdate => update(settings, client, log).await,
+    }
+}
+
+async fn find(target: &RepoTarget, client: &Client) -> Result<Option<RepoInfo>, Failure> {
+    match target {
+        RepoTarget::Path(path) => {
+            match client.find_object(path).await.map_err(|e| Failure::api(&format!("looking up {path}"), e))? {
+                None => Ok(None),
+                Some(object) if object.object_type == Some(ObjectType::Repo) => match object.object_id {
+                    Some(id) => client.get_repo(id).await.map(Some).map_err(|e| Failure::api(&format!("reading repo {id}"), e)),
+                    None => Err(Failure::new(FailureKind::Api, format!("{path} is a repo, but Databricks did not say its id"))),
+                },
+                Some(object) => Err(Failure::new(
+                    FailureKind::Input,
+                    format!(
+                        "input `repoPath`: {path} exists but is a {}, not a repo",
+                        object.object_type.map(|t| t.to_string().to_lowercase()).unwrap_or_else(|| "workspace object".into())
+                    ),
+                )
+                .hint("choose a path where nothing exists yet, or the path of an existing repo")),
+            }
+        }
+        RepoTarget::Id(id) => match client.get_repo(*id).await {
+            Ok(repo) => Ok(Some(repo)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(Failure::api(&format!("reading repo {id}"), e)),
+        },
+    }
+}
+
+fn describe(target: &RepoTarget) -> String {
+    match target {
+        RepoTarget::Path(path) => path.clone(),
+        RepoTarget::Id(id) => format!("repo {id}"),
+    }
+}
+
+async fn delete(settings: &Settings, client: &Client, log: &Log) -> Result<Report, Failure> {
+    let target = describe(&settings.target);
+    let Some(repo) = find(&settings.target, client).await? else {
+        log.warning(&format!("{target} does not exist; nothing to delete"));
+        return Ok(Report {
+            summary: format!("{target} did not exist"),
+            issues: true,
+            json: json!({"task": "DatabricksRepoUpdate", "ok": true, "exitCode": 0, "mode": "delete", "deleted": false}),
+        });
+    };
+    match client.delete_repo(repo.id).await {
+        Ok(()) => {}
+        // Deleted meanwhile (or by a retried request whose answer was lost): the goal is met.
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(Failure::api(&format!("deleting {target}"), e)),
+    }
+    let path = repo.path.clone().unwrap_or(target);
+    log.info(&format!("Deleted repo {path} (id {})", repo.id));
+    Ok(Report {
+        summary: format!("Deleted {path}"),
+        issues: false,
+        json: json!({"task": "DatabricksRepoUpdate", "ok": true, "exitCode": 0, "mode": "delete", "deleted": true, "repoId": repo.id, "repoPath": path}),
+    })
+}
+
+async fn update(settings: &Settings, client: &Client, log: &Log) -> Result<Report, Failure> {
+    let target = describe(&settings.target);
+    let existing = find(&settings.target, client).await?;
+    let repo = match (existing, &settings.clone, &settings.target) {
+        (Some(repo), clone, _) => {
+            log.info(&format!("Found repo {} (id {})", repo.path.as_deref().unwrap_or(&target), repo.id));
+            if let (Some((url, _)), Some(current)) = (clone, &repo.url) {
+                if !same_repository(url, current) {
+                    log.warning(&format!(
+                        "{target} is a clone of {current}, not of {url}; it is updated as it is"
+                    ));
+                }
+            }
+            repo
+        }
+        (None, Some((url, provider)), RepoTarget::Path(path)) => create(client, log, url, provider, path).await?,
+        (None, _, _) => {
+            return Err(Failure::new(FailureKind::Api, format!("{target} does not exist"))
+                .hint("use mode `createOrUpdate` to create it, or check repoPath / repoId"))
+        }
+    };
+    let reference = settings.reference.as_ref().expect("validated: update modes have a reference");
+    log.info(&format!("Checking out {reference} and pulling"));
+    let repo = client
+        .update_repo(repo.id, reference)
+        .await
+        .map_err(|e| {
+            let failure = Failure::api(&format!("checking out {reference} in {target}"), e.clone());
+            if e.status() == Some(400) || e.is_not_found() {
+                failure.hint(format!("check that the {reference} exists in the remote repository and was pushed"))
+            } else {
+                failure
+            }
+        })?;
+    let path = repo.path.clone().unwrap_or(target);
+    let head = repo.head_commit_id.clone().unwrap_or_default();
+    let at = match (&repo.branch, reference) {
+        (Some(branch), _) => format!("branch {branch}"),
+        (None, RepoRef::Tag(tag)) => format!("tag {tag}"),
+        (None, other) => other.to_string(),
+    };
+    log.info(&format!("Repo {path} is at {at}, commit {}", if head.is_empty() { "(unknown)" } else { &head }));
+
+    let mut issues = false;
+    if let Some(expected) = &settings.expected_commit {
+        if !head.is_empty() && !(head.starts_with(expected.as_str()) || expected.starts_with(head.as_str())) {
+            let message = format!(
+                "the repo's head commit {head} is not the commit this pipeline built ({expected}): the {reference} moved since the build started; the Repos API can only check out the latest commit of a branch"
+            );
+            match settings.on_mismatch {
+                OnMismatch::Fail => {
+                    return Err(Failure::new(FailureKind::Tests, message)
+                        .hint("re-run the pipeline, or set onCommitMismatch to warn; source `git` in DatabricksRunNotebookTest runs the exact commit"))
+                }
+                OnMismatch::Warn => {
+                    log.warning(&message);
+                    issues = true;
+                }
+                OnMismatch::Ignore => log.debug(&message),
+            }
+        }
+    }
+
+    let branch = repo.branch.clone().unwrap_or_default();
+    log.set_output("repoId", &repo.id.to_string());
+    log.set_output("repoPath", &path);
+    log.set_output("branch", &branch);
+    log.set_output("headCommitId", &head);
+    Ok(Report {
+        summary: format!("{path} at {at} ({})", short(&head)),
+        issues,
+        json: json!({
+            "task": "DatabricksRepoUpdate", "ok": true, "exitCode": 0,
+            "repoId": repo.id, "repoPath": path, "branch": repo.branch, "headCommitId": head,
+            "commitMatches": settings.expected_commit.as_ref().map(|e| head.starts_with(e.as_str()) || e.starts_with(head.as_str())),
+        }),
+    })
+}
+
+async fn create(client: &Client, log: &Log, url: &str, provider: &str, path: &str) -> Result<RepoInfo, Failure> {
+    log.info(&format!("Repo {path} does not exist; creating it from {url} ({provider})"));
+    let parent = path.rsplit_once('/').map(|(parent, _)| parent).unwrap_or("/");
+    let parent_exists = client
+        .find_object(parent)
+        .await
+        .map_err(|e| Failure::api(&format!("looking up {parent}"), e))?
+        .is_some();
+    if !parent_exists {
+        client.mkdirs(parent).await.map_err(|e| Failure::api(&format!("creating folder {parent}"), e))?;
+        log.info(&format!("Created folder {parent}"));
+    }
+    let repo = client
+        .create_repo(url, provider, path)
+        .await
+        .map_err(|e| Failure::api(&format!("creating repo {path}"), e))?;
+    log.info(&format!("Created repo {path} (id {})", repo.id));
+    Ok(repo)
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..10).unwrap_or(commit)
+}
+
+/// Whether two clone URLs name the same repository (ignoring `.git`, user names and case of
+/// the host).
+fn same_repository(a: &str, b: &str) -> bool {
+    fn normalize(url: &str) -> String {
+        let url = url.trim().trim_end_matches('/').trim_end_matches(".git");
+        match url::Url::parse(url) {
+            Ok(mut parsed) if parsed.has_host() => {
+                let _ = parsed.set_username("");
+                let _ = parsed.set_password(None);
+                parsed.to_string().trim_end_matches('/').to_string()
+            }
+            _ => url.trim_start_matches("file://").to_string(),
+        }
+    }
+    normalize(a) == normalize(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_paths_are_checked() {
+        assert_eq!(check_workspace_path("repoPath", "/Repos/ci/proj/").unwrap(), "/Repos/ci/proj");
+        for bad in ["Repos/ci/x", "/Repos", "/Repos//x", "/Repos/../x", "/x"] {
+            assert!(check_workspace_path("repoPath", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn same_repository_ignores_cosmetics() {
+        assert!(same_repository("https://org@dev.azure.com/org/p/_git/r", "https://dev.azure.com/org/p/_git/r"));
+        assert!(same_repository("https://github.com/o/r.git", "https://github.com/o/r"));
+        assert!(!same_repository("https://github.com/o/r", "https://github.com/o/s"));
+        assert!(same_repository("/tmp/x", "file:///tmp/x"));
+    }
+}

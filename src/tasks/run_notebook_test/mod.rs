@@ -1,0 +1,174 @@
+//! DatabricksRunNotebookTest: submit the notebooks as one run, follow it, report each
+//! notebook's result, and fail unless all of them succeeded.
+
+mod poll;
+mod results;
+mod settings;
+
+use std::time::Duration;
+
+use futures::future::{select, Either};
+use serde_json::json;
+
+pub use settings::{parse_cluster_spec, parse_parameters, Compute, Notebook, Settings, INPUTS, MAX_NOTEBOOKS};
+
+use self::results::{collect_results, report_results};
+use super::{Failure, FailureKind, Report};
+use crate::databricks::models::{NotebookSource, NotebookTask, Run, SubmitRun, SubmitTask};
+use crate::databricks::Client;
+use crate::host::or_cancelled;
+use crate::pipeline::Log;
+
+/// SIGINT to SIGKILL is 10 s on the agent: the cancel and its confirmation must fit in less.
+const CANCEL_BUDGET: Duration = Duration::from_secs(6);
+
+pub fn submit_request(settings: &Settings) -> SubmitRun {
+    let source = if settings.git_source.is_some() { NotebookSource::Git } else { NotebookSource::Workspace };
+    let (existing_cluster_id, new_cluster) = match &settings.compute {
+        Compute::Existing(id) => (Some(id.clone()), None),
+        Compute::New(spec) => (None, Some(spec.clone())),
+        Compute::Serverless => (None, None),
+    };
+    SubmitRun {
+        run_name: settings.run_name.clone(),
+        tasks: settings
+            .notebooks
+            .iter()
+            .map(|notebook| SubmitTask {
+                task_key: notebook.task_key.clone(),
+                notebook_task: NotebookTask {
+                    notebook_path: notebook.path.clone(),
+                    base_parameters: settings.parameters.clone(),
+                    source,
+                },
+                existing_cluster_id: existing_cluster_id.clone(),
+                new_cluster: new_cluster.clone(),
+                timeout_seconds: None,
+            })
+            .collect(),
+        git_source: settings.git_source.clone(),
+        timeout_seconds: settings.timeout.map(|t| t.as_secs_f64().ceil() as u64),
+        idempotency_token: Some(settings.idempotency_token.clone()),
+    }
+}
+
+pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Report, Failure> {
+    let host = client.host();
+    log.info(&format!("Databricks workspace: {}", client.base()));
+    let count = settings.notebooks.len();
+    log.info(&format!(
+        "Submitting {count} notebook{} as one run on {}",
+        if count == 1 { "" } else { "s" },
+        settings.compute
+    ));
+    if let Some(git) = &settings.git_source {
+        log.info(&format!("Source: {} at {}", git.git_url, git_reference(&git.reference)));
+    }
+    for notebook in &settings.notebooks {
+        log.debug(&format!("task {} = {}", notebook.task_key, notebook.path));
+    }
+    let request = submit_request(settings);
+    let run_id = match or_cancelled(host, client.submit_run(&request)).await {
+        Some(result) => result.map_err(|e| Failure::api("submitting the run", e))?,
+        None => return Err(Failure::new(FailureKind::Canceled, "cancelled before the run was submitted")),
+    };
+    log.set_output("runId", &run_id.to_string());
+
+    let started = host.elapsed();
+    let deadline = settings.timeout.map(|t| started + t);
+    let elapsed = || host.elapsed().saturating_sub(started);
+    let mut tracker = results::StateTracker::default();
+    let mut announced_url = false;
+    let finished: Run = loop {
+        let run = match or_cancelled(host, client.get_run(run_id)).await {
+            Some(result) => result.map_err(|e| Failure::api(&format!("reading the state of run {run_id}"), e))?,
+            None => return Err(cancel(client, log, run_id, "The pipeline was cancelled").await),
+        };
+        if !announced_url {
+            announced_url = true;
+            let url = run.run_page_url.clone().unwrap_or_default();
+            log.info(&format!("Run {run_id} submitted: {url}"));
+            log.set_output("runPageUrl", &url);
+        }
+        for change in tracker.changes(&run, &settings.notebooks) {
+            log.info(&format!("[{:>6.1}s] {change}", elapsed().as_secs_f64()));
+        }
+        if run.is_terminal() {
+            break run;
+        }
+        let state = run.life_cycle().map(|s| s.to_string()).unwrap_or_else(|| "UNKNOWN".into());
+        log.status(Some(&format!("run {run_id}: {state} ({:.0}s)", elapsed().as_secs_f64())));
+        let mut delay = poll::next_delay(elapsed());
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_sub(host.elapsed());
+            if left.is_zero() {
+                let minutes = settings.timeout.unwrap_or_default().as_secs_f64() / 60.0;
+                let failure = cancel(client, log, run_id, &format!("The run did not finish within timeoutMinutes ({minutes})")).await;
+                return Err(Failure { kind: FailureKind::Timeout, ..failure }
+                    .hint("raise timeoutMinutes if the notebooks need longer, or make them faster"));
+            }
+            delay = delay.min(left);
+        }
+        if or_cancelled(host, host.sleep(delay)).await.is_none() {
+            return Err(cancel(client, log, run_id, "The pipeline was cancelled").await);
+        }
+    };
+    log.status(None);
+
+    let results = collect_results(client, log, &finished, &settings.notebooks).await;
+    report_results(log, run_id, &finished, results)
+}
+
+fn git_reference(reference: &crate::databricks::models::GitReference) -> String {
+    use crate::databricks::models::GitReference;
+    match reference {
+        GitReference::Commit(c) => format!("commit {c}"),
+        GitReference::Branch(b) => format!("branch {b}"),
+        GitReference::Tag(t) => format!("tag {t}"),
+    }
+}
+
+/// Cancels the run and waits (within [`CANCEL_BUDGET`]) until Databricks confirms it stopped.
+async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str) -> Failure {
+    let host = client.host();
+    let until = host.elapsed() + CANCEL_BUDGET;
+    log.warning(&format!("{why}: cancelling run {run_id}"));
+    let within_budget = |work| async move {
+        let left = until.saturating_sub(host.elapsed());
+        match select(std::pin::pin!(work), host.sleep(left)).await {
+            Either::Left((value, _)) => Some(value),
+            Either::Right(_) => None,
+        }
+    };
+    let confirmed = within_budget(async {
+        client.cancel_run(run_id).await?;
+        loop {
+            let run = client.get_run(run_id).await?;
+            if run.is_terminal() {
+                return Ok::<_, crate::databricks::ApiError>(run);
+            }
+            host.sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await;
+    let message = match confirmed {
+        Some(Ok(run)) => {
+            let state = format!(
+                "{} {}",
+                run.life_cycle().map(|s| s.to_string()).unwrap_or_default(),
+                run.state.result_state.as_ref().map(|s| s.to_string()).unwrap_or_default()
+            );
+            log.info(&format!("Run {run_id} stopped ({})", state.trim()));
+            format!("{why}; run {run_id} was cancelled")
+        }
+        Some(Err(e)) => {
+            log.warning(&format!("could not cancel run {run_id}: {e}"));
+            format!("{why}; cancelling run {run_id} failed, it may still be running")
+        }
+        None => {
+            log.warning(&format!("run {run_id} did not confirm the cancel within {}s", CANCEL_BUDGET.as_secs()));
+            format!("{why}; run {run_id} was asked to cancel")
+        }
+    };
+    Failure::new(FailureKind::Canceled, message).details(json!({ "runId": run_id }))
+}

@@ -1,0 +1,222 @@
+//! Following a run's states, fetching each notebook's output, and judging the outcome.
+
+use std::collections::BTreeMap;
+
+use futures::stream::{self, StreamExt};
+use serde_json::json;
+
+use super::settings::Notebook;
+use crate::databricks::error::shorten;
+use crate::databricks::models::{LifeCycleState, ResultState, Run, RunOutput, RunState, RunTask};
+use crate::databricks::Client;
+use crate::tasks::{Failure, FailureKind, Report};
+use crate::pipeline::Log;
+
+/// Outputs fetched at once; the rest wait for a free slot.
+const OUTPUT_CONCURRENCY: usize = 8;
+/// Longest notebook output printed inline (the output variable keeps all of it).
+const MAX_PRINTED_OUTPUT: usize = 2000;
+
+/// Remembers the last state seen, to log changes only.
+#[derive(Default)]
+pub struct StateTracker {
+    run: Option<RunState>,
+    tasks: BTreeMap<String, RunState>,
+}
+
+fn describe_state(state: &RunState) -> String {
+    let mut text = state.life_cycle_state.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "UNKNOWN".into());
+    if let Some(result) = &state.result_state {
+        text = format!("{text} {result}");
+    }
+    text
+}
+
+impl StateTracker {
+    pub fn changes(&mut self, run: &Run, notebooks: &[Notebook]) -> Vec<String> {
+        let mut changes = Vec::new();
+        let state = RunState { state_message: None, user_cancelled_or_timedout: None, ..run.state.clone() };
+        if self.run.as_ref() != Some(&state) {
+            changes.push(format!("run {}", describe_state(&state)));
+            self.run = Some(state);
+        }
+        // Per-notebook lines only when there are several: with one they repeat the run's.
+        if notebooks.len() > 1 {
+            for task in &run.tasks {
+                let key = task.task_key.clone().unwrap_or_default();
+                let state = RunState { state_message: None, user_cancelled_or_timedout: None, ..task.state.clone() };
+                let terminal = state.life_cycle_state.as_ref().is_some_and(LifeCycleState::is_terminal);
+                if terminal && self.tasks.get(&key) != Some(&state) {
+                    changes.push(format!("{}: {}", notebook_name(task, notebooks), describe_state(&state)));
+                }
+                self.tasks.insert(key, state);
+            }
+        }
+        changes
+    }
+}
+
+fn notebook_name(task: &RunTask, notebooks: &[Notebook]) -> String {
+    let key = task.task_key.as_deref().unwrap_or_default();
+    notebooks
+        .iter()
+        .find(|n| n.task_key == key)
+        .map(|n| n.path.clone())
+        .or_else(|| task.notebook_task.as_ref().and_then(|t| t.notebook_path.clone()))
+        .unwrap_or_else(|| key.to_string())
+}
+
+#[derive(Debug)]
+pub struct NotebookResult {
+    pub path: String,
+    pub task: RunTask,
+    pub output: Option<RunOutput>,
+}
+
+impl NotebookResult {
+    fn succeeded(&self) -> bool {
+        self.task.state.result_state == Some(ResultState::Success)
+    }
+
+    fn duration_ms(&self) -> Option<i64> {
+        let t = &self.task;
+        t.run_duration
+            .or_else(|| Some(t.setup_duration? + t.execution_duration? + t.cleanup_duration?))
+            .or_else(|| Some(t.end_time? - t.start_time?))
+            .filter(|d| *d > 0)
+    }
+
+    fn exit_value(&self) -> Option<&str> {
+        self.output.as_ref()?.notebook_output.as_ref()?.result.as_deref()
+    }
+
+    /// Why it did not succeed, in words a user acts on.
+    fn failure_reason(&self) -> String {
+        let state = &self.task.state;
+        let message = state.state_message.as_deref().filter(|m| !m.is_empty());
+        let error = self.output.as_ref().and_then(|o| o.error.as_deref()).filter(|e| !e.is_empty());
+        let detail = error.or(message).map(|d| format!(": {}", shorten(d.lines().next().unwrap_or(d), 300))).unwrap_or_default();
+        match (&state.life_cycle_state, &state.result_state) {
+            (_, Some(ResultState::TimedOut)) => format!("timed out (the run's timeout_seconds passed){detail}"),
+            (_, Some(ResultState::Canceled)) => format!("was cancelled{detail}"),
+            (Some(LifeCycleState::Skipped), _) => format!("was skipped{detail}"),
+            (Some(LifeCycleState::InternalError), Some(ResultState::Failed)) if error.is_some() => format!("failed{detail}"),
+            (Some(LifeCycleState::InternalError), _) => format!("could not run (INTERNAL_ERROR){detail}"),
+            (_, Some(ResultState::Failed)) => format!("failed{detail}"),
+            (_, Some(ResultState::UpstreamFailed | ResultState::UpstreamCanceled)) => format!("did not run because another task failed{detail}"),
+            (lifecycle, result) => format!(
+                "ended in state {}{detail}",
+                describe_state(&RunState { life_cycle_state: lifecycle.clone(), result_state: result.clone(), ..Default::default() })
+            ),
+        }
+    }
+}
+
+/// Fetches every task's output, a few at a time. A task whose output cannot be read is
+/// reported without it rather than failing the whole step.
+pub async fn collect_results(client: &Client, log: &Log, run: &Run, notebooks: &[Notebook]) -> Vec<NotebookResult> {
+    let fetches = run.tasks.iter().map(|task| async move {
+        let output = match task.run_id {
+            Some(id) => match client.get_run_output(id).await {
+                Ok(output) => Some(output),
+                Err(e) => {
+                    log.warning(&format!("could not read the output of {}: {e}", notebook_name(task, notebooks)));
+                    None
+                }
+            },
+            None => None,
+        };
+        NotebookResult { path: notebook_name(task, notebooks), task: task.clone(), output }
+    });
+    let mut results: Vec<NotebookResult> = stream::iter(fetches).buffer_unordered(OUTPUT_CONCURRENCY).collect().await;
+    // Report in the order the user listed the notebooks.
+    let order = |r: &NotebookResult| notebooks.iter().position(|n| n.path == r.path).unwrap_or(usize::MAX);
+    results.sort_by_key(order);
+    results
+}
+
+pub fn report_results(log: &Log, run_id: i64, run: &Run, results: Vec<NotebookResult>) -> Result<Report, Failure> {
+    let run_result = run.state.result_state.as_ref().map(|s| s.to_string()).unwrap_or_else(|| describe_state(&run.state));
+    log.section("Results");
+    for result in &results {
+        let duration = result.duration_ms().map(|ms| format!(" in {:.1}s", ms as f64 / 1000.0)).unwrap_or_default();
+        let state = describe_state(&result.task.state);
+        log.info(&format!("{} {}: {state}{duration}", if result.succeeded() { "PASS" } else { "FAIL" }, result.path));
+        if let Some(value) = result.exit_value() {
+            let truncated = result.output.as_ref().and_then(|o| o.notebook_output.as_ref()).and_then(|n| n.truncated) == Some(true);
+            log.untrusted(&format!(
+                "  output: {}{}",
+                shorten(value, MAX_PRINTED_OUTPUT),
+                if truncated { " (truncated by Databricks)" } else { "" }
+            ));
+        }
+        if let Some(url) = &result.task.run_page_url {
+            log.debug(&format!("  {url}"));
+        }
+    }
+    let failed: Vec<&NotebookResult> = results.iter().filter(|r| !r.succeeded()).collect();
+    for result in &failed {
+        let output = result.output.as_ref();
+        let error = output.and_then(|o| o.error.as_deref()).filter(|e| !e.is_empty());
+        let trace = output.and_then(|o| o.error_trace.as_deref()).filter(|t| !t.is_empty());
+        if error.is_some() || trace.is_some() {
+            log.group(&format!("{}: error", result.path));
+            if let Some(error) = error {
+                log.untrusted(error);
+            }
+            if let Some(trace) = trace {
+                log.untrusted(trace);
+            }
+            log.end_group();
+        }
+        let link = result.task.run_page_url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
+        log.error(&format!("{} {}{link}", result.path, result.failure_reason()));
+    }
+
+    let outputs: serde_json::Map<String, serde_json::Value> =
+        results.iter().map(|r| (r.path.clone(), r.exit_value().map_or(serde_json::Value::Null, |v| json!(v)))).collect();
+    log.set_output("resultState", &run_result);
+    log.set_output("notebookOutput", &serde_json::Value::Object(outputs).to_string());
+
+    let notebooks_json: Vec<_> = results
+        .iter()
+        .map(|r| {
+            json!({
+                "path": r.path,
+                "taskKey": r.task.task_key,
+                "runId": r.task.run_id,
+                "runPageUrl": r.task.run_page_url,
+                "lifeCycleState": r.task.state.life_cycle_state,
+                "resultState": r.task.state.result_state,
+                "stateMessage": r.task.state.state_message,
+                "durationMs": r.duration_ms(),
+                "output": r.exit_value(),
+                "error": r.output.as_ref().and_then(|o| o.error.clone()),
+            })
+        })
+        .collect();
+    let details = json!({
+        "runId": run_id,
+        "runPageUrl": run.run_page_url,
+        "resultState": run_result,
+        "notebooks": notebooks_json,
+    });
+    let total = results.len();
+    let all_ok = failed.is_empty() && total > 0 && run.state.result_state == Some(ResultState::Success);
+    if all_ok {
+        let summary = format!("{total} of {total} notebook{} passed", if total == 1 { "" } else { "s" });
+        log.info(&summary);
+        let mut json = details;
+        json["task"] = json!("DatabricksRunNotebookTest");
+        json["ok"] = json!(true);
+        json["exitCode"] = json!(0);
+        return Ok(Report { summary, issues: false, json });
+    }
+    let message = if total == 0 {
+        format!("run {run_id} ended {run_result}: {}", run.state.state_message.as_deref().unwrap_or("no task ran"))
+    } else {
+        format!("{} of {total} notebook{} did not pass (run {run_id}: {run_result})", failed.len(), if total == 1 { "" } else { "s" })
+    };
+    let _ = FailureKind::Tests;
+    Err(Failure::new(FailureKind::Tests, message).details(details))
+}

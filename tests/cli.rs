@@ -1,0 +1,151 @@
+//! The binary, run as a user or the agent would: a clean environment, real signals.
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_databricks-azdo"));
+    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("HOME", std::env::temp_dir());
+    command
+}
+
+fn run(command: &mut Command) -> Outcome {
+    let output = command.output().expect("the binary runs");
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn help_shows_examples() {
+    let outcome = run(binary().arg("--help"));
+    assert_eq!(outcome.code, 0);
+    insta::assert_snapshot!(outcome.stdout);
+}
+
+#[test]
+fn an_unknown_task_name_is_a_usage_error() {
+    let outcome = run(binary().args(["task", "DatabricksRunNotebook"]));
+    assert_eq!(outcome.code, 2);
+    assert!(outcome.stderr.contains("unknown task `DatabricksRunNotebook`"), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains("DatabricksRunNotebookTest"), "{}", outcome.stderr);
+}
+
+#[test]
+fn the_demo_runs_the_whole_flow_and_exits_zero() {
+    let outcome = run(binary().arg("demo"));
+    assert_eq!(outcome.code, 0, "{}\n{}", outcome.stdout, outcome.stderr);
+    for expected in [
+        "Created repo /Repos/ci/income-model",
+        "Repo /Repos/ci/income-model is at branch main, commit",
+        "submitted: http://127.0.0.1:",
+        "run RUNNING",
+        "output: 2 checks passed",
+        "output: integration test ran with env=ci",
+        "2 of 2 notebooks passed",
+        "Deleted repo /Repos/ci/income-model",
+    ] {
+        assert!(outcome.stdout.contains(expected), "missing `{expected}` in:\n{}", outcome.stdout);
+    }
+}
+
+#[test]
+fn the_failing_demo_shows_the_error_and_exits_non_zero() {
+    let outcome = run(binary().args(["demo", "--fail"]));
+    assert_eq!(outcome.code, 1, "{}\n{}", outcome.stdout, outcome.stderr);
+    assert!(outcome.stdout.contains("AssertionError: model regression"), "{}", outcome.stdout);
+    assert!(outcome.stdout.contains("Deleted repo"), "cleanup runs after a failure: {}", outcome.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_cancels_the_run_within_the_agents_window() {
+    let emulator = emulator().await;
+    let project = Project::new(&[("slow", SLOW)]);
+    let env: BTreeMap<String, String> = with(
+        &pipeline_env(&emulator, &project),
+        &[("repoPath", REPO_PATH), ("notebookPaths", "test/slow"), ("existingClusterId", CLUSTER)],
+    );
+    let update = run_task(databricks_azdo::tasks::TaskName::RepoUpdate, env.clone(), databricks_azdo::pipeline::OutputMode::Agent).await;
+    assert_eq!(update.code, 0, "{}", update.stdout);
+
+    let mut child = binary()
+        .args(["task", "DatabricksRunNotebookTest@1"])
+        .envs(&env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let line = lines_rx.recv_timeout(Duration::from_secs(20)).expect("the run starts");
+        let running = line.contains("run RUNNING");
+        seen.push(line);
+        if running {
+            break;
+        }
+    }
+    let signalled = Instant::now();
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let code = tokio::task::spawn_blocking(move || child.wait().unwrap().code()).await.unwrap();
+    let took = signalled.elapsed();
+    seen.extend(lines_rx.try_iter());
+    let log = seen.join("\n");
+    assert_eq!(code, Some(130), "{log}");
+    assert!(took < Duration::from_secs(7), "cancelled in {took:?}");
+    assert!(log.contains("stopped (TERMINATED CANCELED)"), "{log}");
+    assert!(log.contains("##vso[task.complete result=Canceled]"), "{log}");
+    let runs = emulator_runs(&emulator).await;
+    assert_eq!(runs[0]["result_state"], "CANCELED", "{runs:?}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_takes_flags_and_the_token_from_the_environment() {
+    let emulator = emulator().await;
+    let project = Project::new(&[("unit", PASSING)]);
+    let token_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token_file.path(), format!("{TOKEN}\n")).unwrap();
+    let base_url = emulator.base_url();
+    let project_url = project.url();
+    let update = tokio::task::spawn_blocking(move || {
+        run(binary().args([
+            "repo-update", "--host", &base_url, "--token-file", token_file.path().to_str().unwrap(),
+            "--repo-path", REPO_PATH, "--repo-url", &project_url, "--git-provider", "gitHub", "--branch", "main",
+        ]))
+    })
+    .await
+    .unwrap();
+    assert_eq!(update.code, 0, "{}\n{}", update.stdout, update.stderr);
+    assert!(!update.stdout.contains("##vso["), "a terminal gets no logging commands: {}", update.stdout);
+    update.assert_no_secret();
+
+    let base_url = emulator.base_url();
+    let test = tokio::task::spawn_blocking(move || {
+        run(binary()
+            .env("DATABRICKS_HOST", &base_url)
+            .env("DATABRICKS_TOKEN", TOKEN)
+            .args(["run-notebook-test", "--repo-path", REPO_PATH, "--notebook", "test/unit", "--cluster-id", CLUSTER, "--output", "json"]))
+    })
+    .await
+    .unwrap();
+    assert_eq!(test.code, 0, "{}\n{}", test.stdout, test.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&test.stdout).unwrap();
+    assert_eq!(doc["notebooks"][0]["output"], "all good");
+    test.assert_no_secret();
+    emulator.shutdown().await;
+}

@@ -1,0 +1,265 @@
+//! Shared test harness: an in-process workspace emulator, a Git project with notebooks, and
+//! tasks run in-process (captured output) or through the binary (clean, pinned environment).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use databricks_azdo::databricks::RetryPolicy;
+use databricks_azdo::emulator::{Emulator, EmulatorConfig, FaultRule};
+use databricks_azdo::host::{Host, NativeHost};
+use databricks_azdo::pipeline::OutputMode;
+use databricks_azdo::tasks::{self, RunOptions, TaskName};
+
+pub const TOKEN: &str = "dapi-test-5ecret%;]value";
+pub const CLUSTER: &str = "0101-000000-emulator";
+pub const REPO_PATH: &str = "/Repos/ci/project";
+
+pub const PASSING: &str = "# Databricks notebook source\nprint('hello')\n\n# COMMAND ----------\n\ndbutils.notebook.exit('all good')\n";
+pub const FAILING: &str = "# Databricks notebook source\nx = 1\n\n# COMMAND ----------\n\nassert x == 2, 'x should be 2 ##vso[task.complete result=Succeeded]'\n";
+pub const WITH_PARAM: &str = "# Databricks notebook source\ndbutils.widgets.text('env', 'dev')\ndbutils.notebook.exit('env=' + dbutils.widgets.get('env'))\n";
+pub const SLOW: &str = "# Databricks notebook source\nimport time\ntime.sleep(60)\n";
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A Git repository with `test/<name>.py` notebooks, committed on `main`.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(notebooks: &[(&str, &str)]) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        let project = Project { dir };
+        project.commit(notebooks, "initial");
+        project
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    pub fn url(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    pub fn commit(&self, notebooks: &[(&str, &str)], message: &str) -> String {
+        for (name, source) in notebooks {
+            let file = self.dir.path().join(format!("test/{name}.py"));
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, source).unwrap();
+        }
+        git(self.dir.path(), &["add", "."]);
+        git(self.dir.path(), &["commit", "-q", "--allow-empty", "-m", message]);
+        self.head()
+    }
+
+    pub fn head(&self) -> String {
+        git(self.dir.path(), &["rev-parse", "HEAD"])
+    }
+}
+
+pub async fn emulator() -> Emulator {
+    emulator_with(Vec::new()).await
+}
+
+pub async fn emulator_with(faults: Vec<FaultRule>) -> Emulator {
+    Emulator::start(
+        EmulatorConfig {
+            token: TOKEN.to_string(),
+            pending: Duration::from_millis(20),
+            terminating: Duration::from_millis(10),
+            faults,
+            ..EmulatorConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("emulator starts")
+}
+
+pub fn faults(rules: &[&str]) -> Vec<FaultRule> {
+    rules.iter().map(|r| r.parse().unwrap_or_else(|e| panic!("{r}: {e}"))).collect()
+}
+
+/// The environment the agent would give a step of a CI build of `main` at `commit`.
+pub fn pipeline_env(emulator: &Emulator, project: &Project) -> BTreeMap<String, String> {
+    let head = project.head();
+    [
+        ("TF_BUILD", "True"),
+        ("INPUT_DATABRICKSHOST", emulator.base_url().as_str()),
+        ("SECRET_DATABRICKS_TOKEN", TOKEN),
+        ("INPUT_DATABRICKSTOKEN", TOKEN),
+        ("BUILD_SOURCEBRANCH", "refs/heads/main"),
+        ("BUILD_SOURCEVERSION", head.as_str()),
+        ("BUILD_REPOSITORY_URI", project.url().as_str()),
+        ("BUILD_DEFINITIONNAME", "project-ci"),
+        ("BUILD_BUILDNUMBER", "20261128.1"),
+        ("SYSTEM_PLANID", "plan-1"),
+        ("SYSTEM_JOBID", "job-1"),
+        ("SYSTEM_JOBATTEMPT", "1"),
+        ("INPUT_GITPROVIDER", "gitHub"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub fn with(env: &BTreeMap<String, String>, inputs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut env = env.clone();
+    for (key, value) in inputs {
+        let key = if key.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()) {
+            key.to_string()
+        } else {
+            format!("INPUT_{}", key.to_ascii_uppercase())
+        };
+        env.insert(key, value.to_string());
+    }
+    env
+}
+
+#[derive(Clone, Default)]
+pub struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Asserts the test token appears nowhere in what was printed.
+    pub fn assert_no_secret(&self) {
+        for (name, text) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            for (i, line) in text.lines().enumerate() {
+                if line.starts_with("##vso[task.setsecret]") {
+                    continue;
+                }
+                assert!(!line.contains(TOKEN), "{name} line {i} leaks the token: {line}");
+                assert!(!line.contains("dapi-test-5ecret"), "{name} line {i} leaks part of the token: {line}");
+            }
+        }
+    }
+}
+
+pub fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        budget: Duration::from_secs(20),
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(100),
+        max_retry_after: Duration::from_millis(1500),
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Runs a task in-process with `env` as its whole environment; returns its exit code and
+/// what it printed. `cancel_after` triggers the cancel signal (as SIGINT would) after a while.
+pub async fn run_task(task: TaskName, env: BTreeMap<String, String>, mode: OutputMode) -> Outcome {
+    run_task_with(task, env, mode, None).await
+}
+
+pub async fn run_task_with(
+    task: TaskName,
+    env: BTreeMap<String, String>,
+    mode: OutputMode,
+    cancel_when: Option<Box<dyn Fn(&str) -> bool>>,
+) -> Outcome {
+    let out = Capture::default();
+    let err = Capture::default();
+    let host = NativeHost::new(env, Arc::new(Mutex::new(out.clone())), Arc::new(Mutex::new(err.clone())));
+    let cancel = host.canceller();
+    let host: Rc<dyn Host> = Rc::new(host);
+    let options = RunOptions { mode, verbose: false, retry: fast_retries() };
+    let run = tasks::run(task, host, &options);
+    let code = match cancel_when {
+        None => run.await,
+        Some(condition) => {
+            let watcher = async {
+                loop {
+                    if condition(&out.text()) {
+                        cancel();
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                futures::future::pending::<()>().await;
+            };
+            tokio::select! { code = run => code, _ = watcher => unreachable!() }
+        }
+    };
+    Outcome { code, stdout: out.text(), stderr: err.text() }
+}
+
+/// Makes a log stable for snapshots: times, ids, ports, paths and commits replaced.
+pub fn redact(text: &str, project: Option<&Project>) -> String {
+    // Snapshots never hold a secret, not even the masking command's own copy.
+    let mut text: String = text
+        .lines()
+        .map(|line| if line.starts_with("##vso[task.setsecret]") { "##vso[task.setsecret][SECRET]" } else { line })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    if let Some(project) = project {
+        text = text.replace(&project.url(), "[PROJECT]");
+    }
+    let commits: Vec<String> =
+        regex::Regex::new(r"\b[0-9a-f]{40}\b").unwrap().find_iter(&text).map(|m| m.as_str().to_string()).collect();
+    for commit in commits {
+        text = text.replace(&commit, "[COMMIT]").replace(&commit[..10], "[SHORT-COMMIT]");
+    }
+    let rules: &[(&str, &str)] = &[
+        (r"http://127\.0\.0\.1:\d+", "http://[EMULATOR]"),
+        (r"\[\s*\d+\.\d+s\]", "[TIME]"),
+        (r" in \d+\.\ds", " in [DURATION]"),
+        (r"\b\d{9,}\b", "[ID]"),
+        (r"retrying in \d+\.\ds", "retrying in [DELAY]"),
+    ];
+    for (pattern, replacement) in rules {
+        text = regex::Regex::new(pattern).unwrap().replace_all(&text, *replacement).into_owned();
+    }
+    text
+}
+
+pub async fn emulator_runs(emulator: &Emulator) -> Vec<serde_json::Value> {
+    let url = format!("{}/emulator/runs", emulator.base_url());
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+pub fn total_api_requests(emulator: &Emulator) -> u64 {
+    emulator.request_counts().values().sum()
+}
+
+pub fn count(emulator: &Emulator, endpoint: &str) -> u64 {
+    emulator.request_counts().get(endpoint).copied().unwrap_or(0)
+}

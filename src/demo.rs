@@ -51,7 +51,16 @@ assert predicted_income(30) == 31000, "model regression: predicted_income(30) is
 /// Runs `git` in `dir` with a pinned identity, ignoring the machine's configuration.
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     let output = std::process::Command::new("git")
-        .args(["-c", "user.name=Demo", "-c", "user.email=demo@example.com", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=Demo",
+            "-c",
+            "user.email=demo@example.com",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -59,7 +68,11 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
         .output()
         .with_context(|| format!("running git {}: is git installed?", args.join(" ")))?;
     if !output.status.success() {
-        bail!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
@@ -79,7 +92,12 @@ pub fn make_project(dir: &Path, failing: bool) -> anyhow::Result<String> {
     git(dir, &["rev-parse", "HEAD"])
 }
 
-fn pipeline_env(base_url: &str, token: &str, project: &Path, commit: &str) -> BTreeMap<String, String> {
+fn pipeline_env(
+    base_url: &str,
+    token: &str,
+    project: &Path,
+    commit: &str,
+) -> BTreeMap<String, String> {
     [
         ("TF_BUILD", "True"),
         ("DATABRICKS_HOST", base_url),
@@ -98,10 +116,16 @@ fn pipeline_env(base_url: &str, token: &str, project: &Path, commit: &str) -> BT
     .collect()
 }
 
-fn with_inputs(env: &BTreeMap<String, String>, inputs: &[(&str, &str)]) -> BTreeMap<String, String> {
+fn with_inputs(
+    env: &BTreeMap<String, String>,
+    inputs: &[(&str, &str)],
+) -> BTreeMap<String, String> {
     let mut env = env.clone();
     for (name, value) in inputs {
-        env.insert(format!("INPUT_{}", crate::pipeline::inputs::env_name(name)), value.to_string());
+        env.insert(
+            format!("INPUT_{}", crate::pipeline::inputs::env_name(name)),
+            value.to_string(),
+        );
     }
     env
 }
@@ -113,13 +137,20 @@ pub async fn run(failing: bool) -> anyhow::Result<i32> {
     let commit = make_project(&project, failing)?;
     let token = format!("demo-{:016x}", fastrand::u64(..));
     let emulator = Emulator::start(
-        EmulatorConfig { token: token.clone(), ..EmulatorConfig::default() },
+        EmulatorConfig {
+            token: token.clone(),
+            ..EmulatorConfig::default()
+        },
         "127.0.0.1:0".parse().expect("valid address"),
     )
     .await
     .context("starting the workspace emulator")?;
     println!("Workspace emulator listening on {}", emulator.base_url());
-    println!("Git project with notebook tests at {} (commit {})", project.display(), &commit[..10]);
+    println!(
+        "Git project with notebook tests at {} (commit {})",
+        project.display(),
+        &commit[..10]
+    );
     println!();
 
     let env = pipeline_env(&emulator.base_url(), &token, &project, &commit);
@@ -129,7 +160,11 @@ pub async fn run(failing: bool) -> anyhow::Result<i32> {
         notebooks.push_str("\ntest/model_regression");
     }
     let steps: [(&str, TaskName, BTreeMap<String, String>); 3] = [
-        ("Check out the branch into a Databricks Repo", TaskName::RepoUpdate, with_inputs(&env, &[("repoPath", repo_path), ("gitProvider", "gitHub")])),
+        (
+            "Check out the branch into a Databricks Repo",
+            TaskName::RepoUpdate,
+            with_inputs(&env, &[("repoPath", repo_path), ("gitProvider", "gitHub")]),
+        ),
         (
             "Run the notebook tests",
             TaskName::RunNotebookTest,
@@ -139,13 +174,20 @@ pub async fn run(failing: bool) -> anyhow::Result<i32> {
                     ("repoPath", repo_path),
                     ("notebookPaths", &notebooks),
                     ("clusterMode", "existing"),
-                    ("existingClusterId", &EmulatorConfig::default().known_cluster_id),
+                    (
+                        "existingClusterId",
+                        &EmulatorConfig::default().known_cluster_id,
+                    ),
                     ("parameters", "env=ci"),
                     ("timeoutMinutes", "10"),
                 ],
             ),
         ),
-        ("Clean up the Repo (condition: always())", TaskName::RepoUpdate, with_inputs(&env, &[("repoPath", repo_path), ("mode", "delete")])),
+        (
+            "Clean up the Repo (condition: always())",
+            TaskName::RepoUpdate,
+            with_inputs(&env, &[("repoPath", repo_path), ("mode", "delete")]),
+        ),
     ];
     let mut test_exit = 0;
     for (title, task, env) in steps {

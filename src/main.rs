@@ -13,7 +13,10 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -57,16 +60,22 @@ async fn run(cli: Cli) -> i32 {
                 }
             };
         }
-        Command::RepoUpdate(args) => settings::repo_update(&args, process_env()).map(|r| (TaskName::RepoUpdate, r)),
-        Command::RunNotebookTest(args) => {
-            settings::run_notebook_test(&args, process_env()).map(|r| (TaskName::RunNotebookTest, r))
+        Command::RepoUpdate(args) => {
+            settings::repo_update(&args, process_env()).map(|r| (TaskName::RepoUpdate, r))
         }
+        Command::RunNotebookTest(args) => settings::run_notebook_test(&args, process_env())
+            .map(|r| (TaskName::RunNotebookTest, r)),
     };
     match resolved {
         Ok((task, resolved)) => {
-            let live = resolved.mode == OutputMode::Terminal && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let live = resolved.mode == OutputMode::Terminal
+                && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let host: Rc<dyn Host> = Rc::new(NativeHost::for_process(resolved.env, live));
-            let options = RunOptions { mode: resolved.mode, verbose: resolved.verbose, ..RunOptions::default() };
+            let options = RunOptions {
+                mode: resolved.mode,
+                verbose: resolved.verbose,
+                ..RunOptions::default()
+            };
             tasks::run(task, host, &options).await
         }
         Err(e) => {

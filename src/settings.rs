@@ -16,25 +16,42 @@ pub struct Resolved {
 }
 
 fn base(common: &Common, process_env: BTreeMap<String, String>) -> anyhow::Result<Resolved> {
-    let Common { host, token_file, output, verbose } = common;
+    let Common {
+        host,
+        token_file,
+        output,
+        verbose,
+    } = common;
     // Stray INPUT_* variables of the shell must not leak into a CLI run.
-    let mut env: BTreeMap<String, String> =
-        process_env.into_iter().filter(|(k, _)| !k.starts_with("INPUT_")).collect();
+    let mut env: BTreeMap<String, String> = process_env
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("INPUT_"))
+        .collect();
     if let Some(host) = host {
         env.insert(input("databricksHost"), host.clone());
     }
     if let Some(path) = token_file {
-        let token = std::fs::read_to_string(path)
-            .with_context(|| format!("--token-file {}: cannot read the token file", path.display()))?;
+        let token = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "--token-file {}: cannot read the token file",
+                path.display()
+            )
+        })?;
         env.insert(input("databricksToken"), token.trim().to_string());
     }
-    let in_pipeline = env.get("TF_BUILD").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let in_pipeline = env
+        .get("TF_BUILD")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let mode = match output {
         OutputFormat::Json => OutputMode::Json,
         OutputFormat::Text if in_pipeline => OutputMode::Agent,
         OutputFormat::Text => OutputMode::Terminal,
     };
-    Ok(Resolved { env, mode, verbose: *verbose })
+    Ok(Resolved {
+        env,
+        mode,
+        verbose: *verbose,
+    })
 }
 
 fn input(name: &str) -> String {
@@ -47,7 +64,10 @@ fn set(env: &mut BTreeMap<String, String>, name: &str, value: &Option<String>) {
     }
 }
 
-pub fn repo_update(args: &RepoUpdateArgs, process_env: BTreeMap<String, String>) -> anyhow::Result<Resolved> {
+pub fn repo_update(
+    args: &RepoUpdateArgs,
+    process_env: BTreeMap<String, String>,
+) -> anyhow::Result<Resolved> {
     let RepoUpdateArgs {
         common,
         mode,
@@ -74,7 +94,10 @@ pub fn repo_update(args: &RepoUpdateArgs, process_env: BTreeMap<String, String>)
     Ok(resolved)
 }
 
-pub fn run_notebook_test(args: &RunNotebookTestArgs, process_env: BTreeMap<String, String>) -> anyhow::Result<Resolved> {
+pub fn run_notebook_test(
+    args: &RunNotebookTestArgs,
+    process_env: BTreeMap<String, String>,
+) -> anyhow::Result<Resolved> {
     let RunNotebookTestArgs {
         common,
         notebooks,

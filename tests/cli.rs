@@ -10,7 +10,10 @@ use common::*;
 
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_databricks-azdo"));
-    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("HOME", std::env::temp_dir());
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir());
     command
 }
 
@@ -34,8 +37,18 @@ fn help_shows_examples() {
 fn an_unknown_task_name_is_a_usage_error() {
     let outcome = run(binary().args(["task", "DatabricksRunNotebook"]));
     assert_eq!(outcome.code, 2);
-    assert!(outcome.stderr.contains("unknown task `DatabricksRunNotebook`"), "{}", outcome.stderr);
-    assert!(outcome.stderr.contains("DatabricksRunNotebookTest"), "{}", outcome.stderr);
+    assert!(
+        outcome
+            .stderr
+            .contains("unknown task `DatabricksRunNotebook`"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.stderr.contains("DatabricksRunNotebookTest"),
+        "{}",
+        outcome.stderr
+    );
 }
 
 #[test]
@@ -52,7 +65,11 @@ fn the_demo_runs_the_whole_flow_and_exits_zero() {
         "2 of 2 notebooks passed",
         "Deleted repo /Repos/ci/income-model",
     ] {
-        assert!(outcome.stdout.contains(expected), "missing `{expected}` in:\n{}", outcome.stdout);
+        assert!(
+            outcome.stdout.contains(expected),
+            "missing `{expected}` in:\n{}",
+            outcome.stdout
+        );
     }
 }
 
@@ -60,8 +77,16 @@ fn the_demo_runs_the_whole_flow_and_exits_zero() {
 fn the_failing_demo_shows_the_error_and_exits_non_zero() {
     let outcome = run(binary().args(["demo", "--fail"]));
     assert_eq!(outcome.code, 1, "{}\n{}", outcome.stdout, outcome.stderr);
-    assert!(outcome.stdout.contains("AssertionError: model regression"), "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("Deleted repo"), "cleanup runs after a failure: {}", outcome.stdout);
+    assert!(
+        outcome.stdout.contains("AssertionError: model regression"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("Deleted repo"),
+        "cleanup runs after a failure: {}",
+        outcome.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,9 +95,18 @@ async fn sigint_cancels_the_run_within_the_agents_window() {
     let project = Project::new(&[("slow", SLOW)]);
     let env: BTreeMap<String, String> = with(
         &pipeline_env(&emulator, &project),
-        &[("repoPath", REPO_PATH), ("notebookPaths", "test/slow"), ("existingClusterId", CLUSTER)],
+        &[
+            ("repoPath", REPO_PATH),
+            ("notebookPaths", "test/slow"),
+            ("existingClusterId", CLUSTER),
+        ],
     );
-    let update = run_task(databricks_azdo::tasks::TaskName::RepoUpdate, env.clone(), databricks_azdo::pipeline::OutputMode::Agent).await;
+    let update = run_task(
+        databricks_azdo::tasks::TaskName::RepoUpdate,
+        env.clone(),
+        databricks_azdo::pipeline::OutputMode::Agent,
+    )
+    .await;
     assert_eq!(update.code, 0, "{}", update.stdout);
 
     let mut child = binary()
@@ -91,7 +125,9 @@ async fn sigint_cancels_the_run_within_the_agents_window() {
     });
     let mut seen = Vec::new();
     loop {
-        let line = lines_rx.recv_timeout(Duration::from_secs(20)).expect("the run starts");
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the run starts");
         let running = line.contains("run RUNNING");
         seen.push(line);
         if running {
@@ -99,16 +135,24 @@ async fn sigint_cancels_the_run_within_the_agents_window() {
         }
     }
     let signalled = Instant::now();
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let code = tokio::task::spawn_blocking(move || child.wait().unwrap().code()).await.unwrap();
+    let code = tokio::task::spawn_blocking(move || child.wait().unwrap().code())
+        .await
+        .unwrap();
     let took = signalled.elapsed();
     seen.extend(lines_rx.try_iter());
     let log = seen.join("\n");
     assert_eq!(code, Some(130), "{log}");
     assert!(took < Duration::from_secs(7), "cancelled in {took:?}");
     assert!(log.contains("stopped (TERMINATED CANCELED)"), "{log}");
-    assert!(log.contains("##vso[task.complete result=Canceled]"), "{log}");
+    assert!(
+        log.contains("##vso[task.complete result=Canceled]"),
+        "{log}"
+    );
     let runs = emulator_runs(&emulator).await;
     assert_eq!(runs[0]["result_state"], "CANCELED", "{runs:?}");
     emulator.shutdown().await;
@@ -124,14 +168,29 @@ async fn the_cli_takes_flags_and_the_token_from_the_environment() {
     let project_url = project.url();
     let update = tokio::task::spawn_blocking(move || {
         run(binary().args([
-            "repo-update", "--host", &base_url, "--token-file", token_file.path().to_str().unwrap(),
-            "--repo-path", REPO_PATH, "--repo-url", &project_url, "--git-provider", "gitHub", "--branch", "main",
+            "repo-update",
+            "--host",
+            &base_url,
+            "--token-file",
+            token_file.path().to_str().unwrap(),
+            "--repo-path",
+            REPO_PATH,
+            "--repo-url",
+            &project_url,
+            "--git-provider",
+            "gitHub",
+            "--branch",
+            "main",
         ]))
     })
     .await
     .unwrap();
     assert_eq!(update.code, 0, "{}\n{}", update.stdout, update.stderr);
-    assert!(!update.stdout.contains("##vso["), "a terminal gets no logging commands: {}", update.stdout);
+    assert!(
+        !update.stdout.contains("##vso["),
+        "a terminal gets no logging commands: {}",
+        update.stdout
+    );
     update.assert_no_secret();
 
     let base_url = emulator.base_url();
@@ -139,7 +198,17 @@ async fn the_cli_takes_flags_and_the_token_from_the_environment() {
         run(binary()
             .env("DATABRICKS_HOST", &base_url)
             .env("DATABRICKS_TOKEN", TOKEN)
-            .args(["run-notebook-test", "--repo-path", REPO_PATH, "--notebook", "test/unit", "--cluster-id", CLUSTER, "--output", "json"]))
+            .args([
+                "run-notebook-test",
+                "--repo-path",
+                REPO_PATH,
+                "--notebook",
+                "test/unit",
+                "--cluster-id",
+                CLUSTER,
+                "--output",
+                "json",
+            ]))
     })
     .await
     .unwrap();

@@ -8,7 +8,14 @@ use databricks_azdo::tasks::TaskName;
 async fn assert_rejected(task: TaskName, inputs: &[(&str, &str)], input: &str, needle: &str) {
     let emulator = emulator().await;
     let project = Project::new(&[("unit", PASSING)]);
-    let mut env = with(&pipeline_env(&emulator, &project), &[("repoPath", REPO_PATH), ("notebookPaths", "test/unit"), ("existingClusterId", CLUSTER)]);
+    let mut env = with(
+        &pipeline_env(&emulator, &project),
+        &[
+            ("repoPath", REPO_PATH),
+            ("notebookPaths", "test/unit"),
+            ("existingClusterId", CLUSTER),
+        ],
+    );
     for (key, value) in inputs {
         env = with(&env, &[(key, value)]);
         if value.is_empty() {
@@ -17,12 +24,33 @@ async fn assert_rejected(task: TaskName, inputs: &[(&str, &str)], input: &str, n
         }
     }
     let outcome = run_task(task, env, OutputMode::Agent).await;
-    let errors: Vec<&str> = outcome.stdout.lines().filter(|l| l.starts_with("##vso[task.logissue type=error]")).collect();
+    let errors: Vec<&str> = outcome
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("##vso[task.logissue type=error]"))
+        .collect();
     assert_eq!(outcome.code, 2, "{inputs:?}: {}", outcome.stdout);
-    assert_eq!(errors.len(), 1, "{inputs:?}: exactly one error: {}", outcome.stdout);
-    assert!(errors[0].contains(&format!("input `{input}`")), "{inputs:?}: names the input: {}", errors[0]);
-    assert!(errors[0].contains(needle), "{inputs:?}: says `{needle}`: {}", errors[0]);
-    assert_eq!(total_api_requests(&emulator), 0, "{inputs:?}: no request reached the workspace");
+    assert_eq!(
+        errors.len(),
+        1,
+        "{inputs:?}: exactly one error: {}",
+        outcome.stdout
+    );
+    assert!(
+        errors[0].contains(&format!("input `{input}`")),
+        "{inputs:?}: names the input: {}",
+        errors[0]
+    );
+    assert!(
+        errors[0].contains(needle),
+        "{inputs:?}: says `{needle}`: {}",
+        errors[0]
+    );
+    assert_eq!(
+        total_api_requests(&emulator),
+        0,
+        "{inputs:?}: no request reached the workspace"
+    );
     outcome.assert_no_secret();
     emulator.shutdown().await;
 }
@@ -30,49 +58,250 @@ async fn assert_rejected(task: TaskName, inputs: &[(&str, &str)], input: &str, n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_inputs() {
     let t = TaskName::RunNotebookTest;
-    assert_rejected(t, &[("databricksHost", ""), ("DATABRICKS_HOST", "")], "databricksHost", "add DATABRICKS_HOST").await;
-    assert_rejected(t, &[("databricksHost", "$(DATABRICKS_HOST)")], "databricksHost", "is not set").await;
-    assert_rejected(t, &[("databricksHost", "http://adb-1.2.azuredatabricks.net")], "databricksHost", "https://").await;
-    assert_rejected(t, &[("databricksHost", "https://adb-1.2.azuredatabricks.net/api/2.0")], "databricksHost", "path").await;
-    assert_rejected(t, &[("databricksToken", ""), ("SECRET_DATABRICKS_TOKEN", "")], "databricksToken", "add DATABRICKS_TOKEN as a secret").await;
-    assert_rejected(t, &[("databricksToken", "dapi-test-5ecret%;]value with space"), ("SECRET_DATABRICKS_TOKEN", "dapi-test-5ecret%;]value with space")], "databricksToken", "single word").await;
-    assert_rejected(t, &[("databricksToken", "dapi-test-5ecret%;]välue"), ("SECRET_DATABRICKS_TOKEN", "dapi-test-5ecret%;]välue")], "databricksToken", "non-ASCII").await;
+    assert_rejected(
+        t,
+        &[("databricksHost", ""), ("DATABRICKS_HOST", "")],
+        "databricksHost",
+        "add DATABRICKS_HOST",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("databricksHost", "$(DATABRICKS_HOST)")],
+        "databricksHost",
+        "is not set",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("databricksHost", "http://adb-1.2.azuredatabricks.net")],
+        "databricksHost",
+        "https://",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[(
+            "databricksHost",
+            "https://adb-1.2.azuredatabricks.net/api/2.0",
+        )],
+        "databricksHost",
+        "path",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("databricksToken", ""), ("SECRET_DATABRICKS_TOKEN", "")],
+        "databricksToken",
+        "add DATABRICKS_TOKEN as a secret",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[
+            ("databricksToken", "dapi-test-5ecret%;]value with space"),
+            (
+                "SECRET_DATABRICKS_TOKEN",
+                "dapi-test-5ecret%;]value with space",
+            ),
+        ],
+        "databricksToken",
+        "single word",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[
+            ("databricksToken", "dapi-test-5ecret%;]välue"),
+            ("SECRET_DATABRICKS_TOKEN", "dapi-test-5ecret%;]välue"),
+        ],
+        "databricksToken",
+        "non-ASCII",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repo_update_inputs() {
     let t = TaskName::RepoUpdate;
-    assert_rejected(t, &[("mode", "createorupdat")], "mode", "did you mean `createOrUpdate`?").await;
+    assert_rejected(
+        t,
+        &[("mode", "createorupdat")],
+        "mode",
+        "did you mean `createOrUpdate`?",
+    )
+    .await;
     assert_rejected(t, &[("repoPath", "Repos/ci/x")], "repoPath", "absolute").await;
-    assert_rejected(t, &[("repoPath", "/Repos/$(Build.BuildId)/x")], "repoPath", "not defined").await;
+    assert_rejected(
+        t,
+        &[("repoPath", "/Repos/$(Build.BuildId)/x")],
+        "repoPath",
+        "not defined",
+    )
+    .await;
     assert_rejected(t, &[("repoPath", "")], "repoPath", "is required").await;
-    assert_rejected(t, &[("repoId", "12x"), ("mode", "update"), ("repoPath", "")], "repoId", "positive whole number").await;
-    assert_rejected(t, &[("branch", "main"), ("tag", "v1")], "tag", "cannot be combined").await;
-    assert_rejected(t, &[("branch", "bad..name")], "branch", "not a valid Git ref").await;
-    assert_rejected(t, &[("branch", "x\n##vso[task.complete result=Succeeded]")], "branch", "single line").await;
-    assert_rejected(t, &[("gitProvider", "github.com")], "gitProvider", "is not one of").await;
-    assert_rejected(t, &[("gitProvider", ""), ("repoUrl", "https://git.example.com/r.git")], "gitProvider", "cannot be derived").await;
-    assert_rejected(t, &[("repoUrl", "git@github.com:o/r.git")], "repoUrl", "not a URL").await;
-    assert_rejected(t, &[("expectedCommit", "zzz")], "expectedCommit", "not a commit id").await;
-    assert_rejected(t, &[("onCommitMismatch", "explode")], "onCommitMismatch", "is not one of").await;
+    assert_rejected(
+        t,
+        &[("repoId", "12x"), ("mode", "update"), ("repoPath", "")],
+        "repoId",
+        "positive whole number",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("branch", "main"), ("tag", "v1")],
+        "tag",
+        "cannot be combined",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("branch", "bad..name")],
+        "branch",
+        "not a valid Git ref",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("branch", "x\n##vso[task.complete result=Succeeded]")],
+        "branch",
+        "single line",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("gitProvider", "github.com")],
+        "gitProvider",
+        "is not one of",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[
+            ("gitProvider", ""),
+            ("repoUrl", "https://git.example.com/r.git"),
+        ],
+        "gitProvider",
+        "cannot be derived",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("repoUrl", "git@github.com:o/r.git")],
+        "repoUrl",
+        "not a URL",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("expectedCommit", "zzz")],
+        "expectedCommit",
+        "not a commit id",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("onCommitMismatch", "explode")],
+        "onCommitMismatch",
+        "is not one of",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_notebook_test_inputs() {
     let t = TaskName::RunNotebookTest;
     assert_rejected(t, &[("notebookPaths", "")], "notebookPaths", "is required").await;
-    assert_rejected(t, &[("notebookPaths", "test/unit"), ("repoPath", "")], "notebookPaths", "repoPath").await;
+    assert_rejected(
+        t,
+        &[("notebookPaths", "test/unit"), ("repoPath", "")],
+        "notebookPaths",
+        "repoPath",
+    )
+    .await;
     assert_rejected(t, &[("notebookPaths", "a\na")], "notebookPaths", "twice").await;
-    assert_rejected(t, &[("clusterMode", "serverles")], "clusterMode", "did you mean `serverless`?").await;
-    assert_rejected(t, &[("existingClusterId", "")], "existingClusterId", "is required").await;
-    assert_rejected(t, &[("existingClusterId", "a;b]")], "existingClusterId", "not a cluster id").await;
-    assert_rejected(t, &[("clusterMode", "new"), ("newClusterJson", "{\"spark_version\": 1")], "newClusterJson", "not valid JSON").await;
-    assert_rejected(t, &[("clusterMode", "new"), ("newClusterJson", "{\"node_type_id\": \"x\", \"num_workers\": 1}")], "newClusterJson", "spark_version").await;
-    assert_rejected(t, &[("clusterMode", "new"), ("newClusterJson", "missing-file.json")], "newClusterJson", "readable file").await;
+    assert_rejected(
+        t,
+        &[("clusterMode", "serverles")],
+        "clusterMode",
+        "did you mean `serverless`?",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("existingClusterId", "")],
+        "existingClusterId",
+        "is required",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("existingClusterId", "a;b]")],
+        "existingClusterId",
+        "not a cluster id",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[
+            ("clusterMode", "new"),
+            ("newClusterJson", "{\"spark_version\": 1"),
+        ],
+        "newClusterJson",
+        "not valid JSON",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[
+            ("clusterMode", "new"),
+            (
+                "newClusterJson",
+                "{\"node_type_id\": \"x\", \"num_workers\": 1}",
+            ),
+        ],
+        "newClusterJson",
+        "spark_version",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[
+            ("clusterMode", "new"),
+            ("newClusterJson", "missing-file.json"),
+        ],
+        "newClusterJson",
+        "readable file",
+    )
+    .await;
     assert_rejected(t, &[("parameters", "novalue")], "parameters", "key=value").await;
-    assert_rejected(t, &[("timeoutMinutes", "-1")], "timeoutMinutes", "out of range").await;
-    assert_rejected(t, &[("timeoutMinutes", "soon")], "timeoutMinutes", "not a number").await;
+    assert_rejected(
+        t,
+        &[("timeoutMinutes", "-1")],
+        "timeoutMinutes",
+        "out of range",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("timeoutMinutes", "soon")],
+        "timeoutMinutes",
+        "not a number",
+    )
+    .await;
     assert_rejected(t, &[("source", "gti")], "source", "did you mean `git`?").await;
-    assert_rejected(t, &[("source", "git"), ("notebookPaths", "/abs/path")], "notebookPaths", "relative").await;
-    assert_rejected(t, &[("runName", &"x".repeat(5000))], "runName", "bytes long").await;
+    assert_rejected(
+        t,
+        &[("source", "git"), ("notebookPaths", "/abs/path")],
+        "notebookPaths",
+        "relative",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("runName", &"x".repeat(5000))],
+        "runName",
+        "bytes long",
+    )
+    .await;
 }

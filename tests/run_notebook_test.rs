@@ -6,16 +6,29 @@ use databricks_azdo::tasks::TaskName;
 
 fn output_variable<'a>(stdout: &'a str, name: &str) -> Option<&'a str> {
     let prefix = format!("##vso[task.setvariable variable={name};isoutput=true;issecret=false]");
-    stdout.lines().find_map(|line| line.strip_prefix(prefix.as_str()))
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
 }
 
 /// A project checked out at /Repos/ci/project, plus the env of a notebook test step.
-async fn checked_out(emulator: &databricks_azdo::emulator::Emulator, notebooks: &[(&str, &str)]) -> (Project, std::collections::BTreeMap<String, String>) {
+async fn checked_out(
+    emulator: &databricks_azdo::emulator::Emulator,
+    notebooks: &[(&str, &str)],
+) -> (Project, std::collections::BTreeMap<String, String>) {
     let project = Project::new(notebooks);
     let env = pipeline_env(emulator, &project);
-    let update = run_task(TaskName::RepoUpdate, with(&env, &[("repoPath", REPO_PATH)]), OutputMode::Agent).await;
+    let update = run_task(
+        TaskName::RepoUpdate,
+        with(&env, &[("repoPath", REPO_PATH)]),
+        OutputMode::Agent,
+    )
+    .await;
     assert_eq!(update.code, 0, "{}", update.stdout);
-    let env = with(&env, &[("repoPath", REPO_PATH), ("existingClusterId", CLUSTER)]);
+    let env = with(
+        &env,
+        &[("repoPath", REPO_PATH), ("existingClusterId", CLUSTER)],
+    );
     (project, env)
 }
 
@@ -23,20 +36,41 @@ async fn checked_out(emulator: &databricks_azdo::emulator::Emulator, notebooks: 
 async fn passing_notebooks_pass_the_step_with_outputs_and_links() {
     let emulator = emulator().await;
     let (project, env) = checked_out(&emulator, &[("unit", PASSING), ("params", WITH_PARAM)]).await;
-    let env = with(&env, &[("notebookPaths", "test/unit\ntest/params"), ("parameters", "env=ci")]);
+    let env = with(
+        &env,
+        &[
+            ("notebookPaths", "test/unit\ntest/params"),
+            ("parameters", "env=ci"),
+        ],
+    );
 
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stdout);
     outcome.assert_no_secret();
-    assert_eq!(count(&emulator, "POST /api/2.1/jobs/runs/submit"), 1, "one submit for all notebooks");
-    assert_eq!(count(&emulator, "GET /api/2.1/jobs/runs/get-output"), 2, "one output fetch per notebook");
-    let outputs: serde_json::Value = serde_json::from_str(output_variable(&outcome.stdout, "notebookOutput").unwrap()).unwrap();
+    assert_eq!(
+        count(&emulator, "POST /api/2.1/jobs/runs/submit"),
+        1,
+        "one submit for all notebooks"
+    );
+    assert_eq!(
+        count(&emulator, "GET /api/2.1/jobs/runs/get-output"),
+        2,
+        "one output fetch per notebook"
+    );
+    let outputs: serde_json::Value =
+        serde_json::from_str(output_variable(&outcome.stdout, "notebookOutput").unwrap()).unwrap();
     assert_eq!(outputs["/Repos/ci/project/test/unit"], "all good");
     assert_eq!(outputs["/Repos/ci/project/test/params"], "env=ci");
-    assert_eq!(output_variable(&outcome.stdout, "resultState"), Some("SUCCESS"));
+    assert_eq!(
+        output_variable(&outcome.stdout, "resultState"),
+        Some("SUCCESS")
+    );
     let url = output_variable(&outcome.stdout, "runPageUrl").unwrap();
-    assert!(url.starts_with(&emulator.base_url()) && url.contains("/run/"), "{url}");
+    assert!(
+        url.starts_with(&emulator.base_url()) && url.contains("/run/"),
+        "{url}"
+    );
     insta::assert_snapshot!(redact(&outcome.stdout, Some(&project)));
     emulator.shutdown().await;
 }
@@ -50,12 +84,38 @@ async fn a_failing_notebook_fails_the_step_and_shows_its_error() {
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
 
     assert_eq!(outcome.code, 1, "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("##[group]/Repos/ci/project/test/bad: error"), "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("AssertionError"), "{}", outcome.stdout);
+    assert!(
+        outcome
+            .stdout
+            .contains("##[group]/Repos/ci/project/test/bad: error"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("AssertionError"),
+        "{}",
+        outcome.stdout
+    );
     // The notebook's message tried to issue a logging command: it is defused.
-    assert!(!outcome.stdout.lines().any(|l| l.starts_with("##vso[task.complete result=Succeeded]")), "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("**vso[task.complete result=Succeeded]"), "{}", outcome.stdout);
-    assert_eq!(output_variable(&outcome.stdout, "resultState"), Some("FAILED"));
+    assert!(
+        !outcome
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("##vso[task.complete result=Succeeded]")),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome
+            .stdout
+            .contains("**vso[task.complete result=Succeeded]"),
+        "{}",
+        outcome.stdout
+    );
+    assert_eq!(
+        output_variable(&outcome.stdout, "resultState"),
+        Some("FAILED")
+    );
     insta::assert_snapshot!(redact(&outcome.stdout, Some(&project)));
     emulator.shutdown().await;
 }
@@ -77,8 +137,16 @@ async fn a_bad_token_fails_with_a_hint_and_never_shows_the_token() {
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
     assert_eq!(outcome.code, 3, "{}", outcome.stdout);
     assert!(outcome.stdout.contains("HTTP 403"), "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("hint: the token was rejected"), "{}", outcome.stdout);
-    assert!(!outcome.stdout.lines().filter(|l| !l.starts_with("##vso[task.setsecret]")).any(|l| l.contains("5ecret-but-wrong")));
+    assert!(
+        outcome.stdout.contains("hint: the token was rejected"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(!outcome
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("##vso[task.setsecret]"))
+        .any(|l| l.contains("5ecret-but-wrong")));
     emulator.shutdown().await;
 }
 
@@ -86,11 +154,25 @@ async fn a_bad_token_fails_with_a_hint_and_never_shows_the_token() {
 async fn an_unknown_cluster_is_reported_with_a_hint() {
     let emulator = emulator().await;
     let (_project, env) = checked_out(&emulator, &[("unit", PASSING)]).await;
-    let env = with(&env, &[("notebookPaths", "test/unit"), ("existingClusterId", "0000-000000-missing")]);
+    let env = with(
+        &env,
+        &[
+            ("notebookPaths", "test/unit"),
+            ("existingClusterId", "0000-000000-missing"),
+        ],
+    );
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
     assert_eq!(outcome.code, 3, "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("0000-000000-missing"), "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("hint: check existingClusterId"), "{}", outcome.stdout);
+    assert!(
+        outcome.stdout.contains("0000-000000-missing"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("hint: check existingClusterId"),
+        "{}",
+        outcome.stdout
+    );
     emulator.shutdown().await;
 }
 
@@ -101,14 +183,19 @@ async fn a_missing_notebook_fails_the_step() {
     let env = with(&env, &[("notebookPaths", "test/nope")]);
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
     assert_eq!(outcome.code, 1, "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("FAIL /Repos/ci/project/test/nope"), "{}", outcome.stdout);
+    assert!(
+        outcome.stdout.contains("FAIL /Repos/ci/project/test/nope"),
+        "{}",
+        outcome.stdout
+    );
     emulator.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursts_of_faults_on_every_endpoint_still_create_exactly_one_run() {
     let emulator = emulator().await;
-    let (_project, env) = checked_out(&emulator, &[("unit", PASSING), ("params", WITH_PARAM)]).await;
+    let (_project, env) =
+        checked_out(&emulator, &[("unit", PASSING), ("params", WITH_PARAM)]).await;
     emulator.set_faults(faults(&[
         "POST /api/2.1/jobs/runs/submit=drop-after*1",
         "POST /api/2.1/jobs/runs/submit=503*1",
@@ -121,8 +208,15 @@ async fn bursts_of_faults_on_every_endpoint_still_create_exactly_one_run() {
     let env = with(&env, &[("notebookPaths", "test/unit\ntest/params")]);
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
     assert_eq!(outcome.code, 0, "{}", outcome.stdout);
-    assert_eq!(emulator_runs(&emulator).await.len(), 1, "exactly one run was created");
-    assert!(count(&emulator, "POST /api/2.1/jobs/runs/submit") >= 3, "the submit was retried");
+    assert_eq!(
+        emulator_runs(&emulator).await.len(),
+        1,
+        "exactly one run was created"
+    );
+    assert!(
+        count(&emulator, "POST /api/2.1/jobs/runs/submit") >= 3,
+        "the submit was retried"
+    );
     assert!(outcome.stdout.contains("retrying"), "{}", outcome.stdout);
     emulator.shutdown().await;
 }
@@ -132,10 +226,19 @@ async fn the_client_deadline_cancels_the_run() {
     let emulator = emulator().await;
     let (_project, env) = checked_out(&emulator, &[("slow", SLOW)]).await;
     // 0.02 minutes = 1.2 s; the emulator's own timeout (2 s) would come later.
-    let env = with(&env, &[("notebookPaths", "test/slow"), ("timeoutMinutes", "0.02")]);
+    let env = with(
+        &env,
+        &[("notebookPaths", "test/slow"), ("timeoutMinutes", "0.02")],
+    );
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
     assert_eq!(outcome.code, 4, "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("did not finish within timeoutMinutes"), "{}", outcome.stdout);
+    assert!(
+        outcome
+            .stdout
+            .contains("did not finish within timeoutMinutes"),
+        "{}",
+        outcome.stdout
+    );
     let runs = emulator_runs(&emulator).await;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["result_state"], "CANCELED", "{runs:?}");
@@ -156,8 +259,18 @@ async fn a_cancel_signal_cancels_the_run_and_confirms_it() {
     )
     .await;
     assert_eq!(outcome.code, 130, "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("The pipeline was cancelled: cancelling run"), "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("stopped (TERMINATED CANCELED)"), "{}", outcome.stdout);
+    assert!(
+        outcome
+            .stdout
+            .contains("The pipeline was cancelled: cancelling run"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("stopped (TERMINATED CANCELED)"),
+        "{}",
+        outcome.stdout
+    );
     let runs = emulator_runs(&emulator).await;
     assert_eq!(runs[0]["result_state"], "CANCELED", "{runs:?}");
     emulator.shutdown().await;
@@ -171,11 +284,24 @@ async fn git_source_runs_the_built_commit_without_a_repo() {
     project.commit(&[("unit", FAILING)], "a later commit that would fail");
     let env = with(
         &pipeline_env(&emulator, &project),
-        &[("notebookPaths", "test/unit"), ("source", "git"), ("existingClusterId", CLUSTER), ("BUILD_SOURCEVERSION", &built)],
+        &[
+            ("notebookPaths", "test/unit"),
+            ("source", "git"),
+            ("existingClusterId", CLUSTER),
+            ("BUILD_SOURCEVERSION", &built),
+        ],
     );
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
-    assert_eq!(outcome.code, 0, "the built commit passes, the later one would not: {}", outcome.stdout);
-    assert!(outcome.stdout.contains(&format!("at commit {built}")), "{}", outcome.stdout);
+    assert_eq!(
+        outcome.code, 0,
+        "the built commit passes, the later one would not: {}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains(&format!("at commit {built}")),
+        "{}",
+        outcome.stdout
+    );
     assert_eq!(count(&emulator, "POST /api/2.0/repos"), 0);
     emulator.shutdown().await;
 }
@@ -189,7 +315,11 @@ async fn terminal_mode_prints_no_logging_commands() {
     assert_eq!(outcome.code, 0, "{}", outcome.stdout);
     assert!(!outcome.stdout.contains("##vso["), "{}", outcome.stdout);
     assert!(!outcome.stdout.contains("##["), "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("PASS /Repos/ci/project/test/unit"), "{}", outcome.stdout);
+    assert!(
+        outcome.stdout.contains("PASS /Repos/ci/project/test/unit"),
+        "{}",
+        outcome.stdout
+    );
     emulator.shutdown().await;
 }
 
@@ -200,13 +330,20 @@ async fn json_mode_prints_one_document_on_stdout() {
     let env = with(&env, &[("notebookPaths", "test/unit\ntest/bad")]);
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Json).await;
     assert_eq!(outcome.code, 1);
-    let doc: serde_json::Value = serde_json::from_str(&outcome.stdout).expect("stdout is one JSON document");
+    let doc: serde_json::Value =
+        serde_json::from_str(&outcome.stdout).expect("stdout is one JSON document");
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["exitCode"], 1);
     assert_eq!(doc["notebooks"][0]["resultState"], "SUCCESS");
     assert_eq!(doc["notebooks"][0]["output"], "all good");
     assert_eq!(doc["notebooks"][1]["resultState"], "FAILED");
-    assert!(doc["notebooks"][1]["error"].as_str().unwrap().contains("AssertionError"));
-    assert!(outcome.stderr.contains("FAIL /Repos/ci/project/test/bad"), "human lines go to stderr");
+    assert!(doc["notebooks"][1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("AssertionError"));
+    assert!(
+        outcome.stderr.contains("FAIL /Repos/ci/project/test/bad"),
+        "human lines go to stderr"
+    );
     emulator.shutdown().await;
 }

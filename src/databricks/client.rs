@@ -33,7 +33,9 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Deliberately without the token.
-        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,7 +146,11 @@ impl Client {
             let elapsed = self.host.elapsed().saturating_sub(started);
             let jitter = self.jitter.borrow_mut().f64();
             let Some(delay) = self.policy.delay_after(attempts, &error, elapsed, jitter) else {
-                return Err(ApiError::GaveUp { attempts, elapsed, last: Box::new(error) });
+                return Err(ApiError::GaveUp {
+                    attempts,
+                    elapsed,
+                    last: Box::new(error),
+                });
             };
             if let Some(notice) = &self.notice {
                 notice(&format!(
@@ -168,7 +174,10 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Result<T, ApiError> {
-        let request = RequestLabel { method: method_name(&method), path: path.to_string() };
+        let request = RequestLabel {
+            method: method_name(&method),
+            path: path.to_string(),
+        };
         let mut builder = self
             .http
             .request(method, self.base.join(path))
@@ -196,7 +205,10 @@ impl Client {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        if response.content_length().is_some_and(|len| len as usize > MAX_BODY_BYTES) {
+        if response
+            .content_length()
+            .is_some_and(|len| len as usize > MAX_BODY_BYTES)
+        {
             return Err(ApiError::Decode {
                 request,
                 message: format!("the answer is larger than {} MB", MAX_BODY_BYTES >> 20),
@@ -211,9 +223,19 @@ impl Client {
         }
         if !(200..300).contains(&status) {
             let (error_code, message) = parse_error_body(status, &String::from_utf8_lossy(&bytes));
-            return Err(ApiError::Http { request, status, error_code, message, retry_after });
+            return Err(ApiError::Http {
+                request,
+                status,
+                error_code,
+                message,
+                retry_after,
+            });
         }
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
         serde_json::from_slice(bytes).map_err(|e| ApiError::Decode {
             request,
             message: format!("{e} (HTTP {status})"),
@@ -234,7 +256,12 @@ fn method_name(method: &Method) -> &'static str {
 
 fn retry_reason(error: &ApiError) -> String {
     match error {
-        ApiError::Http { status, error_code, message, .. } => match error_code {
+        ApiError::Http {
+            status,
+            error_code,
+            message,
+            ..
+        } => match error_code {
             Some(code) => format!("HTTP {status} {code}: {message}"),
             None => format!("HTTP {status}: {message}"),
         },

@@ -15,7 +15,8 @@ impl Client {
     // ----- workspace -----
 
     pub async fn get_status(&self, path: &str) -> Result<ObjectInfo, ApiError> {
-        self.get("/api/2.0/workspace/get-status", &[("path", path)]).await
+        self.get("/api/2.0/workspace/get-status", &[("path", path)])
+            .await
     }
 
     /// `None` when nothing exists at `path`.
@@ -29,13 +30,19 @@ impl Client {
 
     pub async fn mkdirs(&self, path: &str) -> Result<(), ApiError> {
         let _: serde_json::Value = self
-            .send(Method::POST, "/api/2.0/workspace/mkdirs", &json!({ "path": path }))
+            .send(
+                Method::POST,
+                "/api/2.0/workspace/mkdirs",
+                &json!({ "path": path }),
+            )
             .await?;
         Ok(())
     }
 
     pub async fn list_objects(&self, path: &str) -> Result<Vec<ObjectInfo>, ApiError> {
-        let list: ObjectList = self.get("/api/2.0/workspace/list", &[("path", path)]).await?;
+        let list: ObjectList = self
+            .get("/api/2.0/workspace/list", &[("path", path)])
+            .await?;
         Ok(list.objects)
     }
 
@@ -68,9 +75,11 @@ impl Client {
     /// Resolves a repo path to the repo, the way the CLI does: get-status, then the repo by id.
     pub async fn find_repo_by_path(&self, path: &str) -> Result<Option<RepoInfo>, ApiError> {
         match self.find_object(path).await? {
-            Some(ObjectInfo { object_type: Some(ObjectType::Repo), object_id: Some(id), .. }) => {
-                self.get_repo(id).await.map(Some)
-            }
+            Some(ObjectInfo {
+                object_type: Some(ObjectType::Repo),
+                object_id: Some(id),
+                ..
+            }) => self.get_repo(id).await.map(Some),
             _ => Ok(None),
         }
     }
@@ -81,12 +90,14 @@ impl Client {
             RepoRef::Branch(branch) => json!({ "branch": branch }),
             RepoRef::Tag(tag) => json!({ "tag": tag }),
         };
-        self.send(Method::PATCH, &format!("{REPOS}/{id}"), &body).await
+        self.send(Method::PATCH, &format!("{REPOS}/{id}"), &body)
+            .await
     }
 
     pub async fn delete_repo(&self, id: i64) -> Result<(), ApiError> {
-        let _: serde_json::Value =
-            self.send(Method::DELETE, &format!("{REPOS}/{id}"), &json!({})).await?;
+        let _: serde_json::Value = self
+            .send(Method::DELETE, &format!("{REPOS}/{id}"), &json!({}))
+            .await?;
         Ok(())
     }
 
@@ -95,24 +106,36 @@ impl Client {
     /// Submits a one-time run. Safe to retry: callers set an idempotency token, so a retried
     /// submit returns the first run instead of starting another.
     pub async fn submit_run(&self, run: &SubmitRun) -> Result<i64, ApiError> {
-        let response: SubmitResponse =
-            self.send(Method::POST, &format!("{JOBS}/runs/submit"), run).await?;
+        let response: SubmitResponse = self
+            .send(Method::POST, &format!("{JOBS}/runs/submit"), run)
+            .await?;
         Ok(response.run_id)
     }
 
     pub async fn get_run(&self, run_id: i64) -> Result<Run, ApiError> {
-        self.get(&format!("{JOBS}/runs/get"), &[("run_id", &run_id.to_string())]).await
+        self.get(
+            &format!("{JOBS}/runs/get"),
+            &[("run_id", &run_id.to_string())],
+        )
+        .await
     }
 
     /// Output of one task run (not of a multi-task parent run).
     pub async fn get_run_output(&self, task_run_id: i64) -> Result<RunOutput, ApiError> {
-        self.get(&format!("{JOBS}/runs/get-output"), &[("run_id", &task_run_id.to_string())])
-            .await
+        self.get(
+            &format!("{JOBS}/runs/get-output"),
+            &[("run_id", &task_run_id.to_string())],
+        )
+        .await
     }
 
     pub async fn cancel_run(&self, run_id: i64) -> Result<(), ApiError> {
         let _: serde_json::Value = self
-            .send(Method::POST, &format!("{JOBS}/runs/cancel"), &json!({ "run_id": run_id }))
+            .send(
+                Method::POST,
+                &format!("{JOBS}/runs/cancel"),
+                &json!({ "run_id": run_id }),
+            )
             .await?;
         Ok(())
     }

@@ -20,7 +20,10 @@ impl fmt::Display for RequestLabel {
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
     /// The server answered with an error status.
-    #[error("{request} failed: HTTP {status}{}: {message}", code_suffix(error_code))]
+    #[error(
+        "{request} failed: HTTP {status}{}: {message}",
+        code_suffix(error_code)
+    )]
     Http {
         request: RequestLabel,
         status: u16,
@@ -144,7 +147,10 @@ pub fn parse_error_body(status: u16, body: &str) -> (Option<String>, String) {
             })
             .filter(|m| !m.trim().is_empty());
         if code.is_some() || message.is_some() {
-            return (code, message.unwrap_or_else(|| status_text(status).to_string()));
+            return (
+                code,
+                message.unwrap_or_else(|| status_text(status).to_string()),
+            );
         }
     }
     let text = if looks_like_html(body) {
@@ -161,9 +167,15 @@ pub fn parse_error_body(status: u16, body: &str) -> (Option<String>, String) {
 }
 
 fn looks_like_html(body: &str) -> bool {
-    let head = body.trim_start().get(..15.min(body.trim_start().len())).unwrap_or("");
+    let head = body
+        .trim_start()
+        .get(..15.min(body.trim_start().len()))
+        .unwrap_or("");
     let head = head.to_ascii_lowercase();
-    head.starts_with("<!doctype") || head.starts_with("<html") || head.starts_with("<head") || head.starts_with("<body")
+    head.starts_with("<!doctype")
+        || head.starts_with("<html")
+        || head.starts_with("<head")
+        || head.starts_with("<body")
 }
 
 fn html_title(body: &str) -> Option<String> {
@@ -208,25 +220,46 @@ mod tests {
     #[test]
     fn reads_every_envelope_form() {
         assert_eq!(
-            parse_error_body(404, r#"{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"Repo 1 does not exist."}"#),
-            (Some("RESOURCE_DOES_NOT_EXIST".into()), "Repo 1 does not exist.".into())
+            parse_error_body(
+                404,
+                r#"{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"Repo 1 does not exist."}"#
+            ),
+            (
+                Some("RESOURCE_DOES_NOT_EXIST".into()),
+                "Repo 1 does not exist.".into()
+            )
         );
         assert_eq!(
             parse_error_body(400, r#"{"error":"bad thing"}"#),
             (None, "bad thing".into())
         );
         assert_eq!(
-            parse_error_body(403, r#"{"error_code":403,"message":"Invalid access token."}"#),
+            parse_error_body(
+                403,
+                r#"{"error_code":403,"message":"Invalid access token."}"#
+            ),
             (Some("403".into()), "Invalid access token.".into())
         );
         assert_eq!(
-            parse_error_body(502, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"),
+            parse_error_body(
+                502,
+                "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+            ),
             (None, "502 Bad Gateway".into())
         );
-        assert_eq!(parse_error_body(503, "upstream\n connect error"), (None, "upstream connect error".into()));
-        assert_eq!(parse_error_body(500, ""), (None, "Internal Server Error".into()));
+        assert_eq!(
+            parse_error_body(503, "upstream\n connect error"),
+            (None, "upstream connect error".into())
+        );
+        assert_eq!(
+            parse_error_body(500, ""),
+            (None, "Internal Server Error".into())
+        );
         assert_eq!(parse_error_body(500, "{}"), (None, "{}".into()));
-        assert_eq!(parse_error_body(500, "<!DOCTYPE html><p>x"), (None, "Internal Server Error".into()));
+        assert_eq!(
+            parse_error_body(500, "<!DOCTYPE html><p>x"),
+            (None, "Internal Server Error".into())
+        );
         let long = "x".repeat(1000);
         assert_eq!(parse_error_body(500, &long).1.chars().count(), 301);
     }
@@ -234,16 +267,41 @@ mod tests {
     #[test]
     fn hints_for_the_usual_failures() {
         let http = |status, code: &str, message: &str| ApiError::Http {
-            request: RequestLabel { method: "GET", path: "/api/x".into() },
+            request: RequestLabel {
+                method: "GET",
+                path: "/api/x".into(),
+            },
             status,
             error_code: Some(code.into()),
             message: message.into(),
             retry_after: None,
         };
-        assert!(http(403, "403", "Invalid access token.").hint().unwrap().contains("token was rejected"));
-        assert!(http(401, "UNAUTHENTICATED", "no").hint().unwrap().contains("DATABRICKS_TOKEN"));
-        assert!(http(403, "PERMISSION_DENIED", "Missing Git provider credentials. Go to ...").hint().unwrap().contains("Git"));
-        assert!(http(400, "INVALID_PARAMETER_VALUE", "Cluster 1-2-3 does not exist").hint().unwrap().contains("existingClusterId"));
-        assert!(http(404, "RESOURCE_DOES_NOT_EXIST", "Path doesn't exist").hint().is_none());
+        assert!(http(403, "403", "Invalid access token.")
+            .hint()
+            .unwrap()
+            .contains("token was rejected"));
+        assert!(http(401, "UNAUTHENTICATED", "no")
+            .hint()
+            .unwrap()
+            .contains("DATABRICKS_TOKEN"));
+        assert!(http(
+            403,
+            "PERMISSION_DENIED",
+            "Missing Git provider credentials. Go to ..."
+        )
+        .hint()
+        .unwrap()
+        .contains("Git"));
+        assert!(http(
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "Cluster 1-2-3 does not exist"
+        )
+        .hint()
+        .unwrap()
+        .contains("existingClusterId"));
+        assert!(http(404, "RESOURCE_DOES_NOT_EXIST", "Path doesn't exist")
+            .hint()
+            .is_none());
     }
 }

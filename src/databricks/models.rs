@@ -314,8 +314,14 @@ mod tests {
                 "tasks": [{"task_key": "a"}], "surprise": [1, 2]}"#,
         )
         .unwrap();
-        assert_eq!(run.life_cycle(), Some(&LifeCycleState::Other("HIBERNATING".into())));
-        assert_eq!(run.state.result_state, Some(ResultState::Other("MOSTLY_FINE".into())));
+        assert_eq!(
+            run.life_cycle(),
+            Some(&LifeCycleState::Other("HIBERNATING".into()))
+        );
+        assert_eq!(
+            run.state.result_state,
+            Some(ResultState::Other("MOSTLY_FINE".into()))
+        );
         assert!(!run.is_terminal());
         assert_eq!(run.tasks[0].state, RunState::default());
         let empty: Run = serde_json::from_str("{}").unwrap();

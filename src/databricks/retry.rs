@@ -33,7 +33,12 @@ impl Default for RetryPolicy {
 /// which the Jobs API documentation advises retrying.
 pub fn is_retryable(error: &ApiError) -> bool {
     match error {
-        ApiError::Http { status, message, error_code, .. } => {
+        ApiError::Http {
+            status,
+            message,
+            error_code,
+            ..
+        } => {
             matches!(status, 429 | 500 | 502 | 503 | 504)
                 || error_code.as_deref() == Some("REQUEST_LIMIT_EXCEEDED")
                 || message.contains("REQUEST_LIMIT_EXCEEDED")
@@ -56,7 +61,10 @@ impl RetryPolicy {
         jitter: f64,
     ) -> Option<Duration> {
         let delay = match error {
-            ApiError::Http { retry_after: Some(after), .. } => {
+            ApiError::Http {
+                retry_after: Some(after),
+                ..
+            } => {
                 // Honour the server, capped, plus a little jitter so parallel agents spread out.
                 (*after).min(self.max_retry_after) + Duration::from_millis((jitter * 250.0) as u64)
             }
@@ -94,7 +102,10 @@ mod tests {
 
     fn http(status: u16, retry_after: Option<u64>) -> ApiError {
         ApiError::Http {
-            request: RequestLabel { method: "GET", path: "/x".into() },
+            request: RequestLabel {
+                method: "GET",
+                path: "/x".into(),
+            },
             status,
             error_code: None,
             message: "m".into(),
@@ -111,13 +122,19 @@ mod tests {
             assert!(!is_retryable(&http(status, None)), "{status}");
         }
         let transport = ApiError::Transport {
-            request: RequestLabel { method: "POST", path: "/x".into() },
+            request: RequestLabel {
+                method: "POST",
+                path: "/x".into(),
+            },
             message: "connection reset".into(),
             timed_out: false,
         };
         assert!(is_retryable(&transport));
         let limited = ApiError::Http {
-            request: RequestLabel { method: "GET", path: "/x".into() },
+            request: RequestLabel {
+                method: "GET",
+                path: "/x".into(),
+            },
             status: 400,
             error_code: Some("REQUEST_LIMIT_EXCEEDED".into()),
             message: "slow down".into(),
@@ -130,35 +147,57 @@ mod tests {
     fn backs_off_exponentially_with_jitter_and_a_cap() {
         let policy = RetryPolicy::default();
         let delays: Vec<_> = (1..=8)
-            .map(|attempt| policy.delay_after(attempt, &http(503, None), Duration::ZERO, 0.0).unwrap())
+            .map(|attempt| {
+                policy
+                    .delay_after(attempt, &http(503, None), Duration::ZERO, 0.0)
+                    .unwrap()
+            })
             .map(|d| d.as_millis())
             .collect();
         assert_eq!(delays, [250, 500, 1000, 2000, 4000, 5000, 5000, 5000]);
-        let max = policy.delay_after(3, &http(503, None), Duration::ZERO, 0.999).unwrap();
-        assert!(max > Duration::from_millis(1990) && max <= Duration::from_secs(2), "{max:?}");
+        let max = policy
+            .delay_after(3, &http(503, None), Duration::ZERO, 0.999)
+            .unwrap();
+        assert!(
+            max > Duration::from_millis(1990) && max <= Duration::from_secs(2),
+            "{max:?}"
+        );
     }
 
     #[test]
     fn honours_retry_after_up_to_the_cap() {
         let policy = RetryPolicy::default();
-        let d = policy.delay_after(1, &http(429, Some(3)), Duration::ZERO, 0.0).unwrap();
+        let d = policy
+            .delay_after(1, &http(429, Some(3)), Duration::ZERO, 0.0)
+            .unwrap();
         assert_eq!(d, Duration::from_secs(3));
-        let d = policy.delay_after(1, &http(429, Some(3600)), Duration::ZERO, 0.0).unwrap();
+        let d = policy
+            .delay_after(1, &http(429, Some(3600)), Duration::ZERO, 0.0)
+            .unwrap();
         assert_eq!(d, Duration::from_secs(60));
     }
 
     #[test]
     fn stops_at_the_budget() {
         let policy = RetryPolicy::default();
-        assert!(policy.delay_after(1, &http(503, None), Duration::from_millis(299_900), 0.5).is_none());
-        assert!(policy.delay_after(1, &http(429, Some(30)), Duration::from_secs(280), 0.0).is_none());
-        assert!(policy.delay_after(1, &http(429, Some(30)), Duration::from_secs(200), 0.0).is_some());
+        assert!(policy
+            .delay_after(1, &http(503, None), Duration::from_millis(299_900), 0.5)
+            .is_none());
+        assert!(policy
+            .delay_after(1, &http(429, Some(30)), Duration::from_secs(280), 0.0)
+            .is_none());
+        assert!(policy
+            .delay_after(1, &http(429, Some(30)), Duration::from_secs(200), 0.0)
+            .is_some());
     }
 
     #[test]
     fn reads_retry_after() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after(" 1.5 "), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_retry_after(" 1.5 "),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(parse_retry_after("-1"), None);
     }

@@ -52,7 +52,9 @@ impl WorkspaceUrl {
             other => return fail(format!("`{raw}` uses the unsupported scheme `{other}://`")),
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return fail(format!("`{raw}` contains credentials; pass the token separately"));
+            return fail(format!(
+                "`{raw}` contains credentials; pass the token separately"
+            ));
         }
         let path = url.path().trim_end_matches('/');
         if !path.is_empty() {
@@ -114,10 +116,16 @@ mod tests {
             "  https://ADB-123.4.azuredatabricks.net  ",
         ] {
             let url = WorkspaceUrl::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
-            assert_eq!(url.origin(), "https://adb-123.4.azuredatabricks.net", "{raw}");
+            assert_eq!(
+                url.origin(),
+                "https://adb-123.4.azuredatabricks.net",
+                "{raw}"
+            );
         }
         assert_eq!(
-            WorkspaceUrl::parse("http://127.0.0.1:8080").unwrap().join("/api/2.0/repos"),
+            WorkspaceUrl::parse("http://127.0.0.1:8080")
+                .unwrap()
+                .join("/api/2.0/repos"),
             "http://127.0.0.1:8080/api/2.0/repos"
         );
         assert!(WorkspaceUrl::parse("http://localhost:1").is_ok());

@@ -38,7 +38,10 @@ impl axum::serve::Listener for Listener {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let killed = Arc::new(AtomicBool::new(false));
-                    let handle = ConnectionHandle { peer, killed: killed.clone() };
+                    let handle = ConnectionHandle {
+                        peer,
+                        killed: killed.clone(),
+                    };
                     return (Connection { stream, killed }, handle);
                 }
                 // The peer gave up before we accepted: nothing to do.
@@ -95,7 +98,10 @@ pub(crate) struct Connection {
 impl Connection {
     fn check(&self) -> io::Result<()> {
         if self.killed.load(Ordering::SeqCst) {
-            Err(io::Error::new(io::ErrorKind::ConnectionAborted, "connection dropped by a fault"))
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "connection dropped by a fault",
+            ))
         } else {
             Ok(())
         }

@@ -23,7 +23,11 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400 `INVALID_PARAMETER_VALUE`, the most common rejection.
@@ -79,7 +83,11 @@ where
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|rejection| ApiError::malformed(rejection.body_text()))?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
         serde_json::from_slice(text)
             .map(JsonBody)
             .map_err(|e| ApiError::malformed(format!("Could not parse request object: {e}")))
@@ -94,13 +102,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        Ok(Query(url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()))
+        Ok(Query(
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        ))
     }
 }
 
 impl Query {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, name: &str) -> ApiResult<&str> {
@@ -111,7 +126,9 @@ impl Query {
     pub fn required_id(&self, name: &str) -> ApiResult<i64> {
         let value = self.required(name)?;
         value.parse().map_err(|_| {
-            ApiError::invalid(format!("Invalid value for {name}: '{value}' is not an integer"))
+            ApiError::invalid(format!(
+                "Invalid value for {name}: '{value}' is not an integer"
+            ))
         })
     }
 }

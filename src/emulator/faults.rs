@@ -52,7 +52,10 @@ pub struct FaultRule {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
     /// Answer with this status and the body Databricks (or its proxy) sends with it.
-    Status { status: u16, retry_after_secs: Option<u64> },
+    Status {
+        status: u16,
+        retry_after_secs: Option<u64>,
+    },
     /// Close the connection without processing the request.
     DropBefore,
     /// Process the request (its side effects happen), then lose the answer.
@@ -70,7 +73,12 @@ pub struct FaultRuleError {
 
 impl FaultRule {
     pub fn new(endpoint: impl Into<String>, fault: Fault) -> Self {
-        FaultRule { endpoint: endpoint.into(), fault, times: None, probability: 1.0 }
+        FaultRule {
+            endpoint: endpoint.into(),
+            fault,
+            times: None,
+            probability: 1.0,
+        }
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
@@ -94,7 +102,10 @@ impl FromStr for FaultRule {
     type Err = FaultRuleError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let error = |reason: &str| FaultRuleError { rule: text.to_string(), reason: reason.into() };
+        let error = |reason: &str| FaultRuleError {
+            rule: text.to_string(),
+            reason: reason.into(),
+        };
         let (endpoint, spec) = text.rsplit_once('=').ok_or_else(|| error("missing '='"))?;
         let endpoint = parse_endpoint(endpoint.trim()).map_err(|reason| error(&reason))?;
 
@@ -154,7 +165,9 @@ fn parse_fault(text: &str) -> Result<Fault, String> {
         _ => {}
     }
     if let Some(ms) = text.strip_prefix("delay:") {
-        let ms: u64 = ms.parse().map_err(|_| "delay:MS needs milliseconds".to_string())?;
+        let ms: u64 = ms
+            .parse()
+            .map_err(|_| "delay:MS needs milliseconds".to_string())?;
         return Ok(Fault::Delay(Duration::from_millis(ms)));
     }
     let (status, retry_after) = match text.split_once(':') {
@@ -169,19 +182,29 @@ fn parse_fault(text: &str) -> Result<Fault, String> {
             format!("unknown fault '{text}' (use a 4xx/5xx status, drop-before, drop-after or delay:MS)")
         })?;
     let retry_after_secs = retry_after
-        .map(|secs| secs.parse::<u64>().map_err(|_| format!("'{secs}' is not a number of seconds")))
+        .map(|secs| {
+            secs.parse::<u64>()
+                .map_err(|_| format!("'{secs}' is not a number of seconds"))
+        })
         .transpose()?;
-    Ok(Fault::Status { status, retry_after_secs })
+    Ok(Fault::Status {
+        status,
+        retry_after_secs,
+    })
 }
 
 impl fmt::Display for FaultRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}=", self.endpoint)?;
         match &self.fault {
-            Fault::Status { status, retry_after_secs: None } => write!(f, "{status}")?,
-            Fault::Status { status, retry_after_secs: Some(secs) } => {
-                write!(f, "{status}:{secs}")?
-            }
+            Fault::Status {
+                status,
+                retry_after_secs: None,
+            } => write!(f, "{status}")?,
+            Fault::Status {
+                status,
+                retry_after_secs: Some(secs),
+            } => write!(f, "{status}:{secs}")?,
             Fault::DropBefore => f.write_str("drop-before")?,
             Fault::DropAfter => f.write_str("drop-after")?,
             Fault::Delay(delay) => write!(f, "delay:{}", delay.as_millis())?,
@@ -204,13 +227,19 @@ pub(crate) struct FaultInjector {
 
 impl FaultInjector {
     pub fn new(seed: u64, rules: Vec<FaultRule>) -> Self {
-        let mut injector = FaultInjector { rules: Vec::new(), rng: fastrand::Rng::with_seed(seed) };
+        let mut injector = FaultInjector {
+            rules: Vec::new(),
+            rng: fastrand::Rng::with_seed(seed),
+        };
         injector.set(rules);
         injector
     }
 
     pub fn set(&mut self, rules: Vec<FaultRule>) {
-        self.rules = rules.into_iter().map(|rule| (rule.clone(), rule.times)).collect();
+        self.rules = rules
+            .into_iter()
+            .map(|rule| (rule.clone(), rule.times))
+            .collect();
     }
 
     /// The fault to apply to this request, if a rule fires.
@@ -234,14 +263,24 @@ impl FaultInjector {
 }
 
 /// Middleware over `/api/*`: applies the first rule that fires.
-pub(crate) async fn inject(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+pub(crate) async fn inject(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let fault = shared.pick_fault(request.method().as_str(), request.uri().path());
     let Some(fault) = fault else {
         return next.run(request).await;
     };
-    let connection = request.extensions().get::<ConnectInfo<ConnectionHandle>>().cloned();
+    let connection = request
+        .extensions()
+        .get::<ConnectInfo<ConnectionHandle>>()
+        .cloned();
     match fault {
-        Fault::Status { status, retry_after_secs } => status_response(status, retry_after_secs),
+        Fault::Status {
+            status,
+            retry_after_secs,
+        } => status_response(status, retry_after_secs),
         Fault::Delay(delay) => {
             tokio::time::sleep(delay).await;
             next.run(request).await
@@ -264,7 +303,9 @@ fn lost_response(connection: Option<ConnectInfo<ConnectionHandle>>) -> Response 
         Some(ConnectInfo(connection)) => connection.kill(),
         // Only reachable when the router is served without our listener; an answer the
         // client can recognise beats a silent success.
-        None => return ApiError::internal("connection drop requested but not possible").into_response(),
+        None => {
+            return ApiError::internal("connection drop requested but not possible").into_response()
+        }
     }
     StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
@@ -292,26 +333,43 @@ fn status_response(status: u16, retry_after_secs: Option<u64>) -> Response {
         }
     };
     if let Some(secs) = retry_after_secs {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }
 
 fn envelope_for(status: u16) -> (&'static str, &'static str) {
     match status {
-        429 => ("REQUEST_LIMIT_EXCEEDED", "Too many requests. Please wait a moment and try again."),
+        429 => (
+            "REQUEST_LIMIT_EXCEEDED",
+            "Too many requests. Please wait a moment and try again.",
+        ),
         503 => (
             "TEMPORARILY_UNAVAILABLE",
             "The service at this endpoint is temporarily unavailable. Please try again later.",
         ),
         500 => ("INTERNAL_ERROR", "Internal error. Please try again later."),
         400 => ("INVALID_PARAMETER_VALUE", "Invalid request."),
-        401 => ("UNAUTHENTICATED", "Credential was not sent or was of an unsupported type for this API."),
+        401 => (
+            "UNAUTHENTICATED",
+            "Credential was not sent or was of an unsupported type for this API.",
+        ),
         403 => ("PERMISSION_DENIED", "Permission denied."),
-        404 => ("RESOURCE_DOES_NOT_EXIST", "The requested resource does not exist."),
-        409 => ("RESOURCE_CONFLICT", "The request conflicts with the current state of the resource."),
+        404 => (
+            "RESOURCE_DOES_NOT_EXIST",
+            "The requested resource does not exist.",
+        ),
+        409 => (
+            "RESOURCE_CONFLICT",
+            "The request conflicts with the current state of the resource.",
+        ),
         s if s < 500 => ("BAD_REQUEST", "The request could not be processed."),
-        _ => ("INTERNAL_ERROR", "The server encountered an error. Please try again later."),
+        _ => (
+            "INTERNAL_ERROR",
+            "The server encountered an error. Please try again later.",
+        ),
     }
 }
 
@@ -329,7 +387,10 @@ mod tests {
             rule("POST /api/2.1/jobs/runs/submit=503*2"),
             FaultRule {
                 endpoint: "POST /api/2.1/jobs/runs/submit".into(),
-                fault: Fault::Status { status: 503, retry_after_secs: None },
+                fault: Fault::Status {
+                    status: 503,
+                    retry_after_secs: None
+                },
                 times: Some(2),
                 probability: 1.0,
             }
@@ -338,14 +399,23 @@ mod tests {
             rule("*=429:1*3"),
             FaultRule {
                 endpoint: "*".into(),
-                fault: Fault::Status { status: 429, retry_after_secs: Some(1) },
+                fault: Fault::Status {
+                    status: 429,
+                    retry_after_secs: Some(1)
+                },
                 times: Some(3),
                 probability: 1.0,
             }
         );
-        assert_eq!(rule("GET /api/2.1/jobs/runs/get=drop-after*1").fault, Fault::DropAfter);
+        assert_eq!(
+            rule("GET /api/2.1/jobs/runs/get=drop-after*1").fault,
+            Fault::DropAfter
+        );
         assert_eq!(rule("*=drop-before").fault, Fault::DropBefore);
-        assert_eq!(rule("*=delay:2000").fault, Fault::Delay(Duration::from_millis(2000)));
+        assert_eq!(
+            rule("*=delay:2000").fault,
+            Fault::Delay(Duration::from_millis(2000))
+        );
         let probable = rule("get /api/2.0/repos/*=503@0.3*4");
         assert_eq!(probable.endpoint, "GET /api/2.0/repos/*");
         assert_eq!(probable.probability, 0.3);
@@ -354,15 +424,32 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for text in ["POST /api/2.0/repos=503*2", "*=429:1*3@0.5", "*=delay:20", "*=drop-after"] {
+        for text in [
+            "POST /api/2.0/repos=503*2",
+            "*=429:1*3@0.5",
+            "*=delay:20",
+            "*=drop-after",
+        ] {
             assert_eq!(rule(text).to_string(), text);
         }
     }
 
     #[test]
     fn rejects_nonsense() {
-        for text in ["503", "*=", "*=200", "*=teapot", "POST=503", "POST api=503", "*=503*0", "*=503@2"] {
-            assert!(text.parse::<FaultRule>().is_err(), "{text} should not parse");
+        for text in [
+            "503",
+            "*=",
+            "*=200",
+            "*=teapot",
+            "POST=503",
+            "POST api=503",
+            "*=503*0",
+            "*=503@2",
+        ] {
+            assert!(
+                text.parse::<FaultRule>().is_err(),
+                "{text} should not parse"
+            );
         }
     }
 
@@ -371,14 +458,23 @@ mod tests {
         let mut injector = FaultInjector::new(1, vec![rule("POST /api/x=503*1"), rule("*=500")]);
         assert_eq!(
             injector.pick("POST", "/api/x"),
-            Some(Fault::Status { status: 503, retry_after_secs: None })
+            Some(Fault::Status {
+                status: 503,
+                retry_after_secs: None
+            })
         );
         assert_eq!(
             injector.pick("POST", "/api/x"),
-            Some(Fault::Status { status: 500, retry_after_secs: None })
+            Some(Fault::Status {
+                status: 500,
+                retry_after_secs: None
+            })
         );
         let mut prefix = FaultInjector::new(1, vec![rule("PATCH /api/2.0/repos/*=drop-after")]);
-        assert_eq!(prefix.pick("PATCH", "/api/2.0/repos/12"), Some(Fault::DropAfter));
+        assert_eq!(
+            prefix.pick("PATCH", "/api/2.0/repos/12"),
+            Some(Fault::DropAfter)
+        );
         assert_eq!(prefix.pick("GET", "/api/2.0/repos/12"), None);
     }
 
@@ -386,7 +482,9 @@ mod tests {
     fn probabilities_are_reproducible() {
         let outcomes = |seed| {
             let mut injector = FaultInjector::new(seed, vec![rule("*=503@0.5")]);
-            (0..64).map(|_| injector.pick("GET", "/api/x").is_some()).collect::<Vec<_>>()
+            (0..64)
+                .map(|_| injector.pick("GET", "/api/x").is_some())
+                .collect::<Vec<_>>()
         };
         assert_eq!(outcomes(7), outcomes(7));
         let fired = outcomes(7).into_iter().filter(|f| *f).count();

@@ -20,7 +20,10 @@ pub(crate) const PROVIDERS: [&str; 8] = [
 
 /// The canonical spelling of a provider name given in any case.
 pub(crate) fn canonical_provider(provider: &str) -> Option<&'static str> {
-    PROVIDERS.iter().copied().find(|p| p.eq_ignore_ascii_case(provider.trim()))
+    PROVIDERS
+        .iter()
+        .copied()
+        .find(|p| p.eq_ignore_ascii_case(provider.trim()))
 }
 
 #[derive(Debug)]
@@ -38,7 +41,10 @@ pub(crate) enum GitError {
 pub(crate) fn clone_source(url: &str) -> Result<&str, GitError> {
     let url = url.trim();
     let remote = ["http://", "https://", "ssh://", "git://", "git@"];
-    if remote.iter().any(|scheme| url.to_ascii_lowercase().starts_with(scheme)) {
+    if remote
+        .iter()
+        .any(|scheme| url.to_ascii_lowercase().starts_with(scheme))
+    {
         return Err(GitError::NeedsCredentials);
     }
     if url.starts_with('-') {
@@ -52,36 +58,49 @@ pub(crate) async fn clone(source: &str, dest: &Path) -> Result<(), GitError> {
     tokio::fs::create_dir_all(parent)
         .await
         .map_err(|e| GitError::Failed(format!("cannot create {}: {e}", parent.display())))?;
-    git(parent, &["clone", "--quiet", "--no-hardlinks", "--", source])
-        .arg(dest)
-        .run()
-        .await
-        .map(drop)
+    git(
+        parent,
+        &["clone", "--quiet", "--no-hardlinks", "--", source],
+    )
+    .arg(dest)
+    .run()
+    .await
+    .map(drop)
 }
 
 /// Fetches every branch and tag, so a checkout sees what was pushed since the clone.
 pub(crate) async fn fetch(repo: &Path) -> Result<(), GitError> {
-    git(repo, &["fetch", "--quiet", "--prune", "--force", "--tags", "origin"])
-        .run()
-        .await
-        .map(drop)
+    git(
+        repo,
+        &["fetch", "--quiet", "--prune", "--force", "--tags", "origin"],
+    )
+    .run()
+    .await
+    .map(drop)
 }
 
 /// Checks out the remote branch's head, discarding local state (the pull of a Databricks
 /// Repo).
 pub(crate) async fn checkout_branch(repo: &Path, branch: &str) -> Result<(), GitError> {
     let remote_ref = format!("refs/remotes/origin/{branch}");
-    resolve(repo, &remote_ref).await.ok_or_else(|| GitError::UnknownRef(branch.to_string()))?;
-    git(repo, &["checkout", "--quiet", "--force", "-B", branch, &remote_ref])
-        .run()
+    resolve(repo, &remote_ref)
         .await
-        .map(drop)
+        .ok_or_else(|| GitError::UnknownRef(branch.to_string()))?;
+    git(
+        repo,
+        &["checkout", "--quiet", "--force", "-B", branch, &remote_ref],
+    )
+    .run()
+    .await
+    .map(drop)
 }
 
 /// Checks out a tag, leaving HEAD detached.
 pub(crate) async fn checkout_tag(repo: &Path, tag: &str) -> Result<(), GitError> {
     let tag_ref = format!("refs/tags/{tag}");
-    let commit = resolve(repo, &tag_ref).await.ok_or_else(|| GitError::UnknownRef(tag.to_string()))?;
+    let commit = resolve(repo, &tag_ref)
+        .await
+        .ok_or_else(|| GitError::UnknownRef(tag.to_string()))?;
     detach_at(repo, &commit).await
 }
 
@@ -93,7 +112,9 @@ pub(crate) async fn checkout_detached(repo: &Path, reference: &GitRef) -> Result
         GitRef::Tag(tag) => (format!("refs/tags/{tag}"), tag),
         GitRef::Commit(commit) => (commit.clone(), commit),
     };
-    let commit = resolve(repo, &candidate).await.ok_or_else(|| GitError::UnknownRef(name.clone()))?;
+    let commit = resolve(repo, &candidate)
+        .await
+        .ok_or_else(|| GitError::UnknownRef(name.clone()))?;
     detach_at(repo, &commit).await?;
     Ok(commit)
 }
@@ -106,15 +127,21 @@ pub(crate) enum GitRef {
 }
 
 async fn detach_at(repo: &Path, commit: &str) -> Result<(), GitError> {
-    git(repo, &["checkout", "--quiet", "--force", "--detach", commit])
-        .run()
-        .await
-        .map(drop)
+    git(
+        repo,
+        &["checkout", "--quiet", "--force", "--detach", commit],
+    )
+    .run()
+    .await
+    .map(drop)
 }
 
 /// The branch HEAD is on, `None` when detached.
 pub(crate) async fn current_branch(repo: &Path) -> Option<String> {
-    git(repo, &["symbolic-ref", "--quiet", "--short", "HEAD"]).run().await.ok()
+    git(repo, &["symbolic-ref", "--quiet", "--short", "HEAD"])
+        .run()
+        .await
+        .ok()
 }
 
 /// The commit HEAD points at, `None` in an empty repository.
@@ -128,7 +155,10 @@ async fn resolve(repo: &Path, revision: &str) -> Option<String> {
         return None;
     }
     let revision = format!("{revision}^{{commit}}");
-    git(repo, &["rev-parse", "--verify", "--quiet", &revision]).run().await.ok()
+    git(repo, &["rev-parse", "--verify", "--quiet", &revision])
+        .run()
+        .await
+        .ok()
 }
 
 struct Git(Command);

@@ -143,12 +143,18 @@ async fn submit(
     Ok(Json(json!({ "run_id": run_id })))
 }
 
-fn validate_submit(version: ApiVersion, request: SubmitRequest, known_cluster: &str) -> ApiResult<RunSpec> {
+fn validate_submit(
+    version: ApiVersion,
+    request: SubmitRequest,
+    known_cluster: &str,
+) -> ApiResult<RunSpec> {
     let single_task = &request.single_task;
     let single_task_form = version == ApiVersion::V2_0
         && request.tasks.is_none()
         && (single_task.notebook_task.is_some()
-            || OTHER_TASK_TYPES.iter().any(|t| single_task.other.contains_key(*t)));
+            || OTHER_TASK_TYPES
+                .iter()
+                .any(|t| single_task.other.contains_key(*t)));
     let tasks = if single_task_form {
         let mut task = request.single_task;
         task.task_key = Some(SINGLE_TASK_KEY.to_string());
@@ -157,7 +163,9 @@ fn validate_submit(version: ApiVersion, request: SubmitRequest, known_cluster: &
         request.tasks.unwrap_or_default()
     };
     if tasks.is_empty() {
-        return Err(ApiError::invalid("A run must have at least one task: tasks is empty."));
+        return Err(ApiError::invalid(
+            "A run must have at least one task: tasks is empty.",
+        ));
     }
 
     let git_source = request.git_source.map(validate_git_source).transpose()?;
@@ -185,7 +193,10 @@ fn validate_submit(version: ApiVersion, request: SubmitRequest, known_cluster: &
         }
     }
     Ok(RunSpec {
-        run_name: request.run_name.filter(|n| !n.is_empty()).unwrap_or_else(|| "Untitled".into()),
+        run_name: request
+            .run_name
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "Untitled".into()),
         tasks,
         git_source,
         timeout_seconds,
@@ -197,18 +208,25 @@ fn validate_submit(version: ApiVersion, request: SubmitRequest, known_cluster: &
 fn non_negative(value: Option<i64>, field: &str) -> ApiResult<u64> {
     match value {
         None => Ok(0),
-        Some(v) => u64::try_from(v)
-            .map_err(|_| ApiError::invalid(format!("Invalid {field}: {v}. It must not be negative."))),
+        Some(v) => u64::try_from(v).map_err(|_| {
+            ApiError::invalid(format!("Invalid {field}: {v}. It must not be negative."))
+        }),
     }
 }
 
 fn is_valid_task_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 100
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-fn validate_task(task: TaskRequest, has_git_source: bool, known_cluster: &str) -> ApiResult<TaskSpec> {
+fn validate_task(
+    task: TaskRequest,
+    has_git_source: bool,
+    known_cluster: &str,
+) -> ApiResult<TaskSpec> {
     let key = task
         .task_key
         .filter(|k| !k.is_empty())
@@ -218,7 +236,9 @@ fn validate_task(task: TaskRequest, has_git_source: bool, known_cluster: &str) -
             "Invalid task_key '{key}': it must match ^[\\w\\-.]+$ and be at most 100 characters long."
         )));
     }
-    let other_type = OTHER_TASK_TYPES.iter().find(|t| task.other.contains_key(**t));
+    let other_type = OTHER_TASK_TYPES
+        .iter()
+        .find(|t| task.other.contains_key(**t));
     let notebook = match (task.notebook_task, other_type) {
         (Some(_), Some(other)) => {
             return Err(ApiError::invalid(format!(
@@ -241,7 +261,11 @@ fn validate_task(task: TaskRequest, has_git_source: bool, known_cluster: &str) -
     let notebook_path = notebook
         .notebook_path
         .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::invalid(format!("Task {key}: missing required field notebook_task.notebook_path.")))?;
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Task {key}: missing required field notebook_task.notebook_path."
+            ))
+        })?;
     let source = match notebook.source.as_deref() {
         None if has_git_source => NotebookSource::Git,
         None | Some("WORKSPACE") => NotebookSource::Workspace,
@@ -283,14 +307,27 @@ fn validate_task(task: TaskRequest, has_git_source: bool, known_cluster: &str) -
         })
         .collect::<ApiResult<BTreeMap<_, _>>>()?;
 
-    let compute = validate_compute(&key, task.existing_cluster_id, task.new_cluster, task.job_cluster_key, known_cluster)?;
+    let compute = validate_compute(
+        &key,
+        task.existing_cluster_id,
+        task.new_cluster,
+        task.job_cluster_key,
+        known_cluster,
+    )?;
     let timeout_seconds = non_negative(task.timeout_seconds, "timeout_seconds")?;
     if task.depends_on.is_some_and(|d| !d.is_empty()) {
         return Err(ApiError::invalid(format!(
             "Task {key}: depends_on is not supported by the emulator; all tasks of a run start together."
         )));
     }
-    Ok(TaskSpec { task_key: key, notebook_path, source, base_parameters, compute, timeout_seconds })
+    Ok(TaskSpec {
+        task_key: key,
+        notebook_path,
+        source,
+        base_parameters,
+        compute,
+        timeout_seconds,
+    })
 }
 
 fn validate_compute(
@@ -342,7 +379,11 @@ fn validate_git_source(source: GitSourceRequest) -> ApiResult<GitSourceSpec> {
         .ok_or_else(|| ApiError::invalid("Missing required field: git_source.git_url"))?;
     let provider = provider_from(source.git_provider.as_deref())?;
     let nonblank = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
-    let reference = match (nonblank(source.git_branch), nonblank(source.git_tag), nonblank(source.git_commit)) {
+    let reference = match (
+        nonblank(source.git_branch),
+        nonblank(source.git_tag),
+        nonblank(source.git_commit),
+    ) {
         (Some(branch), None, None) => GitRef::Branch(branch),
         (None, Some(tag), None) => GitRef::Tag(tag),
         (None, None, Some(commit)) => GitRef::Commit(commit),
@@ -352,7 +393,11 @@ fn validate_git_source(source: GitSourceRequest) -> ApiResult<GitSourceSpec> {
             ))
         }
     };
-    Ok(GitSourceSpec { url, provider, reference })
+    Ok(GitSourceSpec {
+        url,
+        provider,
+        reference,
+    })
 }
 
 // ----- runs/get, runs/get-output, runs/cancel -----
@@ -385,10 +430,16 @@ async fn get_output(
         None => return Err(no_such_run(id)),
     };
     let mut answer = Map::new();
-    answer.insert("metadata".into(), task_run_view(&shared, version, run, task));
+    answer.insert(
+        "metadata".into(),
+        task_run_view(&shared, version, run, task),
+    );
     if let Some(output) = &task.output {
         if let Some(result) = &output.result {
-            answer.insert("notebook_output".into(), json!({ "result": result, "truncated": output.truncated }));
+            answer.insert(
+                "notebook_output".into(),
+                json!({ "result": result, "truncated": output.truncated }),
+            );
         }
         if let Some(error) = &output.error {
             answer.insert("error".into(), json!(error));
@@ -414,7 +465,9 @@ async fn cancel(
 ) -> ApiResult<Json<Value>> {
     // Like Databricks, take the id as a number or as a numeric string.
     let id = match request.run_id {
-        None | Some(Value::Null) => return Err(ApiError::invalid("Missing required field: run_id")),
+        None | Some(Value::Null) => {
+            return Err(ApiError::invalid("Missing required field: run_id"))
+        }
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) => s.trim().parse().ok(),
         Some(_) => None,
@@ -431,7 +484,10 @@ async fn cancel(
 // ----- views -----
 
 fn run_page_url(shared: &Shared, job_id: i64, run_id: i64) -> String {
-    format!("{}/?o={WORKSPACE_ID}#job/{job_id}/run/{run_id}", shared.base_url)
+    format!(
+        "{}/?o={WORKSPACE_ID}#job/{job_id}/run/{run_id}",
+        shared.base_url
+    )
 }
 
 fn state_view(state: &RunState) -> Value {
@@ -481,7 +537,12 @@ fn compute_view(compute: &Compute) -> Map<String, Value> {
 }
 
 /// A task as it appears in its parent's `tasks` array.
-fn task_view(shared: &Shared, version: ApiVersion, run: &RunRecord, task: &TaskRun) -> Map<String, Value> {
+fn task_view(
+    shared: &Shared,
+    version: ApiVersion,
+    run: &RunRecord,
+    task: &TaskRun,
+) -> Map<String, Value> {
     let (setup, execution, cleanup) = task.durations();
     let mut view = Map::new();
     view.insert("run_id".into(), json!(task.run_id));
@@ -491,7 +552,10 @@ fn task_view(shared: &Shared, version: ApiVersion, run: &RunRecord, task: &TaskR
     if version.has_status() {
         view.insert("status".into(), status_view(&task.state));
     }
-    view.insert("run_page_url".into(), json!(run_page_url(shared, run.job_id, task.run_id)));
+    view.insert(
+        "run_page_url".into(),
+        json!(run_page_url(shared, run.job_id, task.run_id)),
+    );
     view.insert("start_time".into(), json!(task.start_time));
     view.insert("setup_duration".into(), json!(setup));
     view.insert("execution_duration".into(), json!(execution));
@@ -533,13 +597,19 @@ fn run_view(shared: &Shared, version: ApiVersion, run: &RunRecord) -> Value {
     view.insert("number_in_job".into(), json!(run.run_id));
     view.insert("creator_user_name".into(), json!(USER));
     view.insert("run_name".into(), json!(run.spec.run_name));
-    view.insert("run_page_url".into(), json!(run_page_url(shared, run.job_id, run.run_id)));
+    view.insert(
+        "run_page_url".into(),
+        json!(run_page_url(shared, run.job_id, run.run_id)),
+    );
     view.insert("state".into(), state_view(&state));
     if version.has_status() {
         view.insert("status".into(), status_view(&state));
     }
-    let tasks: Vec<Value> =
-        run.tasks.iter().map(|task| Value::Object(task_view(shared, version, run, task))).collect();
+    let tasks: Vec<Value> = run
+        .tasks
+        .iter()
+        .map(|task| Value::Object(task_view(shared, version, run, task)))
+        .collect();
     view.insert("tasks".into(), json!(tasks));
     view.insert("start_time".into(), json!(run.start_time));
     view.insert("end_time".into(), json!(end_time.unwrap_or(0)));
@@ -556,15 +626,24 @@ fn run_view(shared: &Shared, version: ApiVersion, run: &RunRecord) -> Value {
         view.insert("timeout_seconds".into(), json!(run.spec.timeout_seconds));
     }
     if let Some(source) = &run.spec.git_source {
-        view.insert("git_source".into(), git_source_view(source, run.used_commit.as_deref()));
+        view.insert(
+            "git_source".into(),
+            git_source_view(source, run.used_commit.as_deref()),
+        );
     }
     if run.spec.single_task_form {
         // The 2.0 shape: the one task's settings at the top level.
         let task = &run.tasks[0].spec;
         view.insert("format".into(), json!("SINGLE_TASK"));
-        view.insert("task".into(), json!({ "notebook_task": notebook_task_view(task) }));
+        view.insert(
+            "task".into(),
+            json!({ "notebook_task": notebook_task_view(task) }),
+        );
         view.insert("notebook_task".into(), notebook_task_view(task));
-        view.insert("cluster_spec".into(), Value::Object(compute_view(&task.compute)));
+        view.insert(
+            "cluster_spec".into(),
+            Value::Object(compute_view(&task.compute)),
+        );
     } else {
         view.insert("format".into(), json!("MULTI_TASK"));
     }
@@ -648,18 +727,32 @@ mod tests {
     fn rejects_bad_tasks() {
         let task = |extra: Value| {
             let mut task = json!({ "task_key": "a", "notebook_task": { "notebook_path": "/x" } });
-            task.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            task.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             submit(ApiVersion::V2_1, json!({ "tasks": [task] }))
         };
-        assert!(message(task(json!({ "existing_cluster_id": "nope" }))).contains("Cluster nope does not exist"));
+        assert!(message(task(json!({ "existing_cluster_id": "nope" })))
+            .contains("Cluster nope does not exist"));
         assert!(message(task(json!({ "spark_python_task": {} }))).contains("spark_python_task"));
         assert!(message(task(json!({ "task_key": "a b" }))).contains("Invalid task_key"));
-        assert!(message(task(json!({ "new_cluster": { "spark_version": "x" } }))).contains("node_type_id"));
-        assert!(message(task(json!({ "notebook_task": { "notebook_path": "rel" } }))).contains("absolute"));
-        assert!(message(submit(ApiVersion::V2_1, json!({ "tasks": [] }))).contains("at least one task"));
+        assert!(
+            message(task(json!({ "new_cluster": { "spark_version": "x" } })))
+                .contains("node_type_id")
+        );
+        assert!(
+            message(task(json!({ "notebook_task": { "notebook_path": "rel" } })))
+                .contains("absolute")
+        );
+        assert!(
+            message(submit(ApiVersion::V2_1, json!({ "tasks": [] }))).contains("at least one task")
+        );
         let duplicate = json!({ "task_key": "a", "notebook_task": { "notebook_path": "/x" } });
-        assert!(message(submit(ApiVersion::V2_1, json!({ "tasks": [duplicate.clone(), duplicate] })))
-            .contains("unique"));
+        assert!(message(submit(
+            ApiVersion::V2_1,
+            json!({ "tasks": [duplicate.clone(), duplicate] })
+        ))
+        .contains("unique"));
         let valid = json!({ "task_key": "a", "notebook_task": { "notebook_path": "/x" } });
         let long_token = json!({ "tasks": [valid], "idempotency_token": "x".repeat(65) });
         assert!(message(submit(ApiVersion::V2_1, long_token)).contains("idempotency token"));

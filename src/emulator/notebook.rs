@@ -86,7 +86,11 @@ pub(crate) async fn start(job: NotebookJob<'_>) -> io::Result<NotebookProcess> {
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .kill_on_drop(true)
         .spawn()?;
-    Ok(NotebookProcess { child, result_path, stderr_path })
+    Ok(NotebookProcess {
+        child,
+        result_path,
+        stderr_path,
+    })
 }
 
 #[derive(Deserialize)]
@@ -113,7 +117,11 @@ impl NotebookProcess {
             .ok()
             .and_then(|bytes| serde_json::from_slice::<RunnerResult>(&bytes).ok());
         match reported {
-            Some(RunnerResult { result, error: None, .. }) => {
+            Some(RunnerResult {
+                result,
+                error: None,
+                ..
+            }) => {
                 let (result, truncated) = match result {
                     Some(result) => {
                         let (result, truncated) = truncate(result);
@@ -121,11 +129,20 @@ impl NotebookProcess {
                     }
                     None => (None, false),
                 };
-                NotebookOutcome { result, truncated, error: None, error_trace: None }
+                NotebookOutcome {
+                    result,
+                    truncated,
+                    error: None,
+                    error_trace: None,
+                }
             }
-            Some(RunnerResult { error, error_trace, .. }) => {
-                NotebookOutcome { error, error_trace, ..NotebookOutcome::default() }
-            }
+            Some(RunnerResult {
+                error, error_trace, ..
+            }) => NotebookOutcome {
+                error,
+                error_trace,
+                ..NotebookOutcome::default()
+            },
             // The interpreter died before the runner could answer (crash, kill, bad python).
             None => {
                 let stderr = tokio::fs::read(&self.stderr_path).await.unwrap_or_default();

@@ -21,7 +21,10 @@ const PAGE_SIZE: usize = 20;
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/api/2.0/repos", get(list).post(create))
-        .route("/api/2.0/repos/{id}", get(get_one).patch(update).delete(delete))
+        .route(
+            "/api/2.0/repos/{id}",
+            get(get_one).patch(update).delete(delete),
+        )
 }
 
 pub(crate) struct Repo {
@@ -69,7 +72,9 @@ pub(crate) fn provider_from(provider: Option<&str>) -> ApiResult<&'static str> {
             "Git provider is required. Valid values are: {valid}."
         ))),
         Some(given) => git::canonical_provider(given).ok_or_else(|| {
-            ApiError::invalid(format!("Invalid Git provider '{given}'. Valid values are: {valid}."))
+            ApiError::invalid(format!(
+                "Invalid Git provider '{given}'. Valid values are: {valid}."
+            ))
         }),
     }
 }
@@ -97,7 +102,9 @@ async fn create(
         .url
         .map(|url| url.trim().to_string())
         .filter(|url| !url.is_empty())
-        .ok_or_else(|| ApiError::invalid("Git repository URL missing. Please provide a valid URL."))?;
+        .ok_or_else(|| {
+            ApiError::invalid("Git repository URL missing. Please provide a valid URL.")
+        })?;
     let provider = provider_from(request.provider.as_deref())?;
     let path = match &request.path {
         Some(path) => normalize(path)?,
@@ -150,7 +157,9 @@ fn check_path_free(workspace: &super::workspace::Workspace, path: &str) -> ApiRe
     }
     let parent = parent(path).ok_or_else(|| ApiError::invalid("A repo cannot be created at /."))?;
     if !workspace.is_directory(parent) {
-        return Err(ApiError::not_found(format!("Parent directory {parent} does not exist.")));
+        return Err(ApiError::not_found(format!(
+            "Parent directory {parent} does not exist."
+        )));
     }
     Ok(())
 }
@@ -172,12 +181,23 @@ pub(crate) fn clone_source(url: &str) -> ApiResult<String> {
 
 /// The folder name Databricks derives from a URL: its last segment without `.git`.
 fn repo_name(url: &str) -> String {
-    let last = url.trim_end_matches('/').rsplit(['/', '\\', ':']).next().unwrap_or("repo");
+    let last = url
+        .trim_end_matches('/')
+        .rsplit(['/', '\\', ':'])
+        .next()
+        .unwrap_or("repo");
     let name = last.strip_suffix(".git").unwrap_or(last);
-    if name.is_empty() { "repo".to_string() } else { name.to_string() }
+    if name.is_empty() {
+        "repo".to_string()
+    } else {
+        name.to_string()
+    }
 }
 
-async fn get_one(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_one(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     let workspace = lock(&shared.workspace);
     let repo = workspace.repos.get(&id).ok_or_else(|| repo_not_found(id))?;
@@ -198,11 +218,17 @@ async fn list(State(shared): State<Arc<Shared>>, query: Query) -> ApiResult<Json
 
     let mut answer = Map::new();
     if repos.len() > PAGE_SIZE {
-        answer.insert("next_page_token".into(), json!(encode_token(&repos[PAGE_SIZE - 1].path)));
+        answer.insert(
+            "next_page_token".into(),
+            json!(encode_token(&repos[PAGE_SIZE - 1].path)),
+        );
         repos.truncate(PAGE_SIZE);
     }
     if !repos.is_empty() {
-        answer.insert("repos".into(), repos.iter().map(|repo| repo.info()).collect());
+        answer.insert(
+            "repos".into(),
+            repos.iter().map(|repo| repo.info()).collect(),
+        );
     }
     Ok(Json(Value::Object(answer)))
 }
@@ -240,7 +266,9 @@ async fn update(
     let nonblank = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
     let (branch, tag) = (nonblank(request.branch), nonblank(request.tag));
     if branch.is_some() && tag.is_some() {
-        return Err(ApiError::invalid("Only one of branch or tag can be specified, not both."));
+        return Err(ApiError::invalid(
+            "Only one of branch or tag can be specified, not both.",
+        ));
     }
     let (checkout, git_lock) = {
         let workspace = lock(&shared.workspace);
@@ -276,15 +304,24 @@ async fn update(
     let head = git::head_commit(&checkout).await;
 
     let mut workspace = lock(&shared.workspace);
-    let repo = workspace.repos.get_mut(&id).ok_or_else(|| repo_not_found(id))?;
+    let repo = workspace
+        .repos
+        .get_mut(&id)
+        .ok_or_else(|| repo_not_found(id))?;
     repo.branch = current_branch;
     repo.head_commit_id = head;
     Ok(Json(repo.info()))
 }
 
-async fn delete(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn delete(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
-    let repo = lock(&shared.workspace).repos.remove(&id).ok_or_else(|| repo_not_found(id))?;
+    let repo = lock(&shared.workspace)
+        .repos
+        .remove(&id)
+        .ok_or_else(|| repo_not_found(id))?;
     let _checkout_in_use = repo.git_lock.lock().await;
     let _ = tokio::fs::remove_dir_all(&repo.checkout).await;
     Ok(Json(json!({})))
@@ -311,8 +348,14 @@ mod tests {
     #[test]
     fn providers_are_case_insensitive() {
         assert_eq!(provider_from(Some("GITHUB")).unwrap(), "gitHub");
-        assert_eq!(provider_from(Some("azuredevopsservices")).unwrap(), "azureDevOpsServices");
-        assert!(provider_from(Some("svn")).unwrap_err().message.contains("gitLab"));
+        assert_eq!(
+            provider_from(Some("azuredevopsservices")).unwrap(),
+            "azureDevOpsServices"
+        );
+        assert!(provider_from(Some("svn"))
+            .unwrap_err()
+            .message
+            .contains("gitLab"));
         assert!(provider_from(None).is_err());
     }
 }

@@ -130,12 +130,20 @@ impl RunState {
         }
     }
 
-    fn ended(life_cycle: LifeCycle, result: ResultState, message: String, termination: Termination) -> Self {
+    fn ended(
+        life_cycle: LifeCycle,
+        result: ResultState,
+        message: String,
+        termination: Termination,
+    ) -> Self {
         RunState {
             life_cycle,
             result: Some(result),
             message,
-            user_cancelled_or_timedout: matches!(result, ResultState::Canceled | ResultState::TimedOut),
+            user_cancelled_or_timedout: matches!(
+                result,
+                ResultState::Canceled | ResultState::TimedOut
+            ),
             termination: Some(termination),
         }
     }
@@ -151,9 +159,11 @@ pub(crate) enum StopReason {
 impl StopReason {
     fn end_state(self) -> RunState {
         let (result, message, termination) = match self {
-            StopReason::Cancelled => {
-                (ResultState::Canceled, "Run cancelled.".to_string(), Termination::UserCanceled)
-            }
+            StopReason::Cancelled => (
+                ResultState::Canceled,
+                "Run cancelled.".to_string(),
+                Termination::UserCanceled,
+            ),
             StopReason::RunTimedOut { after_secs } => (
                 ResultState::TimedOut,
                 format!("Run timed out after {after_secs} seconds."),
@@ -235,7 +245,10 @@ pub(crate) struct TaskRun {
 impl TaskRun {
     /// `(setup, execution, cleanup)` in ms, as far as the task got.
     pub fn durations(&self) -> (i64, i64, i64) {
-        let setup_end = self.running_since.or(self.terminating_since).or(self.end_time);
+        let setup_end = self
+            .running_since
+            .or(self.terminating_since)
+            .or(self.end_time);
         let setup = setup_end.map_or(0, |t| t - self.start_time);
         let execution = match (self.running_since, self.terminating_since) {
             (Some(from), Some(to)) => to - from,
@@ -279,26 +292,47 @@ impl RunRecord {
         if let (Some(reason), true) = (*self.stop.borrow(), interrupted) {
             return reason.end_state();
         }
-        let failed: Vec<&TaskRun> =
-            tasks.iter().filter(|t| t.state.result != Some(ResultState::Success)).collect();
+        let failed: Vec<&TaskRun> = tasks
+            .iter()
+            .filter(|t| t.state.result != Some(ResultState::Success))
+            .collect();
         let Some(first) = failed.first() else {
-            return RunState::ended(LifeCycle::Terminated, ResultState::Success, String::new(), Termination::Success);
+            return RunState::ended(
+                LifeCycle::Terminated,
+                ResultState::Success,
+                String::new(),
+                Termination::Success,
+            );
         };
-        let life_cycle = if failed.iter().any(|t| t.state.life_cycle == LifeCycle::InternalError) {
+        let life_cycle = if failed
+            .iter()
+            .any(|t| t.state.life_cycle == LifeCycle::InternalError)
+        {
             LifeCycle::InternalError
         } else {
             LifeCycle::Terminated
         };
-        let result = if failed.iter().all(|t| t.state.result == Some(ResultState::TimedOut)) {
+        let result = if failed
+            .iter()
+            .all(|t| t.state.result == Some(ResultState::TimedOut))
+        {
             ResultState::TimedOut
         } else {
             ResultState::Failed
         };
         let message = if failed.len() == 1 {
-            format!("Task {} failed with message: {}", first.spec.task_key, first.state.message)
+            format!(
+                "Task {} failed with message: {}",
+                first.spec.task_key, first.state.message
+            )
         } else {
             let keys: Vec<&str> = failed.iter().map(|t| t.spec.task_key.as_str()).collect();
-            format!("{} of {} tasks failed: {}.", failed.len(), tasks.len(), keys.join(", "))
+            format!(
+                "{} of {} tasks failed: {}.",
+                failed.len(),
+                tasks.len(),
+                keys.join(", ")
+            )
         };
         let termination = first.state.termination.unwrap_or(Termination::RunFailed);
         RunState::ended(life_cycle, result, message, termination)
@@ -306,7 +340,11 @@ impl RunRecord {
 
     pub fn end_time(&self) -> Option<i64> {
         if self.state().life_cycle.is_terminal() {
-            self.tasks.iter().filter_map(|t| t.end_time).max().or(Some(self.start_time))
+            self.tasks
+                .iter()
+                .filter_map(|t| t.end_time)
+                .max()
+                .or(Some(self.start_time))
         } else {
             None
         }
@@ -344,7 +382,11 @@ impl Runs {
     /// Registers a submitted run; returns its id and whether it is new. A known idempotency
     /// token returns the run it first created instead.
     pub fn create(&mut self, spec: RunSpec) -> (i64, bool) {
-        if let Some(existing) = spec.idempotency_token.as_ref().and_then(|t| self.idempotency.get(t)) {
+        if let Some(existing) = spec
+            .idempotency_token
+            .as_ref()
+            .and_then(|t| self.idempotency.get(t))
+        {
             return (*existing, false);
         }
         let run_id = self.take_id();
@@ -372,7 +414,15 @@ impl Runs {
             self.idempotency.insert(token.clone(), run_id);
         }
         let (stop, _) = watch::channel(None);
-        let record = RunRecord { run_id, job_id, spec, start_time: now, used_commit: None, tasks, stop };
+        let record = RunRecord {
+            run_id,
+            job_id,
+            spec,
+            start_time: now,
+            used_commit: None,
+            tasks,
+            stop,
+        };
         self.runs.insert(run_id, record);
         (run_id, true)
     }
@@ -421,7 +471,9 @@ impl Runs {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 // ----- drivers -----
@@ -448,7 +500,9 @@ async fn drive_run(shared: Arc<Shared>, run_id: i64) {
     };
     let run_dir = shared.root.join("runs").join(run_id.to_string());
 
-    let mut body = pin!(run_tasks(&shared, run_id, task_count, git_source, stop, &run_dir));
+    let mut body = pin!(run_tasks(
+        &shared, run_id, task_count, git_source, stop, &run_dir
+    ));
     if timeout_seconds > 0 {
         tokio::select! {
             () = &mut body => {}
@@ -510,16 +564,20 @@ async fn run_tasks(
 }
 
 async fn check_out_git_source(source: &GitSourceSpec, target: &Path) -> Result<String, String> {
-    let describe = |e: GitError| match e {
+    let describe = |e: GitError| {
+        match e {
         GitError::NeedsCredentials => {
             "Missing Git provider credentials. Go to User Settings > Git integration to add your personal access token.".to_string()
         }
         GitError::UnknownRef(name) => format!("Reference '{name}' does not exist in the repository {}.", source.url),
         GitError::Failed(message) => message,
+    }
     };
     let origin = git::clone_source(&source.url).map_err(describe)?;
     git::clone(origin, target).await.map_err(describe)?;
-    git::checkout_detached(target, &source.reference).await.map_err(describe)
+    git::checkout_detached(target, &source.reference)
+        .await
+        .map_err(describe)
 }
 
 /// How the RUNNING phase of a task ended.
@@ -559,7 +617,11 @@ async fn drive_task(
             return finish(shared, run_id, index, state, None);
         }
     };
-    let work_dir = shared.root.join("runs").join(run_id.to_string()).join(task_run_id.to_string());
+    let work_dir = shared
+        .root
+        .join("runs")
+        .join(run_id.to_string())
+        .join(task_run_id.to_string());
     let started = notebook::start(NotebookJob {
         python: &shared.python,
         runner: &shared.runner_script,
@@ -572,8 +634,16 @@ async fn drive_task(
     let mut process = match started {
         Ok(process) => process,
         Err(e) => {
-            let message = format!("Could not start the Python interpreter '{}': {e}", shared.python);
-            let state = RunState::ended(LifeCycle::InternalError, ResultState::Failed, message, Termination::Internal);
+            let message = format!(
+                "Could not start the Python interpreter '{}': {e}",
+                shared.python
+            );
+            let state = RunState::ended(
+                LifeCycle::InternalError,
+                ResultState::Failed,
+                message,
+                Termination::Internal,
+            );
             return finish(shared, run_id, index, state, None);
         }
     };
@@ -608,7 +678,12 @@ async fn wind_down(shared: &Shared, run_id: i64, index: usize, ended: Ended) {
     sleep(shared.terminating).await;
     let (state, output) = match ended {
         Ended::Exited(outcome) if outcome.succeeded() => (
-            RunState::ended(LifeCycle::Terminated, ResultState::Success, String::new(), Termination::Success),
+            RunState::ended(
+                LifeCycle::Terminated,
+                ResultState::Success,
+                String::new(),
+                Termination::Success,
+            ),
             Some(outcome),
         ),
         Ended::Exited(outcome) => (
@@ -625,7 +700,13 @@ async fn wind_down(shared: &Shared, run_id: i64, index: usize, ended: Ended) {
     finish(shared, run_id, index, state, output);
 }
 
-fn finish(shared: &Shared, run_id: i64, index: usize, state: RunState, output: Option<NotebookOutcome>) {
+fn finish(
+    shared: &Shared,
+    run_id: i64,
+    index: usize,
+    state: RunState,
+    output: Option<NotebookOutcome>,
+) {
     update_task(shared, run_id, index, |task| {
         task.state = state;
         task.end_time = Some(now_ms());
@@ -672,16 +753,27 @@ async fn locate_notebook(
     };
     match (spec.source, git_checkout) {
         (NotebookSource::Workspace, _) => {
-            let location = workspace::find_notebook(shared, path).await.ok_or_else(unreachable)?;
-            Ok(Notebook { file: location.file, root: location.repo_root })
+            let location = workspace::find_notebook(shared, path)
+                .await
+                .ok_or_else(unreachable)?;
+            Ok(Notebook {
+                file: location.file,
+                root: location.repo_root,
+            })
         }
         (NotebookSource::Git, Some(checkout)) => {
             let relative = path.trim_start_matches('/');
-            let candidates = [checkout.join(format!("{relative}.py")), checkout.join(relative)];
+            let candidates = [
+                checkout.join(format!("{relative}.py")),
+                checkout.join(relative),
+            ];
             for file in candidates {
                 let is_python = file.extension().is_some_and(|ext| ext == "py");
                 if is_python && tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_file()) {
-                    return Ok(Notebook { file, root: checkout.to_path_buf() });
+                    return Ok(Notebook {
+                        file,
+                        root: checkout.to_path_buf(),
+                    });
                 }
             }
             Err(unreachable())
@@ -735,13 +827,23 @@ mod tests {
         assert_eq!(state(&runs).life_cycle, LifeCycle::Pending);
         runs.task_mut(id, 0).unwrap().state = RunState::active(LifeCycle::Running);
         assert_eq!(state(&runs).life_cycle, LifeCycle::Running);
-        let done = |result| RunState::ended(LifeCycle::Terminated, result, String::new(), Termination::Success);
+        let done = |result| {
+            RunState::ended(
+                LifeCycle::Terminated,
+                result,
+                String::new(),
+                Termination::Success,
+            )
+        };
         runs.task_mut(id, 0).unwrap().state = done(ResultState::Success);
         runs.task_mut(id, 1).unwrap().state = RunState::active(LifeCycle::Terminating);
         assert_eq!(state(&runs).life_cycle, LifeCycle::Terminating);
         runs.task_mut(id, 1).unwrap().state = done(ResultState::Failed);
         let end = state(&runs);
-        assert_eq!((end.life_cycle, end.result), (LifeCycle::Terminated, Some(ResultState::Failed)));
+        assert_eq!(
+            (end.life_cycle, end.result),
+            (LifeCycle::Terminated, Some(ResultState::Failed))
+        );
         assert!(end.message.starts_with("Task b failed"), "{}", end.message);
     }
 }

@@ -18,7 +18,9 @@ use super::state::Shared;
 use super::{repos, workspace};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    let mut api = Router::new().merge(workspace::routes()).merge(repos::routes());
+    let mut api = Router::new()
+        .merge(workspace::routes())
+        .merge(repos::routes());
     for version in [ApiVersion::V2_0, ApiVersion::V2_1, ApiVersion::V2_2] {
         api = api.merge(jobs::routes(version));
     }
@@ -28,7 +30,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/{*rest}", any(endpoint_not_found))
         .method_not_allowed_fallback(endpoint_not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate))
-        .layer(middleware::from_fn_with_state(shared.clone(), faults::inject))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            faults::inject,
+        ))
         .layer(middleware::from_fn_with_state(shared.clone(), count));
 
     let control = Router::new()

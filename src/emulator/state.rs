@@ -34,7 +34,9 @@ pub(crate) struct Shared {
 /// Locks a mutex, ignoring poisoning: the state stays usable after a panicking handler, and
 /// every critical section leaves it consistent before anything can panic.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Shared {
@@ -62,7 +64,9 @@ impl Shared {
     }
 
     pub fn count_request(&self, method: &str, path: &str) {
-        *lock(&self.counts).entry(format!("{method} {path}")).or_default() += 1;
+        *lock(&self.counts)
+            .entry(format!("{method} {path}"))
+            .or_default() += 1;
     }
 
     pub fn request_counts(&self) -> BTreeMap<String, u64> {

@@ -48,11 +48,21 @@ pub(crate) struct ObjectInfo {
 
 impl ObjectInfo {
     fn directory(path: String, object_id: i64) -> Self {
-        ObjectInfo { object_type: "DIRECTORY", path, object_id, language: None }
+        ObjectInfo {
+            object_type: "DIRECTORY",
+            path,
+            object_id,
+            language: None,
+        }
     }
 
     fn repo(repo: &Repo) -> Self {
-        ObjectInfo { object_type: "REPO", path: repo.path.clone(), object_id: repo.id, language: None }
+        ObjectInfo {
+            object_type: "REPO",
+            path: repo.path.clone(),
+            object_id: repo.id,
+            language: None,
+        }
     }
 
     fn is_directory(&self) -> bool {
@@ -64,7 +74,10 @@ impl ObjectInfo {
 enum Located {
     Object(ObjectInfo),
     /// Somewhere inside a repo; only the file system knows what is there.
-    InCheckout { path: String, file: PathBuf },
+    InCheckout {
+        path: String,
+        file: PathBuf,
+    },
     Missing,
 }
 
@@ -110,7 +123,9 @@ impl Workspace {
     pub fn repo_containing(&self, path: &str) -> Option<&Repo> {
         self.repos.values().find(|repo| {
             path == repo.path
-                || path.strip_prefix(repo.path.as_str()).is_some_and(|rest| rest.starts_with('/'))
+                || path
+                    .strip_prefix(repo.path.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
         })
     }
 
@@ -128,7 +143,10 @@ impl Workspace {
         if relative.split('/').next() == Some(".git") {
             return Located::Missing;
         }
-        Located::InCheckout { path: path.to_string(), file: repo.checkout.join(relative) }
+        Located::InCheckout {
+            path: path.to_string(),
+            file: repo.checkout.join(relative),
+        }
     }
 
     /// Folders and repos directly inside the folder `path`.
@@ -139,7 +157,11 @@ impl Workspace {
             .iter()
             .filter(|(candidate, _)| is_child(candidate))
             .map(|(candidate, id)| ObjectInfo::directory(candidate.clone(), *id));
-        let repos = self.repos.values().filter(|repo| is_child(&repo.path)).map(ObjectInfo::repo);
+        let repos = self
+            .repos
+            .values()
+            .filter(|repo| is_child(&repo.path))
+            .map(ObjectInfo::repo);
         let mut children: Vec<ObjectInfo> = dirs.chain(repos).collect();
         children.sort_by(|a, b| a.path.cmp(&b.path));
         children
@@ -177,11 +199,15 @@ impl Workspace {
 /// Checks and canonicalises a workspace path: absolute, no `.`/`..`, no trailing slash.
 pub(crate) fn normalize(raw: &str) -> ApiResult<String> {
     if !raw.starts_with('/') {
-        return Err(ApiError::invalid(format!("Path ({raw}) is not absolute. Paths must begin with '/'.")));
+        return Err(ApiError::invalid(format!(
+            "Path ({raw}) is not absolute. Paths must begin with '/'."
+        )));
     }
     let parts: Vec<&str> = raw.split('/').filter(|part| !part.is_empty()).collect();
     if parts.iter().any(|part| *part == "." || *part == "..") {
-        return Err(ApiError::invalid(format!("Path ({raw}) must not contain '.' or '..'.")));
+        return Err(ApiError::invalid(format!(
+            "Path ({raw}) must not contain '.' or '..'."
+        )));
     }
     Ok(format!("/{}", parts.join("/")))
 }
@@ -226,7 +252,9 @@ pub(crate) async fn find_notebook(shared: &Shared, path: &str) -> Option<Noteboo
         }
     };
     let file = with_py_extension(&file);
-    is_notebook(&file).await.then_some(NotebookLocation { file, repo_root })
+    is_notebook(&file)
+        .await
+        .then_some(NotebookLocation { file, repo_root })
 }
 
 fn with_py_extension(file: &Path) -> PathBuf {
@@ -249,7 +277,9 @@ pub(crate) async fn is_notebook(file: &Path) -> bool {
         }
     }
     let start = &start[..filled];
-    let start = start.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(start);
+    let start = start
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(start);
     start.starts_with(NOTEBOOK_HEADER.as_bytes())
 }
 
@@ -275,10 +305,13 @@ async fn describe_in_checkout(path: &str, file: &Path) -> Option<ObjectInfo> {
             return Some(info("DIRECTORY", None));
         }
         // A notebook's file name is not a workspace path of its own.
-        let is_hidden_notebook = file.extension().is_some_and(|ext| ext == "py") && is_notebook(file).await;
+        let is_hidden_notebook =
+            file.extension().is_some_and(|ext| ext == "py") && is_notebook(file).await;
         return (!is_hidden_notebook).then(|| info("FILE", None));
     }
-    is_notebook(&with_py_extension(file)).await.then(|| info("NOTEBOOK", Some("PYTHON")))
+    is_notebook(&with_py_extension(file))
+        .await
+        .then(|| info("NOTEBOOK", Some("PYTHON")))
 }
 
 async fn list_checkout_dir(path: &str, dir: &Path) -> ApiResult<Vec<ObjectInfo>> {
@@ -316,13 +349,18 @@ async fn status_of(shared: &Shared, path: &str) -> ApiResult<(ObjectInfo, Option
     match located {
         Located::Object(info) => {
             let checkout = match info.object_type {
-                "REPO" => lock(&shared.workspace).repos.get(&info.object_id).map(|r| r.checkout.clone()),
+                "REPO" => lock(&shared.workspace)
+                    .repos
+                    .get(&info.object_id)
+                    .map(|r| r.checkout.clone()),
                 _ => None,
             };
             Ok((info, checkout))
         }
         Located::InCheckout { path, file } => {
-            let info = describe_in_checkout(&path, &file).await.ok_or_else(missing)?;
+            let info = describe_in_checkout(&path, &file)
+                .await
+                .ok_or_else(missing)?;
             let dir = info.is_directory().then_some(file);
             Ok((info, dir))
         }
@@ -330,7 +368,10 @@ async fn status_of(shared: &Shared, path: &str) -> ApiResult<(ObjectInfo, Option
     }
 }
 
-async fn get_status(State(shared): State<Arc<Shared>>, query: Query) -> ApiResult<Json<ObjectInfo>> {
+async fn get_status(
+    State(shared): State<Arc<Shared>>,
+    query: Query,
+) -> ApiResult<Json<ObjectInfo>> {
     let path = normalize(query.required("path")?)?;
     let (info, _) = status_of(&shared, &path).await?;
     Ok(Json(info))
@@ -346,7 +387,11 @@ async fn list(State(shared): State<Arc<Shared>>, query: Query) -> ApiResult<Json
         _ => vec![info],
     };
     // Databricks leaves the field out rather than sending an empty array.
-    Ok(Json(if objects.is_empty() { json!({}) } else { json!({ "objects": objects }) }))
+    Ok(Json(if objects.is_empty() {
+        json!({})
+    } else {
+        json!({ "objects": objects })
+    }))
 }
 
 #[derive(Deserialize)]
@@ -391,9 +436,17 @@ mod tests {
         let mut workspace = Workspace::new();
         workspace.mkdirs("/Shared/a/b").unwrap();
         assert!(workspace.is_directory("/Shared/a"));
-        let children: Vec<String> = workspace.children("/Shared").into_iter().map(|o| o.path).collect();
+        let children: Vec<String> = workspace
+            .children("/Shared")
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
         assert_eq!(children, ["/Shared/a"]);
-        let top: Vec<String> = workspace.children("/").into_iter().map(|o| o.path).collect();
+        let top: Vec<String> = workspace
+            .children("/")
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
         assert_eq!(top, ["/Repos", "/Shared", "/Users"]);
     }
 }

@@ -72,7 +72,10 @@ impl NativeHost {
 #[cfg(unix)]
 async fn wait_for_stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return futures::future::pending().await;
     };
     tokio::select! {
@@ -108,7 +111,10 @@ impl Host for NativeHost {
 
     fn write_line(&self, line: &str) {
         let write = || {
-            let mut out = self.out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut out = self
+                .out
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
         };
@@ -120,7 +126,10 @@ impl Host for NativeHost {
 
     fn write_err_line(&self, line: &str) {
         let write = || {
-            let mut err = self.err.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut err = self
+                .err
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let _ = writeln!(err, "{line}");
             let _ = err.flush();
         };
@@ -151,4 +160,3 @@ impl Host for NativeHost {
         std::fs::read_to_string(path)
     }
 }
-

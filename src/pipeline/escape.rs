@@ -35,11 +35,9 @@ pub fn escape_message(value: &str) -> String {
 pub fn neutralize(line: &str) -> String {
     let line = line.replace("##vso[", "**vso[");
     let trimmed = line.trim_start();
-    if trimmed.starts_with("##[") {
-        let indent = &line[..line.len() - trimmed.len()];
-        format!("{indent}**[{}", &trimmed[3..])
-    } else {
-        line
+    match trimmed.strip_prefix("##[") {
+        Some(rest) => format!("{}**[{rest}", &line[..line.len() - trimmed.len()]),
+        None => line,
     }
 }
 
@@ -55,7 +53,10 @@ mod tests {
 
     #[test]
     fn untrusted_text_cannot_issue_commands() {
-        assert_eq!(neutralize("##vso[task.complete result=Succeeded]"), "**vso[task.complete result=Succeeded]");
+        assert_eq!(
+            neutralize("##vso[task.complete result=Succeeded]"),
+            "**vso[task.complete result=Succeeded]"
+        );
         assert_eq!(neutralize("x ##vso[a] ##vso[b]"), "x **vso[a] **vso[b]");
         assert_eq!(neutralize("  ##[error]fake"), "  **[error]fake");
         assert_eq!(neutralize("plain ##[x]"), "plain ##[x]");

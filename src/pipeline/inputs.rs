@@ -24,7 +24,11 @@ impl fmt::Display for InputError {
 
 impl InputError {
     pub fn new(input: &str, message: impl Into<String>) -> InputError {
-        InputError { input: input.to_string(), message: message.into(), hint: None }
+        InputError {
+            input: input.to_string(),
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> InputError {
@@ -64,8 +68,11 @@ fn embedded_macro(value: &str) -> Option<&str> {
     let start = value.find("$(")?;
     let end = start + value[start..].find(')')?;
     let inner = &value[start + 2..end];
-    (!inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
-        .then_some(&value[start..=end])
+    (!inner.is_empty()
+        && inner
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+    .then_some(&value[start..=end])
 }
 
 impl<'a> Inputs<'a> {
@@ -84,7 +91,12 @@ impl<'a> Inputs<'a> {
             .filter(|v| !v.is_empty() && unexpanded_macro(v).is_none())
     }
 
-    fn checked(&self, name: &str, value: Option<&str>, multiline: bool) -> Result<Option<String>, InputError> {
+    fn checked(
+        &self,
+        name: &str,
+        value: Option<&str>,
+        multiline: bool,
+    ) -> Result<Option<String>, InputError> {
         let Some(value) = value else { return Ok(None) };
         if let Some(var) = embedded_macro(value) {
             return Err(InputError::new(
@@ -93,7 +105,11 @@ impl<'a> Inputs<'a> {
             )
             .with_hint("define the variable (in the pipeline or a variable group), or remove it from the input"));
         }
-        let max = if multiline { MAX_TEXT_INPUT } else { MAX_LINE_INPUT };
+        let max = if multiline {
+            MAX_TEXT_INPUT
+        } else {
+            MAX_LINE_INPUT
+        };
         if value.len() > max {
             return Err(InputError::new(
                 name,
@@ -103,7 +119,10 @@ impl<'a> Inputs<'a> {
         if !multiline && value.contains(['\n', '\r']) {
             return Err(InputError::new(name, "must be a single line"));
         }
-        if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        if value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
             return Err(InputError::new(name, "contains control characters"));
         }
         Ok(Some(value.to_string()))
@@ -111,16 +130,25 @@ impl<'a> Inputs<'a> {
 
     /// A single-line input; empty or an unexpanded `$(X)` counts as missing.
     pub fn get(&self, name: &str) -> Result<Option<String>, InputError> {
-        self.checked(name, self.lookup(&format!("INPUT_{}", env_name(name))), false)
+        self.checked(
+            name,
+            self.lookup(&format!("INPUT_{}", env_name(name))),
+            false,
+        )
     }
 
     /// A multi-line input (lines are kept).
     pub fn text(&self, name: &str) -> Result<Option<String>, InputError> {
-        self.checked(name, self.lookup(&format!("INPUT_{}", env_name(name))), true)
+        self.checked(
+            name,
+            self.lookup(&format!("INPUT_{}", env_name(name))),
+            true,
+        )
     }
 
     pub fn required(&self, name: &str) -> Result<String, InputError> {
-        self.get(name)?.ok_or_else(|| InputError::new(name, "is required but was not set"))
+        self.get(name)?
+            .ok_or_else(|| InputError::new(name, "is required but was not set"))
     }
 
     /// A public pipeline variable such as `Build.SourceBranch`.
@@ -140,13 +168,23 @@ impl<'a> Inputs<'a> {
             None => Ok(default),
             Some("true" | "yes" | "1") => Ok(true),
             Some("false" | "no" | "0") => Ok(false),
-            Some(other) => Err(InputError::new(name, format!("must be true or false, not `{other}`"))),
+            Some(other) => Err(InputError::new(
+                name,
+                format!("must be true or false, not `{other}`"),
+            )),
         }
     }
 
     /// One of `options` (matched case-insensitively, returned as spelled in `options`).
-    pub fn pick(&self, name: &str, options: &[&'static str], default: &'static str) -> Result<&'static str, InputError> {
-        let Some(value) = self.get(name)? else { return Ok(default) };
+    pub fn pick(
+        &self,
+        name: &str,
+        options: &[&'static str],
+        default: &'static str,
+    ) -> Result<&'static str, InputError> {
+        let Some(value) = self.get(name)? else {
+            return Ok(default);
+        };
         if let Some(option) = options.iter().find(|o| o.eq_ignore_ascii_case(&value)) {
             return Ok(option);
         }
@@ -162,10 +200,15 @@ impl<'a> Inputs<'a> {
 
     /// A non-negative number (fractions allowed), or `default` when unset.
     pub fn number(&self, name: &str, default: f64, max: f64) -> Result<f64, InputError> {
-        let Some(value) = self.get(name)? else { return Ok(default) };
+        let Some(value) = self.get(name)? else {
+            return Ok(default);
+        };
         match value.parse::<f64>() {
             Ok(n) if n.is_finite() && (0.0..=max).contains(&n) => Ok(n),
-            Ok(_) => Err(InputError::new(name, format!("`{value}` is out of range: use a number from 0 to {max}"))),
+            Ok(_) => Err(InputError::new(
+                name,
+                format!("`{value}` is out of range: use a number from 0 to {max}"),
+            )),
             Err(_) => Err(InputError::new(name, format!("`{value}` is not a number"))),
         }
     }
@@ -189,7 +232,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
         let mut current = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
             let cost = usize::from(ca != *cb);
-            current.push((previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1));
+            current.push(
+                (previous[j] + cost)
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1),
+            );
         }
         previous = current;
     }
@@ -201,7 +248,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -215,20 +265,41 @@ mod tests {
             ("INPUT_MODE", "Delet"),
         ]);
         let inputs = Inputs::new(&env);
-        assert_eq!(inputs.text("notebookPaths").unwrap().as_deref(), Some("a\nb"));
+        assert_eq!(
+            inputs.text("notebookPaths").unwrap().as_deref(),
+            Some("a\nb")
+        );
         assert_eq!(inputs.get("databricksHost").unwrap(), None);
-        assert_eq!(inputs.variable("Build.SourceBranch").as_deref(), Some("refs/heads/main"));
-        assert_eq!(inputs.secret_variable("DATABRICKS_TOKEN").as_deref(), Some("dapi123"));
+        assert_eq!(
+            inputs.variable("Build.SourceBranch").as_deref(),
+            Some("refs/heads/main")
+        );
+        assert_eq!(
+            inputs.secret_variable("DATABRICKS_TOKEN").as_deref(),
+            Some("dapi123")
+        );
         let err = inputs.get("repoPath").unwrap_err();
         assert!(err.to_string().contains("`$(Build.BuildId)`"), "{err}");
-        let err = inputs.pick("mode", &["createOrUpdate", "update", "delete"], "createOrUpdate").unwrap_err();
+        let err = inputs
+            .pick(
+                "mode",
+                &["createOrUpdate", "update", "delete"],
+                "createOrUpdate",
+            )
+            .unwrap_err();
         assert_eq!(err.hint.as_deref(), Some("did you mean `delete`?"));
-        assert!(inputs.get("notebookPaths").is_err(), "single-line read of a multi-line value");
+        assert!(
+            inputs.get("notebookPaths").is_err(),
+            "single-line read of a multi-line value"
+        );
     }
 
     #[test]
     fn closest_finds_typos_only() {
-        assert_eq!(closest("serverles", &["existing", "new", "serverless"]), Some("serverless"));
+        assert_eq!(
+            closest("serverles", &["existing", "new", "serverless"]),
+            Some("serverless")
+        );
         assert_eq!(closest("banana", &["existing", "new", "serverless"]), None);
     }
 }

@@ -48,7 +48,12 @@ pub struct Log {
 
 impl Log {
     pub fn new(host: Rc<dyn Host>, mode: OutputMode, debug: bool) -> Log {
-        Log { host, mode, debug, secrets: RefCell::new(Vec::new()) }
+        Log {
+            host,
+            mode,
+            debug,
+            secrets: RefCell::new(Vec::new()),
+        }
     }
 
     pub fn mode(&self) -> OutputMode {
@@ -66,7 +71,8 @@ impl Log {
             return;
         }
         if self.mode == OutputMode::Agent {
-            self.host.write_line(&format!("##vso[task.setsecret]{}", escape_message(secret)));
+            self.host
+                .write_line(&format!("##vso[task.setsecret]{}", escape_message(secret)));
         }
         let mut secrets = self.secrets.borrow_mut();
         secrets.push(secret.to_string());

@@ -18,7 +18,10 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("url", &self.url).field("token", &"***").finish()
+        f.debug_struct("Connection")
+            .field("url", &self.url)
+            .field("token", &"***")
+            .finish()
     }
 }
 
@@ -34,7 +37,9 @@ impl Connection {
             })?,
         };
         let url = WorkspaceUrl::parse(&host).map_err(|e| {
-            InputError::new(HOST_INPUT, e.reason).with_hint(format!("expected a workspace URL such as {WORKSPACE_URL_EXAMPLE}"))
+            InputError::new(HOST_INPUT, e.reason).with_hint(format!(
+                "expected a workspace URL such as {WORKSPACE_URL_EXAMPLE}"
+            ))
         })?;
         let token = match inputs.get(TOKEN_INPUT)? {
             Some(token) => token,
@@ -47,11 +52,17 @@ impl Connection {
         };
         // Never echo the value: it is a secret even when it is malformed.
         if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(InputError::new(TOKEN_INPUT, "contains spaces or line breaks; a token is a single word")
-                .with_hint("copy the token again without surrounding text"));
+            return Err(InputError::new(
+                TOKEN_INPUT,
+                "contains spaces or line breaks; a token is a single word",
+            )
+            .with_hint("copy the token again without surrounding text"));
         }
         if !token.is_ascii() {
-            return Err(InputError::new(TOKEN_INPUT, "contains non-ASCII characters, which an HTTP header cannot carry"));
+            return Err(InputError::new(
+                TOKEN_INPUT,
+                "contains non-ASCII characters, which an HTTP header cannot carry",
+            ));
         }
         Ok(Connection { url, token })
     }
@@ -71,7 +82,7 @@ pub fn secrets_in(env: &BTreeMap<String, String>) -> Vec<String> {
             let trimmed = value.trim();
             [value.as_str(), trimmed]
         })
-        .filter(|value| !value.is_empty() && !(value.starts_with("$(") && value.ends_with(')')))
+        .filter(|value| !(value.is_empty() || value.starts_with("$(") && value.ends_with(')')))
         .map(str::to_string)
         .collect()
 }

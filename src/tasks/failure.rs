@@ -53,7 +53,12 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Failure {
-        Failure { kind, message: message.into(), hints: Vec::new(), details: None }
+        Failure {
+            kind,
+            message: message.into(),
+            hints: Vec::new(),
+            details: None,
+        }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Failure {
@@ -91,7 +96,9 @@ impl Failure {
             "exitCode": self.kind.exit_code(),
             "error": { "kind": self.kind.as_str(), "message": self.message, "hints": self.hints },
         });
-        if let (Some(serde_json::Value::Object(details)), Some(map)) = (&self.details, doc.as_object_mut()) {
+        if let (Some(serde_json::Value::Object(details)), Some(map)) =
+            (&self.details, doc.as_object_mut())
+        {
             for (k, v) in details {
                 map.insert(k.clone(), v.clone());
             }
@@ -102,7 +109,10 @@ impl Failure {
 
 impl From<InputError> for Failure {
     fn from(error: InputError) -> Failure {
-        let mut failure = Failure::new(FailureKind::Input, format!("input `{}`: {}", error.input, error.message));
+        let mut failure = Failure::new(
+            FailureKind::Input,
+            format!("input `{}`: {}", error.input, error.message),
+        );
         if let Some(hint) = error.hint {
             failure = failure.hint(hint);
         }

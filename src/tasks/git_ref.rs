@@ -21,7 +21,10 @@ pub fn provider_from_url(url: &str) -> Option<&'static str> {
     let host = url::Url::parse(url).ok()?.host_str()?.to_ascii_lowercase();
     let provider = if host == "github.com" || host.ends_with(".github.com") {
         "gitHub"
-    } else if host == "dev.azure.com" || host.ends_with(".visualstudio.com") || host == "ssh.dev.azure.com" {
+    } else if host == "dev.azure.com"
+        || host.ends_with(".visualstudio.com")
+        || host == "ssh.dev.azure.com"
+    {
         "azureDevOpsServices"
     } else if host == "gitlab.com" {
         "gitLab"
@@ -43,7 +46,10 @@ pub fn provider(inputs: &Inputs, input: &str, url: &str) -> Result<String, Input
             .find(|p| p.eq_ignore_ascii_case(&value))
             .map(|p| p.to_string())
             .ok_or_else(|| {
-                let error = InputError::new(input, format!("`{value}` is not one of: {}", PROVIDERS.join(", ")));
+                let error = InputError::new(
+                    input,
+                    format!("`{value}` is not one of: {}", PROVIDERS.join(", ")),
+                );
                 match crate::pipeline::inputs::closest(&value, PROVIDERS) {
                     Some(close) => error.with_hint(format!("did you mean `{close}`?")),
                     None => error,
@@ -63,8 +69,11 @@ pub fn repository_url(inputs: &Inputs, input: &str) -> Result<String, InputError
     let raw = match inputs.get(input)? {
         Some(url) => url,
         None => inputs.variable("Build.Repository.Uri").ok_or_else(|| {
-            InputError::new(input, "is not set, and Build.Repository.Uri is not available")
-                .with_hint("set it to the HTTPS clone URL of the repository")
+            InputError::new(
+                input,
+                "is not set, and Build.Repository.Uri is not available",
+            )
+            .with_hint("set it to the HTTPS clone URL of the repository")
         })?,
     };
     if raw.contains(char::is_whitespace) {
@@ -82,8 +91,13 @@ pub fn repository_url(inputs: &Inputs, input: &str) -> Result<String, InputError
             .with_hint("Databricks Repos clone over HTTPS: use the HTTPS clone URL, e.g. https://github.com/org/repo.git"));
     }
     if url.password().is_some() {
-        return Err(InputError::new(input, "contains a password; Databricks uses its own Git credentials")
-            .with_hint("remove the credentials from the URL and set up Git credentials in Databricks"));
+        return Err(InputError::new(
+            input,
+            "contains a password; Databricks uses its own Git credentials",
+        )
+        .with_hint(
+            "remove the credentials from the URL and set up Git credentials in Databricks",
+        ));
     }
     let _ = url.set_username("");
     Ok(url.to_string())
@@ -127,18 +141,35 @@ pub fn commit_from_build(inputs: &Inputs) -> Option<String> {
 
 /// Checks a branch or tag name against git's rules for ref names (the parts users trip on).
 pub fn check_ref_name(input: &str, name: &str) -> Result<(), InputError> {
-    let bad = |why: &str| Err(InputError::new(input, format!("`{name}` is not a valid Git ref name: {why}")));
+    let bad = |why: &str| {
+        Err(InputError::new(
+            input,
+            format!("`{name}` is not a valid Git ref name: {why}"),
+        ))
+    };
     if name.starts_with("refs/") {
-        return Err(InputError::new(input, format!("`{name}` is a full ref; give the short name"))
-            .with_hint(format!("use `{}`", name.trim_start_matches("refs/heads/").trim_start_matches("refs/tags/"))));
+        return Err(InputError::new(
+            input,
+            format!("`{name}` is a full ref; give the short name"),
+        )
+        .with_hint(format!(
+            "use `{}`",
+            name.trim_start_matches("refs/heads/")
+                .trim_start_matches("refs/tags/")
+        )));
     }
-    if name.starts_with('-') || name.starts_with('/') || name.ends_with('/') || name.ends_with('.') {
+    if name.starts_with('-') || name.starts_with('/') || name.ends_with('/') || name.ends_with('.')
+    {
         return bad("it must not start with `-` or `/`, nor end with `/` or `.`");
     }
-    if name.contains("..") || name.contains("//") || name.contains("@{") || name.ends_with(".lock") {
+    if name.contains("..") || name.contains("//") || name.contains("@{") || name.ends_with(".lock")
+    {
         return bad("it must not contain `..`, `//` or `@{`, nor end with `.lock`");
     }
-    if let Some(c) = name.chars().find(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(*c)) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(*c))
+    {
         return bad(&format!("it must not contain {c:?}"));
     }
     Ok(())
@@ -150,7 +181,10 @@ pub fn check_commit(input: &str, commit: &str) -> Result<String, InputError> {
     if (7..=64).contains(&commit.len()) && commit.chars().all(|c| c.is_ascii_hexdigit()) {
         Ok(commit)
     } else {
-        Err(InputError::new(input, format!("`{commit}` is not a commit id (7 to 64 hexadecimal digits)")))
+        Err(InputError::new(
+            input,
+            format!("`{commit}` is not a commit id (7 to 64 hexadecimal digits)"),
+        ))
     }
 }
 
@@ -161,12 +195,27 @@ mod tests {
 
     #[test]
     fn derives_providers_from_well_known_hosts() {
-        assert_eq!(provider_from_url("https://github.com/o/r.git"), Some("gitHub"));
-        assert_eq!(provider_from_url("https://org@dev.azure.com/org/p/_git/r"), Some("azureDevOpsServices"));
-        assert_eq!(provider_from_url("https://org.visualstudio.com/p/_git/r"), Some("azureDevOpsServices"));
+        assert_eq!(
+            provider_from_url("https://github.com/o/r.git"),
+            Some("gitHub")
+        );
+        assert_eq!(
+            provider_from_url("https://org@dev.azure.com/org/p/_git/r"),
+            Some("azureDevOpsServices")
+        );
+        assert_eq!(
+            provider_from_url("https://org.visualstudio.com/p/_git/r"),
+            Some("azureDevOpsServices")
+        );
         assert_eq!(provider_from_url("https://gitlab.com/o/r"), Some("gitLab"));
-        assert_eq!(provider_from_url("https://bitbucket.org/o/r"), Some("bitbucketCloud"));
-        assert_eq!(provider_from_url("https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/r"), Some("awsCodeCommit"));
+        assert_eq!(
+            provider_from_url("https://bitbucket.org/o/r"),
+            Some("bitbucketCloud")
+        );
+        assert_eq!(
+            provider_from_url("https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/r"),
+            Some("awsCodeCommit")
+        );
         assert_eq!(provider_from_url("https://git.example.com/r"), None);
         assert_eq!(provider_from_url("/tmp/repo"), None);
     }
@@ -184,28 +233,51 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let inputs = Inputs::new(&env);
-        assert_eq!(ref_from_build(&inputs), Some(RepoRef::Branch("feature/x".into())));
+        assert_eq!(
+            ref_from_build(&inputs),
+            Some(RepoRef::Branch("feature/x".into()))
+        );
         assert_eq!(commit_from_build(&inputs).as_deref(), Some("abcdef1"));
 
-        let env: BTreeMap<String, String> =
-            [("BUILD_SOURCEBRANCH", "refs/tags/v1.2")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        assert_eq!(ref_from_build(&Inputs::new(&env)), Some(RepoRef::Tag("v1.2".into())));
+        let env: BTreeMap<String, String> = [("BUILD_SOURCEBRANCH", "refs/tags/v1.2")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            ref_from_build(&Inputs::new(&env)),
+            Some(RepoRef::Tag("v1.2".into()))
+        );
     }
 
     #[test]
     fn ref_names_follow_git_rules() {
         assert!(check_ref_name("branch", "feature/x-1.2").is_ok());
-        for bad in ["-x", "a..b", "a b", "a~1", "x.lock", "refs/heads/main", "a//b", "a\u{7}"] {
+        for bad in [
+            "-x",
+            "a..b",
+            "a b",
+            "a~1",
+            "x.lock",
+            "refs/heads/main",
+            "a//b",
+            "a\u{7}",
+        ] {
             assert!(check_ref_name("branch", bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn strips_the_azure_devops_user_name() {
-        let env: BTreeMap<String, String> = [("BUILD_REPOSITORY_URI", "https://org@dev.azure.com/org/p/_git/r")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        assert_eq!(repository_url(&Inputs::new(&env), "repoUrl").unwrap(), "https://dev.azure.com/org/p/_git/r");
+        let env: BTreeMap<String, String> = [(
+            "BUILD_REPOSITORY_URI",
+            "https://org@dev.azure.com/org/p/_git/r",
+        )]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            repository_url(&Inputs::new(&env), "repoUrl").unwrap(),
+            "https://dev.azure.com/org/p/_git/r"
+        );
     }
 }

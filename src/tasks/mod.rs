@@ -32,7 +32,9 @@ impl TaskName {
 
     pub fn parse(name: &str) -> Option<TaskName> {
         let name = name.split('@').next().unwrap_or(name);
-        TaskName::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(name))
+        TaskName::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(name))
     }
 }
 
@@ -47,7 +49,11 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { mode: OutputMode::Agent, verbose: false, retry: RetryPolicy::default() }
+        RunOptions {
+            mode: OutputMode::Agent,
+            verbose: false,
+            retry: RetryPolicy::default(),
+        }
     }
 }
 
@@ -58,7 +64,9 @@ pub async fn run(task: TaskName, host: Rc<dyn Host>, options: &RunOptions) -> i3
     let env = host.env();
     let inputs = Inputs::new(env);
     let debug = options.verbose
-        || inputs.variable("System.Debug").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        || inputs
+            .variable("System.Debug")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let log = Rc::new(Log::new(host.clone(), options.mode, debug));
     // Masking comes first: nothing is printed before every secret is registered.
     for secret in connection::secrets_in(env) {
@@ -73,19 +81,25 @@ pub async fn run(task: TaskName, host: Rc<dyn Host>, options: &RunOptions) -> i3
             }
             Err(e) => Err(Failure::from(e)),
         },
-        TaskName::RunNotebookTest => match run_notebook_test::Settings::from_inputs(&inputs, &*host) {
-            Ok(settings) => {
-                let client = make_client(&settings.connection, &host, &log, options);
-                run_notebook_test::run(&settings, &client, &log).await
+        TaskName::RunNotebookTest => {
+            match run_notebook_test::Settings::from_inputs(&inputs, &*host) {
+                Ok(settings) => {
+                    let client = make_client(&settings.connection, &host, &log, options);
+                    run_notebook_test::run(&settings, &client, &log).await
+                }
+                Err(e) => Err(Failure::from(e)),
             }
-            Err(e) => Err(Failure::from(e)),
-        },
+        }
     };
 
     match outcome {
         Ok(report) => {
             log.json_document(&report.json);
-            let result = if report.issues { TaskResult::SucceededWithIssues } else { TaskResult::Succeeded };
+            let result = if report.issues {
+                TaskResult::SucceededWithIssues
+            } else {
+                TaskResult::Succeeded
+            };
             log.complete(result, &report.summary);
             0
         }
@@ -108,7 +122,9 @@ fn make_client(
     log: &Rc<Log>,
     options: &RunOptions,
 ) -> Client {
-    let in_pipeline = Inputs::new(host.env()).variable("TF_BUILD").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let in_pipeline = Inputs::new(host.env())
+        .variable("TF_BUILD")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let notice_log = log.clone();
     Client::new(
         connection.url.clone(),

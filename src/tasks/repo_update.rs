@@ -63,7 +63,11 @@ pub fn check_workspace_path(input: &str, path: &str) -> Result<String, InputErro
         return bad("is not an absolute workspace path (e.g. /Repos/ci/my-project)");
     }
     let trimmed = path.trim_end_matches('/');
-    if trimmed.split('/').skip(1).any(|segment| segment.is_empty() || segment == "." || segment == "..") {
+    if trimmed
+        .split('/')
+        .skip(1)
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
         return bad("has an empty, `.` or `..` segment");
     }
     if trimmed.split('/').count() < 3 {
@@ -75,24 +79,36 @@ pub fn check_workspace_path(input: &str, path: &str) -> Result<String, InputErro
 impl Settings {
     pub fn from_inputs(inputs: &Inputs, _host: &dyn Host) -> Result<Settings, InputError> {
         let connection = Connection::from_inputs(inputs)?;
-        let mode = match inputs.pick("mode", &["createOrUpdate", "update", "delete"], "createOrUpdate")? {
+        let mode = match inputs.pick(
+            "mode",
+            &["createOrUpdate", "update", "delete"],
+            "createOrUpdate",
+        )? {
             "update" => Mode::Update,
             "delete" => Mode::Delete,
             _ => Mode::CreateOrUpdate,
         };
-        let path = inputs.get("repoPath")?.map(|p| check_workspace_path("repoPath", &p)).transpose()?;
+        let path = inputs
+            .get("repoPath")?
+            .map(|p| check_workspace_path("repoPath", &p))
+            .transpose()?;
         let id = inputs
             .get("repoId")?
             .map(|id| {
-                id.parse::<i64>()
-                    .ok()
-                    .filter(|id| *id > 0)
-                    .ok_or_else(|| InputError::new("repoId", format!("`{id}` is not a repo id (a positive whole number)")))
+                id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+                    InputError::new(
+                        "repoId",
+                        format!("`{id}` is not a repo id (a positive whole number)"),
+                    )
+                })
             })
             .transpose()?;
         let target = match (path, id) {
             (Some(_), Some(_)) => {
-                return Err(InputError::new("repoId", "cannot be combined with repoPath").with_hint("set one of them"))
+                return Err(
+                    InputError::new("repoId", "cannot be combined with repoPath")
+                        .with_hint("set one of them"),
+                )
             }
             (Some(path), None) => RepoTarget::Path(path),
             (None, Some(_)) if mode == Mode::CreateOrUpdate => {
@@ -101,8 +117,11 @@ impl Settings {
             }
             (None, Some(id)) => RepoTarget::Id(id),
             (None, None) => {
-                return Err(InputError::new("repoPath", "is required (or repoId, for modes update and delete)")
-                    .with_hint("e.g. /Repos/ci/my-project"))
+                return Err(InputError::new(
+                    "repoPath",
+                    "is required (or repoId, for modes update and delete)",
+                )
+                .with_hint("e.g. /Repos/ci/my-project"))
             }
         };
         if mode == Mode::Delete {
@@ -127,7 +146,8 @@ impl Settings {
         let tag = inputs.get("tag")?;
         let (reference, from_build) = match (branch, tag) {
             (Some(_), Some(_)) => {
-                return Err(InputError::new("tag", "cannot be combined with branch").with_hint("set one of them"))
+                return Err(InputError::new("tag", "cannot be combined with branch")
+                    .with_hint("set one of them"))
             }
             (Some(branch), None) => (Some(RepoRef::Branch(branch)), false),
             (None, Some(tag)) => (Some(RepoRef::Tag(tag)), false),
@@ -137,22 +157,35 @@ impl Settings {
             Some(RepoRef::Branch(name)) => check_ref_name("branch", name)?,
             Some(RepoRef::Tag(name)) => check_ref_name("tag", name)?,
             None => {
-                return Err(InputError::new("branch", "is not set, and the build's branch is not known")
-                    .with_hint("set branch or tag"))
+                return Err(InputError::new(
+                    "branch",
+                    "is not set, and the build's branch is not known",
+                )
+                .with_hint("set branch or tag"))
             }
         }
-        let on_mismatch = match inputs.pick("onCommitMismatch", &["warn", "fail", "ignore"], "warn")? {
-            "fail" => OnMismatch::Fail,
-            "ignore" => OnMismatch::Ignore,
-            _ => OnMismatch::Warn,
-        };
+        let on_mismatch =
+            match inputs.pick("onCommitMismatch", &["warn", "fail", "ignore"], "warn")? {
+                "fail" => OnMismatch::Fail,
+                "ignore" => OnMismatch::Ignore,
+                _ => OnMismatch::Warn,
+            };
         // The build's commit only says something about the build's own branch.
         let expected_commit = match inputs.get("expectedCommit")? {
             Some(commit) => Some(check_commit("expectedCommit", &commit)?),
-            None if from_build => git_ref::commit_from_build(inputs).and_then(|c| check_commit("expectedCommit", &c).ok()),
+            None if from_build => git_ref::commit_from_build(inputs)
+                .and_then(|c| check_commit("expectedCommit", &c).ok()),
             None => None,
         };
-        Ok(Settings { connection, mode, target, clone, reference, expected_commit, on_mismatch })
+        Ok(Settings {
+            connection,
+            mode,
+            target,
+            clone,
+            reference,
+            expected_commit,
+            on_mismatch,
+        })
     }
 }
 
@@ -167,17 +200,33 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
 async fn find(target: &RepoTarget, client: &Client) -> Result<Option<RepoInfo>, Failure> {
     match target {
         RepoTarget::Path(path) => {
-            match client.find_object(path).await.map_err(|e| Failure::api(&format!("looking up {path}"), e))? {
+            match client
+                .find_object(path)
+                .await
+                .map_err(|e| Failure::api(&format!("looking up {path}"), e))?
+            {
                 None => Ok(None),
-                Some(object) if object.object_type == Some(ObjectType::Repo) => match object.object_id {
-                    Some(id) => client.get_repo(id).await.map(Some).map_err(|e| Failure::api(&format!("reading repo {id}"), e)),
-                    None => Err(Failure::new(FailureKind::Api, format!("{path} is a repo, but Databricks did not say its id"))),
-                },
+                Some(object) if object.object_type == Some(ObjectType::Repo) => {
+                    match object.object_id {
+                        Some(id) => client
+                            .get_repo(id)
+                            .await
+                            .map(Some)
+                            .map_err(|e| Failure::api(&format!("reading repo {id}"), e)),
+                        None => Err(Failure::new(
+                            FailureKind::Api,
+                            format!("{path} is a repo, but Databricks did not say its id"),
+                        )),
+                    }
+                }
                 Some(object) => Err(Failure::new(
                     FailureKind::Input,
                     format!(
                         "input `repoPath`: {path} exists but is a {}, not a repo",
-                        object.object_type.map(|t| t.to_string().to_lowercase()).unwrap_or_else(|| "workspace object".into())
+                        object
+                            .object_type
+                            .map(|t| t.to_string().to_lowercase())
+                            .unwrap_or_else(|| "workspace object".into())
                     ),
                 )
                 .hint("choose a path where nothing exists yet, or the path of an existing repo")),
@@ -228,7 +277,11 @@ async fn update(settings: &Settings, client: &Client, log: &Log) -> Result<Repor
     let existing = find(&settings.target, client).await?;
     let repo = match (existing, &settings.clone, &settings.target) {
         (Some(repo), clone, _) => {
-            log.info(&format!("Found repo {} (id {})", repo.path.as_deref().unwrap_or(&target), repo.id));
+            log.info(&format!(
+                "Found repo {} (id {})",
+                repo.path.as_deref().unwrap_or(&target),
+                repo.id
+            ));
             if let (Some((url, _)), Some(current)) = (clone, &repo.url) {
                 if !same_repository(url, current) {
                     log.warning(&format!(
@@ -238,25 +291,31 @@ async fn update(settings: &Settings, client: &Client, log: &Log) -> Result<Repor
             }
             repo
         }
-        (None, Some((url, provider)), RepoTarget::Path(path)) => create(client, log, url, provider, path).await?,
+        (None, Some((url, provider)), RepoTarget::Path(path)) => {
+            create(client, log, url, provider, path).await?
+        }
         (None, _, _) => {
-            return Err(Failure::new(FailureKind::Api, format!("{target} does not exist"))
-                .hint("use mode `createOrUpdate` to create it, or check repoPath / repoId"))
+            return Err(
+                Failure::new(FailureKind::Api, format!("{target} does not exist"))
+                    .hint("use mode `createOrUpdate` to create it, or check repoPath / repoId"),
+            )
         }
     };
-    let reference = settings.reference.as_ref().expect("validated: update modes have a reference");
+    let reference = settings
+        .reference
+        .as_ref()
+        .expect("validated: update modes have a reference");
     log.info(&format!("Checking out {reference} and pulling"));
-    let repo = client
-        .update_repo(repo.id, reference)
-        .await
-        .map_err(|e| {
-            let failure = Failure::api(&format!("checking out {reference} in {target}"), e.clone());
-            if e.status() == Some(400) || e.is_not_found() {
-                failure.hint(format!("check that the {reference} exists in the remote repository and was pushed"))
-            } else {
-                failure
-            }
-        })?;
+    let repo = client.update_repo(repo.id, reference).await.map_err(|e| {
+        let failure = Failure::api(&format!("checking out {reference} in {target}"), e.clone());
+        if e.status() == Some(400) || e.is_not_found() {
+            failure.hint(format!(
+                "check that the {reference} exists in the remote repository and was pushed"
+            ))
+        } else {
+            failure
+        }
+    })?;
     let path = repo.path.clone().unwrap_or(target);
     let head = repo.head_commit_id.clone().unwrap_or_default();
     let at = match (&repo.branch, reference) {
@@ -264,15 +323,21 @@ async fn update(settings: &Settings, client: &Client, log: &Log) -> Result<Repor
         (None, RepoRef::Tag(tag)) => format!("tag {tag}"),
         (None, other) => other.to_string(),
     };
-    log.info(&format!("Repo {path} is at {at}, commit {}", if head.is_empty() { "(unknown)" } else { &head }));
+    log.info(&format!(
+        "Repo {path} is at {at}, commit {}",
+        if head.is_empty() { "(unknown)" } else { &head }
+    ));
 
     let mut issues = false;
-    if let Some(expected) = &settings.expected_commit {
-        if !head.is_empty() && !(head.starts_with(expected.as_str()) || expected.starts_with(head.as_str())) {
-            let message = format!(
-                "the repo's head commit {head} is not the commit this pipeline built ({expected}): the {reference} moved since the build started; the Repos API can only check out the latest commit of a branch"
+    let commit_matches = settings
+        .expected_commit
+        .as_deref()
+        .map(|expected| same_commit(&head, expected));
+    if let (Some(expected), Some(false)) = (&settings.expected_commit, commit_matches) {
+        let message = format!(
+                "the repo's head commit {head} is not the commit this pipeline built ({expected}): the {reference} may have moved since the build started; the Repos API can only check out the latest commit of a branch"
             );
-            match settings.on_mismatch {
+        match settings.on_mismatch {
                 OnMismatch::Fail => {
                     return Err(Failure::new(FailureKind::Tests, message)
                         .hint("re-run the pipeline, or set onCommitMismatch to warn; source `git` in DatabricksRunNotebookTest runs the exact commit"))
@@ -283,7 +348,6 @@ async fn update(settings: &Settings, client: &Client, log: &Log) -> Result<Repor
                 }
                 OnMismatch::Ignore => log.debug(&message),
             }
-        }
     }
 
     let branch = repo.branch.clone().unwrap_or_default();
@@ -297,21 +361,35 @@ async fn update(settings: &Settings, client: &Client, log: &Log) -> Result<Repor
         json: json!({
             "task": "DatabricksRepoUpdate", "ok": true, "exitCode": 0,
             "repoId": repo.id, "repoPath": path, "branch": repo.branch, "headCommitId": head,
-            "commitMatches": settings.expected_commit.as_ref().map(|e| head.starts_with(e.as_str()) || e.starts_with(head.as_str())),
+            "commitMatches": commit_matches,
         }),
     })
 }
 
-async fn create(client: &Client, log: &Log, url: &str, provider: &str, path: &str) -> Result<RepoInfo, Failure> {
-    log.info(&format!("Repo {path} does not exist; creating it from {url} ({provider})"));
-    let parent = path.rsplit_once('/').map(|(parent, _)| parent).unwrap_or("/");
+async fn create(
+    client: &Client,
+    log: &Log,
+    url: &str,
+    provider: &str,
+    path: &str,
+) -> Result<RepoInfo, Failure> {
+    log.info(&format!(
+        "Repo {path} does not exist; creating it from {url} ({provider})"
+    ));
+    let parent = path
+        .rsplit_once('/')
+        .map(|(parent, _)| parent)
+        .unwrap_or("/");
     let parent_exists = client
         .find_object(parent)
         .await
         .map_err(|e| Failure::api(&format!("looking up {parent}"), e))?
         .is_some();
     if !parent_exists {
-        client.mkdirs(parent).await.map_err(|e| Failure::api(&format!("creating folder {parent}"), e))?;
+        client
+            .mkdirs(parent)
+            .await
+            .map_err(|e| Failure::api(&format!("creating folder {parent}"), e))?;
         log.info(&format!("Created folder {parent}"));
     }
     let repo = client
@@ -320,6 +398,12 @@ async fn create(client: &Client, log: &Log, url: &str, provider: &str, path: &st
         .map_err(|e| Failure::api(&format!("creating repo {path}"), e))?;
     log.info(&format!("Created repo {path} (id {})", repo.id));
     Ok(repo)
+}
+
+/// Whether two commit ids (either possibly abbreviated) name the same commit. An unknown
+/// head cannot be judged and counts as matching.
+fn same_commit(head: &str, expected: &str) -> bool {
+    head.is_empty() || head.starts_with(expected) || expected.starts_with(head)
 }
 
 fn short(commit: &str) -> &str {
@@ -349,7 +433,10 @@ mod tests {
 
     #[test]
     fn workspace_paths_are_checked() {
-        assert_eq!(check_workspace_path("repoPath", "/Repos/ci/proj/").unwrap(), "/Repos/ci/proj");
+        assert_eq!(
+            check_workspace_path("repoPath", "/Repos/ci/proj/").unwrap(),
+            "/Repos/ci/proj"
+        );
         for bad in ["Repos/ci/x", "/Repos", "/Repos//x", "/Repos/../x", "/x"] {
             assert!(check_workspace_path("repoPath", bad).is_err(), "{bad}");
         }
@@ -357,9 +444,18 @@ mod tests {
 
     #[test]
     fn same_repository_ignores_cosmetics() {
-        assert!(same_repository("https://org@dev.azure.com/org/p/_git/r", "https://dev.azure.com/org/p/_git/r"));
-        assert!(same_repository("https://github.com/o/r.git", "https://github.com/o/r"));
-        assert!(!same_repository("https://github.com/o/r", "https://github.com/o/s"));
+        assert!(same_repository(
+            "https://org@dev.azure.com/org/p/_git/r",
+            "https://dev.azure.com/org/p/_git/r"
+        ));
+        assert!(same_repository(
+            "https://github.com/o/r.git",
+            "https://github.com/o/r"
+        ));
+        assert!(!same_repository(
+            "https://github.com/o/r",
+            "https://github.com/o/s"
+        ));
         assert!(same_repository("/tmp/x", "file:///tmp/x"));
     }
 }

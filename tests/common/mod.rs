@@ -26,14 +26,27 @@ pub const SLOW: &str = "# Databricks notebook source\nimport time\ntime.sleep(60
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let output = std::process::Command::new("git")
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .expect("git runs");
-    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
@@ -66,7 +79,10 @@ impl Project {
             std::fs::write(file, source).unwrap();
         }
         git(self.dir.path(), &["add", "."]);
-        git(self.dir.path(), &["commit", "-q", "--allow-empty", "-m", message]);
+        git(
+            self.dir.path(),
+            &["commit", "-q", "--allow-empty", "-m", message],
+        );
         self.head()
     }
 
@@ -95,7 +111,10 @@ pub async fn emulator_with(faults: Vec<FaultRule>) -> Emulator {
 }
 
 pub fn faults(rules: &[&str]) -> Vec<FaultRule> {
-    rules.iter().map(|r| r.parse().unwrap_or_else(|e| panic!("{r}: {e}"))).collect()
+    rules
+        .iter()
+        .map(|r| r.parse().unwrap_or_else(|e| panic!("{r}: {e}")))
+        .collect()
 }
 
 /// The environment the agent would give a step of a CI build of `main` at `commit`.
@@ -124,7 +143,10 @@ pub fn pipeline_env(emulator: &Emulator, project: &Project) -> BTreeMap<String, 
 pub fn with(env: &BTreeMap<String, String>, inputs: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut env = env.clone();
     for (key, value) in inputs {
-        let key = if key.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()) {
+        let key = if key
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+        {
             key.to_string()
         } else {
             format!("INPUT_{}", key.to_ascii_uppercase())
@@ -153,6 +175,9 @@ impl Capture {
     }
 }
 
+/// Triggers the cancel signal once the output so far satisfies it.
+pub type CancelWhen = Box<dyn Fn(&str) -> bool>;
+
 pub struct Outcome {
     pub code: i32,
     pub stdout: String,
@@ -167,8 +192,14 @@ impl Outcome {
                 if line.starts_with("##vso[task.setsecret]") {
                     continue;
                 }
-                assert!(!line.contains(TOKEN), "{name} line {i} leaks the token: {line}");
-                assert!(!line.contains("dapi-test-5ecret"), "{name} line {i} leaks part of the token: {line}");
+                assert!(
+                    !line.contains(TOKEN),
+                    "{name} line {i} leaks the token: {line}"
+                );
+                assert!(
+                    !line.contains("dapi-test-5ecret"),
+                    "{name} line {i} leaks part of the token: {line}"
+                );
             }
         }
     }
@@ -194,14 +225,22 @@ pub async fn run_task_with(
     task: TaskName,
     env: BTreeMap<String, String>,
     mode: OutputMode,
-    cancel_when: Option<Box<dyn Fn(&str) -> bool>>,
+    cancel_when: Option<CancelWhen>,
 ) -> Outcome {
     let out = Capture::default();
     let err = Capture::default();
-    let host = NativeHost::new(env, Arc::new(Mutex::new(out.clone())), Arc::new(Mutex::new(err.clone())));
+    let host = NativeHost::new(
+        env,
+        Arc::new(Mutex::new(out.clone())),
+        Arc::new(Mutex::new(err.clone())),
+    );
     let cancel = host.canceller();
     let host: Rc<dyn Host> = Rc::new(host);
-    let options = RunOptions { mode, verbose: false, retry: fast_retries() };
+    let options = RunOptions {
+        mode,
+        verbose: false,
+        retry: fast_retries(),
+    };
     let run = tasks::run(task, host, &options);
     let code = match cancel_when {
         None => run.await,
@@ -219,7 +258,11 @@ pub async fn run_task_with(
             tokio::select! { code = run => code, _ = watcher => unreachable!() }
         }
     };
-    Outcome { code, stdout: out.text(), stderr: err.text() }
+    Outcome {
+        code,
+        stdout: out.text(),
+        stderr: err.text(),
+    }
 }
 
 /// Makes a log stable for snapshots: times, ids, ports, paths and commits replaced.
@@ -227,16 +270,27 @@ pub fn redact(text: &str, project: Option<&Project>) -> String {
     // Snapshots never hold a secret, not even the masking command's own copy.
     let mut text: String = text
         .lines()
-        .map(|line| if line.starts_with("##vso[task.setsecret]") { "##vso[task.setsecret][SECRET]" } else { line })
+        .map(|line| {
+            if line.starts_with("##vso[task.setsecret]") {
+                "##vso[task.setsecret][SECRET]"
+            } else {
+                line
+            }
+        })
         .map(|line| format!("{line}\n"))
         .collect();
     if let Some(project) = project {
         text = text.replace(&project.url(), "[PROJECT]");
     }
-    let commits: Vec<String> =
-        regex::Regex::new(r"\b[0-9a-f]{40}\b").unwrap().find_iter(&text).map(|m| m.as_str().to_string()).collect();
+    let commits: Vec<String> = regex::Regex::new(r"\b[0-9a-f]{40}\b")
+        .unwrap()
+        .find_iter(&text)
+        .map(|m| m.as_str().to_string())
+        .collect();
     for commit in commits {
-        text = text.replace(&commit, "[COMMIT]").replace(&commit[..10], "[SHORT-COMMIT]");
+        text = text
+            .replace(&commit, "[COMMIT]")
+            .replace(&commit[..10], "[SHORT-COMMIT]");
     }
     let rules: &[(&str, &str)] = &[
         (r"http://127\.0\.0\.1:\d+", "http://[EMULATOR]"),
@@ -246,7 +300,10 @@ pub fn redact(text: &str, project: Option<&Project>) -> String {
         (r"retrying in \d+\.\ds", "retrying in [DELAY]"),
     ];
     for (pattern, replacement) in rules {
-        text = regex::Regex::new(pattern).unwrap().replace_all(&text, *replacement).into_owned();
+        text = regex::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&text, *replacement)
+            .into_owned();
     }
     text
 }
@@ -261,5 +318,9 @@ pub fn total_api_requests(emulator: &Emulator) -> u64 {
 }
 
 pub fn count(emulator: &Emulator, endpoint: &str) -> u64 {
-    emulator.request_counts().get(endpoint).copied().unwrap_or(0)
+    emulator
+        .request_counts()
+        .get(endpoint)
+        .copied()
+        .unwrap_or(0)
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use futures::future::{select, Either};
 use serde_json::json;
 
-pub use settings::{parse_cluster_spec, parse_parameters, Compute, Notebook, Settings, INPUTS, MAX_NOTEBOOKS};
+pub use settings::{
+    parse_cluster_spec, parse_parameters, Compute, Notebook, Settings, INPUTS, MAX_NOTEBOOKS,
+};
 
 use self::results::{collect_results, report_results};
 use super::{Failure, FailureKind, Report};
@@ -23,7 +25,11 @@ use crate::pipeline::Log;
 const CANCEL_BUDGET: Duration = Duration::from_secs(6);
 
 pub fn submit_request(settings: &Settings) -> SubmitRun {
-    let source = if settings.git_source.is_some() { NotebookSource::Git } else { NotebookSource::Workspace };
+    let source = if settings.git_source.is_some() {
+        NotebookSource::Git
+    } else {
+        NotebookSource::Workspace
+    };
     let (existing_cluster_id, new_cluster) = match &settings.compute {
         Compute::Existing(id) => (Some(id.clone()), None),
         Compute::New(spec) => (None, Some(spec.clone())),
@@ -62,7 +68,11 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
         settings.compute
     ));
     if let Some(git) = &settings.git_source {
-        log.info(&format!("Source: {} at {}", git.git_url, git_reference(&git.reference)));
+        log.info(&format!(
+            "Source: {} at {}",
+            git.git_url,
+            git_reference(&git.reference)
+        ));
     }
     for notebook in &settings.notebooks {
         log.debug(&format!("task {} = {}", notebook.task_key, notebook.path));
@@ -70,7 +80,12 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
     let request = submit_request(settings);
     let run_id = match or_cancelled(host, client.submit_run(&request)).await {
         Some(result) => result.map_err(|e| Failure::api("submitting the run", e))?,
-        None => return Err(Failure::new(FailureKind::Canceled, "cancelled before the run was submitted")),
+        None => {
+            return Err(Failure::new(
+                FailureKind::Canceled,
+                "cancelled before the run was submitted",
+            ))
+        }
     };
     log.set_output("runId", &run_id.to_string());
 
@@ -81,7 +96,8 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
     let mut announced_url = false;
     let finished: Run = loop {
         let run = match or_cancelled(host, client.get_run(run_id)).await {
-            Some(result) => result.map_err(|e| Failure::api(&format!("reading the state of run {run_id}"), e))?,
+            Some(result) => result
+                .map_err(|e| Failure::api(&format!("reading the state of run {run_id}"), e))?,
             None => return Err(cancel(client, log, run_id, "The pipeline was cancelled").await),
         };
         if !announced_url {
@@ -96,16 +112,31 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
         if run.is_terminal() {
             break run;
         }
-        let state = run.life_cycle().map(|s| s.to_string()).unwrap_or_else(|| "UNKNOWN".into());
-        log.status(Some(&format!("run {run_id}: {state} ({:.0}s)", elapsed().as_secs_f64())));
+        let state = run
+            .life_cycle()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "UNKNOWN".into());
+        log.status(Some(&format!(
+            "run {run_id}: {state} ({:.0}s)",
+            elapsed().as_secs_f64()
+        )));
         let mut delay = poll::next_delay(elapsed());
         if let Some(deadline) = deadline {
             let left = deadline.saturating_sub(host.elapsed());
             if left.is_zero() {
                 let minutes = settings.timeout.unwrap_or_default().as_secs_f64() / 60.0;
-                let failure = cancel(client, log, run_id, &format!("The run did not finish within timeoutMinutes ({minutes})")).await;
-                return Err(Failure { kind: FailureKind::Timeout, ..failure }
-                    .hint("raise timeoutMinutes if the notebooks need longer, or make them faster"));
+                let failure = cancel(
+                    client,
+                    log,
+                    run_id,
+                    &format!("The run did not finish within timeoutMinutes ({minutes})"),
+                )
+                .await;
+                return Err(Failure {
+                    kind: FailureKind::Timeout,
+                    ..failure
+                }
+                .hint("raise timeoutMinutes if the notebooks need longer, or make them faster"));
             }
             delay = delay.min(left);
         }
@@ -156,7 +187,11 @@ async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str) -> Failure {
             let state = format!(
                 "{} {}",
                 run.life_cycle().map(|s| s.to_string()).unwrap_or_default(),
-                run.state.result_state.as_ref().map(|s| s.to_string()).unwrap_or_default()
+                run.state
+                    .result_state
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
             );
             log.info(&format!("Run {run_id} stopped ({})", state.trim()));
             format!("{why}; run {run_id} was cancelled")
@@ -166,7 +201,10 @@ async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str) -> Failure {
             format!("{why}; cancelling run {run_id} failed, it may still be running")
         }
         None => {
-            log.warning(&format!("run {run_id} did not confirm the cancel within {}s", CANCEL_BUDGET.as_secs()));
+            log.warning(&format!(
+                "run {run_id} did not confirm the cancel within {}s",
+                CANCEL_BUDGET.as_secs()
+            ));
             format!("{why}; run {run_id} was asked to cancel")
         }
     };

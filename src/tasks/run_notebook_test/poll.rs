@@ -18,8 +18,14 @@ mod tests {
     #[test]
     fn starts_quick_and_backs_off_to_a_cap() {
         assert_eq!(next_delay(Duration::ZERO), Duration::from_millis(500));
-        assert_eq!(next_delay(Duration::from_secs(3)), Duration::from_millis(1000));
-        assert_eq!(next_delay(Duration::from_secs(30)), Duration::from_millis(5500));
+        assert_eq!(
+            next_delay(Duration::from_secs(3)),
+            Duration::from_millis(1000)
+        );
+        assert_eq!(
+            next_delay(Duration::from_secs(30)),
+            Duration::from_millis(5500)
+        );
         assert_eq!(next_delay(Duration::from_secs(3600)), MAX_POLL);
         let mut t = Duration::ZERO;
         let mut polls = 0;

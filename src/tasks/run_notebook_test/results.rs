@@ -9,8 +9,8 @@ use super::settings::Notebook;
 use crate::databricks::error::shorten;
 use crate::databricks::models::{LifeCycleState, ResultState, Run, RunOutput, RunState, RunTask};
 use crate::databricks::Client;
-use crate::tasks::{Failure, FailureKind, Report};
 use crate::pipeline::Log;
+use crate::tasks::{Failure, FailureKind, Report};
 
 /// Outputs fetched at once; the rest wait for a free slot.
 const OUTPUT_CONCURRENCY: usize = 8;
@@ -25,7 +25,11 @@ pub struct StateTracker {
 }
 
 fn describe_state(state: &RunState) -> String {
-    let mut text = state.life_cycle_state.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "UNKNOWN".into());
+    let mut text = state
+        .life_cycle_state
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "UNKNOWN".into());
     if let Some(result) = &state.result_state {
         text = format!("{text} {result}");
     }
@@ -35,7 +39,11 @@ fn describe_state(state: &RunState) -> String {
 impl StateTracker {
     pub fn changes(&mut self, run: &Run, notebooks: &[Notebook]) -> Vec<String> {
         let mut changes = Vec::new();
-        let state = RunState { state_message: None, user_cancelled_or_timedout: None, ..run.state.clone() };
+        let state = RunState {
+            state_message: None,
+            user_cancelled_or_timedout: None,
+            ..run.state.clone()
+        };
         if self.run.as_ref() != Some(&state) {
             changes.push(format!("run {}", describe_state(&state)));
             self.run = Some(state);
@@ -44,10 +52,21 @@ impl StateTracker {
         if notebooks.len() > 1 {
             for task in &run.tasks {
                 let key = task.task_key.clone().unwrap_or_default();
-                let state = RunState { state_message: None, user_cancelled_or_timedout: None, ..task.state.clone() };
-                let terminal = state.life_cycle_state.as_ref().is_some_and(LifeCycleState::is_terminal);
+                let state = RunState {
+                    state_message: None,
+                    user_cancelled_or_timedout: None,
+                    ..task.state.clone()
+                };
+                let terminal = state
+                    .life_cycle_state
+                    .as_ref()
+                    .is_some_and(LifeCycleState::is_terminal);
                 if terminal && self.tasks.get(&key) != Some(&state) {
-                    changes.push(format!("{}: {}", notebook_name(task, notebooks), describe_state(&state)));
+                    changes.push(format!(
+                        "{}: {}",
+                        notebook_name(task, notebooks),
+                        describe_state(&state)
+                    ));
                 }
                 self.tasks.insert(key, state);
             }
@@ -62,7 +81,11 @@ fn notebook_name(task: &RunTask, notebooks: &[Notebook]) -> String {
         .iter()
         .find(|n| n.task_key == key)
         .map(|n| n.path.clone())
-        .or_else(|| task.notebook_task.as_ref().and_then(|t| t.notebook_path.clone()))
+        .or_else(|| {
+            task.notebook_task
+                .as_ref()
+                .and_then(|t| t.notebook_path.clone())
+        })
         .unwrap_or_else(|| key.to_string())
 }
 
@@ -87,26 +110,50 @@ impl NotebookResult {
     }
 
     fn exit_value(&self) -> Option<&str> {
-        self.output.as_ref()?.notebook_output.as_ref()?.result.as_deref()
+        self.output
+            .as_ref()?
+            .notebook_output
+            .as_ref()?
+            .result
+            .as_deref()
     }
 
     /// Why it did not succeed, in words a user acts on.
     fn failure_reason(&self) -> String {
         let state = &self.task.state;
         let message = state.state_message.as_deref().filter(|m| !m.is_empty());
-        let error = self.output.as_ref().and_then(|o| o.error.as_deref()).filter(|e| !e.is_empty());
-        let detail = error.or(message).map(|d| format!(": {}", shorten(d.lines().next().unwrap_or(d), 300))).unwrap_or_default();
+        let error = self
+            .output
+            .as_ref()
+            .and_then(|o| o.error.as_deref())
+            .filter(|e| !e.is_empty());
+        let detail = error
+            .or(message)
+            .map(|d| format!(": {}", shorten(d.lines().next().unwrap_or(d), 300)))
+            .unwrap_or_default();
         match (&state.life_cycle_state, &state.result_state) {
-            (_, Some(ResultState::TimedOut)) => format!("timed out (the run's timeout_seconds passed){detail}"),
+            (_, Some(ResultState::TimedOut)) => {
+                format!("timed out (the run's timeout_seconds passed){detail}")
+            }
             (_, Some(ResultState::Canceled)) => format!("was cancelled{detail}"),
             (Some(LifeCycleState::Skipped), _) => format!("was skipped{detail}"),
-            (Some(LifeCycleState::InternalError), Some(ResultState::Failed)) if error.is_some() => format!("failed{detail}"),
-            (Some(LifeCycleState::InternalError), _) => format!("could not run (INTERNAL_ERROR){detail}"),
+            (Some(LifeCycleState::InternalError), Some(ResultState::Failed)) if error.is_some() => {
+                format!("failed{detail}")
+            }
+            (Some(LifeCycleState::InternalError), _) => {
+                format!("could not run (INTERNAL_ERROR){detail}")
+            }
             (_, Some(ResultState::Failed)) => format!("failed{detail}"),
-            (_, Some(ResultState::UpstreamFailed | ResultState::UpstreamCanceled)) => format!("did not run because another task failed{detail}"),
+            (_, Some(ResultState::UpstreamFailed | ResultState::UpstreamCanceled)) => {
+                format!("did not run because another task failed{detail}")
+            }
             (lifecycle, result) => format!(
                 "ended in state {}{detail}",
-                describe_state(&RunState { life_cycle_state: lifecycle.clone(), result_state: result.clone(), ..Default::default() })
+                describe_state(&RunState {
+                    life_cycle_state: lifecycle.clone(),
+                    result_state: result.clone(),
+                    ..Default::default()
+                })
             ),
         }
     }
@@ -114,40 +161,86 @@ impl NotebookResult {
 
 /// Fetches every task's output, a few at a time. A task whose output cannot be read is
 /// reported without it rather than failing the whole step.
-pub async fn collect_results(client: &Client, log: &Log, run: &Run, notebooks: &[Notebook]) -> Vec<NotebookResult> {
+pub async fn collect_results(
+    client: &Client,
+    log: &Log,
+    run: &Run,
+    notebooks: &[Notebook],
+) -> Vec<NotebookResult> {
     let fetches = run.tasks.iter().map(|task| async move {
         let output = match task.run_id {
             Some(id) => match client.get_run_output(id).await {
                 Ok(output) => Some(output),
                 Err(e) => {
-                    log.warning(&format!("could not read the output of {}: {e}", notebook_name(task, notebooks)));
+                    log.warning(&format!(
+                        "could not read the output of {}: {e}",
+                        notebook_name(task, notebooks)
+                    ));
                     None
                 }
             },
             None => None,
         };
-        NotebookResult { path: notebook_name(task, notebooks), task: task.clone(), output }
+        NotebookResult {
+            path: notebook_name(task, notebooks),
+            task: task.clone(),
+            output,
+        }
     });
-    let mut results: Vec<NotebookResult> = stream::iter(fetches).buffer_unordered(OUTPUT_CONCURRENCY).collect().await;
+    let mut results: Vec<NotebookResult> = stream::iter(fetches)
+        .buffer_unordered(OUTPUT_CONCURRENCY)
+        .collect()
+        .await;
     // Report in the order the user listed the notebooks.
-    let order = |r: &NotebookResult| notebooks.iter().position(|n| n.path == r.path).unwrap_or(usize::MAX);
+    let order = |r: &NotebookResult| {
+        notebooks
+            .iter()
+            .position(|n| n.path == r.path)
+            .unwrap_or(usize::MAX)
+    };
     results.sort_by_key(order);
     results
 }
 
-pub fn report_results(log: &Log, run_id: i64, run: &Run, results: Vec<NotebookResult>) -> Result<Report, Failure> {
-    let run_result = run.state.result_state.as_ref().map(|s| s.to_string()).unwrap_or_else(|| describe_state(&run.state));
+pub fn report_results(
+    log: &Log,
+    run_id: i64,
+    run: &Run,
+    results: Vec<NotebookResult>,
+) -> Result<Report, Failure> {
+    let run_result = run
+        .state
+        .result_state
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| describe_state(&run.state));
     log.section("Results");
     for result in &results {
-        let duration = result.duration_ms().map(|ms| format!(" in {:.1}s", ms as f64 / 1000.0)).unwrap_or_default();
+        let duration = result
+            .duration_ms()
+            .map(|ms| format!(" in {:.1}s", ms as f64 / 1000.0))
+            .unwrap_or_default();
         let state = describe_state(&result.task.state);
-        log.info(&format!("{} {}: {state}{duration}", if result.succeeded() { "PASS" } else { "FAIL" }, result.path));
+        log.info(&format!(
+            "{} {}: {state}{duration}",
+            if result.succeeded() { "PASS" } else { "FAIL" },
+            result.path
+        ));
         if let Some(value) = result.exit_value() {
-            let truncated = result.output.as_ref().and_then(|o| o.notebook_output.as_ref()).and_then(|n| n.truncated) == Some(true);
+            let truncated = result
+                .output
+                .as_ref()
+                .and_then(|o| o.notebook_output.as_ref())
+                .and_then(|n| n.truncated)
+                == Some(true);
             log.untrusted(&format!(
                 "  output: {}{}",
                 shorten(value, MAX_PRINTED_OUTPUT),
-                if truncated { " (truncated by Databricks)" } else { "" }
+                if truncated {
+                    " (truncated by Databricks)"
+                } else {
+                    ""
+                }
             ));
         }
         if let Some(url) = &result.task.run_page_url {
@@ -157,8 +250,12 @@ pub fn report_results(log: &Log, run_id: i64, run: &Run, results: Vec<NotebookRe
     let failed: Vec<&NotebookResult> = results.iter().filter(|r| !r.succeeded()).collect();
     for result in &failed {
         let output = result.output.as_ref();
-        let error = output.and_then(|o| o.error.as_deref()).filter(|e| !e.is_empty());
-        let trace = output.and_then(|o| o.error_trace.as_deref()).filter(|t| !t.is_empty());
+        let error = output
+            .and_then(|o| o.error.as_deref())
+            .filter(|e| !e.is_empty());
+        let trace = output
+            .and_then(|o| o.error_trace.as_deref())
+            .filter(|t| !t.is_empty());
         if error.is_some() || trace.is_some() {
             log.group(&format!("{}: error", result.path));
             if let Some(error) = error {
@@ -169,14 +266,33 @@ pub fn report_results(log: &Log, run_id: i64, run: &Run, results: Vec<NotebookRe
             }
             log.end_group();
         }
-        let link = result.task.run_page_url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
-        log.error(&format!("{} {}{link}", result.path, result.failure_reason()));
+        let link = result
+            .task
+            .run_page_url
+            .as_deref()
+            .map(|u| format!(" ({u})"))
+            .unwrap_or_default();
+        log.error(&format!(
+            "{} {}{link}",
+            result.path,
+            result.failure_reason()
+        ));
     }
 
-    let outputs: serde_json::Map<String, serde_json::Value> =
-        results.iter().map(|r| (r.path.clone(), r.exit_value().map_or(serde_json::Value::Null, |v| json!(v)))).collect();
+    let outputs: serde_json::Map<String, serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.exit_value().map_or(serde_json::Value::Null, |v| json!(v)),
+            )
+        })
+        .collect();
     log.set_output("resultState", &run_result);
-    log.set_output("notebookOutput", &serde_json::Value::Object(outputs).to_string());
+    log.set_output(
+        "notebookOutput",
+        &serde_json::Value::Object(outputs).to_string(),
+    );
 
     let notebooks_json: Vec<_> = results
         .iter()
@@ -202,20 +318,35 @@ pub fn report_results(log: &Log, run_id: i64, run: &Run, results: Vec<NotebookRe
         "notebooks": notebooks_json,
     });
     let total = results.len();
-    let all_ok = failed.is_empty() && total > 0 && run.state.result_state == Some(ResultState::Success);
+    let all_ok =
+        failed.is_empty() && total > 0 && run.state.result_state == Some(ResultState::Success);
     if all_ok {
-        let summary = format!("{total} of {total} notebook{} passed", if total == 1 { "" } else { "s" });
+        let summary = format!(
+            "{total} of {total} notebook{} passed",
+            if total == 1 { "" } else { "s" }
+        );
         log.info(&summary);
         let mut json = details;
         json["task"] = json!("DatabricksRunNotebookTest");
         json["ok"] = json!(true);
         json["exitCode"] = json!(0);
-        return Ok(Report { summary, issues: false, json });
+        return Ok(Report {
+            summary,
+            issues: false,
+            json,
+        });
     }
     let message = if total == 0 {
-        format!("run {run_id} ended {run_result}: {}", run.state.state_message.as_deref().unwrap_or("no task ran"))
+        format!(
+            "run {run_id} ended {run_result}: {}",
+            run.state.state_message.as_deref().unwrap_or("no task ran")
+        )
     } else {
-        format!("{} of {total} notebook{} did not pass (run {run_id}: {run_result})", failed.len(), if total == 1 { "" } else { "s" })
+        format!(
+            "{} of {total} notebook{} did not pass (run {run_id}: {run_result})",
+            failed.len(),
+            if total == 1 { "" } else { "s" }
+        )
     };
     let _ = FailureKind::Tests;
     Err(Failure::new(FailureKind::Tests, message).details(details))

@@ -54,7 +54,9 @@ impl std::fmt::Display for Compute {
             Compute::New(spec) => write!(
                 f,
                 "a new job cluster ({})",
-                spec.get("spark_version").and_then(Value::as_str).unwrap_or("?")
+                spec.get("spark_version")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
             ),
             Compute::Serverless => f.write_str("serverless compute"),
         }
@@ -83,36 +85,62 @@ impl Settings {
             _ => None,
         };
         let raw_paths = inputs.text("notebookPaths")?.ok_or_else(|| {
-            InputError::new("notebookPaths", "is required: list the notebooks to run, one per line")
-                .with_hint("e.g. test/unit (relative to repoPath) or /Repos/ci/my-project/test/unit")
+            InputError::new(
+                "notebookPaths",
+                "is required: list the notebooks to run, one per line",
+            )
+            .with_hint("e.g. test/unit (relative to repoPath) or /Repos/ci/my-project/test/unit")
         })?;
         let paths = notebook_paths(&raw_paths, source == "git", repo_path.as_deref())?;
-        let git_source = if source == "git" { Some(git_source(inputs)?) } else { None };
+        let git_source = if source == "git" {
+            Some(git_source(inputs)?)
+        } else {
+            None
+        };
         let compute = compute(inputs, host)?;
         let parameters = match inputs.text("parameters")? {
             Some(text) => parse_parameters(&text)?,
             None => BTreeMap::new(),
         };
         let minutes = inputs.number("timeoutMinutes", 60.0, 43_200.0)?;
-        let timeout = (minutes > 0.0).then(|| Duration::from_secs_f64(minutes * 60.0).max(Duration::from_secs(1)));
+        let timeout = (minutes > 0.0)
+            .then(|| Duration::from_secs_f64(minutes * 60.0).max(Duration::from_secs(1)));
         let run_name = match inputs.get("runName")? {
             Some(name) => name,
             None => default_run_name(inputs),
         };
         let notebooks = with_task_keys(paths);
         let idempotency_token = idempotency_token(inputs, host, &notebooks, &run_name);
-        Ok(Settings { connection, notebooks, git_source, compute, parameters, timeout, run_name, idempotency_token })
+        Ok(Settings {
+            connection,
+            notebooks,
+            git_source,
+            compute,
+            parameters,
+            timeout,
+            run_name,
+            idempotency_token,
+        })
     }
 }
 
-fn notebook_paths(raw: &str, git: bool, repo_path: Option<&str>) -> Result<Vec<String>, InputError> {
+fn notebook_paths(
+    raw: &str,
+    git: bool,
+    repo_path: Option<&str>,
+) -> Result<Vec<String>, InputError> {
     const INPUT: &str = "notebookPaths";
     let mut paths: Vec<String> = Vec::new();
     for (number, line) in raw.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = |why: String| Err(InputError::new(INPUT, format!("line {number} (`{line}`) {why}")));
+        let bad = |why: String| {
+            Err(InputError::new(
+                INPUT,
+                format!("line {number} (`{line}`) {why}"),
+            ))
+        };
         if line.split('/').any(|s| s == ".." || s == ".") || line.contains("//") {
             return bad("has an empty, `.` or `..` segment".into());
         }
@@ -126,8 +154,13 @@ fn notebook_paths(raw: &str, git: bool, repo_path: Option<&str>) -> Result<Vec<S
         } else if let Some(repo) = repo_path {
             format!("{repo}/{line}")
         } else {
-            return Err(InputError::new(INPUT, format!("line {number} (`{line}`) is relative, but repoPath is not set"))
-                .with_hint("set repoPath (e.g. /Repos/ci/my-project), or give absolute workspace paths"));
+            return Err(InputError::new(
+                INPUT,
+                format!("line {number} (`{line}`) is relative, but repoPath is not set"),
+            )
+            .with_hint(
+                "set repoPath (e.g. /Repos/ci/my-project), or give absolute workspace paths",
+            ));
         };
         let path = path.trim_end_matches('/').to_string();
         if paths.contains(&path) {
@@ -139,7 +172,13 @@ fn notebook_paths(raw: &str, git: bool, repo_path: Option<&str>) -> Result<Vec<S
         return Err(InputError::new(INPUT, "lists no notebook"));
     }
     if paths.len() > MAX_NOTEBOOKS {
-        return Err(InputError::new(INPUT, format!("lists {} notebooks; at most {MAX_NOTEBOOKS} fit in one run", paths.len())));
+        return Err(InputError::new(
+            INPUT,
+            format!(
+                "lists {} notebooks; at most {MAX_NOTEBOOKS} fit in one run",
+                paths.len()
+            ),
+        ));
     }
     Ok(paths)
 }
@@ -153,7 +192,13 @@ fn with_task_keys(paths: Vec<String>) -> Vec<Notebook> {
             let name = path.rsplit('/').next().unwrap_or(&path);
             let mut base: String = name
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .take(90)
                 .collect();
             if base.is_empty() {
@@ -165,7 +210,10 @@ fn with_task_keys(paths: Vec<String>) -> Vec<Notebook> {
                 key = format!("{base}_{n}");
                 n += 1;
             }
-            Notebook { path, task_key: key }
+            Notebook {
+                path,
+                task_key: key,
+            }
         })
         .collect()
 }
@@ -173,29 +221,44 @@ fn with_task_keys(paths: Vec<String>) -> Vec<Notebook> {
 fn git_source(inputs: &Inputs) -> Result<GitSource, InputError> {
     let url = git_ref::repository_url(inputs, "repoUrl")?;
     let provider = git_ref::provider(inputs, "gitProvider", &url)?;
-    let reference = match git_ref::commit_from_build(inputs) {
-        Some(commit) => GitReference::Commit(git_ref::check_commit("source", &commit)?),
-        None => match git_ref::ref_from_build(inputs) {
-            Some(RepoRef::Branch(branch)) => GitReference::Branch(branch),
-            Some(RepoRef::Tag(tag)) => GitReference::Tag(tag),
-            None => {
-                return Err(InputError::new("source", "is `git`, but the commit to run is unknown (Build.SourceVersion is not set)")
-                    .with_hint("run inside a pipeline, or use source `workspace` with DatabricksRepoUpdate"))
-            }
-        },
-    };
-    Ok(GitSource { git_url: url, git_provider: provider, reference })
+    let reference =
+        match git_ref::commit_from_build(inputs) {
+            Some(commit) => GitReference::Commit(git_ref::check_commit("source", &commit)?),
+            None => match git_ref::ref_from_build(inputs) {
+                Some(RepoRef::Branch(branch)) => GitReference::Branch(branch),
+                Some(RepoRef::Tag(tag)) => GitReference::Tag(tag),
+                None => return Err(InputError::new(
+                    "source",
+                    "is `git`, but the commit to run is unknown (Build.SourceVersion is not set)",
+                )
+                .with_hint(
+                    "run inside a pipeline, or use source `workspace` with DatabricksRepoUpdate",
+                )),
+            },
+        };
+    Ok(GitSource {
+        git_url: url,
+        git_provider: provider,
+        reference,
+    })
 }
 
 fn compute(inputs: &Inputs, host: &dyn Host) -> Result<Compute, InputError> {
-    match inputs.pick("clusterMode", &["existing", "new", "serverless"], "existing")? {
+    match inputs.pick(
+        "clusterMode",
+        &["existing", "new", "serverless"],
+        "existing",
+    )? {
         "existing" => {
             let id = inputs.get("existingClusterId")?.ok_or_else(|| {
                 InputError::new("existingClusterId", "is required when clusterMode is `existing`")
                     .with_hint("copy the cluster id from the cluster's page in Databricks, or set clusterMode to `new` or `serverless`")
             })?;
             if id.len() > 100 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                return Err(InputError::new("existingClusterId", format!("`{id}` is not a cluster id (e.g. 0923-164208-abcd123)")));
+                return Err(InputError::new(
+                    "existingClusterId",
+                    format!("`{id}` is not a cluster id (e.g. 0923-164208-abcd123)"),
+                ));
             }
             Ok(Compute::Existing(id))
         }
@@ -212,7 +275,10 @@ fn compute(inputs: &Inputs, host: &dyn Host) -> Result<Compute, InputError> {
                     _ => raw.clone(),
                 };
                 host.read_file(&path).map_err(|e| {
-                    InputError::new("newClusterJson", format!("is neither inline JSON nor a readable file: {path}: {e}"))
+                    InputError::new(
+                        "newClusterJson",
+                        format!("is neither inline JSON nor a readable file: {path}: {e}"),
+                    )
                 })?
             };
             Ok(Compute::New(parse_cluster_spec(&text)?))
@@ -226,18 +292,33 @@ pub fn parse_cluster_spec(text: &str) -> Result<Map<String, Value>, InputError> 
     let value: Value = serde_json::from_str(text)
         .map_err(|e| InputError::new(INPUT, format!("is not valid JSON: {e}")))?;
     let Value::Object(spec) = value else {
-        return Err(InputError::new(INPUT, "must be a JSON object (a `new_cluster` specification)"));
+        return Err(InputError::new(
+            INPUT,
+            "must be a JSON object (a `new_cluster` specification)",
+        ));
     };
     let field = |name: &str| spec.get(name).filter(|v| !v.is_null());
-    if !field("spark_version").is_some_and(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())) {
-        return Err(InputError::new(INPUT, "needs `spark_version` (a string such as \"15.4.x-scala2.12\")"));
+    if field("spark_version").is_none_or(|v| v.as_str().is_none_or(|s| s.trim().is_empty())) {
+        return Err(InputError::new(
+            INPUT,
+            "needs `spark_version` (a string such as \"15.4.x-scala2.12\")",
+        ));
     }
-    if field("node_type_id").is_none() && field("instance_pool_id").is_none() && field("policy_id").is_none() {
-        return Err(InputError::new(INPUT, "needs `node_type_id` or `instance_pool_id` (or a `policy_id` that sets them)"));
+    if field("node_type_id").is_none()
+        && field("instance_pool_id").is_none()
+        && field("policy_id").is_none()
+    {
+        return Err(InputError::new(
+            INPUT,
+            "needs `node_type_id` or `instance_pool_id` (or a `policy_id` that sets them)",
+        ));
     }
     match (field("num_workers"), field("autoscale")) {
         (Some(n), _) if n.as_u64().is_none() => {
-            return Err(InputError::new(INPUT, "`num_workers` must be a whole number ≥ 0"))
+            return Err(InputError::new(
+                INPUT,
+                "`num_workers` must be a whole number ≥ 0",
+            ))
         }
         (Some(_), _) => {}
         (None, Some(auto)) => {
@@ -245,7 +326,12 @@ pub fn parse_cluster_spec(text: &str) -> Result<Map<String, Value>, InputError> 
             let max = auto.get("max_workers").and_then(Value::as_u64);
             match (min, max) {
                 (Some(min), Some(max)) if min <= max && max > 0 => {}
-                _ => return Err(InputError::new(INPUT, "`autoscale` needs whole numbers `min_workers` ≤ `max_workers`")),
+                _ => {
+                    return Err(InputError::new(
+                        INPUT,
+                        "`autoscale` needs whole numbers `min_workers` ≤ `max_workers`",
+                    ))
+                }
             }
         }
         (None, None) => return Err(InputError::new(INPUT, "needs `num_workers` or `autoscale`")),
@@ -258,15 +344,21 @@ pub fn parse_parameters(text: &str) -> Result<BTreeMap<String, String>, InputErr
     const INPUT: &str = "parameters";
     let mut parameters = BTreeMap::new();
     if text.trim_start().starts_with('{') {
-        let value: Value = serde_json::from_str(text).map_err(|e| InputError::new(INPUT, format!("is not valid JSON: {e}")))?;
-        let Value::Object(map) = value else { unreachable!("starts with a brace") };
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| InputError::new(INPUT, format!("is not valid JSON: {e}")))?;
+        let Value::Object(map) = value else {
+            unreachable!("starts with a brace")
+        };
         for (key, value) in map {
             let value = match value {
                 Value::String(s) => s,
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 other => {
-                    return Err(InputError::new(INPUT, format!("the value of `{key}` is {other}; parameters are strings")))
+                    return Err(InputError::new(
+                        INPUT,
+                        format!("the value of `{key}` is {other}; parameters are strings"),
+                    ))
                 }
             };
             check_key(&key)?;
@@ -279,12 +371,21 @@ pub fn parse_parameters(text: &str) -> Result<BTreeMap<String, String>, InputErr
             continue;
         }
         let Some((key, value)) = line.split_once('=') else {
-            return Err(InputError::new(INPUT, format!("line {number} (`{line}`) is not `key=value`")));
+            return Err(InputError::new(
+                INPUT,
+                format!("line {number} (`{line}`) is not `key=value`"),
+            ));
         };
         let key = key.trim();
         check_key(key)?;
-        if parameters.insert(key.to_string(), value.trim().to_string()).is_some() {
-            return Err(InputError::new(INPUT, format!("line {number}: `{key}` is set twice")));
+        if parameters
+            .insert(key.to_string(), value.trim().to_string())
+            .is_some()
+        {
+            return Err(InputError::new(
+                INPUT,
+                format!("line {number}: `{key}` is set twice"),
+            ));
         }
     }
     Ok(parameters)
@@ -292,13 +393,19 @@ pub fn parse_parameters(text: &str) -> Result<BTreeMap<String, String>, InputErr
 
 fn check_key(key: &str) -> Result<(), InputError> {
     if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(InputError::new("parameters", format!("`{key}` is not a parameter name (no spaces, not empty)")));
+        return Err(InputError::new(
+            "parameters",
+            format!("`{key}` is not a parameter name (no spaces, not empty)"),
+        ));
     }
     Ok(())
 }
 
 fn default_run_name(inputs: &Inputs) -> String {
-    match (inputs.variable("Build.DefinitionName"), inputs.variable("Build.BuildNumber")) {
+    match (
+        inputs.variable("Build.DefinitionName"),
+        inputs.variable("Build.BuildNumber"),
+    ) {
         (Some(definition), Some(number)) => format!("{definition} {number}"),
         (Some(definition), None) => definition,
         _ => "databricks-azdo notebook test".to_string(),
@@ -307,13 +414,27 @@ fn default_run_name(inputs: &Inputs) -> String {
 
 /// Same pipeline step attempt + same notebooks → same token, so a retried submit (even from a
 /// retried process) never starts a second run. Outside a pipeline, unique per invocation.
-fn idempotency_token(inputs: &Inputs, host: &dyn Host, notebooks: &[Notebook], run_name: &str) -> String {
+fn idempotency_token(
+    inputs: &Inputs,
+    host: &dyn Host,
+    notebooks: &[Notebook],
+    run_name: &str,
+) -> String {
     let mut hasher = Sha256::new();
-    let identity = ["System.PlanId", "System.JobId", "System.JobAttempt", "System.TaskInstanceId"]
-        .map(|name| inputs.variable(name).unwrap_or_default());
+    let identity = [
+        "System.PlanId",
+        "System.JobId",
+        "System.JobAttempt",
+        "System.TaskInstanceId",
+    ]
+    .map(|name| inputs.variable(name).unwrap_or_default());
     if identity.iter().all(String::is_empty) {
         hasher.update(host.unix_millis().to_le_bytes());
-        hasher.update(fastrand::Rng::with_seed(host.unix_millis() ^ host.elapsed().as_nanos() as u64).u64(..).to_le_bytes());
+        hasher.update(
+            fastrand::Rng::with_seed(host.unix_millis() ^ host.elapsed().as_nanos() as u64)
+                .u64(..)
+                .to_le_bytes(),
+        );
     } else {
         for part in identity {
             hasher.update(part.as_bytes());
@@ -336,18 +457,39 @@ mod tests {
 
     #[test]
     fn notebook_paths_resolve_against_the_repo() {
-        let paths = notebook_paths("test/unit\n\n# comment\n/Shared/x/y\n", false, Some("/Repos/ci/p")).unwrap();
+        let paths = notebook_paths(
+            "test/unit\n\n# comment\n/Shared/x/y\n",
+            false,
+            Some("/Repos/ci/p"),
+        )
+        .unwrap();
         assert_eq!(paths, ["/Repos/ci/p/test/unit", "/Shared/x/y"]);
-        assert!(notebook_paths("test/unit", false, None).unwrap_err().to_string().contains("repoPath"));
-        assert!(notebook_paths("/abs", true, None).unwrap_err().to_string().contains("relative"));
-        assert!(notebook_paths("a\na", true, None).unwrap_err().to_string().contains("twice"));
-        assert!(notebook_paths("\n#\n", true, None).unwrap_err().to_string().contains("no notebook"));
+        assert!(notebook_paths("test/unit", false, None)
+            .unwrap_err()
+            .to_string()
+            .contains("repoPath"));
+        assert!(notebook_paths("/abs", true, None)
+            .unwrap_err()
+            .to_string()
+            .contains("relative"));
+        assert!(notebook_paths("a\na", true, None)
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+        assert!(notebook_paths("\n#\n", true, None)
+            .unwrap_err()
+            .to_string()
+            .contains("no notebook"));
         assert!(notebook_paths("../x", true, None).is_err());
     }
 
     #[test]
     fn task_keys_are_unique_and_safe() {
-        let notebooks = with_task_keys(vec!["/a/unit".into(), "/b/unit".into(), "/c/my test.py".into()]);
+        let notebooks = with_task_keys(vec![
+            "/a/unit".into(),
+            "/b/unit".into(),
+            "/c/my test.py".into(),
+        ]);
         let keys: Vec<_> = notebooks.iter().map(|n| n.task_key.as_str()).collect();
         assert_eq!(keys, ["unit", "unit_2", "my_test_py"]);
     }
@@ -358,25 +500,52 @@ mod tests {
         assert_eq!(p["env"], "ci");
         assert_eq!(p["url"], "https://x?a=b");
         let p = parse_parameters(r#"{"n": 3, "flag": true, "s": "x"}"#).unwrap();
-        assert_eq!((p["n"].as_str(), p["flag"].as_str(), p["s"].as_str()), ("3", "true", "x"));
-        assert!(parse_parameters("novalue").unwrap_err().to_string().contains("line 1"));
-        assert!(parse_parameters("a=1\na=2").unwrap_err().to_string().contains("twice"));
+        assert_eq!(
+            (p["n"].as_str(), p["flag"].as_str(), p["s"].as_str()),
+            ("3", "true", "x")
+        );
+        assert!(parse_parameters("novalue")
+            .unwrap_err()
+            .to_string()
+            .contains("line 1"));
+        assert!(parse_parameters("a=1\na=2")
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
         assert!(parse_parameters(r#"{"a": [1]}"#).is_err());
         assert!(parse_parameters("{bad json").is_err());
     }
 
     #[test]
     fn cluster_specs_are_checked() {
-        assert!(parse_cluster_spec(r#"{"spark_version": "15.4.x-scala2.12", "node_type_id": "n", "num_workers": 0}"#).is_ok());
+        assert!(parse_cluster_spec(
+            r#"{"spark_version": "15.4.x-scala2.12", "node_type_id": "n", "num_workers": 0}"#
+        )
+        .is_ok());
         assert!(parse_cluster_spec(r#"{"spark_version": "s", "instance_pool_id": "p", "autoscale": {"min_workers": 1, "max_workers": 2}}"#).is_ok());
         for (spec, needle) in [
             ("[]", "object"),
             ("{", "JSON"),
-            (r#"{"node_type_id": "n", "num_workers": 1}"#, "spark_version"),
-            (r#"{"spark_version": "s", "num_workers": 1}"#, "node_type_id"),
-            (r#"{"spark_version": "s", "node_type_id": "n"}"#, "num_workers"),
-            (r#"{"spark_version": "s", "node_type_id": "n", "num_workers": -1}"#, "whole number"),
-            (r#"{"spark_version": "s", "node_type_id": "n", "autoscale": {"min_workers": 3, "max_workers": 2}}"#, "autoscale"),
+            (
+                r#"{"node_type_id": "n", "num_workers": 1}"#,
+                "spark_version",
+            ),
+            (
+                r#"{"spark_version": "s", "num_workers": 1}"#,
+                "node_type_id",
+            ),
+            (
+                r#"{"spark_version": "s", "node_type_id": "n"}"#,
+                "num_workers",
+            ),
+            (
+                r#"{"spark_version": "s", "node_type_id": "n", "num_workers": -1}"#,
+                "whole number",
+            ),
+            (
+                r#"{"spark_version": "s", "node_type_id": "n", "autoscale": {"min_workers": 3, "max_workers": 2}}"#,
+                "autoscale",
+            ),
         ] {
             let err = parse_cluster_spec(spec).unwrap_err().to_string();
             assert!(err.contains(needle), "{spec}: {err}");

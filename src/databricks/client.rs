@@ -28,6 +28,7 @@ pub struct Client {
     host: Rc<dyn Host>,
     jitter: RefCell<fastrand::Rng>,
     notice: Option<Notice>,
+    trace: Option<Notice>,
 }
 
 impl std::fmt::Debug for Client {
@@ -66,11 +67,18 @@ impl Client {
             host,
             jitter: RefCell::new(fastrand::Rng::with_seed(seed)),
             notice: None,
+            trace: None,
         }
     }
 
     pub fn with_notice(mut self, notice: Notice) -> Client {
         self.notice = Some(notice);
+        self
+    }
+
+    /// Told about every attempt (method, path, status, time): for debug logs.
+    pub fn with_trace(mut self, trace: Notice) -> Client {
+        self.trace = Some(trace);
         self
     }
 
@@ -168,6 +176,28 @@ impl Client {
     }
 
     pub(crate) async fn attempt<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ApiError> {
+        let started = self.host.elapsed();
+        let label = format!("{method} {path}");
+        let result = self.attempt_untraced(method, path, query, body).await;
+        if let Some(trace) = &self.trace {
+            let ms = self.host.elapsed().saturating_sub(started).as_millis();
+            let outcome = match &result {
+                Ok(_) => "ok".to_string(),
+                Err(ApiError::Http { status, .. }) => format!("HTTP {status}"),
+                Err(e) => e.message().to_string(),
+            };
+            trace(&format!("{label}: {outcome} in {ms} ms"));
+        }
+        result
+    }
+
+    async fn attempt_untraced<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,

@@ -622,6 +622,11 @@ async fn drive_task(
         .join("runs")
         .join(run_id.to_string())
         .join(task_run_id.to_string());
+    // RUNNING before the process exists, so nothing the notebook does can predate it.
+    update_task(shared, run_id, index, |task| {
+        task.state = RunState::active(LifeCycle::Running);
+        task.running_since = Some(now_ms());
+    });
     let started = notebook::start(NotebookJob {
         python: &shared.python,
         runner: &shared.runner_script,
@@ -647,10 +652,6 @@ async fn drive_task(
             return finish(shared, run_id, index, state, None);
         }
     };
-    update_task(shared, run_id, index, |task| {
-        task.state = RunState::active(LifeCycle::Running);
-        task.running_since = Some(now_ms());
-    });
 
     let task_timeout = async {
         match spec.timeout_seconds {

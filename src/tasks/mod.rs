@@ -126,14 +126,20 @@ fn make_client(
         .variable("TF_BUILD")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let notice_log = log.clone();
-    Client::new(
+    let client = Client::new(
         connection.url.clone(),
         connection.token.clone(),
         user_agent(in_pipeline || options.mode == OutputMode::Agent),
         options.retry.clone(),
         host.clone(),
     )
-    .with_notice(Rc::new(move |text| notice_log.warning(text)))
+    .with_notice(Rc::new(move |text| notice_log.warning(text)));
+    if log.debug_enabled() {
+        let trace_log = log.clone();
+        client.with_trace(Rc::new(move |text| trace_log.debug(text)))
+    } else {
+        client
+    }
 }
 
 /// What a successful task run leaves behind.

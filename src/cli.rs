@@ -18,9 +18,11 @@ use databricks_azdo::emulator::EmulatorArgs;
     after_help = "Examples:\n  \
         databricks-azdo demo\n  \
         export DATABRICKS_HOST=https://adb-123.4.azuredatabricks.net DATABRICKS_TOKEN=dapi...\n  \
-        databricks-azdo repo-update --repo-path /Repos/ci/my-project --repo-url https://github.com/org/my-project --branch main\n  \
-        databricks-azdo run-notebook-test --repo-path /Repos/ci/my-project --notebook test/unit --cluster-id 0923-164208-abcd123\n  \
-        databricks-azdo task DatabricksRunNotebookTest   # agent mode: reads INPUT_* like the pipeline task"
+        databricks-azdo repo-update --repo-path /Repos/ci/proj \\\n      \
+        --repo-url https://github.com/org/proj --branch main\n  \
+        databricks-azdo run-notebook-test --repo-path /Repos/ci/proj \\\n      \
+        --notebook test/unit --cluster-id 0923-164208-abcd123\n  \
+        databricks-azdo task DatabricksRunNotebookTest    # agent mode: reads INPUT_*"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -31,7 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// Create or update a Databricks Repo at a branch or tag (or delete it).
     #[command(after_help = "Examples:\n  \
-        databricks-azdo repo-update --repo-path /Repos/ci/proj --repo-url https://github.com/org/proj --branch main\n  \
+        databricks-azdo repo-update --repo-path /Repos/ci/proj \\\n      \
+        --repo-url https://github.com/org/proj --branch main\n  \
         databricks-azdo repo-update --repo-path /Repos/ci/proj --mode delete")]
     RepoUpdate(RepoUpdateArgs),
     /// Run notebooks as one Databricks run, wait, and report each notebook's result.
@@ -49,7 +52,8 @@ pub enum Command {
     },
     /// Serve the local Databricks workspace emulator (prints its URL first).
     #[command(after_help = "Example:\n  \
-        databricks-azdo emulator --listen 127.0.0.1:0 --token local-token --fault 'POST /api/2.1/jobs/runs/submit=503*2'")]
+        databricks-azdo emulator --listen 127.0.0.1:0 --token local-token \\\n      \
+        --fault 'POST /api/2.1/jobs/runs/submit=503*2'")]
     Emulator(EmulatorArgs),
     /// Run the whole flow offline against the emulator: repo update, notebook run, cleanup.
     Demo(DemoArgs),
@@ -96,8 +100,10 @@ pub struct RepoUpdateArgs {
     /// gitHub, azureDevOpsServices, gitLab, ... [default: derived from the URL]
     #[arg(long)]
     pub git_provider: Option<String>,
+    /// Branch to check out and pull.
     #[arg(long)]
     pub branch: Option<String>,
+    /// Tag to check out (detached), instead of a branch.
     #[arg(long)]
     pub tag: Option<String>,
     /// Commit the repo head should be at after the update.
@@ -115,13 +121,16 @@ pub struct RunNotebookTestArgs {
     /// Notebook to run (repeatable); relative paths are resolved against --repo-path.
     #[arg(long = "notebook", value_name = "PATH", required = true)]
     pub notebooks: Vec<String>,
+    /// The Repo the notebooks live in, e.g. /Repos/ci/my-project.
     #[arg(long)]
     pub repo_path: Option<String>,
     /// workspace, or git (runs --commit of --repo-url directly, no Repo needed).
     #[arg(long)]
     pub source: Option<String>,
+    /// HTTPS clone URL, for --source git.
     #[arg(long)]
     pub repo_url: Option<String>,
+    /// gitHub, azureDevOpsServices, gitLab, ... [default: derived from the URL]
     #[arg(long)]
     pub git_provider: Option<String>,
     /// The commit to run with --source git.
@@ -142,6 +151,7 @@ pub struct RunNotebookTestArgs {
     /// 0 = no timeout [default: 60]
     #[arg(long)]
     pub timeout_minutes: Option<String>,
+    /// Name of the run in Databricks.
     #[arg(long)]
     pub run_name: Option<String>,
 }

@@ -92,7 +92,10 @@ struct SourceRepo {
 
 impl SourceRepo {
     fn new(scratch: &Path) -> SourceRepo {
-        let repo = SourceRepo { dir: scratch.join("source"), home: scratch.join("home") };
+        let repo = SourceRepo {
+            dir: scratch.join("source"),
+            home: scratch.join("home"),
+        };
         std::fs::create_dir_all(&repo.dir).unwrap();
         std::fs::create_dir_all(&repo.home).unwrap();
         repo.git(&["init", "--quiet", "--initial-branch=main"]);
@@ -127,7 +130,12 @@ impl SourceRepo {
     /// Runs git isolated from the machine's configuration.
     fn git(&self, args: &[&str]) -> String {
         let output = Command::new("git")
-            .args(["-c", "user.name=Emulator Test", "-c", "user.email=test@example.com"])
+            .args([
+                "-c",
+                "user.name=Emulator Test",
+                "-c",
+                "user.email=test@example.com",
+            ])
             .args(["-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"])
             .args(args)
             .current_dir(&self.dir)
@@ -136,7 +144,11 @@ impl SourceRepo {
             .env_remove("GIT_DIR")
             .output()
             .expect("git runs");
-        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap().trim().to_string()
     }
 }
@@ -162,7 +174,9 @@ impl Workspace {
             terminating: ms(10),
             ..EmulatorConfig::default()
         };
-        let emulator = Emulator::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let emulator = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let base = emulator.base_url();
         assert!(base.starts_with("http://127.0.0.1:"), "{base}");
         Workspace {
@@ -174,7 +188,9 @@ impl Workspace {
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(TOKEN)
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -209,18 +225,33 @@ impl Workspace {
 
     /// Creates `/Repos/ci/project` from `source`.
     async fn create_repo(&self, source: &SourceRepo) -> Value {
-        self.ok(Method::POST, "/api/2.0/workspace/mkdirs", Some(json!({ "path": "/Repos/ci" }))).await;
-        let body = json!({ "url": source.url(), "provider": "gitHub", "path": "/Repos/ci/project" });
+        self.ok(
+            Method::POST,
+            "/api/2.0/workspace/mkdirs",
+            Some(json!({ "path": "/Repos/ci" })),
+        )
+        .await;
+        let body =
+            json!({ "url": source.url(), "provider": "gitHub", "path": "/Repos/ci/project" });
         self.ok(Method::POST, "/api/2.0/repos", Some(body)).await
     }
 
     async fn submit(&self, body: Value) -> i64 {
-        let answer = self.ok(Method::POST, "/api/2.1/jobs/runs/submit", Some(body)).await;
-        answer["run_id"].as_i64().unwrap_or_else(|| panic!("no run_id: {answer}"))
+        let answer = self
+            .ok(Method::POST, "/api/2.1/jobs/runs/submit", Some(body))
+            .await;
+        answer["run_id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no run_id: {answer}"))
     }
 
     async fn run(&self, run_id: i64) -> Value {
-        self.ok(Method::GET, &format!("/api/2.1/jobs/runs/get?run_id={run_id}"), None).await
+        self.ok(
+            Method::GET,
+            &format!("/api/2.1/jobs/runs/get?run_id={run_id}"),
+            None,
+        )
+        .await
     }
 
     /// Polls `runs/get` until the run is terminal; returns it and the life cycle states seen.
@@ -229,24 +260,40 @@ impl Workspace {
         let mut seen: Vec<String> = Vec::new();
         loop {
             let run = self.run(run_id).await;
-            let state = run["state"]["life_cycle_state"].as_str().unwrap().to_string();
+            let state = run["state"]["life_cycle_state"]
+                .as_str()
+                .unwrap()
+                .to_string();
             if seen.last() != Some(&state) {
                 seen.push(state.clone());
             }
             if ["TERMINATED", "INTERNAL_ERROR", "SKIPPED"].contains(&state.as_str()) {
                 return (run, seen);
             }
-            assert!(Instant::now() < deadline, "run {run_id} is still {state}: {run}");
+            assert!(
+                Instant::now() < deadline,
+                "run {run_id} is still {state}: {run}"
+            );
             tokio::time::sleep(ms(10)).await;
         }
     }
 
     async fn output(&self, run_id: i64) -> Value {
-        self.ok(Method::GET, &format!("/api/2.1/jobs/runs/get-output?run_id={run_id}"), None).await
+        self.ok(
+            Method::GET,
+            &format!("/api/2.1/jobs/runs/get-output?run_id={run_id}"),
+            None,
+        )
+        .await
     }
 
     async fn control(&self, method: Method, path: &str) -> Value {
-        let response = self.http.request(method, format!("{}{path}", self.base)).send().await.unwrap();
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
@@ -273,17 +320,26 @@ fn single_run(task: Value) -> Value {
 }
 
 fn error_code(body: &Value) -> &str {
-    body["error_code"].as_str().unwrap_or_else(|| panic!("no error_code: {body}"))
+    body["error_code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error_code: {body}"))
 }
 
 fn message(body: &Value) -> &str {
-    body["message"].as_str().unwrap_or_else(|| panic!("no message: {body}"))
+    body["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message: {body}"))
 }
 
 /// Whether a process exists and is not a zombie.
 fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -310,22 +366,43 @@ async fn rejects_missing_and_wrong_credentials_with_the_real_envelopes() {
         json!({ "error_code": "UNAUTHENTICATED", "message": "Credential was not sent or was of an unsupported type for this API." })
     );
 
-    let basic = ws.http.get(&url).basic_auth("user", Some(TOKEN)).send().await.unwrap();
+    let basic = ws
+        .http
+        .get(&url)
+        .basic_auth("user", Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
 
-    let wrong = ws.http.get(&url).bearer_auth("dapi-wrong").send().await.unwrap();
+    let wrong = ws
+        .http
+        .get(&url)
+        .bearer_auth("dapi-wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     let text = wrong.text().await.unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({ "error_code": "403", "message": "Invalid access token." }));
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({ "error_code": "403", "message": "Invalid access token." })
+    );
     assert!(!text.contains("dapi"), "tokens are never echoed: {text}");
 
     let (status, body) = ws.get("/api/2.0/no/such/thing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "ENDPOINT_NOT_FOUND");
-    assert_eq!(message(&body), "No API found for 'GET /api/2.0/no/such/thing'");
+    assert_eq!(
+        message(&body),
+        "No API found for 'GET /api/2.0/no/such/thing'"
+    );
 
     let (status, body) = ws.call(Method::PUT, "/api/2.0/repos", None).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND")
+    );
 
     let malformed = ws
         .request(Method::POST, "/api/2.0/workspace/mkdirs")
@@ -335,16 +412,28 @@ async fn rejects_missing_and_wrong_credentials_with_the_real_envelopes() {
         .await
         .unwrap();
     assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(&malformed.json().await.unwrap()), "MALFORMED_REQUEST");
+    assert_eq!(
+        error_code(&malformed.json().await.unwrap()),
+        "MALFORMED_REQUEST"
+    );
 
     let (status, body) = ws.get("/api/2.0/workspace/get-status").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE")
+    );
 
     // Every API request was counted, the rejected ones included; control routes are not.
     let counts = ws.control(Method::GET, "/emulator/requests").await;
-    assert_eq!(counts["by_endpoint"]["GET /api/2.0/workspace/get-status"], 4);
+    assert_eq!(
+        counts["by_endpoint"]["GET /api/2.0/workspace/get-status"],
+        4
+    );
     assert_eq!(counts["total"], 7);
-    assert_eq!(ws.emulator.request_counts()["POST /api/2.0/workspace/mkdirs"], 1);
+    assert_eq!(
+        ws.emulator.request_counts()["POST /api/2.0/workspace/mkdirs"],
+        1
+    );
     ws.control(Method::POST, "/emulator/requests/reset").await;
     assert!(ws.emulator.request_counts().is_empty());
     ws.emulator.shutdown().await;
@@ -355,32 +444,77 @@ async fn rejects_missing_and_wrong_credentials_with_the_real_envelopes() {
 #[tokio::test]
 async fn workspace_folders_can_be_made_listed_and_inspected() {
     let ws = Workspace::start().await;
-    let root = ws.ok(Method::GET, "/api/2.0/workspace/get-status?path=/", None).await;
+    let root = ws
+        .ok(Method::GET, "/api/2.0/workspace/get-status?path=/", None)
+        .await;
     assert_eq!(root["object_type"], "DIRECTORY");
     for top in ["/Repos", "/Users", "/Shared"] {
-        let info = ws.ok(Method::GET, &format!("/api/2.0/workspace/get-status?path={top}"), None).await;
+        let info = ws
+            .ok(
+                Method::GET,
+                &format!("/api/2.0/workspace/get-status?path={top}"),
+                None,
+            )
+            .await;
         assert_eq!(info["object_type"], "DIRECTORY", "{top}");
     }
 
-    let made = ws.ok(Method::POST, "/api/2.0/workspace/mkdirs", Some(json!({ "path": "/Users/someone/a/b" }))).await;
+    let made = ws
+        .ok(
+            Method::POST,
+            "/api/2.0/workspace/mkdirs",
+            Some(json!({ "path": "/Users/someone/a/b" })),
+        )
+        .await;
     assert_eq!(made, json!({}));
-    let again = ws.ok(Method::POST, "/api/2.0/workspace/mkdirs", Some(json!({ "path": "/Users/someone/a/b" }))).await;
+    let again = ws
+        .ok(
+            Method::POST,
+            "/api/2.0/workspace/mkdirs",
+            Some(json!({ "path": "/Users/someone/a/b" })),
+        )
+        .await;
     assert_eq!(again, json!({}), "mkdirs is idempotent");
 
-    let a = ws.ok(Method::GET, "/api/2.0/workspace/get-status?path=/Users/someone/a", None).await;
+    let a = ws
+        .ok(
+            Method::GET,
+            "/api/2.0/workspace/get-status?path=/Users/someone/a",
+            None,
+        )
+        .await;
     assert_eq!(a["object_type"], "DIRECTORY");
     assert_eq!(a["path"], "/Users/someone/a");
     assert!(a["object_id"].as_i64().unwrap() > 0);
 
-    let listing = ws.ok(Method::GET, "/api/2.0/workspace/list?path=/Users/someone", None).await;
+    let listing = ws
+        .ok(
+            Method::GET,
+            "/api/2.0/workspace/list?path=/Users/someone",
+            None,
+        )
+        .await;
     assert_eq!(listing["objects"].as_array().unwrap().len(), 1);
     assert_eq!(listing["objects"][0]["path"], "/Users/someone/a");
-    let empty = ws.ok(Method::GET, "/api/2.0/workspace/list?path=/Users/someone/a/b", None).await;
-    assert_eq!(empty, json!({}), "an empty folder lists without an objects field");
+    let empty = ws
+        .ok(
+            Method::GET,
+            "/api/2.0/workspace/list?path=/Users/someone/a/b",
+            None,
+        )
+        .await;
+    assert_eq!(
+        empty,
+        json!({}),
+        "an empty folder lists without an objects field"
+    );
 
     let (status, body) = ws.get("/api/2.0/workspace/get-status?path=/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body, json!({ "error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Path (/nope) doesn't exist." }));
+    assert_eq!(
+        body,
+        json!({ "error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Path (/nope) doesn't exist." })
+    );
     let (status, _) = ws.get("/api/2.0/workspace/list?path=/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     ws.emulator.shutdown().await;
@@ -391,7 +525,10 @@ async fn repo_checkouts_show_notebooks_without_their_extension() {
     let ws = Workspace::start().await;
     let source = ws.source();
     let repo = ws.create_repo(&source).await;
-    let status = async |path: &str| ws.get(&format!("/api/2.0/workspace/get-status?path={path}")).await;
+    let status = async |path: &str| {
+        ws.get(&format!("/api/2.0/workspace/get-status?path={path}"))
+            .await
+    };
 
     let (_, root) = status("/Repos/ci/project").await;
     assert_eq!(root["object_type"], "REPO");
@@ -402,29 +539,59 @@ async fn repo_checkouts_show_notebooks_without_their_extension() {
     assert_eq!(notebook["language"], "PYTHON");
     assert_eq!(notebook["path"], "/Repos/ci/project/test/unit");
     let (code, _) = status("/Repos/ci/project/test/unit.py").await;
-    assert_eq!(code, StatusCode::NOT_FOUND, "a notebook is not addressed by its file name");
+    assert_eq!(
+        code,
+        StatusCode::NOT_FOUND,
+        "a notebook is not addressed by its file name"
+    );
     let (_, helpers) = status("/Repos/ci/project/test/helpers.py").await;
-    assert_eq!(helpers["object_type"], "FILE", "a .py file without the header is a file");
+    assert_eq!(
+        helpers["object_type"], "FILE",
+        "a .py file without the header is a file"
+    );
     let (_, folder) = status("/Repos/ci/project/test").await;
     assert_eq!(folder["object_type"], "DIRECTORY");
     let (code, _) = status("/Repos/ci/project/.git").await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 
-    let top = ws.ok(Method::GET, "/api/2.0/workspace/list?path=/Repos/ci/project", None).await;
+    let top = ws
+        .ok(
+            Method::GET,
+            "/api/2.0/workspace/list?path=/Repos/ci/project",
+            None,
+        )
+        .await;
     let kinds: Vec<(String, String)> = top["objects"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| (o["path"].as_str().unwrap().into(), o["object_type"].as_str().unwrap().into()))
+        .map(|o| {
+            (
+                o["path"].as_str().unwrap().into(),
+                o["object_type"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert_eq!(
         kinds,
         [
-            ("/Repos/ci/project/README.md".to_string(), "FILE".to_string()),
-            ("/Repos/ci/project/test".to_string(), "DIRECTORY".to_string()),
+            (
+                "/Repos/ci/project/README.md".to_string(),
+                "FILE".to_string()
+            ),
+            (
+                "/Repos/ci/project/test".to_string(),
+                "DIRECTORY".to_string()
+            ),
         ]
     );
-    let tests = ws.ok(Method::GET, "/api/2.0/workspace/list?path=/Repos/ci/project/test", None).await;
+    let tests = ws
+        .ok(
+            Method::GET,
+            "/api/2.0/workspace/list?path=/Repos/ci/project/test",
+            None,
+        )
+        .await;
     let notebooks: Vec<&str> = tests["objects"]
         .as_array()
         .unwrap()
@@ -432,11 +599,21 @@ async fn repo_checkouts_show_notebooks_without_their_extension() {
         .filter(|o| o["object_type"] == "NOTEBOOK")
         .map(|o| o["path"].as_str().unwrap())
         .collect();
-    assert!(notebooks.contains(&"/Repos/ci/project/test/unit"), "{notebooks:?}");
-    let ci = ws.ok(Method::GET, "/api/2.0/workspace/list?path=/Repos/ci", None).await;
+    assert!(
+        notebooks.contains(&"/Repos/ci/project/test/unit"),
+        "{notebooks:?}"
+    );
+    let ci = ws
+        .ok(Method::GET, "/api/2.0/workspace/list?path=/Repos/ci", None)
+        .await;
     assert_eq!(ci["objects"][0]["object_type"], "REPO");
 
-    let (code, body) = ws.post("/api/2.0/workspace/mkdirs", json!({ "path": "/Repos/ci/project/new" })).await;
+    let (code, body) = ws
+        .post(
+            "/api/2.0/workspace/mkdirs",
+            json!({ "path": "/Repos/ci/project/new" }),
+        )
+        .await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
     ws.emulator.shutdown().await;
 }
@@ -450,7 +627,12 @@ async fn repos_follow_branches_and_tags_of_the_source() {
     let first = source.git(&["rev-parse", "HEAD"]);
     source.git(&["tag", "v1"]);
 
-    ws.ok(Method::POST, "/api/2.0/workspace/mkdirs", Some(json!({ "path": "/Repos/ci" }))).await;
+    ws.ok(
+        Method::POST,
+        "/api/2.0/workspace/mkdirs",
+        Some(json!({ "path": "/Repos/ci" })),
+    )
+    .await;
     let body = json!({ "url": source.url(), "provider": "GITHUB", "path": "/Repos/ci/project" });
     let repo = ws.ok(Method::POST, "/api/2.0/repos", Some(body)).await;
     let id = repo["id"].as_i64().unwrap();
@@ -460,17 +642,31 @@ async fn repos_follow_branches_and_tags_of_the_source() {
     assert_eq!(repo["url"], source.url());
     assert_eq!(repo["branch"], "main");
     assert_eq!(repo["head_commit_id"], first.as_str());
-    assert_eq!(ws.ok(Method::GET, &format!("/api/2.0/repos/{id}"), None).await, repo);
+    assert_eq!(
+        ws.ok(Method::GET, &format!("/api/2.0/repos/{id}"), None)
+            .await,
+        repo
+    );
 
-    let listed = ws.ok(Method::GET, "/api/2.0/repos?path_prefix=/Repos/ci", None).await;
+    let listed = ws
+        .ok(Method::GET, "/api/2.0/repos?path_prefix=/Repos/ci", None)
+        .await;
     assert_eq!(listed, json!({ "repos": [repo] }));
-    let none = ws.ok(Method::GET, "/api/2.0/repos?path_prefix=/Repos/other", None).await;
+    let none = ws
+        .ok(Method::GET, "/api/2.0/repos?path_prefix=/Repos/other", None)
+        .await;
     assert_eq!(none, json!({}));
 
     // New commits on the branch: PATCH with the same branch pulls them.
     source.write("test/version.py", &version_notebook("v2"));
     let second = source.commit("v2");
-    let pulled = ws.ok(Method::PATCH, &format!("/api/2.0/repos/{id}"), Some(json!({ "branch": "main" }))).await;
+    let pulled = ws
+        .ok(
+            Method::PATCH,
+            &format!("/api/2.0/repos/{id}"),
+            Some(json!({ "branch": "main" })),
+        )
+        .await;
     assert_eq!(pulled["head_commit_id"], second.as_str());
     assert_eq!(pulled["branch"], "main");
 
@@ -478,31 +674,95 @@ async fn repos_follow_branches_and_tags_of_the_source() {
     source.write("feature.txt", "new\n");
     let feature = source.commit("feature");
     source.git(&["checkout", "--quiet", "main"]);
-    let switched = ws.ok(Method::PATCH, &format!("/api/2.0/repos/{id}"), Some(json!({ "branch": "feature" }))).await;
-    assert_eq!((switched["branch"].as_str(), switched["head_commit_id"].as_str()), (Some("feature"), Some(feature.as_str())));
-    let file = ws.ok(Method::GET, "/api/2.0/workspace/get-status?path=/Repos/ci/project/feature.txt", None).await;
-    assert_eq!(file["object_type"], "FILE", "the checkout follows the branch");
+    let switched = ws
+        .ok(
+            Method::PATCH,
+            &format!("/api/2.0/repos/{id}"),
+            Some(json!({ "branch": "feature" })),
+        )
+        .await;
+    assert_eq!(
+        (
+            switched["branch"].as_str(),
+            switched["head_commit_id"].as_str()
+        ),
+        (Some("feature"), Some(feature.as_str()))
+    );
+    let file = ws
+        .ok(
+            Method::GET,
+            "/api/2.0/workspace/get-status?path=/Repos/ci/project/feature.txt",
+            None,
+        )
+        .await;
+    assert_eq!(
+        file["object_type"], "FILE",
+        "the checkout follows the branch"
+    );
 
-    let tagged = ws.ok(Method::PATCH, &format!("/api/2.0/repos/{id}"), Some(json!({ "tag": "v1" }))).await;
+    let tagged = ws
+        .ok(
+            Method::PATCH,
+            &format!("/api/2.0/repos/{id}"),
+            Some(json!({ "tag": "v1" })),
+        )
+        .await;
     assert_eq!(tagged["head_commit_id"], first.as_str());
-    assert!(tagged.get("branch").is_none(), "a tag checkout has no branch: {tagged}");
+    assert!(
+        tagged.get("branch").is_none(),
+        "a tag checkout has no branch: {tagged}"
+    );
 
-    let (status, body) = ws.call(Method::PATCH, &format!("/api/2.0/repos/{id}"), Some(json!({ "branch": "nope" }))).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"));
+    let (status, body) = ws
+        .call(
+            Method::PATCH,
+            &format!("/api/2.0/repos/{id}"),
+            Some(json!({ "branch": "nope" })),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE")
+    );
     assert!(message(&body).contains("nope"), "{body}");
-    let (status, body) = ws.call(Method::PATCH, &format!("/api/2.0/repos/{id}"), Some(json!({ "tag": "v9" }))).await;
-    assert!(status == StatusCode::BAD_REQUEST && message(&body).contains("v9"), "{body}");
+    let (status, body) = ws
+        .call(
+            Method::PATCH,
+            &format!("/api/2.0/repos/{id}"),
+            Some(json!({ "tag": "v9" })),
+        )
+        .await;
+    assert!(
+        status == StatusCode::BAD_REQUEST && message(&body).contains("v9"),
+        "{body}"
+    );
     let both = json!({ "branch": "main", "tag": "v1" });
-    let (status, body) = ws.call(Method::PATCH, &format!("/api/2.0/repos/{id}"), Some(both)).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"));
+    let (status, body) = ws
+        .call(Method::PATCH, &format!("/api/2.0/repos/{id}"), Some(both))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE")
+    );
 
-    assert_eq!(ws.ok(Method::DELETE, &format!("/api/2.0/repos/{id}"), None).await, json!({}));
+    assert_eq!(
+        ws.ok(Method::DELETE, &format!("/api/2.0/repos/{id}"), None)
+            .await,
+        json!({})
+    );
     let (status, body) = ws.get(&format!("/api/2.0/repos/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body, json!({ "error_code": "RESOURCE_DOES_NOT_EXIST", "message": format!("Repo {id} does not exist.") }));
-    let (status, _) = ws.get("/api/2.0/workspace/get-status?path=/Repos/ci/project").await;
+    assert_eq!(
+        body,
+        json!({ "error_code": "RESOURCE_DOES_NOT_EXIST", "message": format!("Repo {id} does not exist.") })
+    );
+    let (status, _) = ws
+        .get("/api/2.0/workspace/get-status?path=/Repos/ci/project")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = ws.call(Method::DELETE, &format!("/api/2.0/repos/{id}"), None).await;
+    let (status, _) = ws
+        .call(Method::DELETE, &format!("/api/2.0/repos/{id}"), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     ws.emulator.shutdown().await;
 }
@@ -514,38 +774,72 @@ async fn repo_creation_rejects_what_databricks_rejects() {
     ws.create_repo(&source).await;
     let create = |body: Value| ws.post("/api/2.0/repos", body);
 
-    let (status, body) = create(json!({ "url": source.url(), "provider": "gitHub", "path": "/Repos/ci/project" })).await;
+    let (status, body) =
+        create(json!({ "url": source.url(), "provider": "gitHub", "path": "/Repos/ci/project" }))
+            .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body,
         json!({ "error_code": "RESOURCE_ALREADY_EXISTS", "message": "Repo /Repos/ci/project already exists. Please choose a different path." })
     );
 
-    let (status, body) = create(json!({ "url": source.url(), "provider": "gitHub", "path": "/Repos/nobody/x" })).await;
+    let (status, body) =
+        create(json!({ "url": source.url(), "provider": "gitHub", "path": "/Repos/nobody/x" }))
+            .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "RESOURCE_DOES_NOT_EXIST");
-    assert_eq!(message(&body), "Parent directory /Repos/nobody does not exist.");
+    assert_eq!(
+        message(&body),
+        "Parent directory /Repos/nobody does not exist."
+    );
 
     let remote = json!({ "url": "https://github.com/org/project.git", "provider": "gitHub", "path": "/Repos/ci/remote" });
     let (status, body) = create(remote).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "PERMISSION_DENIED"));
-    assert!(message(&body).starts_with("Missing Git provider credentials."), "{body}");
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::FORBIDDEN, "PERMISSION_DENIED")
+    );
+    assert!(
+        message(&body).starts_with("Missing Git provider credentials."),
+        "{body}"
+    );
 
-    let (status, body) = create(json!({ "url": source.url(), "provider": "svn", "path": "/Repos/ci/x" })).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"));
-    assert!(message(&body).contains("azureDevOpsServices"), "names the valid providers: {body}");
+    let (status, body) =
+        create(json!({ "url": source.url(), "provider": "svn", "path": "/Repos/ci/x" })).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE")
+    );
+    assert!(
+        message(&body).contains("azureDevOpsServices"),
+        "names the valid providers: {body}"
+    );
 
     let (status, body) = create(json!({ "provider": "gitHub", "path": "/Repos/ci/x" })).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE")
+    );
 
     let not_git = ws.scratch.path().join("plain");
     std::fs::create_dir_all(&not_git).unwrap();
-    let (status, body) = create(json!({ "url": not_git, "provider": "gitHub", "path": "/Repos/ci/plain" })).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"), "{body}");
+    let (status, body) =
+        create(json!({ "url": not_git, "provider": "gitHub", "path": "/Repos/ci/plain" })).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"),
+        "{body}"
+    );
 
     // A local path works as well as a file:// URL, and without `path` the repo lands in the
     // user's folder.
-    let plain = ws.ok(Method::POST, "/api/2.0/repos", Some(json!({ "url": source.dir, "provider": "gitLab" }))).await;
+    let plain = ws
+        .ok(
+            Method::POST,
+            "/api/2.0/repos",
+            Some(json!({ "url": source.dir, "provider": "gitLab" })),
+        )
+        .await;
     assert_eq!(plain["path"], "/Repos/emulator@example.com/source");
     ws.emulator.shutdown().await;
 }
@@ -554,15 +848,28 @@ async fn repo_creation_rejects_what_databricks_rejects() {
 async fn repo_lists_are_paged_by_twenty() {
     let ws = Workspace::start().await;
     let source = ws.source();
-    ws.ok(Method::POST, "/api/2.0/workspace/mkdirs", Some(json!({ "path": "/Repos/many" }))).await;
+    ws.ok(
+        Method::POST,
+        "/api/2.0/workspace/mkdirs",
+        Some(json!({ "path": "/Repos/many" })),
+    )
+    .await;
     for n in 0..21 {
         let body = json!({ "url": source.url(), "provider": "gitHub", "path": format!("/Repos/many/r{n:02}") });
         ws.ok(Method::POST, "/api/2.0/repos", Some(body)).await;
     }
-    let first = ws.ok(Method::GET, "/api/2.0/repos?path_prefix=/Repos/many", None).await;
+    let first = ws
+        .ok(Method::GET, "/api/2.0/repos?path_prefix=/Repos/many", None)
+        .await;
     assert_eq!(first["repos"].as_array().unwrap().len(), 20);
     let token = first["next_page_token"].as_str().unwrap();
-    let second = ws.ok(Method::GET, &format!("/api/2.0/repos?path_prefix=/Repos/many&next_page_token={token}"), None).await;
+    let second = ws
+        .ok(
+            Method::GET,
+            &format!("/api/2.0/repos?path_prefix=/Repos/many&next_page_token={token}"),
+            None,
+        )
+        .await;
     assert_eq!(second["repos"].as_array().unwrap().len(), 1);
     assert_eq!(second["repos"][0]["path"], "/Repos/many/r20");
     assert!(second.get("next_page_token").is_none());
@@ -582,8 +889,14 @@ async fn a_notebook_run_succeeds_with_its_exit_value() {
 
     let (run, seen) = ws.wait_terminal(run_id).await;
     let order = ["PENDING", "RUNNING", "TERMINATING", "TERMINATED"];
-    let positions: Vec<usize> = seen.iter().map(|s| order.iter().position(|o| o == s).unwrap()).collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "states move forward: {seen:?}");
+    let positions: Vec<usize> = seen
+        .iter()
+        .map(|s| order.iter().position(|o| o == s).unwrap())
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "states move forward: {seen:?}"
+    );
     assert_eq!(run["state"]["result_state"], "SUCCESS");
     assert_eq!(run["state"]["user_cancelled_or_timedout"], false);
     assert_eq!(run["status"]["state"], "TERMINATED");
@@ -592,7 +905,10 @@ async fn a_notebook_run_succeeds_with_its_exit_value() {
     assert_eq!(run["format"], "MULTI_TASK");
     assert_eq!(run["run_name"], "emulator test");
     let job_id = run["job_id"].as_i64().unwrap();
-    assert_eq!(run["run_page_url"], format!("{}/?o=1234567890#job/{job_id}/run/{run_id}", ws.base));
+    assert_eq!(
+        run["run_page_url"],
+        format!("{}/?o=1234567890#job/{job_id}/run/{run_id}", ws.base)
+    );
     assert!(run["end_time"].as_i64().unwrap() >= run["start_time"].as_i64().unwrap());
     assert!(run["run_duration"].as_i64().is_some());
 
@@ -600,19 +916,26 @@ async fn a_notebook_run_succeeds_with_its_exit_value() {
     assert_eq!(task["task_key"], "unit");
     assert_eq!(task["existing_cluster_id"], CLUSTER);
     assert_eq!(task["state"]["result_state"], "SUCCESS");
-    assert_eq!(task["notebook_task"]["notebook_path"], "/Repos/ci/project/test/unit");
+    assert_eq!(
+        task["notebook_task"]["notebook_path"],
+        "/Repos/ci/project/test/unit"
+    );
     assert!(task["execution_duration"].as_i64().unwrap() > 0);
     let task_run_id = task["run_id"].as_i64().unwrap();
     assert_ne!(task_run_id, run_id);
 
     let output = ws.output(task_run_id).await;
     assert_eq!(output["notebook_output"]["truncated"], false);
-    let result: Value = serde_json::from_str(output["notebook_output"]["result"].as_str().unwrap()).unwrap();
+    let result: Value =
+        serde_json::from_str(output["notebook_output"]["result"].as_str().unwrap()).unwrap();
     assert_eq!(result, json!({ "greeting": "hi", "value": 42 }));
     assert_eq!(output["metadata"]["run_id"], task_run_id);
     assert!(output.get("error").is_none());
     // A single-task parent answers with its task's output.
-    assert_eq!(ws.output(run_id).await["notebook_output"], output["notebook_output"]);
+    assert_eq!(
+        ws.output(run_id).await["notebook_output"],
+        output["notebook_output"]
+    );
     ws.emulator.shutdown().await;
 }
 
@@ -620,20 +943,43 @@ async fn a_notebook_run_succeeds_with_its_exit_value() {
 async fn a_failing_notebook_reports_its_exception_and_traceback() {
     let ws = Workspace::start().await;
     ws.create_repo(&ws.source()).await;
-    let run_id = ws.submit(single_run(notebook_task("unit", "/Repos/ci/project/test/failing"))).await;
+    let run_id = ws
+        .submit(single_run(notebook_task(
+            "unit",
+            "/Repos/ci/project/test/failing",
+        )))
+        .await;
     let (run, _) = ws.wait_terminal(run_id).await;
     assert_eq!(run["state"]["life_cycle_state"], "TERMINATED");
     assert_eq!(run["state"]["result_state"], "FAILED");
-    assert!(run["state"]["state_message"].as_str().unwrap().starts_with("Task unit failed"), "{run}");
-    assert_eq!(run["status"]["termination_details"]["code"], "RUN_EXECUTION_ERROR");
+    assert!(
+        run["state"]["state_message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Task unit failed"),
+        "{run}"
+    );
+    assert_eq!(
+        run["status"]["termination_details"]["code"],
+        "RUN_EXECUTION_ERROR"
+    );
     assert_eq!(run["tasks"][0]["state"]["result_state"], "FAILED");
 
     let output = ws.output(run["tasks"][0]["run_id"].as_i64().unwrap()).await;
     assert_eq!(output["error"], "ValueError: expected 2, got 3");
     let trace = output["error_trace"].as_str().unwrap();
-    assert!(trace.starts_with("Traceback (most recent call last):"), "{trace}");
-    assert!(trace.contains("<command-2>") && trace.contains("in check"), "{trace}");
-    assert!(!trace.contains("notebook_runner"), "the runner's frames are hidden: {trace}");
+    assert!(
+        trace.starts_with("Traceback (most recent call last):"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("<command-2>") && trace.contains("in check"),
+        "{trace}"
+    );
+    assert!(
+        !trace.contains("notebook_runner"),
+        "the runner's frames are hidden: {trace}"
+    );
     assert!(output.get("notebook_output").is_none());
     ws.emulator.shutdown().await;
 }
@@ -645,12 +991,22 @@ async fn multi_task_runs_pass_widgets_and_reject_parent_output() {
     let mut widgets = notebook_task("widgets", "/Repos/ci/project/test/widgets");
     widgets["notebook_task"]["base_parameters"] = json!({ "env": "prod" });
     let serverless = json!({ "task_key": "sql", "notebook_task": { "notebook_path": "/Repos/ci/project/test/sql" }, "depends_on": [] });
-    let run_id = ws.submit(json!({ "run_name": "two", "tasks": [widgets, serverless] })).await;
+    let run_id = ws
+        .submit(json!({ "run_name": "two", "tasks": [widgets, serverless] }))
+        .await;
     let (run, _) = ws.wait_terminal(run_id).await;
     assert_eq!(run["state"]["result_state"], "FAILED");
-    assert!(run["state"]["state_message"].as_str().unwrap().contains("sql"), "{run}");
+    assert!(
+        run["state"]["state_message"]
+            .as_str()
+            .unwrap()
+            .contains("sql"),
+        "{run}"
+    );
 
-    let (status, body) = ws.get(&format!("/api/2.1/jobs/runs/get-output?run_id={run_id}")).await;
+    let (status, body) = ws
+        .get(&format!("/api/2.1/jobs/runs/get-output?run_id={run_id}"))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "INVALID_PARAMETER_VALUE");
     assert_eq!(
@@ -659,14 +1015,28 @@ async fn multi_task_runs_pass_widgets_and_reject_parent_output() {
     );
 
     let task_id = |key: &str| {
-        run["tasks"].as_array().unwrap().iter().find(|t| t["task_key"] == key).unwrap()["run_id"].as_i64().unwrap()
+        run["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["task_key"] == key)
+            .unwrap()["run_id"]
+            .as_i64()
+            .unwrap()
     };
     let widgets = ws.output(task_id("widgets")).await;
-    let values: Value = serde_json::from_str(widgets["notebook_output"]["result"].as_str().unwrap()).unwrap();
-    assert_eq!(values, json!({ "env": "prod", "mode": "fast", "missing": "InputWidgetNotDefined", "spark": "NameError" }));
+    let values: Value =
+        serde_json::from_str(widgets["notebook_output"]["result"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        values,
+        json!({ "env": "prod", "mode": "fast", "missing": "InputWidgetNotDefined", "spark": "NameError" })
+    );
     let sql = ws.output(task_id("sql")).await;
     let error = sql["error"].as_str().unwrap();
-    assert!(error.starts_with("UnsupportedMagicCommand") && error.contains("%sql"), "{error}");
+    assert!(
+        error.starts_with("UnsupportedMagicCommand") && error.contains("%sql"),
+        "{error}"
+    );
     ws.emulator.shutdown().await;
 }
 
@@ -679,26 +1049,44 @@ async fn submit_validates_like_databricks() {
     unknown["existing_cluster_id"] = json!("0000-nope");
     let (status, body) = submit(single_run(unknown)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body, json!({ "error_code": "INVALID_PARAMETER_VALUE", "message": "Cluster 0000-nope does not exist" }));
+    assert_eq!(
+        body,
+        json!({ "error_code": "INVALID_PARAMETER_VALUE", "message": "Cluster 0000-nope does not exist" })
+    );
 
     let python = json!({ "task_key": "p", "spark_python_task": { "python_file": "x.py" } });
     let (status, body) = submit(single_run(python)).await;
-    assert!(status == StatusCode::BAD_REQUEST && message(&body).contains("not supported by the emulator"), "{body}");
+    assert!(
+        status == StatusCode::BAD_REQUEST
+            && message(&body).contains("not supported by the emulator"),
+        "{body}"
+    );
 
     let (status, _) = submit(json!({ "tasks": [] })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let mut new_cluster = notebook_task("n", "/x");
-    new_cluster.as_object_mut().unwrap().remove("existing_cluster_id");
+    new_cluster
+        .as_object_mut()
+        .unwrap()
+        .remove("existing_cluster_id");
     new_cluster["new_cluster"] = json!({ "spark_version": "15.4.x-scala2.12", "num_workers": 1 });
     let (status, body) = submit(single_run(new_cluster)).await;
-    assert!(status == StatusCode::BAD_REQUEST && message(&body).contains("node_type_id"), "{body}");
+    assert!(
+        status == StatusCode::BAD_REQUEST && message(&body).contains("node_type_id"),
+        "{body}"
+    );
 
     let (status, body) = ws.get("/api/2.1/jobs/runs/get?run_id=123").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body, json!({ "error_code": "INVALID_PARAMETER_VALUE", "message": "Run 123 does not exist." }));
+    assert_eq!(
+        body,
+        json!({ "error_code": "INVALID_PARAMETER_VALUE", "message": "Run 123 does not exist." })
+    );
     let (status, _) = ws.get("/api/2.1/jobs/runs/get-output?run_id=123").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = ws.post("/api/2.1/jobs/runs/cancel", json!({ "run_id": 123 })).await;
+    let (status, _) = ws
+        .post("/api/2.1/jobs/runs/cancel", json!({ "run_id": 123 }))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(ws.control(Method::GET, "/emulator/runs").await, json!([]));
     ws.emulator.shutdown().await;
@@ -713,8 +1101,18 @@ async fn an_idempotency_token_makes_a_second_submit_return_the_first_run() {
     let first = ws.submit(body.clone()).await;
     let second = ws.submit(body.clone()).await;
     assert_eq!(first, second);
-    assert_eq!(ws.emulator.request_counts()["POST /api/2.1/jobs/runs/submit"], 2);
-    assert_eq!(ws.control(Method::GET, "/emulator/runs").await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        ws.emulator.request_counts()["POST /api/2.1/jobs/runs/submit"],
+        2
+    );
+    assert_eq!(
+        ws.control(Method::GET, "/emulator/runs")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     body["idempotency_token"] = json!("x".repeat(65));
     let (status, _) = ws.post("/api/2.1/jobs/runs/submit", body).await;
@@ -725,14 +1123,19 @@ async fn an_idempotency_token_makes_a_second_submit_return_the_first_run() {
 #[tokio::test]
 async fn a_missing_notebook_fails_the_task_not_the_submit() {
     let ws = Workspace::start().await;
-    let run_id = ws.submit(single_run(notebook_task("gone", "/Repos/ci/nothing/here"))).await;
+    let run_id = ws
+        .submit(single_run(notebook_task("gone", "/Repos/ci/nothing/here")))
+        .await;
     let (run, _) = ws.wait_terminal(run_id).await;
     assert_eq!(run["state"]["life_cycle_state"], "INTERNAL_ERROR");
     assert_eq!(run["state"]["result_state"], "FAILED");
     let task = &run["tasks"][0];
     assert_eq!(task["state"]["life_cycle_state"], "INTERNAL_ERROR");
     let message = task["state"]["state_message"].as_str().unwrap();
-    assert!(message.starts_with("Unable to access the notebook \"/Repos/ci/nothing/here\""), "{message}");
+    assert!(
+        message.starts_with("Unable to access the notebook \"/Repos/ci/nothing/here\""),
+        "{message}"
+    );
     let output = ws.output(task["run_id"].as_i64().unwrap()).await;
     assert_eq!(output["error"], message);
     ws.emulator.shutdown().await;
@@ -747,26 +1150,49 @@ async fn cancel_stops_the_run_and_kills_the_notebook() {
     task["notebook_task"]["base_parameters"] = json!({ "report": report });
     let run_id = ws.submit(single_run(task)).await;
     let (pid, cwd) = ws.wait_for_report(&report).await;
-    assert!(cwd.ends_with("test"), "notebooks run in their folder: {}", cwd.display());
+    assert!(
+        cwd.ends_with("test"),
+        "notebooks run in their folder: {}",
+        cwd.display()
+    );
     assert!(process_alive(pid));
     assert_eq!(ws.run(run_id).await["state"]["life_cycle_state"], "RUNNING");
 
-    assert_eq!(ws.ok(Method::POST, "/api/2.1/jobs/runs/cancel", Some(json!({ "run_id": run_id }))).await, json!({}));
+    assert_eq!(
+        ws.ok(
+            Method::POST,
+            "/api/2.1/jobs/runs/cancel",
+            Some(json!({ "run_id": run_id }))
+        )
+        .await,
+        json!({})
+    );
     let (run, _) = ws.wait_terminal(run_id).await;
     assert_eq!(run["state"]["life_cycle_state"], "TERMINATED");
     assert_eq!(run["state"]["result_state"], "CANCELED");
     assert_eq!(run["state"]["state_message"], "Run cancelled.");
     assert_eq!(run["state"]["user_cancelled_or_timedout"], true);
-    assert_eq!(run["status"]["termination_details"]["code"], "USER_CANCELED");
+    assert_eq!(
+        run["status"]["termination_details"]["code"],
+        "USER_CANCELED"
+    );
     assert_eq!(run["tasks"][0]["state"]["result_state"], "CANCELED");
-    assert!(!process_alive(pid), "the notebook process is gone once the run is terminal");
+    assert!(
+        !process_alive(pid),
+        "the notebook process is gone once the run is terminal"
+    );
 
     let runs = ws.control(Method::GET, "/emulator/runs").await;
     assert_eq!(runs[0]["run_id"], run_id);
     assert_eq!(runs[0]["result_state"], "CANCELED");
     assert_eq!(runs[0]["tasks"][0]["result_state"], "CANCELED");
     // Cancelling a finished run changes nothing.
-    ws.ok(Method::POST, "/api/2.1/jobs/runs/cancel", Some(json!({ "run_id": run_id }))).await;
+    ws.ok(
+        Method::POST,
+        "/api/2.1/jobs/runs/cancel",
+        Some(json!({ "run_id": run_id })),
+    )
+    .await;
     assert_eq!(ws.run(run_id).await["state"]["result_state"], "CANCELED");
     ws.emulator.shutdown().await;
 }
@@ -800,8 +1226,12 @@ async fn git_source_runs_use_the_requested_commit() {
 
     let body = |reference: Value| {
         let mut git_source = json!({ "git_url": source.dir, "git_provider": "gitHub" });
-        git_source.as_object_mut().unwrap().extend(reference.as_object().unwrap().clone());
-        let task = json!({ "task_key": "version", "notebook_task": { "notebook_path": "test/version" } });
+        git_source
+            .as_object_mut()
+            .unwrap()
+            .extend(reference.as_object().unwrap().clone());
+        let task =
+            json!({ "task_key": "version", "notebook_task": { "notebook_path": "test/version" } });
         json!({ "run_name": "git", "tasks": [task], "git_source": git_source })
     };
     let pinned = ws.submit(body(json!({ "git_commit": v1 }))).await;
@@ -809,7 +1239,10 @@ async fn git_source_runs_use_the_requested_commit() {
 
     let (run, _) = ws.wait_terminal(pinned).await;
     assert_eq!(run["state"]["result_state"], "SUCCESS", "{run}");
-    assert_eq!(run["git_source"]["git_snapshot"]["used_commit"], v1.as_str());
+    assert_eq!(
+        run["git_source"]["git_snapshot"]["used_commit"],
+        v1.as_str()
+    );
     assert_eq!(run["git_source"]["git_commit"], v1.as_str());
     assert_eq!(run["tasks"][0]["notebook_task"]["source"], "GIT");
     assert_eq!(ws.output(pinned).await["notebook_output"]["result"], "v1");
@@ -820,7 +1253,10 @@ async fn git_source_runs_use_the_requested_commit() {
     let missing = ws.submit(body(json!({ "git_branch": "nope" }))).await;
     let (run, _) = ws.wait_terminal(missing).await;
     assert_eq!(run["state"]["life_cycle_state"], "INTERNAL_ERROR");
-    assert_eq!(run["status"]["termination_details"]["code"], "REPOSITORY_CHECKOUT_FAILED");
+    assert_eq!(
+        run["status"]["termination_details"]["code"],
+        "REPOSITORY_CHECKOUT_FAILED"
+    );
     ws.emulator.shutdown().await;
 }
 
@@ -833,18 +1269,41 @@ async fn jobs_2_0_accepts_the_single_task_form() {
         "existing_cluster_id": CLUSTER,
         "notebook_task": { "notebook_path": "/Repos/ci/project/test/version" },
     });
-    let answer = ws.ok(Method::POST, "/api/2.0/jobs/runs/submit", Some(body)).await;
+    let answer = ws
+        .ok(Method::POST, "/api/2.0/jobs/runs/submit", Some(body))
+        .await;
     let run_id = answer["run_id"].as_i64().unwrap();
     ws.wait_terminal(run_id).await;
 
-    let run = ws.ok(Method::GET, &format!("/api/2.0/jobs/runs/get?run_id={run_id}"), None).await;
+    let run = ws
+        .ok(
+            Method::GET,
+            &format!("/api/2.0/jobs/runs/get?run_id={run_id}"),
+            None,
+        )
+        .await;
     assert_eq!(run["state"]["result_state"], "SUCCESS");
-    assert_eq!(run["task"]["notebook_task"]["notebook_path"], "/Repos/ci/project/test/version");
+    assert_eq!(
+        run["task"]["notebook_task"]["notebook_path"],
+        "/Repos/ci/project/test/version"
+    );
     assert_eq!(run["cluster_spec"]["existing_cluster_id"], CLUSTER);
     assert!(run.get("status").is_none(), "status arrived with 2.1");
-    let newer = ws.ok(Method::GET, &format!("/api/2.2/jobs/runs/get?run_id={run_id}"), None).await;
+    let newer = ws
+        .ok(
+            Method::GET,
+            &format!("/api/2.2/jobs/runs/get?run_id={run_id}"),
+            None,
+        )
+        .await;
     assert_eq!(newer["status"]["state"], "TERMINATED");
-    let output = ws.ok(Method::GET, &format!("/api/2.0/jobs/runs/get-output?run_id={run_id}"), None).await;
+    let output = ws
+        .ok(
+            Method::GET,
+            &format!("/api/2.0/jobs/runs/get-output?run_id={run_id}"),
+            None,
+        )
+        .await;
     assert_eq!(output["notebook_output"]["result"], "v1");
     ws.emulator.shutdown().await;
 }
@@ -855,7 +1314,10 @@ async fn jobs_2_0_accepts_the_single_task_form() {
 async fn status_faults_fire_the_given_number_of_times() {
     let ws = Workspace::start().await;
     ws.create_repo(&ws.source()).await;
-    ws.emulator.set_faults(vec!["POST /api/2.1/jobs/runs/submit=503*2".parse().unwrap()]);
+    ws.emulator
+        .set_faults(vec!["POST /api/2.1/jobs/runs/submit=503*2"
+            .parse()
+            .unwrap()]);
     let body = single_run(notebook_task("unit", "/Repos/ci/project/test/version"));
     for _ in 0..2 {
         let (status, answer) = ws.post("/api/2.1/jobs/runs/submit", body.clone()).await;
@@ -863,8 +1325,18 @@ async fn status_faults_fire_the_given_number_of_times() {
         assert_eq!(error_code(&answer), "TEMPORARILY_UNAVAILABLE");
     }
     ws.submit(body).await;
-    assert_eq!(ws.emulator.request_counts()["POST /api/2.1/jobs/runs/submit"], 3);
-    assert_eq!(ws.control(Method::GET, "/emulator/runs").await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        ws.emulator.request_counts()["POST /api/2.1/jobs/runs/submit"],
+        3
+    );
+    assert_eq!(
+        ws.control(Method::GET, "/emulator/runs")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     ws.emulator.shutdown().await;
 }
 
@@ -873,14 +1345,24 @@ async fn rate_limit_faults_carry_retry_after() {
     let ws = Workspace::start().await;
     ws.emulator.set_faults(vec![FaultRule {
         endpoint: "*".into(),
-        fault: Fault::Status { status: 429, retry_after_secs: Some(1) },
+        fault: Fault::Status {
+            status: 429,
+            retry_after_secs: Some(1),
+        },
         times: Some(1),
         probability: 1.0,
     }]);
-    let response = ws.request(Method::GET, "/api/2.0/workspace/get-status?path=/").send().await.unwrap();
+    let response = ws
+        .request(Method::GET, "/api/2.0/workspace/get-status?path=/")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()["retry-after"], "1");
-    assert_eq!(error_code(&response.json().await.unwrap()), "REQUEST_LIMIT_EXCEEDED");
+    assert_eq!(
+        error_code(&response.json().await.unwrap()),
+        "REQUEST_LIMIT_EXCEEDED"
+    );
     let (status, _) = ws.get("/api/2.0/workspace/get-status?path=/").await;
     assert_eq!(status, StatusCode::OK, "the rule fired once");
     ws.emulator.shutdown().await;
@@ -890,22 +1372,53 @@ async fn rate_limit_faults_carry_retry_after() {
 async fn dropped_answers_still_have_their_side_effects() {
     let ws = Workspace::start().await;
     let source = ws.source();
-    ws.ok(Method::POST, "/api/2.0/workspace/mkdirs", Some(json!({ "path": "/Repos/ci" }))).await;
+    ws.ok(
+        Method::POST,
+        "/api/2.0/workspace/mkdirs",
+        Some(json!({ "path": "/Repos/ci" })),
+    )
+    .await;
     ws.emulator.set_faults(vec![
         "POST /api/2.0/repos=drop-after*1".parse().unwrap(),
-        "POST /api/2.0/workspace/mkdirs=drop-before*1".parse().unwrap(),
+        "POST /api/2.0/workspace/mkdirs=drop-before*1"
+            .parse()
+            .unwrap(),
     ]);
 
     let body = json!({ "url": source.url(), "provider": "gitHub", "path": "/Repos/ci/project" });
-    let lost = ws.request(Method::POST, "/api/2.0/repos").json(&body).send().await;
-    assert!(lost.is_err(), "the client sees a broken connection: {lost:?}");
-    let created = ws.ok(Method::GET, "/api/2.0/workspace/get-status?path=/Repos/ci/project", None).await;
-    assert_eq!(created["object_type"], "REPO", "the repo was created before the answer was lost");
+    let lost = ws
+        .request(Method::POST, "/api/2.0/repos")
+        .json(&body)
+        .send()
+        .await;
+    assert!(
+        lost.is_err(),
+        "the client sees a broken connection: {lost:?}"
+    );
+    let created = ws
+        .ok(
+            Method::GET,
+            "/api/2.0/workspace/get-status?path=/Repos/ci/project",
+            None,
+        )
+        .await;
+    assert_eq!(
+        created["object_type"], "REPO",
+        "the repo was created before the answer was lost"
+    );
 
-    let lost = ws.request(Method::POST, "/api/2.0/workspace/mkdirs").json(&json!({ "path": "/Shared/x" })).send().await;
+    let lost = ws
+        .request(Method::POST, "/api/2.0/workspace/mkdirs")
+        .json(&json!({ "path": "/Shared/x" }))
+        .send()
+        .await;
     assert!(lost.is_err());
     let (status, _) = ws.get("/api/2.0/workspace/get-status?path=/Shared/x").await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "drop-before does not process the request");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "drop-before does not process the request"
+    );
     assert_eq!(ws.emulator.request_counts()["POST /api/2.0/repos"], 1);
     ws.emulator.shutdown().await;
 }
@@ -913,16 +1426,30 @@ async fn dropped_answers_still_have_their_side_effects() {
 #[tokio::test]
 async fn faults_can_be_set_over_http() {
     let ws = Workspace::start().await;
-    let set = |rules: Value| ws.http.put(format!("{}/emulator/faults", ws.base)).json(&rules).send();
+    let set = |rules: Value| {
+        ws.http
+            .put(format!("{}/emulator/faults", ws.base))
+            .json(&rules)
+            .send()
+    };
 
     let bad = set(json!(["*=teapot"])).await.unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let good = set(json!(["GET /api/2.0/workspace/*=502*1", "*=delay:60*1"])).await.unwrap();
+    let good = set(json!(["GET /api/2.0/workspace/*=502*1", "*=delay:60*1"]))
+        .await
+        .unwrap();
     assert_eq!(good.status(), StatusCode::OK);
 
-    let proxy = ws.request(Method::GET, "/api/2.0/workspace/get-status?path=/").send().await.unwrap();
+    let proxy = ws
+        .request(Method::GET, "/api/2.0/workspace/get-status?path=/")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(proxy.status(), StatusCode::BAD_GATEWAY);
-    assert!(proxy.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(proxy.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     assert!(proxy.text().await.unwrap().contains("502 Bad Gateway"));
 
     let started = Instant::now();
@@ -948,7 +1475,16 @@ async fn shutdown_kills_notebooks_and_removes_temporary_files() {
     let base = ws.base.clone();
     ws.emulator.shutdown().await;
     wait_until_gone(pid).await;
-    assert!(!checkout.exists(), "the checkout went with the emulator's temporary directory");
-    let after = reqwest::Client::builder().no_proxy().build().unwrap().get(format!("{base}/emulator/runs")).send().await;
+    assert!(
+        !checkout.exists(),
+        "the checkout went with the emulator's temporary directory"
+    );
+    let after = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{base}/emulator/runs"))
+        .send()
+        .await;
     assert!(after.is_err(), "the server no longer answers");
 }

@@ -703,7 +703,7 @@ mod tests {
     }
 
     fn message(result: ApiResult<RunSpec>) -> String {
-        result.err().expect("should be rejected").message
+        result.expect_err("should be rejected").message
     }
 
     #[test]

@@ -347,3 +347,68 @@ async fn json_mode_prints_one_document_on_stdout() {
     );
     emulator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_flow_survives_faults_on_every_endpoint() {
+    // Seeded: the same faults on every run of this test.
+    let emulator = emulator_with(faults(&[
+        "*=503@0.2",
+        "*=drop-after@0.1",
+        "*=429:0@0.1",
+        "*=drop-before@0.1",
+    ]))
+    .await;
+    let project = Project::new(&[("unit", PASSING), ("params", WITH_PARAM)]);
+    let env = with(
+        &pipeline_env(&emulator, &project),
+        &[("repoPath", REPO_PATH)],
+    );
+
+    let update = run_task(TaskName::RepoUpdate, env.clone(), OutputMode::Agent).await;
+    assert_eq!(update.code, 0, "{}", update.stdout);
+    let tests = with(
+        &env,
+        &[
+            ("existingClusterId", CLUSTER),
+            ("notebookPaths", "test/unit\ntest/params"),
+        ],
+    );
+    let outcome = run_task(TaskName::RunNotebookTest, tests, OutputMode::Agent).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    let cleanup = run_task(
+        TaskName::RepoUpdate,
+        with(&env, &[("mode", "delete")]),
+        OutputMode::Agent,
+    )
+    .await;
+    assert_eq!(cleanup.code, 0, "{}", cleanup.stdout);
+
+    assert_eq!(emulator_runs(&emulator).await.len(), 1, "exactly one run");
+    let retries = [&update, &outcome, &cleanup]
+        .iter()
+        .map(|o| o.stdout.matches("retrying in").count())
+        .sum::<usize>();
+    assert!(
+        retries >= 3,
+        "faults were injected and retried ({retries} retries)"
+    );
+    emulator.set_faults(Vec::new());
+    let repos: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/2.0/repos", emulator.base_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        repos
+            .get("repos")
+            .is_none_or(|r| r.as_array().unwrap().is_empty()),
+        "no repo left behind: {repos}"
+    );
+    emulator.shutdown().await;
+}

@@ -332,6 +332,7 @@ fn message(body: &Value) -> &str {
 }
 
 /// Whether a process exists and is not a zombie.
+#[cfg(target_os = "linux")]
 fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat
@@ -342,6 +343,15 @@ fn process_alive(pid: u32) -> bool {
             .starts_with('Z'),
         Err(_) => false,
     }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 async fn wait_until_gone(pid: u32) {

@@ -235,21 +235,19 @@ impl Client {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        let too_large = |request: RequestLabel| ApiError::Decode {
+            request,
+            message: format!("the answer is larger than {} MB", MAX_BODY_BYTES >> 20),
+        };
         if response
             .content_length()
             .is_some_and(|len| len as usize > MAX_BODY_BYTES)
         {
-            return Err(ApiError::Decode {
-                request,
-                message: format!("the answer is larger than {} MB", MAX_BODY_BYTES >> 20),
-            });
+            return Err(too_large(request));
         }
         let bytes = response.bytes().await.map_err(|e| transport(e, &request))?;
         if bytes.len() > MAX_BODY_BYTES {
-            return Err(ApiError::Decode {
-                request,
-                message: format!("the answer is larger than {} MB", MAX_BODY_BYTES >> 20),
-            });
+            return Err(too_large(request));
         }
         if !(200..300).contains(&status) {
             let (error_code, message) = parse_error_body(status, &String::from_utf8_lossy(&bytes));

@@ -72,7 +72,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 /// Reaches a request's connection from a handler or middleware.
 #[derive(Clone, Debug)]
 pub(crate) struct ConnectionHandle {
-    #[allow(dead_code)] // kept for Debug output
+    #[allow(dead_code)] // read through Debug only: axum traces connections by it
     peer: std::net::SocketAddr,
     killed: Arc<AtomicBool>,
 }

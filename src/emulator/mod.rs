@@ -46,7 +46,7 @@ use state::Shared;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Settings of one emulator instance.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EmulatorConfig {
     /// The only personal access token the emulator accepts.
     pub token: String,
@@ -74,6 +74,21 @@ impl Default for EmulatorConfig {
             faults: Vec::new(),
             python: "python3".to_string(),
         }
+    }
+}
+
+// Written by hand so that logging a configuration never prints the token.
+impl std::fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field("token", &"<redacted>")
+            .field("known_cluster_id", &self.known_cluster_id)
+            .field("pending", &self.pending)
+            .field("terminating", &self.terminating)
+            .field("seed", &self.seed)
+            .field("faults", &self.faults)
+            .field("python", &self.python)
+            .finish()
     }
 }
 
@@ -186,7 +201,7 @@ impl Drop for Emulator {
 }
 
 /// `databricks-azdo emulator`: serve a local workspace until interrupted.
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct EmulatorArgs {
     /// Address to listen on; port 0 lets the OS pick one.
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -214,6 +229,21 @@ pub struct EmulatorArgs {
     /// Python interpreter that runs notebooks.
     #[arg(long, default_value = "python3")]
     pub python: String,
+}
+
+impl std::fmt::Debug for EmulatorArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorArgs")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("cluster_id", &self.cluster_id)
+            .field("pending_ms", &self.pending_ms)
+            .field("terminating_ms", &self.terminating_ms)
+            .field("seed", &self.seed)
+            .field("faults", &self.faults)
+            .field("python", &self.python)
+            .finish()
+    }
 }
 
 impl EmulatorArgs {

@@ -264,42 +264,41 @@ async fn update(
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     let nonblank = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
-    let (branch, tag) = (nonblank(request.branch), nonblank(request.tag));
-    if branch.is_some() && tag.is_some() {
-        return Err(ApiError::invalid(
-            "Only one of branch or tag can be specified, not both.",
-        ));
-    }
+    let (kind, name) = match (nonblank(request.branch), nonblank(request.tag)) {
+        (Some(branch), None) => ("Branch", branch),
+        (None, Some(tag)) => ("Tag", tag),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "Only one of branch or tag can be specified, not both.",
+            ))
+        }
+        (None, None) => return Err(ApiError::invalid("Either branch or tag must be specified.")),
+    };
     let (checkout, git_lock) = {
         let workspace = lock(&shared.workspace);
         let repo = workspace.repos.get(&id).ok_or_else(|| repo_not_found(id))?;
         (repo.checkout.clone(), repo.git_lock.clone())
     };
-    if branch.is_none() && tag.is_none() {
-        return Err(ApiError::invalid("Either branch or tag must be specified."));
-    }
 
     let _checkout_in_use = git_lock.lock().await;
-    let failed = |message: String| ApiError::invalid(format!("Error updating the repo: {message}"));
-    git::fetch(&checkout).await.map_err(|e| match e {
-        GitError::NeedsCredentials => missing_credentials(),
-        GitError::UnknownRef(message) | GitError::Failed(message) => failed(message),
-    })?;
-    let checked_out = match (&branch, &tag) {
-        (Some(branch), _) => git::checkout_branch(&checkout, branch).await,
-        (_, Some(tag)) => git::checkout_tag(&checkout, tag).await,
-        (None, None) => unreachable!("rejected above"),
-    };
-    checked_out.map_err(|e| match e {
-        GitError::UnknownRef(name) if branch.is_some() => ApiError::invalid(format!(
-            "Branch '{name}' does not exist in the remote repository. Please check the branch name and try again."
-        )),
+    let explain = |e: GitError| {
+        match e {
         GitError::UnknownRef(name) => ApiError::invalid(format!(
-            "Tag '{name}' does not exist in the remote repository. Please check the tag name and try again."
+            "{kind} '{name}' does not exist in the remote repository. Please check the {} name and try again.",
+            kind.to_lowercase()
         )),
         GitError::NeedsCredentials => missing_credentials(),
-        GitError::Failed(message) => failed(message),
-    })?;
+        GitError::Failed(message) => {
+            ApiError::invalid(format!("Error updating the repo: {message}"))
+        }
+    }
+    };
+    git::fetch(&checkout).await.map_err(explain)?;
+    match kind {
+        "Branch" => git::checkout_branch(&checkout, &name).await,
+        _ => git::checkout_tag(&checkout, &name).await,
+    }
+    .map_err(explain)?;
     let current_branch = git::current_branch(&checkout).await;
     let head = git::head_commit(&checkout).await;
 

@@ -60,6 +60,19 @@ impl NativeHost {
         host
     }
 
+    /// Writes a whole line at once, above the live status line when there is one.
+    fn write_to(&self, sink: &Mutex<dyn Write + Send>, line: &str) {
+        let write = || {
+            let mut sink = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _ = writeln!(sink, "{line}");
+            let _ = sink.flush();
+        };
+        match &self.status_bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+
     /// A handle that triggers the cancel signal, as SIGINT would.
     pub fn canceller(&self) -> impl Fn() + Send + Sync + 'static {
         let tx = self.cancel_tx.clone();
@@ -110,33 +123,11 @@ impl Host for NativeHost {
     }
 
     fn write_line(&self, line: &str) {
-        let write = || {
-            let mut out = self
-                .out
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        };
-        match &self.status_bar {
-            Some(bar) => bar.suspend(write),
-            None => write(),
-        }
+        self.write_to(&self.out, line);
     }
 
     fn write_err_line(&self, line: &str) {
-        let write = || {
-            let mut err = self
-                .err
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let _ = writeln!(err, "{line}");
-            let _ = err.flush();
-        };
-        match &self.status_bar {
-            Some(bar) => bar.suspend(write),
-            None => write(),
-        }
+        self.write_to(&self.err, line);
     }
 
     fn status(&self, text: Option<&str>) {

@@ -2,28 +2,23 @@
 
 /// Escapes a property value of `##vso[area.action key=value;...]`.
 pub fn escape_property(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '%' => out.push_str("%AZP25"),
-            '\r' => out.push_str("%0D"),
-            '\n' => out.push_str("%0A"),
-            ']' => out.push_str("%5D"),
-            ';' => out.push_str("%3B"),
-            c => out.push(c),
-        }
-    }
-    out
+    escape(value, true)
 }
 
 /// Escapes the message part of a logging command (after the `]`).
 pub fn escape_message(value: &str) -> String {
+    escape(value, false)
+}
+
+fn escape(value: &str, property: bool) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
             '%' => out.push_str("%AZP25"),
             '\r' => out.push_str("%0D"),
             '\n' => out.push_str("%0A"),
+            ']' if property => out.push_str("%5D"),
+            ';' if property => out.push_str("%3B"),
             c => out.push(c),
         }
     }

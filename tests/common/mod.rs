@@ -25,29 +25,7 @@ pub const WITH_PARAM: &str = "# Databricks notebook source\ndbutils.widgets.text
 pub const SLOW: &str = "# Databricks notebook source\nimport time\ntime.sleep(60)\n";
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let output = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .expect("git runs");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+    databricks_azdo::demo::git(dir, args).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// A Git repository with `test/<name>.py` notebooks, committed on `main`.

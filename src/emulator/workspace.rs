@@ -73,6 +73,10 @@ impl ObjectInfo {
 /// Where a workspace path leads.
 enum Located {
     Object(ObjectInfo),
+    Repo {
+        info: ObjectInfo,
+        checkout: PathBuf,
+    },
     /// Somewhere inside a repo; only the file system knows what is there.
     InCheckout {
         path: String,
@@ -137,7 +141,10 @@ impl Workspace {
             return Located::Missing;
         };
         if path == repo.path {
-            return Located::Object(ObjectInfo::repo(repo));
+            return Located::Repo {
+                info: ObjectInfo::repo(repo),
+                checkout: repo.checkout.clone(),
+            };
         }
         let relative = &path[repo.path.len() + 1..];
         if relative.split('/').next() == Some(".git") {
@@ -343,20 +350,13 @@ async fn list_checkout_dir(path: &str, dir: &Path) -> ApiResult<Vec<ObjectInfo>>
     Ok(objects)
 }
 
+/// What is at `path`, and the folder on disk behind it when it is a repo or a folder inside one.
 async fn status_of(shared: &Shared, path: &str) -> ApiResult<(ObjectInfo, Option<PathBuf>)> {
     let located = lock(&shared.workspace).locate(path);
     let missing = || ApiError::not_found(format!("Path ({path}) doesn't exist."));
     match located {
-        Located::Object(info) => {
-            let checkout = match info.object_type {
-                "REPO" => lock(&shared.workspace)
-                    .repos
-                    .get(&info.object_id)
-                    .map(|r| r.checkout.clone()),
-                _ => None,
-            };
-            Ok((info, checkout))
-        }
+        Located::Object(info) => Ok((info, None)),
+        Located::Repo { info, checkout } => Ok((info, Some(checkout))),
         Located::InCheckout { path, file } => {
             let info = describe_in_checkout(&path, &file)
                 .await

@@ -30,8 +30,14 @@ dbutils.notebook.exit("2 checks passed")
 "#;
 
 pub const PARAMS_NOTEBOOK: &str = r#"# Databricks notebook source
+import time
+
 dbutils.widgets.text("env", "dev")
 env = dbutils.widgets.get("env")
+
+# COMMAND ----------
+
+time.sleep(1.5)  # stands in for training on the test data set
 
 # COMMAND ----------
 

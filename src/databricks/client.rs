@@ -315,3 +315,19 @@ fn describe_transport_error(error: &reqwest::Error) -> String {
     }
     parts.join(": ")
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn user_agent_names_us_and_the_pipeline() {
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            super::user_agent(false),
+            format!("databricks-azdo/{version}")
+        );
+        assert_eq!(
+            super::user_agent(true),
+            format!("databricks-azdo/{version} cicd/azure-devops")
+        );
+    }
+}

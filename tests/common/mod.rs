@@ -273,9 +273,9 @@ pub fn redact(text: &str, project: Option<&Project>) -> String {
     let rules: &[(&str, &str)] = &[
         (r"http://127\.0\.0\.1:\d+", "http://[EMULATOR]"),
         (r"\[\s*\d+\.\d+s\]", "[TIME]"),
+        (r"retrying in \d+\.\ds", "retrying in [DELAY]"),
         (r" in \d+\.\ds", " in [DURATION]"),
         (r"\b\d{9,}\b", "[ID]"),
-        (r"retrying in \d+\.\ds", "retrying in [DELAY]"),
     ];
     for (pattern, replacement) in rules {
         text = regex::Regex::new(pattern)

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # Builds the library for wasm32-unknown-unknown, choosing the toolchain path that exists here:
 # a rustup toolchain with the wasm32 target, or Debian's rustc-web building std from source.
-# Usage: scripts/build-wasm.sh [extra cargo args...]
+# Usage: scripts/build-wasm.sh [--cdylib] [extra cargo args...]
+#   --cdylib  link the loadable .wasm module (cargo rustc --crate-type cdylib), not only the rlib
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target=wasm32-unknown-unknown
 # Its own target dir: two compilers sharing one rebuild each other's host artifacts.
 target_dir=target/wasm
+# `cargo rustc --crate-type cdylib` links a .wasm without making every native build link a
+# cdylib too (Cargo.toml keeps the lib an rlib).
+subcommand=(build --lib)
+if [ "${1:-}" = "--cdylib" ]; then
+  shift
+  subcommand=(rustc --lib --crate-type cdylib)
+fi
 
 if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-  exec cargo build --locked --lib --target "$target" --target-dir "$target_dir" "$@"
+  exec cargo "${subcommand[@]}" --locked --target "$target" --target-dir "$target_dir" "$@"
 fi
 
 if [ ! -x /usr/bin/rustc ] || [ ! -d /usr/lib/rustlib/src/rust/library ]; then
@@ -28,5 +36,5 @@ if [ -n "$linker" ]; then
   export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$linker"
 fi
 
-RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 exec /usr/bin/cargo build --locked --lib --target "$target" \
+RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 exec /usr/bin/cargo "${subcommand[@]}" --locked --target "$target" \
   -Zbuild-std=std,panic_abort --target-dir "$target_dir" "$@"

@@ -29,6 +29,26 @@ fi
 command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+command -v node >/dev/null || apt_missing_node=1
+if [ -n "${apt_missing_node:-}" ]; then
+  log "installing Node.js"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
+# wasm-bindgen's CLI must be exactly the crate's version (pinned in Cargo.toml).
+wasm_bindgen_version=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.toml)
+if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $wasm_bindgen_version"; then
+  log "installing wasm-bindgen-cli $wasm_bindgen_version (a few minutes, once)"
+  cargo install --quiet wasm-bindgen-cli --version "$wasm_bindgen_version"
+fi
+
+# Build and test tools from npm (wasm-opt, tfx-cli, task-lib's parser), pinned by the lockfile.
+if [ ! -d scripts/node_modules ] || [ scripts/package-lock.json -nt scripts/node_modules/.package-lock.json ]; then
+  log "installing the npm build tools"
+  npm ci --prefix scripts --no-audit --no-fund --silent
+fi
+
 log "fetching crates"
 cargo fetch --locked >/dev/null
 log "setup done"

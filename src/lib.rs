@@ -11,3 +11,5 @@ pub mod tasks;
 pub mod demo;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod emulator;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;

@@ -13,6 +13,10 @@ use futures::future::LocalBoxFuture;
 mod native;
 #[cfg(not(target_arch = "wasm32"))]
 pub use native::NativeHost;
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+#[cfg(target_arch = "wasm32")]
+pub use wasm::WasmHost;
 
 pub trait Host {
     /// Monotonic time since the host was created.

@@ -42,6 +42,14 @@ const MAX_LINE_INPUT: usize = 4096;
 /// Longest value of a multi-line input (notebook lists, parameters, cluster JSON).
 const MAX_TEXT_INPUT: usize = 256 * 1024;
 
+/// A pick-list input: its options and default, shared by the core and the task.json test.
+#[derive(Clone, Copy, Debug)]
+pub struct PickList {
+    pub input: &'static str,
+    pub options: &'static [&'static str],
+    pub default: &'static str,
+}
+
 pub struct Inputs<'a> {
     env: &'a BTreeMap<String, String>,
 }
@@ -196,6 +204,10 @@ impl<'a> Inputs<'a> {
             error = error.with_hint(format!("did you mean `{close}`?"));
         }
         Err(error)
+    }
+
+    pub fn pick_list(&self, list: &PickList) -> Result<&'static str, InputError> {
+        self.pick(list.input, list.options, list.default)
     }
 
     /// A non-negative number (fractions allowed), or `default` when unset.

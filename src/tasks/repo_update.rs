@@ -8,6 +8,7 @@ use super::{Failure, FailureKind, Report};
 use crate::databricks::models::{ObjectType, RepoInfo};
 use crate::databricks::{Client, RepoRef};
 use crate::host::Host;
+use crate::pipeline::inputs::PickList;
 use crate::pipeline::{InputError, Inputs, Log};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +57,19 @@ pub const INPUTS: &[&str] = &[
     "onCommitMismatch",
 ];
 
+pub const MODE: PickList = PickList {
+    input: "mode",
+    options: &["createOrUpdate", "update", "delete"],
+    default: "createOrUpdate",
+};
+pub const ON_COMMIT_MISMATCH: PickList = PickList {
+    input: "onCommitMismatch",
+    options: &["warn", "fail", "ignore"],
+    default: "warn",
+};
+pub const PICK_LISTS: &[PickList] = &[MODE, ON_COMMIT_MISMATCH];
+pub const OUTPUTS: &[&str] = &["repoId", "repoPath", "branch", "headCommitId"];
+
 /// Checks a workspace path such as `/Repos/ci/my-project`.
 pub fn check_workspace_path(input: &str, path: &str) -> Result<String, InputError> {
     let bad = |why: &str| Err(InputError::new(input, format!("`{path}` {why}")));
@@ -79,11 +93,7 @@ pub fn check_workspace_path(input: &str, path: &str) -> Result<String, InputErro
 impl Settings {
     pub fn from_inputs(inputs: &Inputs, _host: &dyn Host) -> Result<Settings, InputError> {
         let connection = Connection::from_inputs(inputs)?;
-        let mode = match inputs.pick(
-            "mode",
-            &["createOrUpdate", "update", "delete"],
-            "createOrUpdate",
-        )? {
+        let mode = match inputs.pick_list(&MODE)? {
             "update" => Mode::Update,
             "delete" => Mode::Delete,
             _ => Mode::CreateOrUpdate,
@@ -164,12 +174,11 @@ impl Settings {
                 .with_hint("set branch or tag"))
             }
         }
-        let on_mismatch =
-            match inputs.pick("onCommitMismatch", &["warn", "fail", "ignore"], "warn")? {
-                "fail" => OnMismatch::Fail,
-                "ignore" => OnMismatch::Ignore,
-                _ => OnMismatch::Warn,
-            };
+        let on_mismatch = match inputs.pick_list(&ON_COMMIT_MISMATCH)? {
+            "fail" => OnMismatch::Fail,
+            "ignore" => OnMismatch::Ignore,
+            _ => OnMismatch::Warn,
+        };
         // The build's commit only says something about the build's own branch.
         let expected_commit = match inputs.get("expectedCommit")? {
             Some(commit) => Some(check_commit("expectedCommit", &commit)?),

@@ -11,7 +11,8 @@ use futures::future::{select, Either};
 use serde_json::json;
 
 pub use settings::{
-    parse_cluster_spec, parse_parameters, Compute, Notebook, Settings, INPUTS, MAX_NOTEBOOKS,
+    parse_cluster_spec, parse_parameters, Compute, Notebook, Settings, CLUSTER_MODE,
+    DEFAULT_TIMEOUT_MINUTES, INPUTS, MAX_NOTEBOOKS, OUTPUTS, PICK_LISTS, SOURCE,
 };
 
 use self::results::{collect_results, report_results};

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::databricks::models::{GitReference, GitSource};
 use crate::databricks::RepoRef;
 use crate::host::Host;
+use crate::pipeline::inputs::PickList;
 use crate::pipeline::{InputError, Inputs};
 use crate::tasks::connection::Connection;
 use crate::tasks::git_ref;
@@ -29,6 +30,20 @@ pub const INPUTS: &[&str] = &[
     "timeoutMinutes",
     "runName",
 ];
+
+pub const SOURCE: PickList = PickList {
+    input: "source",
+    options: &["workspace", "git"],
+    default: "workspace",
+};
+pub const CLUSTER_MODE: PickList = PickList {
+    input: "clusterMode",
+    options: &["existing", "new", "serverless"],
+    default: "existing",
+};
+pub const PICK_LISTS: &[PickList] = &[SOURCE, CLUSTER_MODE];
+pub const OUTPUTS: &[&str] = &["runId", "runPageUrl", "resultState", "notebookOutput"];
+pub const DEFAULT_TIMEOUT_MINUTES: f64 = 60.0;
 
 /// Most notebooks one step submits (Databricks allows up to 1000 tasks in a run).
 pub const MAX_NOTEBOOKS: usize = 1000;
@@ -79,7 +94,7 @@ pub struct Settings {
 impl Settings {
     pub fn from_inputs(inputs: &Inputs, host: &dyn Host) -> Result<Settings, InputError> {
         let connection = Connection::from_inputs(inputs)?;
-        let source = inputs.pick("source", &["workspace", "git"], "workspace")?;
+        let source = inputs.pick_list(&SOURCE)?;
         let repo_path = match (source, inputs.get("repoPath")?) {
             ("workspace", Some(path)) => Some(check_workspace_path("repoPath", &path)?),
             _ => None,
@@ -102,7 +117,7 @@ impl Settings {
             Some(text) => parse_parameters(&text)?,
             None => BTreeMap::new(),
         };
-        let minutes = inputs.number("timeoutMinutes", 60.0, 43_200.0)?;
+        let minutes = inputs.number("timeoutMinutes", DEFAULT_TIMEOUT_MINUTES, 43_200.0)?;
         let timeout = (minutes > 0.0)
             .then(|| Duration::from_secs_f64(minutes * 60.0).max(Duration::from_secs(1)));
         let run_name = match inputs.get("runName")? {
@@ -244,11 +259,7 @@ fn git_source(inputs: &Inputs) -> Result<GitSource, InputError> {
 }
 
 fn compute(inputs: &Inputs, host: &dyn Host) -> Result<Compute, InputError> {
-    match inputs.pick(
-        "clusterMode",
-        &["existing", "new", "serverless"],
-        "existing",
-    )? {
+    match inputs.pick_list(&CLUSTER_MODE)? {
         "existing" => {
             let id = inputs.get("existingClusterId")?.ok_or_else(|| {
                 InputError::new("existingClusterId", "is required when clusterMode is `existing`")

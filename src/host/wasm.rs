@@ -1,0 +1,100 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::future::LocalBoxFuture;
+use js_sys::{Date, Function, Promise};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use super::Host;
+
+/// The host inside the agent's Node process: time from `Date`, timers from `setTimeout`, and
+/// output, file reads and the abort signal through functions `index.js` hands over.
+pub struct WasmHost {
+    started: f64,
+    env: BTreeMap<String, String>,
+    write: Function,
+    write_err: Function,
+    read_file: Function,
+    cancelled: Promise,
+}
+
+impl WasmHost {
+    /// `io` carries `write(line)`, `writeErr(line)`, `readFile(path) -> string` and
+    /// `cancelled` (a Promise that resolves when the step is cancelled).
+    pub fn new(env: BTreeMap<String, String>, io: &JsValue) -> Result<WasmHost, String> {
+        let field = |name: &str| {
+            js_sys::Reflect::get(io, &JsValue::from_str(name))
+                .map_err(|_| format!("io.{name} is missing"))
+        };
+        let function = |name: &str| {
+            field(name)?
+                .dyn_into::<Function>()
+                .map_err(|_| format!("io.{name} is not a function"))
+        };
+        Ok(WasmHost {
+            started: Date::now(),
+            env,
+            write: function("write")?,
+            write_err: function("writeErr")?,
+            read_file: function("readFile")?,
+            cancelled: field("cancelled")?
+                .dyn_into::<Promise>()
+                .map_err(|_| "io.cancelled is not a Promise".to_string())?,
+        })
+    }
+}
+
+impl Host for WasmHost {
+    fn elapsed(&self) -> Duration {
+        Duration::from_secs_f64(((Date::now() - self.started) / 1000.0).max(0.0))
+    }
+
+    fn unix_millis(&self) -> u64 {
+        Date::now() as u64
+    }
+
+    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
+        let millis = duration.as_millis().min(u32::MAX as u128) as u32;
+        Box::pin(gloo_timers::future::TimeoutFuture::new(millis))
+    }
+
+    fn env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+
+    fn write_line(&self, line: &str) {
+        let _ = self.write.call1(&JsValue::NULL, &JsValue::from_str(line));
+    }
+
+    fn write_err_line(&self, line: &str) {
+        let _ = self
+            .write_err
+            .call1(&JsValue::NULL, &JsValue::from_str(line));
+    }
+
+    fn cancelled(&self) -> LocalBoxFuture<'static, ()> {
+        let signal = JsFuture::from(self.cancelled.clone());
+        Box::pin(async move {
+            let _ = signal.await;
+        })
+    }
+
+    fn read_file(&self, path: &str) -> std::io::Result<String> {
+        match self
+            .read_file
+            .call1(&JsValue::NULL, &JsValue::from_str(path))
+        {
+            Ok(text) => text
+                .as_string()
+                .ok_or_else(|| std::io::Error::other("not a text file")),
+            Err(error) => {
+                let message = js_sys::Reflect::get(&error, &JsValue::from_str("message"))
+                    .ok()
+                    .and_then(|m| m.as_string())
+                    .unwrap_or_else(|| "cannot read the file".to_string());
+                Err(std::io::Error::other(message))
+            }
+        }
+    }
+}

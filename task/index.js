@@ -1,0 +1,82 @@
+'use strict';
+// Entry point the agent runs (`node index.js`, no arguments). scripts/build.sh copies this file
+// into every task folder; the task's name comes from its task.json. It runs the wasm core with
+// the step's environment, or the native binary when DATABRICKS_AZDO_RUNTIME=native is set or
+// wasm cannot run here. No npm dependencies: the core speaks the agent's protocol itself.
+const fs = require('fs');
+const path = require('path');
+const { spawn } = require('child_process');
+
+const TASK = require('./task.json').name;
+const EXE = process.platform === 'win32' ? 'databricks-azdo.exe' : 'databricks-azdo';
+
+function fail(message) {
+  process.stdout.write(`##vso[task.logissue type=error]${message}\n##vso[task.complete result=Failed]${message}\n`);
+  process.exitCode = 1;
+}
+
+function findNative() {
+  const bundled = path.join(__dirname, 'bin', `${process.platform}-${process.arch}`, EXE);
+  if (fs.existsSync(bundled)) {
+    try { fs.chmodSync(bundled, 0o755); } catch (_) { /* read-only folder: try as it is */ }
+    return bundled;
+  }
+  for (const dir of (process.env.PATH || '').split(path.delimiter).filter(Boolean)) {
+    const candidate = path.join(dir, EXE);
+    if (fs.existsSync(candidate)) return candidate;
+  }
+  return null;
+}
+
+function runNative() {
+  const binary = findNative();
+  if (!binary) {
+    return fail(`${TASK}: the native databricks-azdo binary was not found (looked in ${path.join(__dirname, 'bin')} and on PATH). ` +
+      'On a self-hosted agent, put databricks-azdo on the PATH of the agent service (build it with `cargo install --path .` ' +
+      'from the databricks-azdo repository), or remove DATABRICKS_AZDO_RUNTIME=native to use the built-in wasm core.');
+  }
+  const child = spawn(binary, ['task', TASK], { stdio: 'inherit', env: process.env });
+  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+  child.on('error', (error) => fail(`${TASK}: could not start ${binary}: ${error.message}`));
+  child.on('exit', (code, signal) => { process.exitCode = code ?? (signal ? 130 : 1); });
+}
+
+function wasmProblem() {
+  if (typeof WebAssembly !== 'object') return 'this Node.js has no WebAssembly';
+  if (typeof fetch !== 'function') return 'this Node.js has no global fetch (Node.js 18 or later is needed)';
+  return null;
+}
+
+async function runWasm() {
+  let core;
+  try {
+    core = require('./core/databricks_azdo.js');
+  } catch (error) {
+    process.stdout.write(`##[warning]The wasm core could not be loaded (${error.message}); using the native binary.\n`);
+    return runNative();
+  }
+  const controller = new AbortController();
+  const cancelled = new Promise((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
+  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => controller.abort());
+  const io = {
+    write: (line) => { process.stdout.write(line + '\n'); },
+    writeErr: (line) => { process.stderr.write(line + '\n'); },
+    readFile: (file) => fs.readFileSync(file, 'utf8'),
+    cancelled,
+  };
+  try {
+    process.exitCode = await core.runTask(TASK, { ...process.env }, io);
+  } catch (error) {
+    fail(`${TASK}: internal error: ${error && error.message ? error.message : error}`);
+  }
+}
+
+const problem = wasmProblem();
+if ((process.env.DATABRICKS_AZDO_RUNTIME || '').toLowerCase() === 'native') {
+  runNative();
+} else if (problem) {
+  process.stdout.write(`##[warning]${problem}; using the native binary.\n`);
+  runNative();
+} else {
+  runWasm();
+}

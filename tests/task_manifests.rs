@@ -1,0 +1,225 @@
+//! task.json, vss-extension.json and the core must agree: one source of truth, no drift.
+
+use std::collections::BTreeSet;
+
+use databricks_azdo::pipeline::inputs::PickList;
+use databricks_azdo::tasks::{repo_update, run_notebook_test, TaskName};
+use serde_json::Value;
+
+struct Core {
+    inputs: &'static [&'static str],
+    pick_lists: &'static [PickList],
+    outputs: &'static [&'static str],
+}
+
+fn core(task: TaskName) -> Core {
+    match task {
+        TaskName::RepoUpdate => Core {
+            inputs: repo_update::INPUTS,
+            pick_lists: repo_update::PICK_LISTS,
+            outputs: repo_update::OUTPUTS,
+        },
+        TaskName::RunNotebookTest => Core {
+            inputs: run_notebook_test::INPUTS,
+            pick_lists: run_notebook_test::PICK_LISTS,
+            outputs: run_notebook_test::OUTPUTS,
+        },
+    }
+}
+
+fn read_json(path: &str) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn manifest(task: TaskName) -> Value {
+    read_json(&format!("task/{}/task.json", task.as_str()))
+}
+
+fn input<'a>(manifest: &'a Value, name: &str) -> &'a Value {
+    manifest["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == name)
+        .unwrap_or_else(|| panic!("no input {name}"))
+}
+
+#[test]
+fn inputs_are_the_ones_the_core_reads() {
+    for task in TaskName::ALL {
+        let manifest = manifest(task);
+        let declared: BTreeSet<&str> = manifest["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap())
+            .collect();
+        let read: BTreeSet<&str> = core(task).inputs.iter().copied().collect();
+        assert_eq!(declared, read, "{}", task.as_str());
+    }
+}
+
+#[test]
+fn pick_lists_and_defaults_match_the_core() {
+    for task in TaskName::ALL {
+        let manifest = manifest(task);
+        for list in core(task).pick_lists {
+            let declared = input(&manifest, list.input);
+            assert_eq!(declared["type"], "pickList", "{}", list.input);
+            let options: BTreeSet<&str> = declared["options"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let accepted: BTreeSet<&str> = list.options.iter().copied().collect();
+            assert_eq!(options, accepted, "{}", list.input);
+            assert_eq!(declared["defaultValue"], list.default, "{}", list.input);
+        }
+    }
+    let providers = input(&manifest(TaskName::RepoUpdate), "gitProvider")["options"]
+        .as_object()
+        .unwrap()
+        .clone();
+    let providers: BTreeSet<&str> = providers
+        .keys()
+        .map(String::as_str)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let known: BTreeSet<&str> = databricks_azdo::tasks::git_ref::PROVIDERS
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(providers, known);
+    let timeout = input(&manifest(TaskName::RunNotebookTest), "timeoutMinutes")["defaultValue"]
+        .as_str()
+        .unwrap()
+        .parse::<f64>()
+        .unwrap();
+    assert_eq!(timeout, run_notebook_test::DEFAULT_TIMEOUT_MINUTES);
+    for task in TaskName::ALL {
+        let manifest = manifest(task);
+        assert_eq!(
+            input(&manifest, "databricksHost")["defaultValue"],
+            "$(DATABRICKS_HOST)"
+        );
+        assert_eq!(
+            input(&manifest, "databricksToken")["defaultValue"],
+            "$(DATABRICKS_TOKEN)"
+        );
+    }
+}
+
+#[test]
+fn outputs_are_declared() {
+    for task in TaskName::ALL {
+        let manifest = manifest(task);
+        let declared: Vec<&str> = manifest["outputVariables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(declared, core(task).outputs, "{}", task.as_str());
+    }
+}
+
+#[test]
+fn manifests_are_complete_and_consistent() {
+    let version: Vec<u64> = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let extension = read_json("vss-extension.json");
+    assert_eq!(
+        extension["version"],
+        env!("CARGO_PKG_VERSION"),
+        "the extension version follows the crate"
+    );
+    let mut ids = BTreeSet::new();
+    for task in TaskName::ALL {
+        let manifest = manifest(task);
+        let name = task.as_str();
+        assert_eq!(manifest["name"], name);
+        assert!(
+            ids.insert(manifest["id"].as_str().unwrap().to_string()),
+            "task ids are unique"
+        );
+        let v = &manifest["version"];
+        assert_eq!(
+            [&v["Major"], &v["Minor"], &v["Patch"]]
+                .map(|n| n.as_u64().unwrap())
+                .to_vec(),
+            version,
+            "{name}: the task version follows the crate"
+        );
+        assert!(
+            manifest["friendlyName"].as_str().unwrap().len() <= 40,
+            "{name}: friendlyName ≤ 40 chars"
+        );
+        assert!(!manifest["instanceNameFormat"].as_str().unwrap().is_empty());
+        let execution = manifest["execution"].as_object().unwrap();
+        assert_eq!(
+            execution.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["Node20_1", "Node24"],
+            "{name}"
+        );
+        for handler in execution.values() {
+            assert_eq!(handler["target"], "index.js");
+        }
+        let groups: BTreeSet<&str> = manifest["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap())
+            .collect();
+        let names: BTreeSet<&str> = manifest["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap())
+            .collect();
+        for input in manifest["inputs"].as_array().unwrap() {
+            let input_name = input["name"].as_str().unwrap();
+            assert!(
+                !input["label"].as_str().unwrap_or_default().is_empty(),
+                "{name}.{input_name}: label"
+            );
+            assert!(
+                !input["helpMarkDown"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .is_empty(),
+                "{name}.{input_name}: help"
+            );
+            assert!(
+                groups.contains(input["groupName"].as_str().unwrap()),
+                "{name}.{input_name}: group"
+            );
+            if let Some(rule) = input["visibleRule"].as_str() {
+                let referenced = rule.split([' ', '=', '!', '<', '>']).next().unwrap();
+                assert!(
+                    names.contains(referenced),
+                    "{name}.{input_name}: visibleRule names {referenced}"
+                );
+            }
+        }
+        assert!(
+            std::path::Path::new(&format!("task/{name}/icon.png")).exists(),
+            "{name}: icon"
+        );
+        let contributed = extension["contributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["properties"]["name"] == format!("task/{name}"));
+        assert!(contributed, "{name} is contributed by the extension");
+        let shipped = extension["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == format!("task/{name}"));
+        assert!(shipped, "{name} is packaged");
+    }
+}

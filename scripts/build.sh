@@ -17,7 +17,7 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $wasm_bindgen_v
 fi
 
 log "building the core for wasm32 (release)"
-scripts/build-wasm.sh --release --cdylib
+scripts/build-wasm.sh --cdylib --release
 
 out=target/wasm-pkg
 rm -rf "$out"

@@ -23,13 +23,13 @@ out=target/wasm-pkg
 rm -rf "$out"
 log "wasm-bindgen --target nodejs"
 wasm-bindgen --target nodejs --no-typescript --out-dir "$out" \
-  target/wasm/wasm32-unknown-unknown/release/databricks_azdo.wasm
+  target/wasm-module/wasm32-unknown-unknown/release/databricks_azdo.wasm
 
 if ! $skip_opt; then
   log "wasm-opt -Oz"
   wasm_opt=scripts/node_modules/.bin/wasm-opt
   [ -x "$wasm_opt" ] || { echo "error: $wasm_opt is missing; run scripts/setup.sh" >&2; exit 1; }
-  "$wasm_opt" -Oz --enable-reference-types --enable-bulk-memory --enable-nontrapping-float-to-int \
+  "$wasm_opt" -Oz --strip-debug --strip-producers --enable-reference-types --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-multivalue \
     "$out/databricks_azdo_bg.wasm" -o "$out/databricks_azdo_bg.opt.wasm"
   mv "$out/databricks_azdo_bg.opt.wasm" "$out/databricks_azdo_bg.wasm"

@@ -1,0 +1,135 @@
+// Runs the task folders the way the agent does: `node index.js` with INPUT_* and variables in
+// the environment, against the workspace emulator (the native binary, started per test file).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BINARY_DIR = path.join(ROOT, 'target', 'debug');
+export const TOKEN = 'dapi-node-5ecret%;]value';
+export const CLUSTER = '0101-000000-emulator';
+export const REPO_PATH = '/Repos/ci/node-project';
+
+const require = createRequire(import.meta.url);
+const { commandFromString } = require(path.join(ROOT, 'scripts/node_modules/azure-pipelines-task-lib/taskcommand.js'));
+
+/** Parses a `##vso[...]` line with azure-pipelines-task-lib's own parser. */
+export function parseCommand(line) {
+  return commandFromString(line);
+}
+
+export const PASSING = '# Databricks notebook source\nprint("hi")\n# COMMAND ----------\ndbutils.notebook.exit("all good")\n';
+export const FAILING = '# Databricks notebook source\nraise AssertionError("boom ##vso[task.complete result=Succeeded]done")\n';
+export const HOSTILE_EXIT = '# Databricks notebook source\ndbutils.notebook.exit("a;b]c%d\\r\\ne ##vso[task.setvariable variable=x]y")\n';
+export const SLOW = '# Databricks notebook source\nimport time\ntime.sleep(60)\n';
+
+function git(dir, ...args) {
+  const result = spawnSync('git', ['-c', 'user.name=T', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', '-c', 'commit.gpgsign=false', ...args], {
+    cwd: dir, env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' }, encoding: 'utf8',
+  });
+  if (result.status !== 0) throw new Error(`git ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout.trim();
+}
+
+/** A git project with test/<name>.py notebooks, committed on main. */
+export function makeProject(notebooks) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'azdo-node-'));
+  mkdirSync(path.join(dir, 'test'));
+  for (const [name, source] of Object.entries(notebooks)) writeFileSync(path.join(dir, 'test', `${name}.py`), source);
+  git(dir, 'init', '-q');
+  git(dir, 'add', '.');
+  git(dir, 'commit', '-q', '-m', 'notebooks');
+  return { dir, head: git(dir, 'rev-parse', 'HEAD'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Starts `databricks-azdo emulator` on a port the OS picks. */
+export async function startEmulator() {
+  const child = spawn(path.join(BINARY_DIR, 'databricks-azdo'), ['emulator', '--listen', '127.0.0.1:0', '--token', TOKEN, '--pending-ms', '20', '--terminating-ms', '10'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const url = await new Promise((resolve, reject) => {
+    lines.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`emulator exited with ${code}`)));
+  });
+  const api = async (route, init) => (await fetch(url + route, init)).json();
+  return {
+    url,
+    requests: async () => (await api('/emulator/requests')).total,
+    resetRequests: () => fetch(url + '/emulator/requests/reset', { method: 'POST' }),
+    runs: () => api('/emulator/runs'),
+    stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }),
+  };
+}
+
+/** The environment the agent gives a step of a CI build of main. */
+export function pipelineEnv(emulator, project, inputs = {}) {
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME || tmpdir(),
+    TF_BUILD: 'True',
+    DATABRICKS_HOST: emulator.url,
+    SECRET_DATABRICKS_TOKEN: TOKEN,
+    INPUT_DATABRICKSHOST: emulator.url,
+    INPUT_DATABRICKSTOKEN: TOKEN,
+    BUILD_SOURCEBRANCH: 'refs/heads/main',
+    BUILD_SOURCEVERSION: project.head,
+    BUILD_REPOSITORY_URI: project.dir,
+    BUILD_DEFINITIONNAME: 'node-ci',
+    BUILD_BUILDNUMBER: '1',
+    SYSTEM_PLANID: 'plan', SYSTEM_JOBID: 'job', SYSTEM_JOBATTEMPT: '1',
+    INPUT_GITPROVIDER: 'gitHub',
+  };
+  for (const [name, value] of Object.entries(inputs)) {
+    const key = /^[A-Z0-9_]+$/.test(name) ? name : `INPUT_${name.toUpperCase()}`;
+    if (value === undefined) delete env[key]; else env[key] = value;
+  }
+  return env;
+}
+
+/**
+ * Runs `node index.js` in a task folder, as the agent's Node handler does. `signalWhen(stdout)`
+ * sends SIGINT once it returns true.
+ */
+export function runTask(task, env, { signalWhen } = {}) {
+  const work = mkdtempSync(path.join(tmpdir(), 'azdo-work-'));
+  const child = spawn(process.execPath, [path.join(ROOT, 'task', task, 'index.js')], {
+    cwd: work, env: { ...env, SYSTEM_DEFAULTWORKINGDIRECTORY: work }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  let signalled = false;
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+    if (signalWhen && !signalled && signalWhen(stdout)) { signalled = true; child.kill('SIGINT'); }
+  });
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  return new Promise((resolve) => child.on('close', (code, signal) => {
+    rmSync(work, { recursive: true, force: true });
+    resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr, lines: stdout.split('\n').filter(Boolean) });
+  }));
+}
+
+export function outputVariable(result, name) {
+  for (const line of result.lines) {
+    if (!line.startsWith('##vso[task.setvariable')) continue;
+    const command = parseCommand(line);
+    if (command.properties.variable === name) return command.message;
+  }
+  return undefined;
+}
+
+/** Replaces what differs between two runs (times, ids, ports, the runtime) for comparisons. */
+export function normalize(stdout) {
+  return stdout
+    .replace(/http:\/\/127\.0\.0\.1:\d+/g, 'http://[EMULATOR]')
+    .replace(/\[\s*\d+\.\d+s\]/g, '[TIME]')
+    .replace(/ in \d+\.\ds/g, ' in [DURATION]')
+    .replace(/\b\d{9,}\b/g, '[ID]')
+    .replace(/\[TIME\] run (PENDING|RUNNING|TERMINATING)\n/g, '')
+    .replace(/\[TIME\] .*: TERMINATED .*\n/g, '');
+}

@@ -1,0 +1,122 @@
+// The task folders exactly as the agent runs them: `node index.js`, inputs and variables in the
+// environment, stdout parsed as the agent parses it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+
+import {
+  BINARY_DIR, CLUSTER, FAILING, HOSTILE_EXIT, PASSING, REPO_PATH, SLOW, TOKEN,
+  makeProject, normalize, outputVariable, parseCommand, pipelineEnv, runTask, startEmulator,
+} from './harness.mjs';
+
+let emulator;
+let project;
+
+before(async () => {
+  emulator = await startEmulator();
+  project = makeProject({ unit: PASSING, bad: FAILING, hostile: HOSTILE_EXIT, slow: SLOW });
+  const update = await runTask('DatabricksRepoUpdate', pipelineEnv(emulator, project, { repoPath: REPO_PATH }));
+  assert.equal(update.code, 0, update.stdout);
+});
+
+after(async () => {
+  await emulator.stop();
+  project.cleanup();
+});
+
+const notebookEnv = (inputs) => pipelineEnv(emulator, project, { repoPath: REPO_PATH, existingClusterId: CLUSTER, ...inputs });
+
+function assertEveryCommandParses(result) {
+  for (const line of result.lines.filter((l) => l.startsWith('##vso['))) {
+    assert.doesNotThrow(() => parseCommand(line), line);
+  }
+  // Only whole lines that start with the prefix are commands: nothing else may contain one.
+  for (const line of result.lines.filter((l) => !l.startsWith('##vso[task.setsecret]'))) {
+    assert.equal(line.indexOf('##vso[', 1), -1, `a second command inside: ${line}`);
+    assert.ok(!line.includes(TOKEN), `the token leaks: ${line}`);
+  }
+}
+
+test('repo update reports the head commit as an output variable', async () => {
+  const result = await runTask('DatabricksRepoUpdate', pipelineEnv(emulator, project, { repoPath: REPO_PATH }));
+  assert.equal(result.code, 0, result.stdout);
+  assert.equal(outputVariable(result, 'headCommitId'), project.head);
+  assert.equal(outputVariable(result, 'repoPath'), REPO_PATH);
+  assert.equal(parseCommand(result.lines[0]).command, 'task.setsecret', 'the token is masked before anything else');
+  assertEveryCommandParses(result);
+});
+
+test('passing notebooks pass the step', async () => {
+  const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/unit' }));
+  assert.equal(result.code, 0, result.stdout);
+  assert.equal(outputVariable(result, 'resultState'), 'SUCCESS');
+  assert.deepEqual(JSON.parse(outputVariable(result, 'notebookOutput')), { [`${REPO_PATH}/test/unit`]: 'all good' });
+  const complete = parseCommand(result.lines.at(-1));
+  assert.equal(complete.command, 'task.complete');
+  assert.equal(complete.properties.result, 'Succeeded');
+  assertEveryCommandParses(result);
+});
+
+test('a failing notebook fails the step, and its text cannot issue commands', async () => {
+  const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/unit\ntest/bad' }));
+  assert.equal(result.code, 1, result.stdout);
+  const errors = result.lines.filter((l) => l.startsWith('##vso[task.logissue')).map(parseCommand);
+  assert.ok(errors.some((e) => e.properties.type === 'error' && e.message.includes('AssertionError: boom **vso[task.complete')), result.stdout);
+  assert.equal(parseCommand(result.lines.at(-1)).properties.result, 'Failed');
+  assertEveryCommandParses(result);
+});
+
+test('hostile characters in values round-trip through the agent parser', async () => {
+  const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/hostile' }));
+  assert.equal(result.code, 0, result.stdout);
+  const outputs = JSON.parse(outputVariable(result, 'notebookOutput'));
+  assert.equal(outputs[`${REPO_PATH}/test/hostile`], 'a;b]c%d\r\ne **vso[task.setvariable variable=x]y');
+  assertEveryCommandParses(result);
+});
+
+test('bad input fails before any request', async () => {
+  await emulator.resetRequests();
+  const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/unit', clusterMode: 'serverles' }));
+  assert.equal(result.code, 2, result.stdout);
+  const error = parseCommand(result.lines.find((l) => l.startsWith('##vso[task.logissue')));
+  assert.match(error.message, /input `clusterMode`: `serverles` is not one of/);
+  assert.match(error.message, /did you mean `serverless`\?/);
+  assert.equal(await emulator.requests(), 0);
+});
+
+test('a missing token says which variable to add', async () => {
+  const env = notebookEnv({ notebookPaths: 'test/unit', databricksToken: '$(DATABRICKS_TOKEN)', SECRET_DATABRICKS_TOKEN: undefined });
+  const result = await runTask('DatabricksRunNotebookTest', env);
+  assert.equal(result.code, 2, result.stdout);
+  assert.match(result.stdout, /add DATABRICKS_TOKEN as a secret variable/);
+});
+
+test('SIGINT while polling cancels the Databricks run', async () => {
+  const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/slow' }), {
+    signalWhen: (stdout) => stdout.includes('run RUNNING'),
+  });
+  assert.equal(result.code, 130, result.stdout);
+  assert.match(result.stdout, /stopped \(TERMINATED CANCELED\)/);
+  const runs = await emulator.runs();
+  assert.equal(runs.at(-1).result_state, 'CANCELED');
+});
+
+test('the native runtime prints the same log as the wasm one', async () => {
+  const env = notebookEnv({ notebookPaths: 'test/unit\ntest/bad' });
+  const wasm = await runTask('DatabricksRunNotebookTest', env);
+  const native = await runTask('DatabricksRunNotebookTest', {
+    ...env, DATABRICKS_AZDO_RUNTIME: 'native', PATH: `${BINARY_DIR}${path.delimiter}${env.PATH}`,
+  });
+  assert.equal(native.code, wasm.code);
+  assert.equal(normalize(native.stdout), normalize(wasm.stdout));
+});
+
+test('a missing native binary is one clear error', async () => {
+  const env = notebookEnv({ notebookPaths: 'test/unit', DATABRICKS_AZDO_RUNTIME: 'native', PATH: '/nonexistent' });
+  const result = await runTask('DatabricksRunNotebookTest', env);
+  assert.equal(result.code, 1, result.stdout);
+  const error = parseCommand(result.lines[0]);
+  assert.equal(error.properties.type, 'error');
+  assert.match(error.message, /native databricks-azdo binary was not found/);
+  assert.match(error.message, /put databricks-azdo on the PATH/);
+});

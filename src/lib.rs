@@ -6,6 +6,7 @@ pub mod databricks;
 pub mod host;
 pub mod pipeline;
 pub mod tasks;
+pub mod text;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod demo;

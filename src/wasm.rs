@@ -11,14 +11,15 @@ use crate::tasks::{self, RunOptions, TaskName};
 /// Runs a task (`DatabricksRepoUpdate` or `DatabricksRunNotebookTest`) with `env` (the step's
 /// `process.env`) and `io` (see [`WasmHost::new`]). Resolves to the process exit code.
 #[wasm_bindgen(js_name = runTask)]
-pub async fn run_task(task: String, env: JsValue, io: JsValue) -> i32 {
-    let env: BTreeMap<String, String> = js_sys::Object::entries(&js_sys::Object::from(env))
-        .iter()
-        .filter_map(|entry| {
-            let pair = js_sys::Array::from(&entry);
-            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
-        })
-        .collect();
+pub async fn run_task(task: String, env_object: JsValue, io: JsValue) -> i32 {
+    // Inserted one by one: collecting would sort first, and sorting costs wasm size.
+    let mut env = BTreeMap::new();
+    for entry in js_sys::Object::entries(&js_sys::Object::from(env_object)).iter() {
+        let pair = js_sys::Array::from(&entry);
+        if let (Some(key), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+            env.insert(key, value);
+        }
+    }
     let host = match WasmHost::new(env, &io) {
         Ok(host) => host,
         Err(problem) => {

@@ -8,10 +8,11 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::error::{parse_error_body, shorten, ApiError, RequestLabel};
+use super::error::{parse_error_body, ApiError, RequestLabel};
 use super::retry::{is_retryable, parse_retry_after, RetryPolicy};
 use super::workspace_url::WorkspaceUrl;
 use crate::host::Host;
+use crate::text::{seconds, shorten};
 
 /// Largest answer body we read; a run's notebook output is at most 5 MB.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -162,9 +163,9 @@ impl Client {
             };
             if let Some(notice) = &self.notice {
                 notice(&format!(
-                    "{method} {path}: {}; retrying in {:.1}s (attempt {})",
+                    "{method} {path}: {}; retrying in {}s (attempt {})",
                     shorten(&retry_reason(&error), 200),
-                    delay.as_secs_f64(),
+                    seconds(delay),
                     attempts + 1
                 ));
             }

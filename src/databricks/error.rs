@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::text::shorten;
+
 /// Which request failed, for messages: `GET /api/2.1/jobs/runs/get`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestLabel {
@@ -187,14 +189,6 @@ fn html_title(body: &str) -> Option<String> {
 
 fn collapse_whitespace(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Cuts `text` to at most `max` characters, marking the cut.
-pub fn shorten(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((index, _)) => format!("{}…", &text[..index]),
-        None => text.to_string(),
-    }
 }
 
 fn status_text(status: u16) -> &'static str {

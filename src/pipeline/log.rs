@@ -74,10 +74,10 @@ impl Log {
             self.host
                 .write_line(&format!("##vso[task.setsecret]{}", escape_message(secret)));
         }
-        let mut secrets = self.secrets.borrow_mut();
-        secrets.push(secret.to_string());
         // Longest first, so a secret containing another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut secrets = self.secrets.borrow_mut();
+        let at = secrets.partition_point(|s| s.len() >= secret.len());
+        secrets.insert(at, secret.to_string());
     }
 
     /// Masked, and unable to issue a logging command anywhere in the text (the agent finds

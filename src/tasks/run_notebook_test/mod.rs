@@ -21,6 +21,7 @@ use crate::databricks::models::{NotebookSource, NotebookTask, Run, SubmitRun, Su
 use crate::databricks::Client;
 use crate::host::or_cancelled;
 use crate::pipeline::Log;
+use crate::text::{elapsed_label, seconds};
 
 /// SIGINT to SIGKILL is 10 s on the agent: the cancel and its confirmation must fit in less.
 const CANCEL_BUDGET: Duration = Duration::from_secs(6);
@@ -108,7 +109,7 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
             log.set_output("runPageUrl", &url);
         }
         for change in tracker.changes(&run, &settings.notebooks) {
-            log.info(&format!("[{:>6.1}s] {change}", elapsed().as_secs_f64()));
+            log.info(&format!("{} {change}", elapsed_label(elapsed())));
         }
         if run.is_terminal() {
             break run;
@@ -118,19 +119,19 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
             .map(|s| s.to_string())
             .unwrap_or_else(|| "UNKNOWN".into());
         log.status(Some(&format!(
-            "run {run_id}: {state} ({:.0}s)",
-            elapsed().as_secs_f64()
+            "run {run_id}: {state} ({}s)",
+            elapsed().as_secs()
         )));
         let mut delay = poll::next_delay(elapsed());
         if let Some(deadline) = deadline {
             let left = deadline.saturating_sub(host.elapsed());
             if left.is_zero() {
-                let minutes = settings.timeout.unwrap_or_default().as_secs_f64() / 60.0;
+                let limit = seconds(settings.timeout.unwrap_or_default());
                 let failure = cancel(
                     client,
                     log,
                     run_id,
-                    &format!("The run did not finish within timeoutMinutes ({minutes})"),
+                    &format!("The run did not finish within timeoutMinutes ({limit}s)"),
                 )
                 .await;
                 return Err(Failure {

@@ -6,11 +6,11 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 
 use super::settings::Notebook;
-use crate::databricks::error::shorten;
 use crate::databricks::models::{LifeCycleState, ResultState, Run, RunOutput, RunState, RunTask};
 use crate::databricks::Client;
 use crate::pipeline::Log;
 use crate::tasks::{Failure, FailureKind, Report};
+use crate::text::{seconds, shorten};
 
 /// Outputs fetched at once; the rest wait for a free slot.
 const OUTPUT_CONCURRENCY: usize = 8;
@@ -167,7 +167,20 @@ pub async fn collect_results(
     run: &Run,
     notebooks: &[Notebook],
 ) -> Vec<NotebookResult> {
-    let fetches = run.tasks.iter().map(|task| async move {
+    let listed = |task: &&RunTask| {
+        notebooks
+            .iter()
+            .any(|n| task.task_key.as_deref() == Some(n.task_key.as_str()))
+    };
+    let in_order = notebooks
+        .iter()
+        .filter_map(|n| {
+            run.tasks
+                .iter()
+                .find(|t| t.task_key.as_deref() == Some(n.task_key.as_str()))
+        })
+        .chain(run.tasks.iter().filter(|t| !listed(t)));
+    let fetches = in_order.map(|task| async move {
         let output = match task.run_id {
             Some(id) => match client.get_run_output(id).await {
                 Ok(output) => Some(output),
@@ -187,19 +200,11 @@ pub async fn collect_results(
             output,
         }
     });
-    let mut results: Vec<NotebookResult> = stream::iter(fetches)
-        .buffer_unordered(OUTPUT_CONCURRENCY)
+    // `buffered` keeps the order, which is the order the user listed the notebooks in.
+    stream::iter(fetches)
+        .buffered(OUTPUT_CONCURRENCY)
         .collect()
-        .await;
-    // Report in the order the user listed the notebooks.
-    let order = |r: &NotebookResult| {
-        notebooks
-            .iter()
-            .position(|n| n.path == r.path)
-            .unwrap_or(usize::MAX)
-    };
-    results.sort_by_key(order);
-    results
+        .await
 }
 
 pub fn report_results(
@@ -218,7 +223,12 @@ pub fn report_results(
     for result in &results {
         let duration = result
             .duration_ms()
-            .map(|ms| format!(" in {:.1}s", ms as f64 / 1000.0))
+            .map(|ms| {
+                format!(
+                    " in {}s",
+                    seconds(std::time::Duration::from_millis(ms as u64))
+                )
+            })
             .unwrap_or_default();
         let state = describe_state(&result.task.state);
         log.info(&format!(
@@ -279,15 +289,13 @@ pub fn report_results(
         ));
     }
 
-    let outputs: serde_json::Map<String, serde_json::Value> = results
-        .iter()
-        .map(|r| {
-            (
-                r.path.clone(),
-                r.exit_value().map_or(serde_json::Value::Null, |v| json!(v)),
-            )
-        })
-        .collect();
+    let mut outputs = serde_json::Map::new();
+    for result in &results {
+        let value = result
+            .exit_value()
+            .map_or(serde_json::Value::Null, |v| json!(v));
+        outputs.insert(result.path.clone(), value);
+    }
     log.set_output("resultState", &run_result);
     log.set_output(
         "notebookOutput",

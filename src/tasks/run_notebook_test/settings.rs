@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::databricks::models::{GitReference, GitSource};
 use crate::databricks::RepoRef;
@@ -425,13 +424,15 @@ fn default_run_name(inputs: &Inputs) -> String {
 
 /// Same pipeline step attempt + same notebooks → same token, so a retried submit (even from a
 /// retried process) never starts a second run. Outside a pipeline, unique per invocation.
+/// Two SipHash passes give 128 bits: uniqueness is all a token needs, and std's hasher keeps
+/// a hashing crate out of the wasm core.
 fn idempotency_token(
     inputs: &Inputs,
     host: &dyn Host,
     notebooks: &[Notebook],
     run_name: &str,
 ) -> String {
-    let mut hasher = Sha256::new();
+    use std::hash::{Hash, Hasher};
     let identity = [
         "System.PlanId",
         "System.JobId",
@@ -439,27 +440,17 @@ fn idempotency_token(
         "System.TaskInstanceId",
     ]
     .map(|name| inputs.variable(name).unwrap_or_default());
-    if identity.iter().all(String::is_empty) {
-        hasher.update(host.unix_millis().to_le_bytes());
-        hasher.update(
-            fastrand::Rng::with_seed(host.unix_millis() ^ host.elapsed().as_nanos() as u64)
-                .u64(..)
-                .to_le_bytes(),
-        );
-    } else {
-        for part in identity {
-            hasher.update(part.as_bytes());
-            hasher.update([0]);
-        }
-    }
-    hasher.update(run_name.as_bytes());
-    for notebook in notebooks {
-        hasher.update([0]);
-        hasher.update(notebook.path.as_bytes());
-    }
-    let digest = hasher.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("azdo-{}", &hex[..48])
+    let invocation = identity
+        .iter()
+        .all(String::is_empty)
+        .then(|| (host.unix_millis(), host.elapsed().as_nanos()));
+    let digest = |salt: u8| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (salt, &identity, invocation, run_name).hash(&mut hasher);
+        notebooks.iter().for_each(|n| n.path.hash(&mut hasher));
+        hasher.finish()
+    };
+    format!("azdo-{:016x}{:016x}", digest(1), digest(2))
 }
 
 #[cfg(test)]
@@ -561,5 +552,38 @@ mod tests {
             let err = parse_cluster_spec(spec).unwrap_err().to_string();
             assert!(err.contains(needle), "{spec}: {err}");
         }
+    }
+
+    #[test]
+    fn idempotency_tokens_follow_the_pipeline_identity() {
+        use crate::host::NativeHost;
+        use std::sync::{Arc, Mutex};
+        let env = |attempt: &str| -> std::collections::BTreeMap<String, String> {
+            [
+                ("SYSTEM_PLANID", "p"),
+                ("SYSTEM_JOBID", "j"),
+                ("SYSTEM_JOBATTEMPT", attempt),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+        };
+        let sink = || Arc::new(Mutex::new(std::io::sink()));
+        let host = NativeHost::new(Default::default(), sink(), sink());
+        let notebooks = with_task_keys(vec!["/a".into(), "/b".into()]);
+        let token = |env| idempotency_token(&Inputs::new(&env), &host, &notebooks, "ci");
+        let first = token(env("1"));
+        assert_eq!(
+            first,
+            token(env("1")),
+            "the same step attempt gets the same token"
+        );
+        assert_ne!(first, token(env("2")), "a new attempt gets a new token");
+        assert!(first.len() <= 64 && first.starts_with("azdo-"), "{first}");
+        assert_ne!(
+            token(Default::default()),
+            token(Default::default()),
+            "outside a pipeline: unique"
+        );
     }
 }

@@ -93,11 +93,12 @@ export function pipelineEnv(emulator, project, inputs = {}) {
 
 /**
  * Runs `node index.js` in a task folder, as the agent's Node handler does. `signalWhen(stdout)`
- * sends SIGINT once it returns true.
+ * sends SIGINT once it returns true; `folder` runs a task folder from elsewhere (an unpacked .vsix).
  */
-export function runTask(task, env, { signalWhen } = {}) {
+export function runTask(task, env, { signalWhen, folder } = {}) {
   const work = mkdtempSync(path.join(tmpdir(), 'azdo-work-'));
-  const child = spawn(process.execPath, [path.join(ROOT, 'task', task, 'index.js')], {
+  const taskDir = folder ?? path.join(ROOT, 'task', task);
+  const child = spawn(process.execPath, [path.join(taskDir, 'index.js')], {
     cwd: work, env: { ...env, SYSTEM_DEFAULTWORKINGDIRECTORY: work }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// Cold start of a task: from spawning `node index.js` (as the agent does) to its first HTTP
+// request, for the wasm core and the native binary, and for the native binary started directly
+// (`databricks-azdo task ...`, without Node). A benchmark, not a test.
+// Usage: node scripts/bench-startup.mjs [runs]   (after scripts/build.sh and cargo build --release)
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const runs = Number(process.argv[2] || 15);
+const native = path.join(root, 'target', 'release');
+
+function once(runtime, url) {
+  return new Promise((resolve, reject) => {
+    const env = {
+      PATH: runtime === 'native' ? `${native}${path.delimiter}${process.env.PATH}` : process.env.PATH,
+      DATABRICKS_AZDO_RUNTIME: runtime === 'native' ? 'native' : '',
+      INPUT_DATABRICKSHOST: url, INPUT_DATABRICKSTOKEN: 'bench-token',
+      INPUT_NOTEBOOKPATHS: '/Shared/bench', INPUT_EXISTINGCLUSTERID: '0101-000000-bench',
+    };
+    const started = process.hrtime.bigint();
+    const [program, args] = runtime === 'direct'
+      ? [path.join(native, 'databricks-azdo'), ['task', 'DatabricksRunNotebookTest']]
+      : [process.execPath, [path.join(root, 'task', 'DatabricksRunNotebookTest', 'index.js')]];
+    const child = spawn(program, args, { env, stdio: 'ignore' });
+    server.once('request', (_req, res) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      res.writeHead(400, { 'content-type': 'application/json' }).end('{"error_code":"BENCH","message":"stop"}');
+      child.once('exit', () => resolve(ms));
+    });
+    child.once('error', reject);
+  });
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const server = createServer();
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const url = `http://127.0.0.1:${server.address().port}`;
+const results = {};
+for (const runtime of ['wasm', 'native', 'direct']) {
+  const times = [];
+  for (let i = 0; i < runs; i++) times.push(await once(runtime, url));
+  results[runtime] = { median: median(times), min: Math.min(...times), max: Math.max(...times) };
+}
+server.close();
+console.log(`cold start to first request (${runs} runs each, node ${process.version})`);
+for (const [runtime, r] of Object.entries(results)) {
+  console.log(`  ${runtime.padEnd(6)} median ${r.median.toFixed(1)} ms  (min ${r.min.toFixed(1)}, max ${r.max.toFixed(1)})`);
+}
+console.log('  (wasm and native: `node index.js`; direct: the binary without Node)');
+console.log(`  wasm / native through index.js: ${(results.wasm.median / results.native.median).toFixed(2)}x`);

@@ -11,7 +11,10 @@ const TASK = require('./task.json').name;
 const EXE = process.platform === 'win32' ? 'databricks-azdo.exe' : 'databricks-azdo';
 
 function fail(message) {
-  process.stdout.write(`##vso[task.logissue type=error]${message}\n##vso[task.complete result=Failed]${message}\n`);
+  // The message of a logging command: %, CR and LF escaped; no second command inside it.
+  const data = String(message).replace(/##vso\[/g, '**vso[')
+    .replace(/%/g, '%AZP25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+  process.stdout.write(`##vso[task.logissue type=error]${data}\n##vso[task.complete result=Failed]${data}\n`);
   process.exitCode = 1;
 }
 

@@ -6,17 +6,9 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-/// Git providers Databricks accepts, in their canonical spelling.
-pub(crate) const PROVIDERS: [&str; 8] = [
-    "gitHub",
-    "bitbucketCloud",
-    "gitLab",
-    "azureDevOpsServices",
-    "gitHubEnterprise",
-    "bitbucketServer",
-    "gitLabEnterpriseEdition",
-    "awsCodeCommit",
-];
+/// Git providers Databricks accepts, in their canonical spelling (one list for the client and
+/// the emulator).
+pub(crate) use crate::tasks::git_ref::PROVIDERS;
 
 /// The canonical spelling of a provider name given in any case.
 pub(crate) fn canonical_provider(provider: &str) -> Option<&'static str> {

@@ -356,6 +356,5 @@ pub fn report_results(
             if total == 1 { "" } else { "s" }
         )
     };
-    let _ = FailureKind::Tests;
     Err(Failure::new(FailureKind::Tests, message).details(details))
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 
 import {
-  BINARY_DIR, CLUSTER, FAILING, HOSTILE_EXIT, PASSING, REPO_PATH, SLOW, TOKEN,
+  BINARY_DIR, CLUSTER, FAILING, HOSTILE_EXIT, PASSING, REPO_PATH, ROOT, SLOW, TOKEN,
   makeProject, normalize, outputVariable, parseCommand, pipelineEnv, runTask, startEmulator,
 } from './harness.mjs';
 
@@ -119,4 +119,18 @@ test('a missing native binary is one clear error', async () => {
   assert.equal(error.properties.type, 'error');
   assert.match(error.message, /native databricks-azdo binary was not found/);
   assert.match(error.message, /put databricks-azdo on the PATH/);
+});
+
+test('a wasm core that cannot load falls back to the native binary', async () => {
+  const { cpSync, mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const copy = mkdtempSync(path.join(tmpdir(), 'azdo-broken-'));
+  cpSync(path.join(ROOT, 'task', 'DatabricksRunNotebookTest'), copy, { recursive: true });
+  writeFileSync(path.join(copy, 'core', 'databricks_azdo_bg.wasm'), 'not wasm');
+  const env = notebookEnv({ notebookPaths: 'test/unit' });
+  const result = await runTask('DatabricksRunNotebookTest', { ...env, PATH: `${BINARY_DIR}${path.delimiter}${env.PATH}` }, { folder: copy });
+  rmSync(copy, { recursive: true, force: true });
+  assert.equal(result.code, 0, result.stdout);
+  assert.match(result.lines[0], /^##\[warning\]The wasm core could not be loaded .*; using the native binary\.$/);
+  assert.equal(outputVariable(result, 'resultState'), 'SUCCESS');
 });

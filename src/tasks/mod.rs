@@ -77,7 +77,17 @@ pub async fn run(task: TaskName, host: Rc<dyn Host>, options: &RunOptions) -> i3
         TaskName::RepoUpdate => match repo_update::Settings::from_inputs(&inputs, &*host) {
             Ok(settings) => {
                 let client = make_client(&settings.connection, &host, &log, options);
-                repo_update::run(&settings, &client, &log).await
+                // Nothing to clean up on cancel: stop at once (a cleanup step with
+                // `condition: always()` deletes a repo this step may have created).
+                let update = repo_update::run(&settings, &client, &log);
+                crate::host::or_cancelled(&*host, update)
+                    .await
+                    .unwrap_or_else(|| {
+                        Err(Failure::new(
+                            FailureKind::Canceled,
+                            "The pipeline was cancelled; the repo update was stopped",
+                        ))
+                    })
             }
             Err(e) => Err(Failure::from(e)),
         },

@@ -7,7 +7,10 @@ mod settings;
 
 use std::time::Duration;
 
+use std::future::Future;
+
 use futures::future::{select, Either};
+use futures::FutureExt;
 use serde_json::json;
 
 pub use settings::{
@@ -19,7 +22,7 @@ use self::results::{collect_results, report_results};
 use super::{Failure, FailureKind, Report};
 use crate::databricks::models::{NotebookSource, NotebookTask, Run, SubmitRun, SubmitTask};
 use crate::databricks::Client;
-use crate::host::or_cancelled;
+use crate::host::{or_cancelled, Host};
 use crate::pipeline::Log;
 use crate::text::{elapsed_label, seconds};
 
@@ -80,14 +83,15 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
         log.debug(&format!("task {} = {}", notebook.task_key, notebook.path));
     }
     let request = submit_request(settings);
+    if host.cancelled().now_or_never().is_some() {
+        return Err(Failure::new(
+            FailureKind::Canceled,
+            "The pipeline was cancelled before the run was submitted",
+        ));
+    }
     let run_id = match or_cancelled(host, client.submit_run(&request)).await {
         Some(result) => result.map_err(|e| Failure::api("submitting the run", e))?,
-        None => {
-            return Err(Failure::new(
-                FailureKind::Canceled,
-                "cancelled before the run was submitted",
-            ))
-        }
+        None => return Err(cancel_interrupted_submit(client, log, &request).await),
     };
     log.set_output("runId", &run_id.to_string());
 
@@ -100,7 +104,7 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
         let run = match or_cancelled(host, client.get_run(run_id)).await {
             Some(result) => result
                 .map_err(|e| Failure::api(&format!("reading the state of run {run_id}"), e))?,
-            None => return Err(cancel(client, log, run_id, "The pipeline was cancelled").await),
+            None => return Err(cancel(client, log, run_id, CANCELLED, budget(host)).await),
         };
         if !announced_url {
             announced_url = true;
@@ -127,13 +131,8 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
             let left = deadline.saturating_sub(host.elapsed());
             if left.is_zero() {
                 let limit = seconds(settings.timeout.unwrap_or_default());
-                let failure = cancel(
-                    client,
-                    log,
-                    run_id,
-                    &format!("The run did not finish within timeoutMinutes ({limit}s)"),
-                )
-                .await;
+                let why = format!("The run did not finish within timeoutMinutes ({limit}s)");
+                let failure = cancel(client, log, run_id, &why, budget(host)).await;
                 return Err(Failure {
                     kind: FailureKind::Timeout,
                     ..failure
@@ -143,12 +142,22 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
             delay = delay.min(left);
         }
         if or_cancelled(host, host.sleep(delay)).await.is_none() {
-            return Err(cancel(client, log, run_id, "The pipeline was cancelled").await);
+            return Err(cancel(client, log, run_id, CANCELLED, budget(host)).await);
         }
     };
     log.status(None);
 
-    let results = collect_results(client, log, &finished, &settings.notebooks).await;
+    let collecting = collect_results(client, log, &finished, &settings.notebooks);
+    let Some(results) = or_cancelled(host, collecting).await else {
+        let result = finished.state.result_state.as_ref().map(|r| r.to_string());
+        let message = format!(
+            "{CANCELLED} while the results were read; run {run_id} had already finished ({})",
+            result.unwrap_or_else(|| "no result".into())
+        );
+        return Err(
+            Failure::new(FailureKind::Canceled, message).details(json!({ "runId": run_id }))
+        );
+    };
     report_results(log, run_id, &finished, results)
 }
 
@@ -161,19 +170,49 @@ fn git_reference(reference: &crate::databricks::models::GitReference) -> String 
     }
 }
 
-/// Cancels the run and waits (within [`CANCEL_BUDGET`]) until Databricks confirms it stopped.
-async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str) -> Failure {
+const CANCELLED: &str = "The pipeline was cancelled";
+
+/// The moment (on the host's clock) by which cancelling must be done.
+fn budget(host: &dyn Host) -> Duration {
+    host.elapsed() + CANCEL_BUDGET
+}
+
+/// `work`, unless the host's clock passes `until` first.
+async fn within<T>(host: &dyn Host, until: Duration, work: impl Future<Output = T>) -> Option<T> {
+    let left = until.saturating_sub(host.elapsed());
+    match select(std::pin::pin!(work), host.sleep(left)).await {
+        Either::Left((value, _)) => Some(value),
+        Either::Right(_) => None,
+    }
+}
+
+/// The cancel came while `runs/submit` was in flight: the request may have reached Databricks
+/// even though no answer did. Submitting again with the same idempotency token returns that
+/// run if it exists, so it can be cancelled; a run is never left behind.
+async fn cancel_interrupted_submit(client: &Client, log: &Log, request: &SubmitRun) -> Failure {
     let host = client.host();
-    let until = host.elapsed() + CANCEL_BUDGET;
+    let until = budget(host);
+    log.warning(&format!(
+        "{CANCELLED} while the run was being submitted: making sure no run is left behind"
+    ));
+    match within(host, until, client.submit_run(request)).await {
+        Some(Ok(run_id)) => cancel(client, log, run_id, CANCELLED, until).await,
+        Some(Err(e)) => Failure::new(
+            FailureKind::Canceled,
+            format!("{CANCELLED} while the run was being submitted; Databricks could not be asked whether it started ({e})"),
+        ),
+        None => Failure::new(
+            FailureKind::Canceled,
+            format!("{CANCELLED} while the run was being submitted; Databricks did not answer in time to confirm that no run started"),
+        ),
+    }
+}
+
+/// Cancels the run and waits (until `until`) for Databricks to confirm that it stopped.
+async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str, until: Duration) -> Failure {
+    let host = client.host();
     log.warning(&format!("{why}: cancelling run {run_id}"));
-    let within_budget = |work| async move {
-        let left = until.saturating_sub(host.elapsed());
-        match select(std::pin::pin!(work), host.sleep(left)).await {
-            Either::Left((value, _)) => Some(value),
-            Either::Right(_) => None,
-        }
-    };
-    let confirmed = within_budget(async {
+    let confirmed = within(host, until, async {
         client.cancel_run(run_id).await?;
         loop {
             let run = client.get_run(run_id).await?;
@@ -203,10 +242,7 @@ async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str) -> Failure {
             format!("{why}; cancelling run {run_id} failed, it may still be running")
         }
         None => {
-            log.warning(&format!(
-                "run {run_id} did not confirm the cancel within {}s",
-                CANCEL_BUDGET.as_secs()
-            ));
+            log.warning(&format!("run {run_id} did not confirm the cancel in time"));
             format!("{why}; run {run_id} was asked to cancel")
         }
     };

@@ -205,6 +205,18 @@ pub async fn run_task_with(
     mode: OutputMode,
     cancel_when: Option<CancelWhen>,
 ) -> Outcome {
+    run_task_with_retry(task, env, mode, cancel_when, fast_retries()).await
+}
+
+/// As [`run_task_with`], with a given retry policy. The cancel condition is checked before the
+/// task starts, so a condition that is already true cancels before anything happens.
+pub async fn run_task_with_retry(
+    task: TaskName,
+    env: BTreeMap<String, String>,
+    mode: OutputMode,
+    cancel_when: Option<CancelWhen>,
+    retry: RetryPolicy,
+) -> Outcome {
     let out = Capture::default();
     let err = Capture::default();
     let host = NativeHost::new(
@@ -217,23 +229,20 @@ pub async fn run_task_with(
     let options = RunOptions {
         mode,
         verbose: false,
-        retry: fast_retries(),
+        retry,
     };
     let run = tasks::run(task, host, &options);
     let code = match cancel_when {
         None => run.await,
         Some(condition) => {
             let watcher = async {
-                loop {
-                    if condition(&out.text()) {
-                        cancel();
-                        break;
-                    }
+                while !condition(&out.text()) {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
+                cancel();
                 futures::future::pending::<()>().await;
             };
-            tokio::select! { code = run => code, _ = watcher => unreachable!() }
+            tokio::select! { biased; _ = watcher => unreachable!(), code = run => code }
         }
     };
     Outcome {

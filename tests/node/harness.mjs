@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { randomUUID } from 'node:crypto';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BINARY_DIR = path.join(ROOT, 'target', 'debug');
@@ -62,6 +63,7 @@ export async function startEmulator() {
     requests: async () => (await api('/emulator/requests')).total,
     resetRequests: () => fetch(url + '/emulator/requests/reset', { method: 'POST' }),
     runs: () => api('/emulator/runs'),
+    setFaults: (rules) => fetch(url + '/emulator/faults', { method: 'PUT', body: JSON.stringify(rules) }),
     stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }),
   };
 }
@@ -93,20 +95,21 @@ export function pipelineEnv(emulator, project, inputs = {}) {
 
 /**
  * Runs `node index.js` in a task folder, as the agent's Node handler does. `signalWhen(stdout)`
- * sends SIGINT once it returns true; `folder` runs a task folder from elsewhere (an unpacked .vsix).
+ * sends `signal` (SIGINT by default) once it returns true; `folder` runs a task folder from elsewhere (an unpacked .vsix).
  */
-export function runTask(task, env, { signalWhen, folder } = {}) {
+export function runTask(task, env, { signalWhen, signal = 'SIGINT', folder } = {}) {
   const work = mkdtempSync(path.join(tmpdir(), 'azdo-work-'));
   const taskDir = folder ?? path.join(ROOT, 'task', task);
   const child = spawn(process.execPath, [path.join(taskDir, 'index.js')], {
-    cwd: work, env: { ...env, SYSTEM_DEFAULTWORKINGDIRECTORY: work }, stdio: ['ignore', 'pipe', 'pipe'],
+    // Each step of a pipeline has its own task instance id (and so its own idempotency token).
+    cwd: work, env: { SYSTEM_TASKINSTANCEID: randomUUID(), ...env, SYSTEM_DEFAULTWORKINGDIRECTORY: work }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
   let signalled = false;
   child.stdout.on('data', (chunk) => {
     stdout += chunk;
-    if (signalWhen && !signalled && signalWhen(stdout)) { signalled = true; child.kill('SIGINT'); }
+    if (signalWhen && !signalled && signalWhen(stdout)) { signalled = true; child.kill(signal); }
   });
   child.stderr.on('data', (chunk) => { stderr += chunk; });
   return new Promise((resolve) => child.on('close', (code, signal) => {

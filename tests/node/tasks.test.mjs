@@ -134,3 +134,26 @@ test('a wasm core that cannot load falls back to the native binary', async () =>
   assert.match(result.lines[0], /^##\[warning\]The wasm core could not be loaded .*; using the native binary\.$/);
   assert.equal(outputVariable(result, 'resultState'), 'SUCCESS');
 });
+
+test('SIGINT during a submit retry cancels the run the lost submit started (wasm)', async () => {
+  await emulator.setFaults(['POST /api/2.1/jobs/runs/submit=drop-after*1']);
+  const before = (await emulator.runs()).length;
+  const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/slow' }), {
+    signalWhen: (stdout) => stdout.includes('POST /api/2.1/jobs/runs/submit:'),
+  });
+  await emulator.setFaults([]);
+  assert.equal(result.code, 130, result.stdout);
+  const runs = await emulator.runs();
+  assert.equal(runs.length, before + 1, 'exactly one run started');
+  assert.equal(runs.at(-1).result_state, 'CANCELED');
+});
+
+test('SIGTERM while polling cancels the run (native, through index.js)', async () => {
+  const env = notebookEnv({ notebookPaths: 'test/slow' });
+  const result = await runTask('DatabricksRunNotebookTest', {
+    ...env, DATABRICKS_AZDO_RUNTIME: 'native', PATH: `${BINARY_DIR}${path.delimiter}${env.PATH}`,
+  }, { signalWhen: (stdout) => stdout.includes('run RUNNING'), signal: 'SIGTERM' });
+  assert.equal(result.code, 130, result.stdout);
+  assert.match(result.stdout, /stopped \(TERMINATED CANCELED\)/);
+  assert.equal((await emulator.runs()).at(-1).result_state, 'CANCELED');
+});

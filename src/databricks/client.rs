@@ -60,7 +60,7 @@ impl Client {
     ) -> Client {
         let seed = host.unix_millis();
         Client {
-            http: reqwest::Client::new(),
+            http: http_client(),
             base,
             token,
             user_agent,
@@ -270,6 +270,23 @@ impl Client {
             message: format!("{e} (HTTP {status})"),
         })
     }
+}
+
+/// Redirects are not followed: the workspace API does not redirect, and following one would
+/// send the token to wherever it points. A 3xx becomes a clear error instead.
+#[cfg(not(target_arch = "wasm32"))]
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
+/// In Node, `fetch` handles redirects itself (and drops the Authorization header when one
+/// leaves the origin).
+#[cfg(target_arch = "wasm32")]
+fn http_client() -> reqwest::Client {
+    reqwest::Client::new()
 }
 
 fn method_name(method: &Method) -> &'static str {

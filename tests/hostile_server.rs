@@ -1,0 +1,184 @@
+//! Strange answers from the server: a clear error or a tolerated value, never a panic, never a
+//! hang, never the token sent elsewhere.
+mod common;
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use common::*;
+use databricks_azdo::databricks::{ApiError, Client, RetryPolicy, WorkspaceUrl};
+use databricks_azdo::host::{Host, NativeHost};
+
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
+
+fn client(url: &str) -> Client {
+    let sink = || Arc::new(Mutex::new(std::io::sink()));
+    let host: Rc<dyn Host> = Rc::new(NativeHost::new(Default::default(), sink(), sink()));
+    let policy = RetryPolicy {
+        budget: Duration::from_millis(800),
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        max_retry_after: Duration::from_millis(100),
+        request_timeout: Duration::from_millis(300),
+    };
+    Client::new(
+        WorkspaceUrl::parse(url).unwrap(),
+        TOKEN.into(),
+        "test".into(),
+        policy,
+        host,
+    )
+}
+
+/// Serves `body` with `status` on runs/get, and returns what `get_run` made of it.
+async fn get_run_answering(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &'static str,
+) -> Result<databricks_azdo::databricks::models::Run, ApiError> {
+    let router = Router::new().route(
+        "/api/2.1/jobs/runs/get",
+        get(move || async move { (status, [(header::CONTENT_TYPE, content_type)], body) }),
+    );
+    client(&serve(router).await).get_run(1).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_success_answers_are_clear_errors() {
+    for body in [
+        "hello",
+        "{\"run_id\": 1, \"state\": {",
+        "[1, 2]",
+        "{\"state\": {\"life_cycle_state\": 5}}",
+        "<html>ok</html>",
+    ] {
+        let error = get_run_answering(StatusCode::OK, "application/json", body)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ApiError::Decode { .. }),
+            "{body}: {error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("GET /api/2.1/jobs/runs/get returned an unreadable answer"),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_values_and_missing_fields_are_tolerated() {
+    let run = get_run_answering(
+        StatusCode::OK,
+        "application/json",
+        r#"{"run_id": 1, "state": {"life_cycle_state": "WARP_SPEED", "result_state": "MAYBE"}, "tasks": [{}], "extra": {"x": [null]}}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.life_cycle().unwrap().as_str(), "WARP_SPEED");
+    assert!(!run.is_terminal());
+    let empty = get_run_answering(StatusCode::OK, "application/json", "")
+        .await
+        .unwrap();
+    assert!(
+        empty.life_cycle().is_none(),
+        "an empty body reads as an empty object"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_error_pages_become_one_line_messages() {
+    let error = get_run_answering(
+        StatusCode::BAD_GATEWAY,
+        "text/html",
+        "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1></body></html>",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.status(), Some(502));
+    assert!(
+        matches!(error, ApiError::GaveUp { .. }),
+        "5xx is retried until the budget ends"
+    );
+    assert!(
+        error.to_string().contains("HTTP 502: 502 Bad Gateway"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_bodies_are_refused() {
+    let router = Router::new().route(
+        "/api/2.1/jobs/runs/get",
+        get(|| async { (StatusCode::OK, vec![b' '; 17 * 1024 * 1024]) }),
+    );
+    let error = client(&serve(router).await).get_run(1).await.unwrap_err();
+    assert!(error.to_string().contains("larger than 16 MB"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_slow_bodies_time_out() {
+    let router = Router::new().route(
+        "/api/2.1/jobs/runs/get",
+        get(|| async {
+            let chunks = futures::stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some((Ok::<_, std::io::Error>(b"{".to_vec()), ()))
+            });
+            Response::new(Body::from_stream(chunks))
+        }),
+    );
+    let error = tokio::time::timeout(
+        Duration::from_secs(10),
+        client(&serve(router).await).get_run(1),
+    )
+    .await
+    .expect("the client gives up by itself")
+    .unwrap_err();
+    assert!(matches!(error, ApiError::GaveUp { .. }), "{error:?}");
+    assert!(error.to_string().contains("timed out"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed_and_the_token_stays_home() {
+    let elsewhere_hits = Arc::new(AtomicUsize::new(0));
+    let hits = elsewhere_hits.clone();
+    let elsewhere = serve(Router::new().fallback(move |headers: HeaderMap| {
+        let hits = hits.clone();
+        async move {
+            assert!(headers.get(header::AUTHORIZATION).is_none());
+            hits.fetch_add(1, Ordering::SeqCst);
+            "{}"
+        }
+    }))
+    .await;
+    let target = format!("{elsewhere}/api/2.1/jobs/runs/get?run_id=1");
+    let router = Router::new().route(
+        "/api/2.1/jobs/runs/get",
+        get(move || {
+            let target = target.clone();
+            async move { (StatusCode::FOUND, [(header::LOCATION, target)], "").into_response() }
+        }),
+    );
+    let error = client(&serve(router).await).get_run(1).await.unwrap_err();
+    assert_eq!(error.status(), Some(302), "{error}");
+    assert_eq!(
+        elsewhere_hits.load(Ordering::SeqCst),
+        0,
+        "the redirect was not followed"
+    );
+}

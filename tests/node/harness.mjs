@@ -47,9 +47,10 @@ export function makeProject(notebooks) {
   return { dir, head: git(dir, 'rev-parse', 'HEAD'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Starts `databricks-azdo emulator` on a port the OS picks. */
-export async function startEmulator() {
-  const child = spawn(path.join(BINARY_DIR, 'databricks-azdo'), ['emulator', '--listen', '127.0.0.1:0', '--token', TOKEN, '--pending-ms', '20', '--terminating-ms', '10'], {
+/** Starts `databricks-azdo emulator` on a port the OS picks, with fault rules if given. */
+export async function startEmulator(faults = []) {
+  const faultArgs = faults.flatMap((rule) => ['--fault', rule]);
+  const child = spawn(path.join(BINARY_DIR, 'databricks-azdo'), ['emulator', '--listen', '127.0.0.1:0', '--token', TOKEN, '--pending-ms', '20', '--terminating-ms', '10', ...faultArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout });
@@ -61,6 +62,7 @@ export async function startEmulator() {
   return {
     url,
     requests: async () => (await api('/emulator/requests')).total,
+    requestCounts: async () => (await api('/emulator/requests')).by_endpoint,
     resetRequests: () => fetch(url + '/emulator/requests/reset', { method: 'POST' }),
     runs: () => api('/emulator/runs'),
     setFaults: (rules) => fetch(url + '/emulator/faults', { method: 'PUT', body: JSON.stringify(rules) }),

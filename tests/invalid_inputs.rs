@@ -209,6 +209,182 @@ async fn repo_update_inputs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_values() {
+    let t = TaskName::RepoUpdate;
+    assert_rejected(t, &[("repoPath", "   ")], "repoPath", "is required").await;
+    assert_rejected(
+        t,
+        &[("repoPath", &format!("/Repos/ci/{}", "x".repeat(5000)))],
+        "repoPath",
+        "bytes long",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("mode", "##vso[task.complete result=Succeeded]")],
+        "mode",
+        "is not one of",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("repoId", "1;2]%"), ("mode", "delete"), ("repoPath", "")],
+        "repoId",
+        "positive whole number",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("repoId", "7"), ("mode", "update")],
+        "repoId",
+        "cannot be combined",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("repoId", "7"), ("repoPath", "")],
+        "repoId",
+        "cannot be used to create",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("databricksHost", "ftp://adb-1.2.azuredatabricks.net")],
+        "databricksHost",
+        "unsupported scheme",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("databricksHost", "adb 1.2.azuredatabricks.net")],
+        "databricksHost",
+        "spaces",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("repoUrl", "https://user:pw@github.com/o/r.git")],
+        "repoUrl",
+        "password",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("repoUrl", "ftp://github.com/o/r.git")],
+        "repoUrl",
+        "not an HTTPS URL",
+    )
+    .await;
+    assert_rejected(t, &[("branch", "-rf")], "branch", "not a valid Git ref").await;
+    assert_rejected(t, &[("branch", "refs/heads/main")], "branch", "full ref").await;
+    assert_rejected(t, &[("tag", "v 1")], "tag", "not a valid Git ref").await;
+    assert_rejected(
+        t,
+        &[("expectedCommit", "abc")],
+        "expectedCommit",
+        "not a commit id",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("branch", ""), ("BUILD_SOURCEBRANCH", "refs/pull/1/merge")],
+        "branch",
+        "set branch or tag",
+    )
+    .await;
+    let t = TaskName::RunNotebookTest;
+    assert_rejected(
+        t,
+        &[("existingClusterId", "clüster")],
+        "existingClusterId",
+        "not a cluster id",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("notebookPaths", "../secrets")],
+        "notebookPaths",
+        "segment",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("notebookPaths", "  \n \t ")],
+        "notebookPaths",
+        "is required",
+    )
+    .await;
+    assert_rejected(t, &[("parameters", "[1, 2]")], "parameters", "key=value").await;
+    assert_rejected(
+        t,
+        &[("parameters", "{\"a\": {\"b\": 1}}")],
+        "parameters",
+        "parameters are strings",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("parameters", "=value")],
+        "parameters",
+        "not a parameter name",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("clusterMode", "new"), ("newClusterJson", "[]")],
+        "newClusterJson",
+        "must be a JSON object",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[
+            ("clusterMode", "new"),
+            (
+                "newClusterJson",
+                "{\"spark_version\": \"s\", \"node_type_id\": \"n\", \"num_workers\": -1}",
+            ),
+        ],
+        "newClusterJson",
+        "whole number",
+    )
+    .await;
+    assert_rejected(t, &[("clusterMode", "new"), ("newClusterJson", "{\"spark_version\": \"s\", \"node_type_id\": \"n\", \"autoscale\": {\"min_workers\": 3, \"max_workers\": 1}}")], "newClusterJson", "autoscale").await;
+    assert_rejected(
+        t,
+        &[("timeoutMinutes", "1e9")],
+        "timeoutMinutes",
+        "out of range",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("timeoutMinutes", "NaN")],
+        "timeoutMinutes",
+        "out of range",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[
+            ("source", "git"),
+            ("BUILD_SOURCEVERSION", ""),
+            ("BUILD_SOURCEBRANCH", "refs/pull/1/merge"),
+        ],
+        "source",
+        "commit to run is unknown",
+    )
+    .await;
+    assert_rejected(
+        t,
+        &[("notebookPaths", &"n\n".repeat(1001))],
+        "notebookPaths",
+        "twice",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_notebook_test_inputs() {
     let t = TaskName::RunNotebookTest;
     assert_rejected(t, &[("notebookPaths", "")], "notebookPaths", "is required").await;

@@ -277,7 +277,7 @@ fn compute(inputs: &Inputs, host: &dyn Host) -> Result<Compute, InputError> {
                 InputError::new("newClusterJson", "is required when clusterMode is `new`")
                     .with_hint(r#"e.g. {"spark_version": "15.4.x-scala2.12", "node_type_id": "Standard_DS3_v2", "num_workers": 1}"#)
             })?;
-            let text = if raw.trim_start().starts_with('{') {
+            let text = if raw.trim_start().starts_with(['{', '[']) {
                 raw
             } else {
                 let path = match inputs.variable("System.DefaultWorkingDirectory") {

@@ -163,6 +163,11 @@ impl Emulator {
         self.shared.request_counts()
     }
 
+    /// "METHOD /path" → the most requests it was answering at once.
+    pub fn max_in_flight(&self) -> BTreeMap<String, u64> {
+        self.shared.max_in_flight()
+    }
+
     /// Replaces the fault rules; their `times` budgets start afresh.
     pub fn set_faults(&self, faults: Vec<FaultRule>) {
         self.shared.set_faults(faults);

@@ -55,7 +55,7 @@ async fn endpoint_not_found(method: Method, uri: Uri) -> ApiError {
 }
 
 async fn count(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    shared.count_request(request.method().as_str(), request.uri().path());
+    let _in_flight = shared.count_request(request.method().as_str(), request.uri().path());
     next.run(request).await
 }
 
@@ -98,7 +98,7 @@ fn same_secret(given: &str, expected: &str) -> bool {
 async fn request_counts(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let counts = shared.request_counts();
     let total: u64 = counts.values().sum();
-    Json(json!({ "total": total, "by_endpoint": counts }))
+    Json(json!({ "total": total, "by_endpoint": counts, "max_in_flight": shared.max_in_flight() }))
 }
 
 async fn reset_request_counts(State(shared): State<Arc<Shared>>) -> Json<Value> {

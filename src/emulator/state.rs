@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub runs: Mutex<Runs>,
     faults: Mutex<FaultInjector>,
     counts: Mutex<BTreeMap<String, u64>>,
+    /// Per endpoint: requests being answered now, and the most at once since the last reset.
+    in_flight: Mutex<BTreeMap<String, (u64, u64)>>,
     /// Run drivers. `None` once the emulator has stopped: late work is refused.
     background: Mutex<Option<JoinSet<()>>>,
 }
@@ -59,14 +61,31 @@ impl Shared {
             runs: Mutex::new(Runs::default()),
             faults: Mutex::new(FaultInjector::new(config.seed, config.faults.clone())),
             counts: Mutex::new(BTreeMap::new()),
+            in_flight: Mutex::new(BTreeMap::new()),
             background: Mutex::new(Some(JoinSet::new())),
         }
     }
 
-    pub fn count_request(&self, method: &str, path: &str) {
-        *lock(&self.counts)
-            .entry(format!("{method} {path}"))
-            .or_default() += 1;
+    /// Counts a request and tracks it as in flight until the returned guard is dropped.
+    pub fn count_request(self: &Arc<Self>, method: &str, path: &str) -> InFlight {
+        let endpoint = format!("{method} {path}");
+        *lock(&self.counts).entry(endpoint.clone()).or_default() += 1;
+        let mut in_flight = lock(&self.in_flight);
+        let (now, max) = in_flight.entry(endpoint.clone()).or_default();
+        *now += 1;
+        *max = (*max).max(*now);
+        InFlight {
+            shared: self.clone(),
+            endpoint,
+        }
+    }
+
+    /// The most requests each endpoint was answering at once.
+    pub fn max_in_flight(&self) -> BTreeMap<String, u64> {
+        lock(&self.in_flight)
+            .iter()
+            .map(|(endpoint, (_, max))| (endpoint.clone(), *max))
+            .collect()
     }
 
     pub fn request_counts(&self) -> BTreeMap<String, u64> {
@@ -75,6 +94,9 @@ impl Shared {
 
     pub fn reset_request_counts(&self) {
         lock(&self.counts).clear();
+        for (now, max) in lock(&self.in_flight).values_mut() {
+            *max = *now;
+        }
     }
 
     pub fn set_faults(&self, rules: Vec<FaultRule>) {
@@ -104,6 +126,20 @@ impl Shared {
     pub fn abort_background(&self) {
         if let Some(mut tasks) = lock(&self.background).take() {
             tasks.abort_all();
+        }
+    }
+}
+
+/// A request being answered; dropping it (answer sent, or connection gone) ends it.
+pub(crate) struct InFlight {
+    shared: Arc<Shared>,
+    endpoint: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some((now, _)) = lock(&self.shared.in_flight).get_mut(&self.endpoint) {
+            *now = now.saturating_sub(1);
         }
     }
 }

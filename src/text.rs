@@ -22,6 +22,19 @@ pub fn elapsed_label(duration: Duration) -> String {
     format!("[{:>6}s]", seconds(duration))
 }
 
+/// Parses a URL from outside. Host names must be ASCII: the core is built without Unicode
+/// tables (see `idna_adapter` in Cargo.toml), so an internationalized host is refused here with
+/// a clear reason rather than half-handled deeper down.
+pub fn parse_url(raw: &str) -> Result<url::Url, String> {
+    if !raw.is_ascii() {
+        return Err(
+            "it contains non-ASCII characters (write an international host name in its xn-- form)"
+                .into(),
+        );
+    }
+    url::Url::parse(raw).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,6 +45,15 @@ mod tests {
         assert_eq!(seconds(Duration::from_millis(1250)), "1.2");
         assert_eq!(seconds(Duration::from_secs(3725)), "3725.0");
         assert_eq!(elapsed_label(Duration::from_millis(3200)), "[   3.2s]");
+    }
+
+    #[test]
+    fn urls_must_be_ascii() {
+        assert!(parse_url("https://github.com/o/r").is_ok());
+        assert!(parse_url("https://Aꬁ.example")
+            .unwrap_err()
+            .contains("non-ASCII"));
+        assert!(parse_url("not a url").is_err());
     }
 
     #[test]

@@ -34,9 +34,9 @@ impl WorkspaceUrl {
         } else {
             format!("https://{raw}")
         };
-        let url = match Url::parse(&with_scheme) {
+        let url = match crate::text::parse_url(&with_scheme) {
             Ok(url) => url,
-            Err(e) => return fail(format!("`{raw}` is not a URL ({e})")),
+            Err(e) => return fail(format!("`{raw}` is not a URL: {e}")),
         };
         let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
             return fail(format!("`{raw}` has no host name"));

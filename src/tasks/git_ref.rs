@@ -18,7 +18,10 @@ pub const PROVIDERS: &[&str] = &[
 
 /// The provider of a well-known Git host, or `None` for self-hosted and local URLs.
 pub fn provider_from_url(url: &str) -> Option<&'static str> {
-    let host = url::Url::parse(url).ok()?.host_str()?.to_ascii_lowercase();
+    let host = crate::text::parse_url(url)
+        .ok()?
+        .host_str()?
+        .to_ascii_lowercase();
     let provider = if host == "github.com" || host.ends_with(".github.com") {
         "gitHub"
     } else if host == "dev.azure.com"
@@ -82,8 +85,8 @@ pub fn repository_url(inputs: &Inputs, input: &str) -> Result<String, InputError
     if raw.starts_with('/') || raw.starts_with("file://") {
         return Ok(raw); // a local repository, for the workspace emulator
     }
-    let mut url = url::Url::parse(&raw).map_err(|e| {
-        InputError::new(input, format!("`{raw}` is not a URL ({e})"))
+    let mut url = crate::text::parse_url(&raw).map_err(|e| {
+        InputError::new(input, format!("`{raw}` is not a URL: {e}"))
             .with_hint("use the HTTPS clone URL, e.g. https://github.com/org/repo.git")
     })?;
     if !matches!(url.scheme(), "https" | "http") {

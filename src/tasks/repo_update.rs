@@ -424,7 +424,7 @@ fn short(commit: &str) -> &str {
 fn same_repository(a: &str, b: &str) -> bool {
     fn normalize(url: &str) -> String {
         let url = url.trim().trim_end_matches('/').trim_end_matches(".git");
-        match url::Url::parse(url) {
+        match crate::text::parse_url(url) {
             Ok(mut parsed) if parsed.has_host() => {
                 let _ = parsed.set_username("");
                 let _ = parsed.set_password(None);

@@ -98,7 +98,12 @@ fn same_secret(given: &str, expected: &str) -> bool {
 async fn request_counts(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let counts = shared.request_counts();
     let total: u64 = counts.values().sum();
-    Json(json!({ "total": total, "by_endpoint": counts, "max_in_flight": shared.max_in_flight() }))
+    Json(json!({
+        "total": total,
+        "by_endpoint": counts,
+        "max_in_flight": shared.max_in_flight(),
+        "first_request_at_ms": shared.first_request_at(),
+    }))
 }
 
 async fn reset_request_counts(State(shared): State<Arc<Shared>>) -> Json<Value> {

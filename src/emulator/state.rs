@@ -29,6 +29,9 @@ pub(crate) struct Shared {
     counts: Mutex<BTreeMap<String, u64>>,
     /// Per endpoint: requests being answered now, and the most at once since the last reset.
     in_flight: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Wall-clock time of the first request since the last reset (milliseconds since the
+    /// epoch): benchmarks measure start-up with it.
+    first_request_at: Mutex<Option<u64>>,
     /// Run drivers. `None` once the emulator has stopped: late work is refused.
     background: Mutex<Option<JoinSet<()>>>,
 }
@@ -62,6 +65,7 @@ impl Shared {
             faults: Mutex::new(FaultInjector::new(config.seed, config.faults.clone())),
             counts: Mutex::new(BTreeMap::new()),
             in_flight: Mutex::new(BTreeMap::new()),
+            first_request_at: Mutex::new(None),
             background: Mutex::new(Some(JoinSet::new())),
         }
     }
@@ -69,6 +73,7 @@ impl Shared {
     /// Counts a request and tracks it as in flight until the returned guard is dropped.
     pub fn count_request(self: &Arc<Self>, method: &str, path: &str) -> InFlight {
         let endpoint = format!("{method} {path}");
+        lock(&self.first_request_at).get_or_insert_with(|| super::runs::now_ms() as u64);
         *lock(&self.counts).entry(endpoint.clone()).or_default() += 1;
         let mut in_flight = lock(&self.in_flight);
         let (now, max) = in_flight.entry(endpoint.clone()).or_default();
@@ -92,8 +97,13 @@ impl Shared {
         lock(&self.counts).clone()
     }
 
+    pub fn first_request_at(&self) -> Option<u64> {
+        *lock(&self.first_request_at)
+    }
+
     pub fn reset_request_counts(&self) {
         lock(&self.counts).clear();
+        *lock(&self.first_request_at) = None;
         for (now, max) in lock(&self.in_flight).values_mut() {
             *max = *now;
         }

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark on the workspace emulator: our task (wasm through `node index.js`, and
+# the native binary), the article's databricks-cli script with 5 s polling, and the Databricks
+# SDK's waiter, on a short (~2 s) and a long (~60 s) notebook.
+# Usage: scripts/bench.sh [short repeats=5] [long repeats=1]     (takes ~10 minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+short=${1:-5}
+long=${2:-1}
+log() { printf '==> %s\n' "$*" >&2; }
+
+log "building (release binary, wasm task folders)"
+cargo build --locked --release --bin databricks-azdo >&2
+scripts/build.sh >&2
+
+work=$(mktemp -d)
+emulator_pid=""
+cleanup() { [ -n "$emulator_pid" ] && kill "$emulator_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+# The peers' dependencies, each in a fresh virtualenv; the article's install is timed.
+log "installing the peers' Python packages"
+venv=$work/venv
+python3 -m venv "$venv"
+install_started=$(date +%s%N)
+"$venv/bin/pip" install --quiet --disable-pip-version-check databricks-cli==0.18.0
+install_seconds=$(( ($(date +%s%N) - install_started) / 1000000 ))e-3
+"$venv/bin/pip" install --quiet --disable-pip-version-check databricks-sdk==0.162.0
+
+log "starting the emulator and checking out the notebooks"
+target/release/databricks-azdo emulator --listen 127.0.0.1:0 --token bench-token > "$work/emulator.out" &
+emulator_pid=$!
+for _ in $(seq 50); do [ -s "$work/emulator.out" ] && break; sleep 0.1; done
+base=$(head -n 1 "$work/emulator.out")
+project=$work/project
+mkdir -p "$project/test"
+printf '# Databricks notebook source\nimport time\ntime.sleep(2)\ndbutils.notebook.exit("short")\n' > "$project/test/short.py"
+printf '# Databricks notebook source\nimport time\ntime.sleep(60)\ndbutils.notebook.exit("long")\n' > "$project/test/long.py"
+git -C "$project" init -q -b main
+git -C "$project" -c user.name=bench -c user.email=bench@example.com add .
+git -C "$project" -c user.name=bench -c user.email=bench@example.com commit -q -m notebooks
+DATABRICKS_TOKEN=bench-token target/release/databricks-azdo repo-update --host "$base" \
+  --repo-path /Repos/bench/project --repo-url "$project" --git-provider gitHub --branch main >&2
+
+log "measuring ($short short and $long long runs per tool)"
+BENCH_HOME=$work python3 scripts/bench/bench.py "$base" "$venv" "$short" "$long" > "$work/report.json"
+python3 - "$work/report.json" "$install_seconds" <<'PY'
+import json, sys
+report, install = json.load(open(sys.argv[1])), float(sys.argv[2])
+for scenario, tools in report.items():
+    base = next(iter(tools.values()))
+    print(f"\n{scenario} notebook (run ~{base['run_ms'] / 1000:.0f} s), medians; ratios vs databricks-azdo (wasm)")
+    print(f"| tool | start-up | detection latency | API requests | peak RSS |")
+    print(f"|---|---|---|---|---|")
+    for name, r in tools.items():
+        print(f"| {name} | {r['startup_ms']:.0f} ms ({r['startup_ms'] / base['startup_ms']:.2f}x) "
+              f"| {r['detection_ms']:.0f} ms ({r['detection_ms'] / base['detection_ms']:.2f}x) "
+              f"| {r['requests']:.0f} ({r['requests'] / base['requests']:.2f}x) "
+              f"| {r['rss_mb']:.0f} MB ({r['rss_mb'] / base['rss_mb']:.2f}x) |")
+print(f"\ninstall of the article's dependency (pip install databricks-cli): {install:.1f} s")
+PY

@@ -11,7 +11,11 @@ from databricks_cli.sdk.service import JobsService
 
 def main():
     notebook, cluster = sys.argv[1], sys.argv[2]
-    client = ApiClient(host=os.environ["DATABRICKS_HOST"], token=os.environ["DATABRICKS_TOKEN"])
+    host = os.environ["DATABRICKS_HOST"]
+    client = ApiClient(host=host, token=os.environ["DATABRICKS_TOKEN"])
+    # The legacy client keeps only scheme and host name, dropping the port; a workspace never
+    # has one, the local emulator does.
+    client.url = host.rstrip("/") + "/api/"
     jobs = JobsService(client)
     run_id = jobs.submit_run(
         run_name="benchmark", existing_cluster_id=cluster, notebook_task={"notebook_path": notebook}

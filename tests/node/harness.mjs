@@ -97,9 +97,9 @@ export function pipelineEnv(emulator, project, inputs = {}) {
 
 /**
  * Runs `node index.js` in a task folder, as the agent's Node handler does. `signalWhen(stdout)`
- * sends `signal` (SIGINT by default) once it returns true; `folder` runs a task folder from elsewhere (an unpacked .vsix).
+ * sends `signal` (SIGINT by default) once it returns true, `signalAfterMs` after a fixed time; `folder` runs a task folder from elsewhere (an unpacked .vsix).
  */
-export function runTask(task, env, { signalWhen, signal = 'SIGINT', folder } = {}) {
+export function runTask(task, env, { signalWhen, signalAfterMs, signal = 'SIGINT', folder } = {}) {
   const work = mkdtempSync(path.join(tmpdir(), 'azdo-work-'));
   const taskDir = folder ?? path.join(ROOT, 'task', task);
   const child = spawn(process.execPath, [path.join(taskDir, 'index.js')], {
@@ -114,6 +114,7 @@ export function runTask(task, env, { signalWhen, signal = 'SIGINT', folder } = {
     if (signalWhen && !signalled && signalWhen(stdout)) { signalled = true; child.kill(signal); }
   });
   child.stderr.on('data', (chunk) => { stderr += chunk; });
+  if (signalAfterMs !== undefined) setTimeout(() => { signalled = true; child.kill(signal); }, signalAfterMs);
   return new Promise((resolve) => child.on('close', (code, signal) => {
     rmSync(work, { recursive: true, force: true });
     resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr, lines: stdout.split('\n').filter(Boolean) });

@@ -157,3 +157,21 @@ test('SIGTERM while polling cancels the run (native, through index.js)', async (
   assert.match(result.stdout, /stopped \(TERMINATED CANCELED\)/);
   assert.equal((await emulator.runs()).at(-1).result_state, 'CANCELED');
 });
+
+test('a signal at any moment leaves no run behind (wasm and native)', async () => {
+  const live = ['QUEUED', 'PENDING', 'RUNNING', 'TERMINATING', 'BLOCKED', 'WAITING_FOR_RETRY'];
+  // Moments from "Node is still starting" to "the run is being polled".
+  const moments = [0, 40, 120, 250, 500, 900, 1400, 2200];
+  for (const [i, ms] of moments.entries()) {
+    const native = i % 2 === 1;
+    const env = notebookEnv({ notebookPaths: 'test/slow' });
+    const runtime = native ? { DATABRICKS_AZDO_RUNTIME: 'native', PATH: `${BINARY_DIR}${path.delimiter}${env.PATH}` } : {};
+    const signal = i % 3 === 2 ? 'SIGTERM' : 'SIGINT';
+    const result = await runTask('DatabricksRunNotebookTest', { ...env, ...runtime }, { signalAfterMs: ms, signal });
+    const label = `${native ? 'native' : 'wasm'} ${signal} after ${ms} ms`;
+    // Either our handler ran (130) or the signal came before Node could install it (killed).
+    assert.ok(result.code === 130 || result.code === 128, `${label}: exit ${result.code}\n${result.stdout}`);
+    const running = (await emulator.runs()).filter((r) => live.includes(r.life_cycle_state));
+    assert.deepEqual(running, [], `${label}: a run was left behind\n${result.stdout}`);
+  }
+});

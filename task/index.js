@@ -65,6 +65,7 @@ async function runWasm() {
     write: (line) => { process.stdout.write(line + '\n'); },
     writeErr: (line) => { process.stderr.write(line + '\n'); },
     readFile: (file) => fs.readFileSync(file, 'utf8'),
+    writeFile: (file, text) => fs.writeFileSync(file, text),
     cancelled,
   };
   try {

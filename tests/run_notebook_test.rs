@@ -412,3 +412,67 @@ async fn the_whole_flow_survives_faults_on_every_endpoint() {
     );
     emulator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_go_to_the_tests_tab_and_the_build_summary() {
+    let emulator = emulator().await;
+    let (_project, env) = checked_out(&emulator, &[("unit", PASSING), ("bad", FAILING)]).await;
+    let temp = tempfile::tempdir().unwrap();
+    let temp_dir = temp.path().display().to_string();
+    let env = with(
+        &env,
+        &[
+            ("notebookPaths", "test/unit\ntest/bad"),
+            ("AGENT_TEMPDIRECTORY", &temp_dir),
+        ],
+    );
+
+    let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
+
+    assert_eq!(outcome.code, 1, "{}", outcome.stdout);
+    let publish = outcome
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("##vso[results.publish "))
+        .expect("results are published");
+    let file = publish
+        .split("resultFiles=")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(']');
+    assert!(file.starts_with(&temp_dir), "{publish}");
+    assert!(publish.contains("type=JUnit;"), "{publish}");
+    let xml = std::fs::read_to_string(file).unwrap();
+    assert!(
+        xml.contains(r#"tests="2" failures="1" errors="0" skipped="0""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"name="/Repos/ci/project/test/unit""#)
+            && xml.contains("<system-out>all good</system-out>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<failure message="failed: AssertionError: x should be 2"#),
+        "{xml}"
+    );
+    let summary = outcome
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("##vso[task.uploadsummary]"))
+        .expect("a summary is attached");
+    let markdown = std::fs::read_to_string(summary).unwrap();
+    assert!(
+        markdown.starts_with("### Databricks notebook tests: 1 of 2 passed ([run "),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| ✅ | /Repos/ci/project/test/unit |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| ❌ | /Repos/ci/project/test/bad |"),
+        "{markdown}"
+    );
+    emulator.shutdown().await;
+}

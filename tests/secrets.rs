@@ -31,9 +31,14 @@ async fn the_token_never_appears_in_output() {
     ]))
     .await;
     let project = Project::new(&[("unit", PASSING), ("leaky", ECHO_PARAM)]);
+    let reports = tempfile::tempdir().unwrap();
+    let reports_dir = reports.path().display().to_string();
     let base = with(
         &pipeline_env(&emulator, &project),
-        &[("SYSTEM_DEBUG", "true")],
+        &[
+            ("SYSTEM_DEBUG", "true"),
+            ("AGENT_TEMPDIRECTORY", &reports_dir),
+        ],
     );
 
     let update = with(&base, &[("repoPath", REPO_PATH)]);
@@ -69,6 +74,19 @@ async fn the_token_never_appears_in_output() {
             );
         }
     }
+
+    // The test results and the summary written for the agent are masked too.
+    let mut files = 0;
+    for entry in std::fs::read_dir(reports.path()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(
+            !text.contains(TOKEN),
+            "a report file leaks the token: {text}"
+        );
+        assert!(text.contains("leaking ***"), "{text}");
+        files += 1;
+    }
+    assert!(files >= 2, "JUnit and summary files were written");
 
     // A wrong token is a secret too, on the error path.
     let wrong = "dapi-wrong%;]token";

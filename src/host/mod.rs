@@ -36,6 +36,8 @@ pub trait Host {
     fn cancelled(&self) -> LocalBoxFuture<'static, ()>;
     /// Reads a small text file the user pointed an input at (e.g. a cluster spec).
     fn read_file(&self, path: &str) -> std::io::Result<String>;
+    /// Writes a report file (JUnit results, the run summary) for the agent to pick up.
+    fn write_file(&self, path: &str, contents: &str) -> std::io::Result<()>;
 }
 
 /// Races `work` against the host's cancel signal.

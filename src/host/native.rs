@@ -150,4 +150,8 @@ impl Host for NativeHost {
     fn read_file(&self, path: &str) -> std::io::Result<String> {
         std::fs::read_to_string(path)
     }
+
+    fn write_file(&self, path: &str, contents: &str) -> std::io::Result<()> {
+        std::fs::write(path, contents)
+    }
 }

@@ -16,11 +16,13 @@ pub struct WasmHost {
     write: Function,
     write_err: Function,
     read_file: Function,
+    write_file: Function,
     cancelled: Promise,
 }
 
 impl WasmHost {
-    /// `io` carries `write(line)`, `writeErr(line)`, `readFile(path) -> string` and
+    /// `io` carries `write(line)`, `writeErr(line)`, `readFile(path) -> string`,
+    /// `writeFile(path, text)` and
     /// `cancelled` (a Promise that resolves when the step is cancelled).
     pub fn new(env: BTreeMap<String, String>, io: &JsValue) -> Result<WasmHost, String> {
         let field = |name: &str| {
@@ -38,6 +40,7 @@ impl WasmHost {
             write: function("write")?,
             write_err: function("writeErr")?,
             read_file: function("readFile")?,
+            write_file: function("writeFile")?,
             cancelled: field("cancelled")?
                 .dyn_into::<Promise>()
                 .map_err(|_| "io.cancelled is not a Promise".to_string())?,
@@ -81,20 +84,31 @@ impl Host for WasmHost {
     }
 
     fn read_file(&self, path: &str) -> std::io::Result<String> {
-        match self
+        let text = self
             .read_file
             .call1(&JsValue::NULL, &JsValue::from_str(path))
-        {
-            Ok(text) => text
-                .as_string()
-                .ok_or_else(|| std::io::Error::other("not a text file")),
-            Err(error) => {
-                let message = js_sys::Reflect::get(&error, &JsValue::from_str("message"))
-                    .ok()
-                    .and_then(|m| m.as_string())
-                    .unwrap_or_else(|| "cannot read the file".to_string());
-                Err(std::io::Error::other(message))
-            }
-        }
+            .map_err(io_error)?;
+        text.as_string()
+            .ok_or_else(|| std::io::Error::other("not a text file"))
     }
+
+    fn write_file(&self, path: &str, contents: &str) -> std::io::Result<()> {
+        self.write_file
+            .call2(
+                &JsValue::NULL,
+                &JsValue::from_str(path),
+                &JsValue::from_str(contents),
+            )
+            .map(drop)
+            .map_err(io_error)
+    }
+}
+
+/// A JavaScript exception (from `fs`) as an I/O error carrying its message.
+fn io_error(error: JsValue) -> std::io::Error {
+    let message = js_sys::Reflect::get(&error, &JsValue::from_str("message"))
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| "file system error".to_string());
+    std::io::Error::other(message)
 }

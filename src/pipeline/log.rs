@@ -204,6 +204,27 @@ impl Log {
         }
     }
 
+    /// Publishes a JUnit file to the pipeline's Tests tab.
+    pub fn publish_junit(&self, path: &str, title: &str) {
+        if self.mode == OutputMode::Agent {
+            self.emit(&format!(
+                "##vso[results.publish type=JUnit;mergeResults=false;publishRunAttachments=true;runTitle={};resultFiles={}]",
+                escape_property(&self.clean(title)),
+                escape_property(path)
+            ));
+        }
+    }
+
+    /// Attaches a Markdown file to the build summary (the Extensions tab).
+    pub fn upload_summary(&self, path: &str) {
+        if self.mode == OutputMode::Agent {
+            self.emit(&format!(
+                "##vso[task.uploadsummary]{}",
+                escape_message(path)
+            ));
+        }
+    }
+
     /// The live status line of a terminal; ignored elsewhere.
     pub fn status(&self, text: Option<&str>) {
         if self.mode == OutputMode::Terminal {

@@ -2,6 +2,7 @@
 
 pub mod escape;
 pub mod inputs;
+pub mod junit;
 pub mod log;
 
 pub use inputs::{InputError, Inputs};

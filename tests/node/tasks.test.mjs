@@ -46,8 +46,17 @@ test('repo update reports the head commit as an output variable', async () => {
   assertEveryCommandParses(result);
 });
 
-test('passing notebooks pass the step', async () => {
-  const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/unit' }));
+test('passing notebooks pass the step and publish their results', async () => {
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const reports = mkdtempSync(path.join(tmpdir(), 'azdo-reports-'));
+  const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/unit', AGENT_TEMPDIRECTORY: reports }));
+  const publish = parseCommand(result.lines.find((l) => l.startsWith('##vso[results.publish')));
+  assert.equal(publish.properties.type, 'JUnit');
+  assert.match(readFileSync(publish.properties.resultFiles, 'utf8'), /tests="1" failures="0"/);
+  const summary = parseCommand(result.lines.find((l) => l.startsWith('##vso[task.uploadsummary')));
+  assert.match(readFileSync(summary.message, 'utf8'), /1 of 1 passed/);
+  rmSync(reports, { recursive: true, force: true });
   assert.equal(result.code, 0, result.stdout);
   assert.equal(outputVariable(result, 'resultState'), 'SUCCESS');
   assert.deepEqual(JSON.parse(outputVariable(result, 'notebookOutput')), { [`${REPO_PATH}/test/unit`]: 'all good' });

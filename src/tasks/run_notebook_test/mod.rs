@@ -158,6 +158,7 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
             Failure::new(FailureKind::Canceled, message).details(json!({ "runId": run_id }))
         );
     };
+    results::publish_reports(host, log, run_id, &finished, &results);
     report_results(log, run_id, &finished, results)
 }
 

@@ -1,6 +1,7 @@
 //! Following a run's states, fetching each notebook's output, and judging the outcome.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use serde_json::json;
@@ -8,7 +9,9 @@ use serde_json::json;
 use super::settings::Notebook;
 use crate::databricks::models::{LifeCycleState, ResultState, Run, RunOutput, RunState, RunTask};
 use crate::databricks::Client;
-use crate::pipeline::Log;
+use crate::host::Host;
+use crate::pipeline::junit::{junit_xml, Outcome, TestCase};
+use crate::pipeline::{Inputs, Log, OutputMode};
 use crate::tasks::{Failure, FailureKind, Report};
 use crate::text::{seconds, shorten};
 
@@ -223,12 +226,7 @@ pub fn report_results(
     for result in &results {
         let duration = result
             .duration_ms()
-            .map(|ms| {
-                format!(
-                    " in {}s",
-                    seconds(std::time::Duration::from_millis(ms as u64))
-                )
-            })
+            .map(|ms| format!(" in {}s", seconds(Duration::from_millis(ms as u64))))
             .unwrap_or_default();
         let state = describe_state(&result.task.state);
         log.info(&format!(
@@ -357,4 +355,115 @@ pub fn report_results(
         )
     };
     Err(Failure::new(FailureKind::Tests, message).details(details))
+}
+
+impl NotebookResult {
+    fn test_case(&self) -> TestCase {
+        let state = &self.task.state;
+        let output = self.output.as_ref();
+        let outcome = if self.succeeded() {
+            Outcome::Passed
+        } else if state.life_cycle_state == Some(LifeCycleState::Skipped) {
+            Outcome::Skipped
+        } else if state.life_cycle_state == Some(LifeCycleState::InternalError)
+            && output.and_then(|o| o.error.as_ref()).is_none()
+        {
+            Outcome::Error
+        } else {
+            Outcome::Failed
+        };
+        let detail = output
+            .and_then(|o| o.error_trace.clone().or_else(|| o.error.clone()))
+            .or_else(|| state.state_message.clone())
+            .unwrap_or_default();
+        TestCase {
+            name: self.path.clone(),
+            duration: self
+                .duration_ms()
+                .map(|ms| Duration::from_millis(ms as u64)),
+            outcome,
+            message: if outcome == Outcome::Passed {
+                String::new()
+            } else {
+                self.failure_reason()
+            },
+            detail,
+            output: self.exit_value().map(str::to_string),
+        }
+    }
+}
+
+/// In a pipeline: the results as JUnit for the Tests tab, and a Markdown table for the build
+/// summary, both written to `Agent.TempDirectory` (masked like everything else we print).
+pub fn publish_reports(
+    host: &dyn Host,
+    log: &Log,
+    run_id: i64,
+    run: &Run,
+    results: &[NotebookResult],
+) {
+    if log.mode() != OutputMode::Agent {
+        return;
+    }
+    let Some(dir) = Inputs::new(host.env()).variable("Agent.TempDirectory") else {
+        log.debug("Agent.TempDirectory is not set: no test results or summary are published");
+        return;
+    };
+    let dir = dir.trim_end_matches(['/', '\\']);
+    let title = format!("Databricks notebooks (run {run_id})");
+    let cases: Vec<TestCase> = results.iter().map(NotebookResult::test_case).collect();
+    let junit = format!("{dir}/databricks-run-{run_id}.xml");
+    match host.write_file(&junit, &log.mask(&junit_xml(&title, &cases))) {
+        Ok(()) => log.publish_junit(&junit, &title),
+        Err(e) => log.warning(&format!("could not write the test results to {junit}: {e}")),
+    }
+    let summary = format!("{dir}/databricks-run-{run_id}-summary.md");
+    match host.write_file(&summary, &log.mask(&summary_markdown(run_id, run, &cases))) {
+        Ok(()) => log.upload_summary(&summary),
+        Err(e) => log.warning(&format!("could not write the summary to {summary}: {e}")),
+    }
+}
+
+fn summary_markdown(run_id: i64, run: &Run, cases: &[TestCase]) -> String {
+    let cell = |text: &str| {
+        shorten(text, 200)
+            .replace('|', "\\|")
+            .replace(['\r', '\n'], " ")
+    };
+    let link = run
+        .run_page_url
+        .as_deref()
+        .map(|u| format!("[run {run_id}]({u})"))
+        .unwrap_or_else(|| format!("run {run_id}"));
+    let passed = cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Passed)
+        .count();
+    let mut md = format!(
+        "### Databricks notebook tests: {passed} of {} passed ({link})\n\n",
+        cases.len()
+    );
+    md.push_str("| | Notebook | Duration | Output or error |\n|---|---|---|---|\n");
+    for case in cases {
+        let mark = match case.outcome {
+            Outcome::Passed => "✅",
+            Outcome::Skipped => "⏭️",
+            Outcome::Failed | Outcome::Error => "❌",
+        };
+        let duration = case
+            .duration
+            .map(|d| format!("{}s", seconds(d)))
+            .unwrap_or_default();
+        let text = if case.outcome == Outcome::Passed {
+            case.output.clone().unwrap_or_default()
+        } else {
+            case.message.clone()
+        };
+        md.push_str(&format!(
+            "| {mark} | {} | {duration} | {} |\n",
+            cell(&case.name),
+            cell(&text)
+        ));
+    }
+    md
 }

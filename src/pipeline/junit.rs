@@ -1,0 +1,142 @@
+//! JUnit XML for the pipeline's Tests tab (`##vso[results.publish type=JUnit]`).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::text::seconds;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    /// The test ran and did not pass (an assertion, a timeout, a cancel).
+    Failed,
+    /// The test could not run (Databricks reported an internal error).
+    Error,
+    Skipped,
+}
+
+#[derive(Clone, Debug)]
+pub struct TestCase {
+    pub name: String,
+    pub duration: Option<Duration>,
+    pub outcome: Outcome,
+    /// One line: why it did not pass.
+    pub message: String,
+    /// The error trace, for failures.
+    pub detail: String,
+    /// What the notebook returned with `dbutils.notebook.exit`.
+    pub output: Option<String>,
+}
+
+/// One `<testsuite>` named `suite` holding `cases`.
+pub fn junit_xml(suite: &str, cases: &[TestCase]) -> String {
+    let count = |outcome| cases.iter().filter(|c| c.outcome == outcome).count();
+    let total: Duration = cases.iter().filter_map(|c| c.duration).sum();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{}\">",
+        escape(suite),
+        cases.len(),
+        count(Outcome::Failed),
+        count(Outcome::Error),
+        count(Outcome::Skipped),
+        seconds(total)
+    );
+    for case in cases {
+        let _ = write!(
+            xml,
+            "    <testcase classname=\"databricks\" name=\"{}\" time=\"{}\"",
+            escape(&case.name),
+            seconds(case.duration.unwrap_or_default())
+        );
+        let element = match case.outcome {
+            Outcome::Passed => None,
+            Outcome::Failed => Some("failure"),
+            Outcome::Error => Some("error"),
+            Outcome::Skipped => Some("skipped"),
+        };
+        if element.is_none() && case.output.is_none() {
+            xml.push_str("/>\n");
+            continue;
+        }
+        xml.push_str(">\n");
+        if let Some(element) = element {
+            let _ = writeln!(
+                xml,
+                "      <{element} message=\"{}\">{}</{element}>",
+                escape(&case.message),
+                escape(&case.detail)
+            );
+        }
+        if let Some(output) = &case.output {
+            let _ = writeln!(xml, "      <system-out>{}</system-out>", escape(output));
+        }
+        xml.push_str("    </testcase>\n");
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
+}
+
+/// Escapes text for XML content and attributes, dropping characters XML 1.0 cannot hold.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push('\t'),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_each_outcome() {
+        let case = |name: &str, outcome, output: Option<&str>| TestCase {
+            name: name.into(),
+            duration: Some(Duration::from_millis(1500)),
+            outcome,
+            message: "AssertionError: x & y < z".into(),
+            detail: "Traceback\n  line 1".into(),
+            output: output.map(str::to_string),
+        };
+        let xml = junit_xml(
+            "Databricks run 7",
+            &[
+                case("/a/unit", Outcome::Passed, Some("ok \"quoted\"")),
+                case("/a/bad", Outcome::Failed, None),
+                case("/a/gone", Outcome::Error, None),
+                case("/a/skip", Outcome::Skipped, None),
+                case("/a/bare", Outcome::Passed, None),
+            ],
+        );
+        assert!(xml.contains(r#"<testsuite name="Databricks run 7" tests="5" failures="1" errors="1" skipped="1" time="7.5">"#), "{xml}");
+        assert!(
+            xml.contains("<system-out>ok &quot;quoted&quot;</system-out>"),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"<failure message="AssertionError: x &amp; y &lt; z">Traceback&#10;  line 1</failure>"#), "{xml}");
+        assert!(xml.contains(r#"<error message="#), "{xml}");
+        assert!(
+            xml.contains(r#"<testcase classname="databricks" name="/a/bare" time="1.5"/>"#),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn drops_characters_xml_cannot_hold() {
+        assert_eq!(escape("a\u{0}b\u{1b}c\td"), "abc\td");
+    }
+}

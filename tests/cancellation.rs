@@ -106,6 +106,36 @@ async fn during_a_submit_retry_the_run_that_started_is_found_and_cancelled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_polling_the_run_is_cancelled_and_the_cancel_confirmed() {
+    let (emulator, _project, env) = setup(SLOW).await;
+    let outcome = run_task_with(
+        TaskName::RunNotebookTest,
+        env,
+        OutputMode::Agent,
+        Some(Box::new(|out: &str| out.contains("run RUNNING"))),
+    )
+    .await;
+    assert_eq!(outcome.code, 130, "{}", outcome.stdout);
+    assert!(
+        outcome
+            .stdout
+            .contains("The pipeline was cancelled: cancelling run"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("stopped (TERMINATED CANCELED)"),
+        "{}",
+        outcome.stdout
+    );
+    assert_eq!(
+        emulator_runs(&emulator).await[0]["result_state"],
+        "CANCELED"
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_reading_results_the_step_stops_at_once() {
     let (emulator, _project, env) = setup(PASSING).await;
     emulator.set_faults(faults(&["GET /api/2.1/jobs/runs/get-output=delay:20000"]));

@@ -247,36 +247,6 @@ async fn the_client_deadline_cancels_the_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancel_signal_cancels_the_run_and_confirms_it() {
-    let emulator = emulator().await;
-    let (_project, env) = checked_out(&emulator, &[("slow", SLOW)]).await;
-    let env = with(&env, &[("notebookPaths", "test/slow")]);
-    let outcome = run_task_with(
-        TaskName::RunNotebookTest,
-        env,
-        OutputMode::Agent,
-        Some(Box::new(|out: &str| out.contains("run RUNNING"))),
-    )
-    .await;
-    assert_eq!(outcome.code, 130, "{}", outcome.stdout);
-    assert!(
-        outcome
-            .stdout
-            .contains("The pipeline was cancelled: cancelling run"),
-        "{}",
-        outcome.stdout
-    );
-    assert!(
-        outcome.stdout.contains("stopped (TERMINATED CANCELED)"),
-        "{}",
-        outcome.stdout
-    );
-    let runs = emulator_runs(&emulator).await;
-    assert_eq!(runs[0]["result_state"], "CANCELED", "{runs:?}");
-    emulator.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_source_runs_the_built_commit_without_a_repo() {
     let emulator = emulator().await;
     let project = Project::new(&[("unit", PASSING)]);

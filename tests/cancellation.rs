@@ -2,23 +2,20 @@
 //! started, the step ends at once with exit code 130, and the log says what happened.
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
 use databricks_azdo::databricks::RetryPolicy;
+use databricks_azdo::emulator::Emulator;
 use databricks_azdo::pipeline::OutputMode;
 use databricks_azdo::tasks::TaskName;
 
 /// The agent's window between SIGINT and the kill.
 const AGENT_WINDOW: Duration = Duration::from_millis(7500);
 
-async fn setup(
-    notebook: &str,
-) -> (
-    databricks_azdo::emulator::Emulator,
-    Project,
-    std::collections::BTreeMap<String, String>,
-) {
+/// An emulator with `notebook` checked out at REPO_PATH, and the env of a notebook test step.
+async fn setup(notebook: &str) -> (Emulator, Project, BTreeMap<String, String>) {
     let emulator = emulator().await;
     let project = Project::new(&[("nb", notebook)]);
     let env = with(
@@ -34,24 +31,45 @@ async fn setup(
     (emulator, project, env)
 }
 
+/// Runs `task`, cancels it once its output satisfies `when`, and checks what every cancelled
+/// step must show: exit code 130 inside the agent's window, and each of `log` in its output.
+async fn cancelled(
+    task: TaskName,
+    env: BTreeMap<String, String>,
+    when: fn(&str) -> bool,
+    retry: RetryPolicy,
+    log: &[&str],
+) -> Outcome {
+    let started = Instant::now();
+    let outcome =
+        run_task_with_retry(task, env, OutputMode::Agent, Some(Box::new(when)), retry).await;
+    assert!(
+        started.elapsed() < AGENT_WINDOW,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(outcome.code, 130, "{}", outcome.stdout);
+    for line in log {
+        assert!(
+            outcome.stdout.contains(line),
+            "missing `{line}` in:\n{}",
+            outcome.stdout
+        );
+    }
+    outcome
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn before_submit_nothing_is_started() {
     let (emulator, _project, env) = setup(PASSING).await;
-    let outcome = run_task_with(
+    cancelled(
         TaskName::RunNotebookTest,
         env,
-        OutputMode::Agent,
-        Some(Box::new(|_| true)),
+        |_| true,
+        fast_retries(),
+        &["cancelled before the run was submitted"],
     )
     .await;
-    assert_eq!(outcome.code, 130, "{}", outcome.stdout);
-    assert!(
-        outcome
-            .stdout
-            .contains("cancelled before the run was submitted"),
-        "{}",
-        outcome.stdout
-    );
     assert_eq!(count(&emulator, "POST /api/2.1/jobs/runs/submit"), 0);
     assert!(emulator_runs(&emulator).await.is_empty());
     emulator.shutdown().await;
@@ -68,33 +86,17 @@ async fn during_a_submit_retry_the_run_that_started_is_found_and_cancelled() {
         max_delay: Duration::from_secs(4),
         ..fast_retries()
     };
-    let started = Instant::now();
-    let outcome = run_task_with_retry(
+    cancelled(
         TaskName::RunNotebookTest,
         env,
-        OutputMode::Agent,
-        Some(Box::new(|out: &str| {
-            out.contains("POST /api/2.1/jobs/runs/submit:")
-        })),
+        |out| out.contains("POST /api/2.1/jobs/runs/submit:"),
         slow_retries,
+        &[
+            "making sure no run is left behind",
+            "stopped (TERMINATED CANCELED)",
+        ],
     )
     .await;
-    assert!(
-        started.elapsed() < AGENT_WINDOW,
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(outcome.code, 130, "{}", outcome.stdout);
-    assert!(
-        outcome.stdout.contains("making sure no run is left behind"),
-        "{}",
-        outcome.stdout
-    );
-    assert!(
-        outcome.stdout.contains("stopped (TERMINATED CANCELED)"),
-        "{}",
-        outcome.stdout
-    );
     let runs = emulator_runs(&emulator).await;
     assert_eq!(
         runs.len(),
@@ -108,26 +110,17 @@ async fn during_a_submit_retry_the_run_that_started_is_found_and_cancelled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_polling_the_run_is_cancelled_and_the_cancel_confirmed() {
     let (emulator, _project, env) = setup(SLOW).await;
-    let outcome = run_task_with(
+    cancelled(
         TaskName::RunNotebookTest,
         env,
-        OutputMode::Agent,
-        Some(Box::new(|out: &str| out.contains("run RUNNING"))),
+        |out| out.contains("run RUNNING"),
+        fast_retries(),
+        &[
+            "The pipeline was cancelled: cancelling run",
+            "stopped (TERMINATED CANCELED)",
+        ],
     )
     .await;
-    assert_eq!(outcome.code, 130, "{}", outcome.stdout);
-    assert!(
-        outcome
-            .stdout
-            .contains("The pipeline was cancelled: cancelling run"),
-        "{}",
-        outcome.stdout
-    );
-    assert!(
-        outcome.stdout.contains("stopped (TERMINATED CANCELED)"),
-        "{}",
-        outcome.stdout
-    );
     assert_eq!(
         emulator_runs(&emulator).await[0]["result_state"],
         "CANCELED"
@@ -139,30 +132,17 @@ async fn while_polling_the_run_is_cancelled_and_the_cancel_confirmed() {
 async fn while_reading_results_the_step_stops_at_once() {
     let (emulator, _project, env) = setup(PASSING).await;
     emulator.set_faults(faults(&["GET /api/2.1/jobs/runs/get-output=delay:20000"]));
-    let started = Instant::now();
-    let outcome = run_task_with(
+    cancelled(
         TaskName::RunNotebookTest,
         env,
-        OutputMode::Agent,
-        Some(Box::new(|out: &str| out.contains("run TERMINATED"))),
+        |out| out.contains("run TERMINATED"),
+        fast_retries(),
+        &[
+            "while the results were read; run",
+            "had already finished (SUCCESS)",
+        ],
     )
     .await;
-    assert!(
-        started.elapsed() < AGENT_WINDOW,
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(outcome.code, 130, "{}", outcome.stdout);
-    assert!(
-        outcome.stdout.contains("while the results were read; run"),
-        "{}",
-        outcome.stdout
-    );
-    assert!(
-        outcome.stdout.contains("had already finished (SUCCESS)"),
-        "{}",
-        outcome.stdout
-    );
     emulator.shutdown().await;
 }
 
@@ -174,31 +154,16 @@ async fn a_repo_update_stops_at_once() {
         &pipeline_env(&emulator, &project),
         &[("repoPath", REPO_PATH)],
     );
-    let started = Instant::now();
-    let outcome = run_task_with(
+    cancelled(
         TaskName::RepoUpdate,
         env,
-        OutputMode::Agent,
-        Some(Box::new(|out: &str| out.contains("Databricks workspace:"))),
+        |out| out.contains("Databricks workspace:"),
+        fast_retries(),
+        &[
+            "the repo update was stopped",
+            "##vso[task.complete result=Canceled]",
+        ],
     )
     .await;
-    assert!(
-        started.elapsed() < AGENT_WINDOW,
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(outcome.code, 130, "{}", outcome.stdout);
-    assert!(
-        outcome.stdout.contains("the repo update was stopped"),
-        "{}",
-        outcome.stdout
-    );
-    assert!(
-        outcome
-            .stdout
-            .contains("##vso[task.complete result=Canceled]"),
-        "{}",
-        outcome.stdout
-    );
     emulator.shutdown().await;
 }

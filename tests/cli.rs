@@ -59,7 +59,6 @@ fn the_demo_runs_the_whole_flow_and_exits_zero() {
         "Created repo /Repos/ci/income-model",
         "Repo /Repos/ci/income-model is at branch main, commit",
         "submitted: http://127.0.0.1:",
-        "run PENDING",
         "run TERMINATED SUCCESS",
         "output: 2 checks passed",
         "output: integration test ran with env=ci",

@@ -280,6 +280,11 @@ pub fn redact(text: &str, project: Option<&Project>) -> String {
             .replace(&commit[..10], "[SHORT-COMMIT]");
     }
     let rules: &[(&str, &str)] = &[
+        // Which passing states a poll happens to see depends on timing; the end state does not.
+        (
+            r"(?m)^\[\s*\d+\.\d+s\] .*\b(QUEUED|PENDING|RUNNING|TERMINATING)\n",
+            "",
+        ),
         (r"http://127\.0\.0\.1:\d+", "http://[EMULATOR]"),
         (r"\[\s*\d+\.\d+s\]", "[TIME]"),
         (r"retrying in \d+\.\ds", "retrying in [DELAY]"),

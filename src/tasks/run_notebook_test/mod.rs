@@ -1,7 +1,7 @@
 //! DatabricksRunNotebookTest: submit the notebooks as one run, follow it, report each
 //! notebook's result, and fail unless all of them succeeded.
 
-mod poll;
+pub mod poll;
 mod results;
 mod settings;
 
@@ -99,34 +99,10 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
     let deadline = settings.timeout.map(|t| started + t);
     let elapsed = || host.elapsed().saturating_sub(started);
     let mut tracker = results::StateTracker::default();
-    let mut announced_url = false;
+    let mut polls_made = 0;
     let finished: Run = loop {
-        let run = match or_cancelled(host, client.get_run(run_id)).await {
-            Some(result) => result
-                .map_err(|e| Failure::api(&format!("reading the state of run {run_id}"), e))?,
-            None => return Err(cancel(client, log, run_id, CANCELLED, budget(host)).await),
-        };
-        if !announced_url {
-            announced_url = true;
-            let url = run.run_page_url.clone().unwrap_or_default();
-            log.info(&format!("Run {run_id} submitted: {url}"));
-            log.set_output("runPageUrl", &url);
-        }
-        for change in tracker.changes(&run, &settings.notebooks) {
-            log.info(&format!("{} {change}", elapsed_label(elapsed())));
-        }
-        if run.is_terminal() {
-            break run;
-        }
-        let state = run
-            .life_cycle()
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "UNKNOWN".into());
-        log.status(Some(&format!(
-            "run {run_id}: {state} ({}s)",
-            elapsed().as_secs()
-        )));
-        let mut delay = poll::next_delay(elapsed());
+        // The run is never over right after submitting: wait first, then ask.
+        let mut delay = poll::delay_before_poll(polls_made);
         if let Some(deadline) = deadline {
             let left = deadline.saturating_sub(host.elapsed());
             if left.is_zero() {
@@ -144,6 +120,31 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
         if or_cancelled(host, host.sleep(delay)).await.is_none() {
             return Err(cancel(client, log, run_id, CANCELLED, budget(host)).await);
         }
+        let run = match or_cancelled(host, client.get_run(run_id)).await {
+            Some(result) => result
+                .map_err(|e| Failure::api(&format!("reading the state of run {run_id}"), e))?,
+            None => return Err(cancel(client, log, run_id, CANCELLED, budget(host)).await),
+        };
+        if polls_made == 0 {
+            let url = run.run_page_url.clone().unwrap_or_default();
+            log.info(&format!("Run {run_id} submitted: {url}"));
+            log.set_output("runPageUrl", &url);
+        }
+        polls_made += 1;
+        for change in tracker.changes(&run, &settings.notebooks) {
+            log.info(&format!("{} {change}", elapsed_label(elapsed())));
+        }
+        if run.is_terminal() {
+            break run;
+        }
+        let state = run
+            .life_cycle()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "UNKNOWN".into());
+        log.status(Some(&format!(
+            "run {run_id}: {state} ({}s)",
+            elapsed().as_secs()
+        )));
     };
     log.status(None);
 

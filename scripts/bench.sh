@@ -13,10 +13,8 @@ log "building (release binary, wasm task folders)"
 cargo build --locked --release --bin databricks-azdo >&2
 scripts/build.sh >&2
 
-work=$(mktemp -d)
-emulator_pid=""
-cleanup() { [ -n "$emulator_pid" ] && kill "$emulator_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+log "starting the emulator and checking out the notebooks"
+. scripts/bench/workspace.sh
 
 # The peers' dependencies, each in a fresh virtualenv; the article's install is timed.
 log "installing the peers' Python packages"
@@ -26,21 +24,6 @@ install_started=$(date +%s%N)
 "$venv/bin/pip" install --quiet --disable-pip-version-check databricks-cli==0.18.0
 install_seconds=$(( ($(date +%s%N) - install_started) / 1000000 ))e-3
 "$venv/bin/pip" install --quiet --disable-pip-version-check databricks-sdk==0.162.0
-
-log "starting the emulator and checking out the notebooks"
-target/release/databricks-azdo emulator --listen 127.0.0.1:0 --token bench-token > "$work/emulator.out" &
-emulator_pid=$!
-for _ in $(seq 50); do [ -s "$work/emulator.out" ] && break; sleep 0.1; done
-base=$(head -n 1 "$work/emulator.out")
-project=$work/project
-mkdir -p "$project/test"
-printf '# Databricks notebook source\nimport time\ntime.sleep(2)\ndbutils.notebook.exit("short")\n' > "$project/test/short.py"
-printf '# Databricks notebook source\nimport time\ntime.sleep(60)\ndbutils.notebook.exit("long")\n' > "$project/test/long.py"
-git -C "$project" init -q -b main
-git -C "$project" -c user.name=bench -c user.email=bench@example.com add .
-git -C "$project" -c user.name=bench -c user.email=bench@example.com commit -q -m notebooks
-DATABRICKS_TOKEN=bench-token target/release/databricks-azdo repo-update --host "$base" \
-  --repo-path /Repos/bench/project --repo-url "$project" --git-provider gitHub --branch main >&2
 
 log "measuring ($short short and $long long runs per tool)"
 BENCH_HOME=$work python3 scripts/bench/bench.py "$base" "$venv" "$short" "$long" > "$work/report.json"

@@ -27,14 +27,20 @@ def api(base, path, method="GET", body=None, token=None):
         return json.loads(response.read() or b"{}")
 
 
-def tools(venv):
-    python = os.path.join(venv, "bin", "python")
-    bench = os.path.join(ROOT, "scripts", "bench")
+def our_tools():
     return {
         "databricks-azdo (wasm, node index.js)": lambda nb: (
             ["node", os.path.join(ROOT, "task", "DatabricksRunNotebookTest", "index.js")], {}),
         "databricks-azdo (native binary)": lambda nb: (
             [os.path.join(ROOT, "target", "release", "databricks-azdo"), "task", "DatabricksRunNotebookTest"], {}),
+    }
+
+
+def tools(venv):
+    python = os.path.join(venv, "bin", "python")
+    bench = os.path.join(ROOT, "scripts", "bench")
+    return {
+        **our_tools(),
         "article: databricks-cli, 5 s polling": lambda nb: (
             [python, os.path.join(bench, "article.py"), nb, CLUSTER], {}),
         "Databricks SDK: submit().result()": lambda nb: (
@@ -67,6 +73,7 @@ def run_once(base, command, notebook):
         "detection_ms": exited - run["end_time"],
         "run_ms": run["end_time"] - run["start_time"],
         "requests": counted["total"],
+        "by_endpoint": counted["by_endpoint"],
         "rss_mb": usage.ru_maxrss / 1024,
     }
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Peak memory of one RunNotebookTest step with 1, 10 and 100 notebooks, wasm core and native
+# binary, on the workspace emulator (README, Performance).
+# Usage: scripts/bench-memory.sh [repeats=3]     (takes ~2 minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repeats=${1:-3}
+log() { printf '==> %s\n' "$*" >&2; }
+
+log "building (release binary, wasm task folders)"
+cargo build --locked --release --bin databricks-azdo >&2
+scripts/build.sh >&2
+
+log "starting the emulator and checking out the notebooks"
+. scripts/bench/workspace.sh
+
+log "measuring (largest of $repeats per size)"
+BENCH_HOME=$work python3 scripts/bench/memory.py "$base" "$repeats"

@@ -5,13 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-3}
-log() { printf '==> %s\n' "$*" >&2; }
-
-log "building (release binary, wasm task folders)"
-cargo build --locked --release --bin databricks-azdo >&2
-scripts/build.sh >&2
-
-log "starting the emulator and checking out the notebooks"
 . scripts/bench/workspace.sh
 
 log "measuring (largest of $repeats per size)"

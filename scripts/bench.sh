@@ -7,13 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 short=${1:-5}
 long=${2:-1}
-log() { printf '==> %s\n' "$*" >&2; }
-
-log "building (release binary, wasm task folders)"
-cargo build --locked --release --bin databricks-azdo >&2
-scripts/build.sh >&2
-
-log "starting the emulator and checking out the notebooks"
 . scripts/bench/workspace.sh
 
 # The peers' dependencies, each in a fresh virtualenv; the article's install is timed.

@@ -1,6 +1,15 @@
-# Sourced by the benchmark scripts: starts the workspace emulator (stopped on exit) and checks
-# out a project of benchmark notebooks into /Repos/bench/project. Sets $work and $base.
+# Sourced by the benchmark scripts, from the project root: builds what they measure (release
+# binary, wasm task folders), starts the workspace emulator (stopped on exit) and checks out a
+# project of benchmark notebooks into /Repos/bench/project. Defines log; sets $work and $base.
 # test/short (~2 s), test/long (~60 s), test/many/nb000..nb099 (instant, 1 KB of output each).
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+log "building (release binary, wasm task folders)"
+cargo build --locked --release --bin databricks-azdo >&2
+scripts/build.sh >&2
+
+log "starting the emulator and checking out the notebooks"
 
 work=$(mktemp -d)
 emulator_pid=""

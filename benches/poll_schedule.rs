@@ -4,6 +4,7 @@
 
 use databricks_azdo::tasks::run_notebook_test::poll::{poll_times, polls_to_see, sdk_poll_times};
 
+/// Enough for half an hour.
 const POLLS: usize = 400;
 
 fn main() {
@@ -16,7 +17,7 @@ fn main() {
         let mean = |times: &[f64]| {
             let (mut polls, mut latency) = (0.0, 0.0);
             for &end in &lengths {
-                let (made, seen) = polls_to_see(times, end);
+                let (made, seen) = polls_to_see(times, end).expect("enough polls for half an hour");
                 polls += made as f64;
                 latency += seen - end;
             }

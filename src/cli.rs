@@ -140,7 +140,7 @@ pub struct RunNotebookTestArgs {
     #[arg(long)]
     pub cluster_mode: Option<String>,
     /// Existing cluster id (implies --cluster-mode existing).
-    #[arg(long)]
+    #[arg(long, alias = "existing-cluster-id")]
     pub cluster_id: Option<String>,
     /// new_cluster JSON, inline or a file path (implies --cluster-mode new).
     #[arg(long, value_name = "JSON|PATH")]
@@ -161,4 +161,26 @@ pub struct DemoArgs {
     /// Add a notebook that fails, to see how a failure looks (exits non-zero).
     #[arg(long)]
     pub fail: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_task_input_name_works_for_the_cluster_id() {
+        let cli = Cli::try_parse_from([
+            "databricks-azdo",
+            "run-notebook-test",
+            "--notebook",
+            "/Repos/ci/p/test/unit",
+            "--existing-cluster-id",
+            "0923-164208-abcd123",
+        ])
+        .unwrap();
+        let Command::RunNotebookTest(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.cluster_id.as_deref(), Some("0923-164208-abcd123"));
+    }
 }

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::error::{parse_error_body, ApiError, RequestLabel};
+use super::error::{parse_error_body, status_and_code, ApiError, RequestLabel};
 use super::retry::{is_retryable, parse_retry_after, RetryPolicy};
 use super::workspace_url::WorkspaceUrl;
 use crate::host::Host;
@@ -307,10 +307,7 @@ fn retry_reason(error: &ApiError) -> String {
             error_code,
             message,
             ..
-        } => match error_code {
-            Some(code) => format!("HTTP {status} {code}: {message}"),
-            None => format!("HTTP {status}: {message}"),
-        },
+        } => format!("{}: {message}", status_and_code(*status, error_code)),
         ApiError::Transport { message, .. } | ApiError::Decode { message, .. } => message.clone(),
         ApiError::GaveUp { last, .. } => retry_reason(last),
     }

@@ -22,10 +22,7 @@ impl fmt::Display for RequestLabel {
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
     /// The server answered with an error status.
-    #[error(
-        "{request} failed: HTTP {status}{}: {message}",
-        code_suffix(error_code)
-    )]
+    #[error("{request} failed: {}: {message}", status_and_code(*status, error_code))]
     Http {
         request: RequestLabel,
         status: u16,
@@ -55,8 +52,13 @@ pub enum ApiError {
     },
 }
 
-fn code_suffix(code: &Option<String>) -> String {
-    code.as_deref().map(|c| format!(" {c}")).unwrap_or_default()
+/// `HTTP 400 INVALID_PARAMETER_VALUE`; a code that only repeats the status (Databricks
+/// answers a bad token with `"error_code": "403"`) is left out.
+pub(crate) fn status_and_code(status: u16, code: &Option<String>) -> String {
+    match code.as_deref() {
+        Some(code) if code != status.to_string() => format!("HTTP {status} {code}"),
+        _ => format!("HTTP {status}"),
+    }
 }
 
 impl ApiError {
@@ -256,6 +258,32 @@ mod tests {
         );
         let long = "x".repeat(1000);
         assert_eq!(parse_error_body(500, &long).1.chars().count(), 301);
+    }
+
+    #[test]
+    fn the_status_and_the_code_are_shown_once_each() {
+        let http = |status, code: Option<&str>| ApiError::Http {
+            request: RequestLabel {
+                method: "POST",
+                path: "/api/2.1/jobs/runs/submit".into(),
+            },
+            status,
+            error_code: code.map(String::from),
+            message: "Something.".into(),
+            retry_after: None,
+        };
+        assert_eq!(
+            http(403, Some("403")).to_string(),
+            "POST /api/2.1/jobs/runs/submit failed: HTTP 403: Something."
+        );
+        assert_eq!(
+            http(400, Some("INVALID_PARAMETER_VALUE")).to_string(),
+            "POST /api/2.1/jobs/runs/submit failed: HTTP 400 INVALID_PARAMETER_VALUE: Something."
+        );
+        assert_eq!(
+            http(502, None).to_string(),
+            "POST /api/2.1/jobs/runs/submit failed: HTTP 502: Something."
+        );
     }
 
     #[test]

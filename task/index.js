@@ -50,7 +50,24 @@ function wasmProblem() {
   return null;
 }
 
+// Node's fetch rejects with a bare "fetch failed" and keeps the reason in `cause`; the core
+// reports a rejection as it is, so it gets the reason itself ("getaddrinfo ENOTFOUND host",
+// "connect ECONNREFUSED 127.0.0.1:443", a TLS error), which also tells it whether to retry.
+// Other rejections (the core's own timeouts and aborts) pass through unchanged.
+function explainFetchFailures(fetch) {
+  const reason = (cause) => {
+    if (cause && Array.isArray(cause.errors) && cause.errors.length) {
+      return cause.errors.map(reason).join('; ');
+    }
+    return (cause && (cause.message || cause.code)) || String(cause);
+  };
+  return (...args) => fetch(...args).catch((error) => {
+    throw error instanceof TypeError && error.cause ? reason(error.cause) : error;
+  });
+}
+
 async function runWasm() {
+  globalThis.fetch = explainFetchFailures(globalThis.fetch);
   let core;
   try {
     core = require('./core/databricks_azdo.js');

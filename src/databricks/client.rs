@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::error::{parse_error_body, status_and_code, ApiError, RequestLabel};
+use super::error::{parse_error_body, status_and_code, ApiError, RequestLabel, TransportKind};
 use super::retry::{is_retryable, parse_retry_after, RetryPolicy};
 use super::workspace_url::WorkspaceUrl;
 use crate::host::Host;
@@ -224,10 +224,13 @@ impl Client {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let transport = |e: reqwest::Error, request: &RequestLabel| ApiError::Transport {
-            request: request.clone(),
-            timed_out: e.is_timeout(),
-            message: describe_transport_error(&e),
+        let transport = |e: reqwest::Error, request: &RequestLabel| {
+            let message = describe_transport_error(&e);
+            ApiError::Transport {
+                request: request.clone(),
+                kind: TransportKind::of(&message, e.is_timeout()),
+                message,
+            }
         };
         let response = builder.send().await.map_err(|e| transport(e, &request))?;
         let status = response.status().as_u16();
@@ -315,18 +318,29 @@ fn retry_reason(error: &ApiError) -> String {
 
 /// reqwest's Display stops at the outermost layer ("error sending request"); the cause chain
 /// says what actually happened (refused, reset, timed out). URLs carry no secrets here.
+/// The causes behind a failed request, without reqwest's own "error sending request for url
+/// (...)" (the request is named already) and, on wasm, without the `JsValue("...")` wrapper
+/// around what `task/index.js` made of Node's fetch error.
 fn describe_transport_error(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         return "the request timed out".to_string();
     }
-    let mut parts = vec![error.to_string()];
+    let mut parts: Vec<String> = Vec::new();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         let text = cause.to_string();
+        let text = text
+            .strip_prefix("JsValue(\"")
+            .and_then(|t| t.strip_suffix("\")"))
+            .map(str::to_string)
+            .unwrap_or(text);
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
         source = cause.source();
+    }
+    if parts.is_empty() {
+        parts.push(error.to_string());
     }
     parts.join(": ")
 }

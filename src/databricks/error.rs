@@ -30,12 +30,12 @@ pub enum ApiError {
         message: String,
         retry_after: Option<Duration>,
     },
-    /// No answer: connection refused or reset, timeout, broken body.
+    /// No answer: unknown host, connection refused or reset, timeout, broken body.
     #[error("{request} failed: {message}")]
     Transport {
         request: RequestLabel,
         message: String,
-        timed_out: bool,
+        kind: TransportKind,
     },
     /// A success status with a body we could not read.
     #[error("{request} returned an unreadable answer: {message}")]
@@ -50,6 +50,37 @@ pub enum ApiError {
         elapsed: Duration,
         last: Box<ApiError>,
     },
+}
+
+/// Why no answer came, as far as it matters for retrying and for the hint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// The workspace's host name does not exist: a typo, not a passing fault.
+    UnknownHost,
+    TimedOut,
+    Other,
+}
+
+impl TransportKind {
+    /// Reads the transport error's text: getaddrinfo's "not known" answers (glibc, macOS,
+    /// Windows) and Node's ENOTFOUND mean the name does not exist; a temporary DNS failure
+    /// (EAI_AGAIN) does not, and is retried like any other network error.
+    pub fn of(message: &str, timed_out: bool) -> TransportKind {
+        const UNKNOWN_HOST: [&str; 5] = [
+            "Name or service not known",
+            "No address associated with hostname",
+            "nodename nor servname provided",
+            "No such host is known",
+            "ENOTFOUND",
+        ];
+        if timed_out {
+            TransportKind::TimedOut
+        } else if UNKNOWN_HOST.iter().any(|marker| message.contains(marker)) {
+            TransportKind::UnknownHost
+        } else {
+            TransportKind::Other
+        }
+    }
 }
 
 /// `HTTP 400 INVALID_PARAMETER_VALUE`; a code that only repeats the status (Databricks
@@ -105,7 +136,10 @@ impl ApiError {
     pub fn hint(&self) -> Option<String> {
         let message = self.message();
         let lower = message.to_ascii_lowercase();
-        let is_transport = matches!(self.root(), ApiError::Transport { .. });
+        let transport = match self.root() {
+            ApiError::Transport { kind, .. } => Some(*kind),
+            _ => None,
+        };
         let hint = if lower.contains("git provider credentials") {
             "the identity behind the token has no working Git credentials for this provider: add a Git personal access token for it in Databricks (User Settings > Linked accounts), or give the service principal Git credentials"
         } else if lower.contains("cluster") && lower.contains("does not exist") {
@@ -119,7 +153,8 @@ impl ApiError {
                 Some(403) => "the token is valid but lacks permission for this operation: grant its user or service principal access to the path, repo or cluster",
                 Some(429) => "the workspace kept rate-limiting requests until the retry budget ran out; spread out concurrent pipelines or re-run",
                 Some(500..=599) => "the workspace kept failing until the retry budget ran out; check the Databricks status page, then re-run",
-                None if is_transport => "the workspace could not be reached: check the host name and the agent's network or proxy",
+                None if transport == Some(TransportKind::UnknownHost) => "the workspace URL's host name does not exist: check databricksHost (or the DATABRICKS_HOST variable); a workspace URL looks like https://adb-1234567890123456.7.azuredatabricks.net",
+                None if transport.is_some() => "the workspace could not be reached: check the host name and the agent's network or proxy",
                 _ => return None,
             }
         };
@@ -258,6 +293,46 @@ mod tests {
         );
         let long = "x".repeat(1000);
         assert_eq!(parse_error_body(500, &long).1.chars().count(), 301);
+    }
+
+    #[test]
+    fn an_unknown_host_is_told_from_a_passing_network_fault() {
+        let unknown = [
+            "client error (Connect): dns error: failed to lookup address information: Name or service not known",
+            "client error (Connect): dns error: failed to lookup address information: No address associated with hostname",
+            "dns error: failed to lookup address information: nodename nor servname provided, or not known",
+            "getaddrinfo ENOTFOUND adb-123.4.azuredatabricks.nett",
+        ];
+        for message in unknown {
+            assert_eq!(
+                TransportKind::of(message, false),
+                TransportKind::UnknownHost,
+                "{message}"
+            );
+        }
+        let passing = [
+            "client error (Connect): dns error: failed to lookup address information: Temporary failure in name resolution",
+            "getaddrinfo EAI_AGAIN adb-123.4.azuredatabricks.net",
+            "connect ECONNREFUSED 127.0.0.1:443",
+            "client error (Connect): tcp connect error: Connection refused (os error 111)",
+        ];
+        for message in passing {
+            assert_eq!(
+                TransportKind::of(message, false),
+                TransportKind::Other,
+                "{message}"
+            );
+        }
+        assert_eq!(TransportKind::of("anything", true), TransportKind::TimedOut);
+        let error = ApiError::Transport {
+            request: RequestLabel {
+                method: "GET",
+                path: "/api/2.0/workspace/get-status".into(),
+            },
+            message: unknown[3].into(),
+            kind: TransportKind::UnknownHost,
+        };
+        assert!(error.hint().unwrap().contains("databricksHost"));
     }
 
     #[test]

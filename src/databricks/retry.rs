@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::error::ApiError;
+use super::error::{ApiError, TransportKind};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
@@ -45,7 +45,7 @@ pub fn is_retryable(error: &ApiError) -> bool {
                 || message.contains("Timed out after")
                 || message.to_ascii_lowercase().contains("deadline exceeded")
         }
-        ApiError::Transport { .. } => true,
+        ApiError::Transport { kind, .. } => *kind != TransportKind::UnknownHost,
         ApiError::Decode { .. } | ApiError::GaveUp { .. } => false,
     }
 }
@@ -127,9 +127,21 @@ mod tests {
                 path: "/x".into(),
             },
             message: "connection reset".into(),
-            timed_out: false,
+            kind: TransportKind::Other,
         };
         assert!(is_retryable(&transport));
+        let unknown_host = ApiError::Transport {
+            request: RequestLabel {
+                method: "GET",
+                path: "/x".into(),
+            },
+            message: "getaddrinfo ENOTFOUND adb-1.2.azuredatabricks.nett".into(),
+            kind: TransportKind::UnknownHost,
+        };
+        assert!(
+            !is_retryable(&unknown_host),
+            "a typo in the host fails at once"
+        );
         let limited = ApiError::Http {
             request: RequestLabel {
                 method: "GET",

@@ -2,6 +2,7 @@
 // environment, stdout parsed as the agent parses it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import path from 'node:path';
 
 import {
@@ -98,6 +99,24 @@ test('a missing token says which variable to add', async () => {
   const result = await runTask('DatabricksRunNotebookTest', env);
   assert.equal(result.code, 2, result.stdout);
   assert.match(result.stdout, /add DATABRICKS_TOKEN as a secret variable/);
+});
+
+test('a workspace that cannot be reached is reported with the reason, not a Node stack', async () => {
+  // A port that was just free: nothing listens there, so every connection is refused.
+  const port = await new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+  const env = pipelineEnv(emulator, project, { repoPath: REPO_PATH, databricksHost: `http://127.0.0.1:${port}` });
+  const result = await runTask('DatabricksRepoUpdate', env, {
+    signalWhen: (stdout) => stdout.includes('retrying in'),
+  });
+  assert.equal(result.code, 130, result.stdout);
+  const warning = parseCommand(result.lines.find((l) => l.startsWith('##vso[task.logissue type=warning]')));
+  assert.match(warning.message, new RegExp(`connect ECONNREFUSED 127\\.0\\.0\\.1:${port}; retrying in`));
+  assert.doesNotMatch(result.stdout, /fetch failed|node:internal|JsValue/);
 });
 
 test('SIGINT while polling cancels the Databricks run', async () => {

@@ -219,18 +219,19 @@ impl Workspace {
         answer
     }
 
+    async fn mkdirs(&self, path: &str) -> Value {
+        let body = json!({ "path": path });
+        self.ok(Method::POST, "/api/2.0/workspace/mkdirs", Some(body))
+            .await
+    }
+
     fn source(&self) -> SourceRepo {
         SourceRepo::new(self.scratch.path())
     }
 
     /// Creates `/Repos/ci/project` from `source`.
     async fn create_repo(&self, source: &SourceRepo) -> Value {
-        self.ok(
-            Method::POST,
-            "/api/2.0/workspace/mkdirs",
-            Some(json!({ "path": "/Repos/ci" })),
-        )
-        .await;
+        self.mkdirs("/Repos/ci").await;
         let body =
             json!({ "url": source.url(), "provider": "gitHub", "path": "/Repos/ci/project" });
         self.ok(Method::POST, "/api/2.0/repos", Some(body)).await
@@ -469,21 +470,9 @@ async fn workspace_folders_can_be_made_listed_and_inspected() {
         assert_eq!(info["object_type"], "DIRECTORY", "{top}");
     }
 
-    let made = ws
-        .ok(
-            Method::POST,
-            "/api/2.0/workspace/mkdirs",
-            Some(json!({ "path": "/Users/someone/a/b" })),
-        )
-        .await;
+    let made = ws.mkdirs("/Users/someone/a/b").await;
     assert_eq!(made, json!({}));
-    let again = ws
-        .ok(
-            Method::POST,
-            "/api/2.0/workspace/mkdirs",
-            Some(json!({ "path": "/Users/someone/a/b" })),
-        )
-        .await;
+    let again = ws.mkdirs("/Users/someone/a/b").await;
     assert_eq!(again, json!({}), "mkdirs is idempotent");
 
     let a = ws
@@ -637,12 +626,7 @@ async fn repos_follow_branches_and_tags_of_the_source() {
     let first = source.git(&["rev-parse", "HEAD"]);
     source.git(&["tag", "v1"]);
 
-    ws.ok(
-        Method::POST,
-        "/api/2.0/workspace/mkdirs",
-        Some(json!({ "path": "/Repos/ci" })),
-    )
-    .await;
+    ws.mkdirs("/Repos/ci").await;
     let body = json!({ "url": source.url(), "provider": "GITHUB", "path": "/Repos/ci/project" });
     let repo = ws.ok(Method::POST, "/api/2.0/repos", Some(body)).await;
     let id = repo["id"].as_i64().unwrap();
@@ -858,12 +842,7 @@ async fn repo_creation_rejects_what_databricks_rejects() {
 async fn repo_lists_are_paged_by_twenty() {
     let ws = Workspace::start().await;
     let source = ws.source();
-    ws.ok(
-        Method::POST,
-        "/api/2.0/workspace/mkdirs",
-        Some(json!({ "path": "/Repos/many" })),
-    )
-    .await;
+    ws.mkdirs("/Repos/many").await;
     for n in 0..21 {
         let body = json!({ "url": source.url(), "provider": "gitHub", "path": format!("/Repos/many/r{n:02}") });
         ws.ok(Method::POST, "/api/2.0/repos", Some(body)).await;
@@ -1382,12 +1361,7 @@ async fn rate_limit_faults_carry_retry_after() {
 async fn dropped_answers_still_have_their_side_effects() {
     let ws = Workspace::start().await;
     let source = ws.source();
-    ws.ok(
-        Method::POST,
-        "/api/2.0/workspace/mkdirs",
-        Some(json!({ "path": "/Repos/ci" })),
-    )
-    .await;
+    ws.mkdirs("/Repos/ci").await;
     ws.emulator.set_faults(vec![
         "POST /api/2.0/repos=drop-after*1".parse().unwrap(),
         "POST /api/2.0/workspace/mkdirs=drop-before*1"

@@ -43,7 +43,8 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $wasm_bindgen_v
   cargo install --quiet wasm-bindgen-cli --version "$wasm_bindgen_version"
 fi
 
-# Build and test tools from npm (wasm-opt, tfx-cli, task-lib's parser), pinned by the lockfile.
+# Build and test tools from npm (wasm-opt, tfx-cli, task-lib's parser, Node.js 24 for the
+# Node24 handler's tests), pinned by the lockfile.
 if [ ! -d scripts/node_modules ] || [ scripts/package-lock.json -nt scripts/node_modules/.package-lock.json ]; then
   log "installing the npm build tools"
   npm ci --prefix scripts --no-audit --no-fund --silent

@@ -297,31 +297,19 @@ mod tests {
 
     #[test]
     fn an_unknown_host_is_told_from_a_passing_network_fault() {
-        let unknown = [
-            "client error (Connect): dns error: failed to lookup address information: Name or service not known",
-            "client error (Connect): dns error: failed to lookup address information: No address associated with hostname",
-            "dns error: failed to lookup address information: nodename nor servname provided, or not known",
-            "getaddrinfo ENOTFOUND adb-123.4.azuredatabricks.nett",
+        use TransportKind::{Other, UnknownHost};
+        let cases = [
+            ("client error (Connect): dns error: failed to lookup address information: Name or service not known", UnknownHost),
+            ("client error (Connect): dns error: failed to lookup address information: No address associated with hostname", UnknownHost),
+            ("dns error: failed to lookup address information: nodename nor servname provided, or not known", UnknownHost),
+            ("getaddrinfo ENOTFOUND adb-123.4.azuredatabricks.nett", UnknownHost),
+            ("client error (Connect): dns error: failed to lookup address information: Temporary failure in name resolution", Other),
+            ("getaddrinfo EAI_AGAIN adb-123.4.azuredatabricks.net", Other),
+            ("connect ECONNREFUSED 127.0.0.1:443", Other),
+            ("client error (Connect): tcp connect error: Connection refused (os error 111)", Other),
         ];
-        for message in unknown {
-            assert_eq!(
-                TransportKind::of(message, false),
-                TransportKind::UnknownHost,
-                "{message}"
-            );
-        }
-        let passing = [
-            "client error (Connect): dns error: failed to lookup address information: Temporary failure in name resolution",
-            "getaddrinfo EAI_AGAIN adb-123.4.azuredatabricks.net",
-            "connect ECONNREFUSED 127.0.0.1:443",
-            "client error (Connect): tcp connect error: Connection refused (os error 111)",
-        ];
-        for message in passing {
-            assert_eq!(
-                TransportKind::of(message, false),
-                TransportKind::Other,
-                "{message}"
-            );
+        for (message, kind) in cases {
+            assert_eq!(TransportKind::of(message, false), kind, "{message}");
         }
         assert_eq!(TransportKind::of("anything", true), TransportKind::TimedOut);
         let error = ApiError::Transport {
@@ -329,7 +317,7 @@ mod tests {
                 method: "GET",
                 path: "/api/2.0/workspace/get-status".into(),
             },
-            message: unknown[3].into(),
+            message: cases[3].0.into(),
             kind: TransportKind::UnknownHost,
         };
         assert!(error.hint().unwrap().contains("databricksHost"));

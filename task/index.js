@@ -95,6 +95,14 @@ async function runWasm() {
 const problem = wasmProblem();
 if ((process.env.DATABRICKS_AZDO_RUNTIME || '').toLowerCase() === 'native') {
   runNative();
+} else if ((process.env.AGENT_PROXYURL || '').trim() && findNative()) {
+  // Node's fetch cannot use the agent's proxy; the native binary can.
+  process.stdout.write('The agent has a proxy (Agent.ProxyUrl): running the native binary, which goes through it.\n');
+  runNative();
+} else if ((process.env.AGENT_PROXYURL || '').trim() && !problem) {
+  process.stdout.write('##vso[task.logissue type=warning]The agent has a proxy (Agent.ProxyUrl), which the built-in runtime cannot use: ' +
+    "connecting directly. To go through it, put databricks-azdo on the agent's PATH (the task then runs it).\n");
+  runWasm();
 } else if (problem) {
   process.stdout.write(`##[warning]${problem}; using the native binary.\n`);
   runNative();

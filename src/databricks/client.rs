@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::{parse_error_body, status_and_code, ApiError, RequestLabel, TransportKind};
+use super::proxy::ProxySettings;
 use super::retry::{is_retryable, parse_retry_after, RetryPolicy};
 use super::workspace_url::WorkspaceUrl;
 use crate::host::Host;
@@ -60,7 +61,7 @@ impl Client {
     ) -> Client {
         let seed = host.unix_millis();
         Client {
-            http: http_client(),
+            http: http_client(None),
             base,
             token,
             user_agent,
@@ -70,6 +71,13 @@ impl Client {
             notice: None,
             trace: None,
         }
+    }
+
+    /// Sends every request through the agent's proxy (native only: see `proxy.rs`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_proxy(mut self, proxy: &ProxySettings) -> Client {
+        self.http = http_client(Some(proxy));
+        self
     }
 
     pub fn with_notice(mut self, notice: Notice) -> Client {
@@ -277,18 +285,20 @@ impl Client {
 
 /// Redirects are not followed: the workspace API does not redirect, and following one would
 /// send the token to wherever it points. A 3xx becomes a clear error instead.
+/// A proxy given here replaces the `HTTPS_PROXY`/`NO_PROXY` variables reqwest reads otherwise.
 #[cfg(not(target_arch = "wasm32"))]
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default()
+fn http_client(proxy: Option<&ProxySettings>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(proxy) = proxy {
+        builder = builder.proxy(proxy.to_reqwest());
+    }
+    builder.build().unwrap_or_default()
 }
 
 /// In Node, `fetch` handles redirects itself (and drops the Authorization header when one
 /// leaves the origin).
 #[cfg(target_arch = "wasm32")]
-fn http_client() -> reqwest::Client {
+fn http_client(_no_proxy_in_node: Option<&ProxySettings>) -> reqwest::Client {
     reqwest::Client::new()
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::databricks::{WorkspaceUrl, WORKSPACE_URL_EXAMPLE};
+use crate::databricks::{ProxySettings, WorkspaceUrl, WORKSPACE_URL_EXAMPLE};
 use crate::pipeline::{InputError, Inputs};
 
 pub const HOST_INPUT: &str = "databricksHost";
@@ -14,6 +14,8 @@ pub const TOKEN_VARIABLE: &str = "DATABRICKS_TOKEN";
 pub struct Connection {
     pub url: WorkspaceUrl,
     pub token: String,
+    /// The agent's web proxy, when it has one.
+    pub proxy: Option<ProxySettings>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -21,6 +23,7 @@ impl std::fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("url", &self.url)
             .field("token", &"***")
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -64,19 +67,82 @@ impl Connection {
                 "contains non-ASCII characters, which an HTTP header cannot carry",
             ));
         }
-        Ok(Connection { url, token })
+        let proxy = agent_proxy(inputs)?;
+        Ok(Connection { url, token, proxy })
     }
+}
+
+/// In Node there is no proxy to give `fetch`: `task/index.js` runs the native binary instead,
+/// or says that it connects directly.
+#[cfg(target_arch = "wasm32")]
+fn agent_proxy(_: &Inputs) -> Result<Option<ProxySettings>, InputError> {
+    Ok(None)
+}
+
+/// The proxy the agent was configured with (`config.sh --proxyurl ...`), if any.
+#[cfg(not(target_arch = "wasm32"))]
+fn agent_proxy(inputs: &Inputs) -> Result<Option<ProxySettings>, InputError> {
+    const PROXY_URL_VARIABLE: &str = "Agent.ProxyUrl";
+    const PROXY_BYPASS_VARIABLE: &str = "Agent.ProxyBypassList";
+    let Some(raw) = inputs
+        .variable(PROXY_URL_VARIABLE)
+        .filter(|u| !u.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let url = url::Url::parse(raw.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or_else(|| {
+            InputError::new(
+                PROXY_URL_VARIABLE,
+                format!("`{}` is not an http(s) URL", raw.trim()),
+            )
+            .with_hint("the agent's proxy comes from `config.sh --proxyurl`; reconfigure it as http://host:port")
+        })?;
+    // Credentials written into the URL itself are used, and kept out of everything printed.
+    let mut url = url;
+    let embedded_username = Some(url.username().to_string()).filter(|u| !u.is_empty());
+    let embedded_password = url.password().map(str::to_string);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let bypass = match inputs.variable(PROXY_BYPASS_VARIABLE) {
+        None => Vec::new(),
+        Some(list) if list.trim().is_empty() => Vec::new(),
+        Some(list) => serde_json::from_str::<Vec<String>>(&list).map_err(|_| {
+            InputError::new(
+                PROXY_BYPASS_VARIABLE,
+                "is not a JSON array of regular expressions",
+            )
+        })?,
+    };
+    Ok(Some(ProxySettings {
+        url,
+        username: inputs
+            .variable("Agent.ProxyUsername")
+            .filter(|u| !u.is_empty())
+            .or(embedded_username),
+        password: inputs
+            .secret_variable("Agent.ProxyPassword")
+            .or(embedded_password),
+        bypass,
+    }))
 }
 
 /// Every value in the environment that is, or may be, a secret: masked before anything is
 /// printed, even when the inputs turn out to be invalid.
 pub fn secrets_in(env: &BTreeMap<String, String>) -> Vec<String> {
+    let proxy_password = env
+        .get("AGENT_PROXYURL")
+        .and_then(|u| url::Url::parse(u.trim()).ok())
+        .and_then(|u| u.password().map(str::to_string));
     env.iter()
         .filter(|(key, _)| {
             key.starts_with("SECRET_")
                 || *key == "INPUT_DATABRICKSTOKEN"
                 || *key == TOKEN_VARIABLE
                 || *key == "DATABRICKS_CLIENT_SECRET"
+                || *key == "AGENT_PROXYPASSWORD"
         })
         .flat_map(|(_, value)| {
             let trimmed = value.trim();
@@ -84,5 +150,6 @@ pub fn secrets_in(env: &BTreeMap<String, String>) -> Vec<String> {
         })
         .filter(|value| !(value.is_empty() || value.starts_with("$(") && value.ends_with(')')))
         .map(str::to_string)
+        .chain(proxy_password)
         .collect()
 }

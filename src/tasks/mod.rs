@@ -144,6 +144,14 @@ fn make_client(
         host.clone(),
     )
     .with_notice(Rc::new(move |text| notice_log.warning(text)));
+    #[cfg(not(target_arch = "wasm32"))]
+    let client = match &connection.proxy {
+        Some(proxy) => {
+            log.debug(&format!("through the agent's proxy {}", proxy.url));
+            client.with_proxy(proxy)
+        }
+        None => client,
+    };
     if log.debug_enabled() {
         let trace_log = log.clone();
         client.with_trace(Rc::new(move |text| trace_log.debug(text)))

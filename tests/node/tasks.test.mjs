@@ -2,6 +2,7 @@
 // environment, stdout parsed as the agent parses it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -117,6 +118,52 @@ test('a workspace that cannot be reached is reported with the reason, not a Node
   const warning = parseCommand(result.lines.find((l) => l.startsWith('##vso[task.logissue type=warning]')));
   assert.match(warning.message, new RegExp(`connect ECONNREFUSED 127\\.0\\.0\\.1:${port}; retrying in`));
   assert.doesNotMatch(result.stdout, /fetch failed|node:internal|JsValue/);
+});
+
+/** A forward proxy for plain-HTTP targets that remembers each request line and its credentials. */
+async function startForwardProxy() {
+  const seen = [];
+  const server = http.createServer((request, response) => {
+    seen.push({ url: request.url, credentials: request.headers['proxy-authorization'] });
+    const upstream = http.request(request.url, { method: request.method, headers: request.headers }, (answer) => {
+      response.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(response);
+    });
+    upstream.on('error', () => response.destroy());
+    request.pipe(upstream);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}`, seen, close: () => server.close() };
+}
+
+test("with the agent's proxy the task runs the native binary, which goes through it", async () => {
+  const proxy = await startForwardProxy();
+  try {
+    const env = {
+      ...notebookEnv({ notebookPaths: 'test/unit' }),
+      PATH: `${BINARY_DIR}${path.delimiter}${process.env.PATH}`,
+      AGENT_PROXYURL: proxy.url, AGENT_PROXYUSERNAME: 'ci-proxy', SECRET_AGENT_PROXYPASSWORD: 'pr0xy%;pass]',
+    };
+    const result = await runTask('DatabricksRunNotebookTest', env);
+    assert.equal(result.code, 0, result.stdout);
+    assert.match(result.lines[0], /The agent has a proxy \(Agent\.ProxyUrl\): running the native binary/);
+    assert.ok(proxy.seen.length > 0, 'the proxy saw no request');
+    for (const { url, credentials } of proxy.seen) {
+      assert.ok(url.startsWith(`${emulator.url}/api/`), url);
+      assert.equal(credentials, `Basic ${Buffer.from('ci-proxy:pr0xy%;pass]').toString('base64')}`);
+    }
+    assert.ok(!result.stdout.replace(/^##vso\[task\.setsecret\].*$/gm, '').includes('pr0xy%;pass]'));
+  } finally {
+    proxy.close();
+  }
+});
+
+test("without a native binary the agent's proxy is reported and the wasm core connects directly", async () => {
+  const env = { ...notebookEnv({ notebookPaths: 'test/unit' }), AGENT_PROXYURL: 'http://127.0.0.1:9', PATH: '/nonexistent' };
+  const result = await runTask('DatabricksRunNotebookTest', env);
+  assert.equal(result.code, 0, result.stdout);
+  const warning = parseCommand(result.lines.find((l) => l.startsWith('##vso[task.logissue type=warning]')));
+  assert.match(warning.message, /The agent has a proxy \(Agent\.ProxyUrl\), which the built-in runtime cannot use: connecting directly/);
 });
 
 test('SIGINT while polling cancels the Databricks run', async () => {

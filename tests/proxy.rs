@@ -182,6 +182,11 @@ async fn a_bad_proxy_setting_is_an_error_before_any_request() {
             "github\\.com",
             "is not a JSON array",
         ),
+        (
+            "AGENT_PROXYURL",
+            "ci:s3cret@proxy.corp:8080",
+            "the value is not an http(s) URL",
+        ),
     ] {
         let mut settings = vec![(variable, value)];
         if variable != "AGENT_PROXYURL" {
@@ -191,6 +196,7 @@ async fn a_bad_proxy_setting_is_an_error_before_any_request() {
         let outcome = run_task(TaskName::RepoUpdate, env, OutputMode::Agent).await;
         assert_eq!(outcome.code, 2, "{}", outcome.stdout);
         assert!(outcome.stdout.contains(complaint), "{}", outcome.stdout);
+        assert!(!outcome.stdout.contains("s3cret"), "{}", outcome.stdout);
     }
     assert_eq!(total_api_requests(&emulator), 0);
     emulator.shutdown().await;

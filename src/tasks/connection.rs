@@ -90,18 +90,20 @@ fn agent_proxy(inputs: &Inputs) -> Result<Option<ProxySettings>, InputError> {
     else {
         return Ok(None);
     };
-    let url = url::Url::parse(raw.trim())
+    let mut url = url::Url::parse(raw.trim())
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
         .ok_or_else(|| {
-            InputError::new(
-                PROXY_URL_VARIABLE,
-                format!("`{}` is not an http(s) URL", raw.trim()),
-            )
-            .with_hint("the agent's proxy comes from `config.sh --proxyurl`; reconfigure it as http://host:port")
+            // A value with credentials in it is not repeated: they may not be masked.
+            let value = if raw.contains('@') {
+                "the value".to_string()
+            } else {
+                format!("`{}`", raw.trim())
+            };
+            InputError::new(PROXY_URL_VARIABLE, format!("{value} is not an http(s) URL"))
+                .with_hint("the agent's proxy comes from `config.sh --proxyurl`; reconfigure it as http://host:port")
         })?;
     // Credentials written into the URL itself are used, and kept out of everything printed.
-    let mut url = url;
     let embedded_username = Some(url.username().to_string()).filter(|u| !u.is_empty());
     let embedded_password = url.password().map(str::to_string);
     let _ = url.set_username("");

@@ -6,16 +6,17 @@
 const fs = require('fs');
 const path = require('path');
 const { spawn } = require('child_process');
+const { agentProxy, proxiedFetch, ProxySettingError } = require('./proxy.js');
 
 const TASK = require('./task.json').name;
 const EXE = process.platform === 'win32' ? 'databricks-azdo.exe' : 'databricks-azdo';
 
-function fail(message) {
+function fail(message, code = 1) {
   // The message of a logging command: %, CR and LF escaped; no second command inside it.
   const data = String(message).replace(/##vso\[/g, '**vso[')
     .replace(/%/g, '%AZP25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
   process.stdout.write(`##vso[task.logissue type=error]${data}\n##vso[task.complete result=Failed]${data}\n`);
-  process.exitCode = 1;
+  process.exitCode = code;
 }
 
 function findNative() {
@@ -67,7 +68,15 @@ function explainFetchFailures(fetch) {
 }
 
 async function runWasm() {
-  globalThis.fetch = explainFetchFailures(globalThis.fetch);
+  let proxy;
+  try {
+    proxy = agentProxy(process.env);
+  } catch (error) {
+    if (error instanceof ProxySettingError) return fail(error.message, 2);
+    throw error;
+  }
+  const direct = explainFetchFailures(globalThis.fetch);
+  globalThis.fetch = proxy ? proxiedFetch(proxy, direct) : direct;
   let core;
   try {
     core = require('./core/databricks_azdo.js');
@@ -95,14 +104,6 @@ async function runWasm() {
 const problem = wasmProblem();
 if ((process.env.DATABRICKS_AZDO_RUNTIME || '').toLowerCase() === 'native') {
   runNative();
-} else if ((process.env.AGENT_PROXYURL || '').trim() && findNative()) {
-  // Node's fetch cannot use the agent's proxy; the native binary can.
-  process.stdout.write('The agent has a proxy (Agent.ProxyUrl): running the native binary, which goes through it.\n');
-  runNative();
-} else if ((process.env.AGENT_PROXYURL || '').trim() && !problem) {
-  process.stdout.write('##vso[task.logissue type=warning]The agent has a proxy (Agent.ProxyUrl), which the built-in runtime cannot use: ' +
-    "connecting directly. To go through it, put databricks-azdo on the agent's PATH (the task then runs it).\n");
-  runWasm();
 } else if (problem) {
   process.stdout.write(`##[warning]${problem}; using the native binary.\n`);
   runNative();

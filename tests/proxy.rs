@@ -168,6 +168,63 @@ async fn the_bypass_list_sends_matching_urls_direct() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_refuses_the_credentials_fails_the_step_at_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+    let refusing = tokio::spawn(async move {
+        let mut heads = Vec::new();
+        while let Ok((mut client, _)) = listener.accept().await {
+            let mut head = vec![0; 16 * 1024];
+            let read = client.read(&mut head).await.unwrap_or(0);
+            heads.push(String::from_utf8_lossy(&head[..read]).into_owned());
+            let _ = client
+                .write_all(
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n",
+                )
+                .await;
+            if heads.len() == 1 {
+                return heads;
+            }
+        }
+        heads
+    });
+    let emulator = emulator().await;
+    let project = Project::new(&[("unit", PASSING)]);
+    // An https workspace: the proxy is asked for a tunnel, which it refuses.
+    let env = delete_step_env(
+        &emulator,
+        &project,
+        &[
+            ("AGENT_PROXYURL", &proxy_url),
+            (
+                "databricksHost",
+                "https://adb-1234567890123456.7.azuredatabricks.net",
+            ),
+        ],
+    );
+
+    let outcome = run_task(TaskName::RepoUpdate, env, OutputMode::Agent).await;
+
+    assert_eq!(outcome.code, 3, "{}", outcome.stdout);
+    assert!(
+        outcome.stdout.contains("proxy authorization required")
+            && outcome
+                .stdout
+                .contains("check the proxy user name and password"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(!outcome.stdout.contains("retrying"), "{}", outcome.stdout);
+    let heads = refusing.await.unwrap();
+    assert!(
+        heads[0].starts_with("CONNECT adb-1234567890123456.7.azuredatabricks.net:443 "),
+        "{}",
+        heads[0]
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_proxy_setting_is_an_error_before_any_request() {
     let emulator = emulator().await;
     let project = Project::new(&[("unit", PASSING)]);

@@ -52,11 +52,15 @@ pub enum ApiError {
     },
 }
 
+const PROXY_CREDENTIALS_HINT: &str = "the agent's proxy did not accept its credentials: check the proxy user name and password the agent was configured with (config.sh --proxyusername, --proxypassword)";
+
 /// Why no answer came, as far as it matters for retrying and for the hint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportKind {
     /// The workspace's host name does not exist: a typo, not a passing fault.
     UnknownHost,
+    /// The agent's proxy did not accept its credentials for a tunnel.
+    ProxyAuthentication,
     TimedOut,
     Other,
 }
@@ -73,8 +77,13 @@ impl TransportKind {
             "No such host is known",
             "ENOTFOUND",
         ];
+        // reqwest's words for a 407 to CONNECT, and task/proxy.js's.
+        let proxy_refused = message.contains("proxy authorization required")
+            || message.contains("the proxy refused the tunnel") && message.contains("HTTP 407");
         if timed_out {
             TransportKind::TimedOut
+        } else if proxy_refused {
+            TransportKind::ProxyAuthentication
         } else if UNKNOWN_HOST.iter().any(|marker| message.contains(marker)) {
             TransportKind::UnknownHost
         } else {
@@ -153,6 +162,8 @@ impl ApiError {
                 Some(403) => "the token is valid but lacks permission for this operation: grant its user or service principal access to the path, repo or cluster",
                 Some(429) => "the workspace kept rate-limiting requests until the retry budget ran out; spread out concurrent pipelines or re-run",
                 Some(500..=599) => "the workspace kept failing until the retry budget ran out; check the Databricks status page, then re-run",
+                Some(407) => PROXY_CREDENTIALS_HINT,
+                None if transport == Some(TransportKind::ProxyAuthentication) => PROXY_CREDENTIALS_HINT,
                 None if transport == Some(TransportKind::UnknownHost) => "the workspace URL's host name does not exist: check databricksHost (or the DATABRICKS_HOST variable); a workspace URL looks like https://adb-1234567890123456.7.azuredatabricks.net",
                 None if transport.is_some() => "the workspace could not be reached: check the host name and the agent's network or proxy",
                 _ => return None,
@@ -297,7 +308,7 @@ mod tests {
 
     #[test]
     fn an_unknown_host_is_told_from_a_passing_network_fault() {
-        use TransportKind::{Other, UnknownHost};
+        use TransportKind::{Other, ProxyAuthentication, UnknownHost};
         let cases = [
             ("client error (Connect): dns error: failed to lookup address information: Name or service not known", UnknownHost),
             ("client error (Connect): dns error: failed to lookup address information: No address associated with hostname", UnknownHost),
@@ -307,6 +318,9 @@ mod tests {
             ("getaddrinfo EAI_AGAIN adb-123.4.azuredatabricks.net", Other),
             ("connect ECONNREFUSED 127.0.0.1:443", Other),
             ("client error (Connect): tcp connect error: Connection refused (os error 111)", Other),
+            ("client error (Connect): tunnel error: proxy authorization required", ProxyAuthentication),
+            ("the proxy refused the tunnel to adb-1.2.azuredatabricks.net:443: HTTP 407 Proxy Authentication Required", ProxyAuthentication),
+            ("the proxy refused the tunnel to adb-1.2.azuredatabricks.net:443: HTTP 502 Bad Gateway", Other),
         ];
         for (message, kind) in cases {
             assert_eq!(TransportKind::of(message, false), kind, "{message}");

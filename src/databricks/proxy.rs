@@ -1,8 +1,8 @@
 //! The agent's web proxy (`config.sh --proxyurl`), as the agent hands it to tasks: the
 //! variables `Agent.ProxyUrl`, `Agent.ProxyUsername`, `Agent.ProxyPassword` (secret) and
 //! `Agent.ProxyBypassList` (a JSON array of regular expressions; a URL that matches one goes
-//! direct). Only the native client can use it: Node's `fetch` has no proxy support, so
-//! `task/index.js` runs the native binary when the agent has a proxy.
+//! direct). This is the native client's; in Node, whose `fetch` has no proxy support,
+//! `task/proxy.js` reads the same variables and hands the wasm core a fetch that uses them.
 
 use url::Url;
 

@@ -45,7 +45,10 @@ pub fn is_retryable(error: &ApiError) -> bool {
                 || message.contains("Timed out after")
                 || message.to_ascii_lowercase().contains("deadline exceeded")
         }
-        ApiError::Transport { kind, .. } => *kind != TransportKind::UnknownHost,
+        ApiError::Transport { kind, .. } => !matches!(
+            kind,
+            TransportKind::UnknownHost | TransportKind::ProxyAuthentication
+        ),
         ApiError::Decode { .. } | ApiError::GaveUp { .. } => false,
     }
 }

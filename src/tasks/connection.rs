@@ -72,8 +72,7 @@ impl Connection {
     }
 }
 
-/// In Node there is no proxy to give `fetch`: `task/index.js` runs the native binary instead,
-/// or says that it connects directly.
+/// In Node the proxy lives below the core: `task/proxy.js` gives it a fetch that uses it.
 #[cfg(target_arch = "wasm32")]
 fn agent_proxy(_: &Inputs) -> Result<Option<ProxySettings>, InputError> {
     Ok(None)

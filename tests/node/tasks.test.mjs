@@ -136,21 +136,20 @@ async function startForwardProxy() {
   return { url: `http://127.0.0.1:${server.address().port}`, seen, close: () => server.close() };
 }
 
-test("with the agent's proxy the task runs the native binary, which goes through it", async () => {
+const PROXY_ENV = { AGENT_PROXYUSERNAME: 'ci-proxy', SECRET_AGENT_PROXYPASSWORD: 'pr0xy%;pass]' };
+const PROXY_CREDENTIALS = `Basic ${Buffer.from('ci-proxy:pr0xy%;pass]').toString('base64')}`;
+
+test("the wasm core's requests go through the agent's proxy with its credentials", async () => {
   const proxy = await startForwardProxy();
   try {
-    const env = {
-      ...notebookEnv({ notebookPaths: 'test/unit' }),
-      PATH: `${BINARY_DIR}${path.delimiter}${process.env.PATH}`,
-      AGENT_PROXYURL: proxy.url, AGENT_PROXYUSERNAME: 'ci-proxy', SECRET_AGENT_PROXYPASSWORD: 'pr0xy%;pass]',
-    };
+    const before = await emulator.requests();
+    const env = { ...notebookEnv({ notebookPaths: 'test/unit' }), ...PROXY_ENV, AGENT_PROXYURL: proxy.url };
     const result = await runTask('DatabricksRunNotebookTest', env);
     assert.equal(result.code, 0, result.stdout);
-    assert.match(result.lines[0], /The agent has a proxy \(Agent\.ProxyUrl\): running the native binary/);
-    assert.ok(proxy.seen.length > 0, 'the proxy saw no request');
+    assert.equal(proxy.seen.length, (await emulator.requests()) - before, 'every request went through the proxy');
     for (const { url, credentials } of proxy.seen) {
       assert.ok(url.startsWith(`${emulator.url}/api/`), url);
-      assert.equal(credentials, `Basic ${Buffer.from('ci-proxy:pr0xy%;pass]').toString('base64')}`);
+      assert.equal(credentials, PROXY_CREDENTIALS);
     }
     assert.ok(!result.stdout.replace(/^##vso\[task\.setsecret\].*$/gm, '').includes('pr0xy%;pass]'));
   } finally {
@@ -158,12 +157,53 @@ test("with the agent's proxy the task runs the native binary, which goes through
   }
 });
 
-test("without a native binary the agent's proxy is reported and the wasm core connects directly", async () => {
-  const env = { ...notebookEnv({ notebookPaths: 'test/unit' }), AGENT_PROXYURL: 'http://127.0.0.1:9', PATH: '/nonexistent' };
+test("URLs on the agent's proxy bypass list go direct", async () => {
+  const proxy = await startForwardProxy();
+  try {
+    const env = {
+      ...notebookEnv({ notebookPaths: 'test/unit' }), ...PROXY_ENV,
+      AGENT_PROXYURL: proxy.url, AGENT_PROXYBYPASSLIST: JSON.stringify(['example\\.com', '127\\.0\\.0\\.1']),
+    };
+    const result = await runTask('DatabricksRunNotebookTest', env);
+    assert.equal(result.code, 0, result.stdout);
+    assert.deepEqual(proxy.seen, []);
+  } finally {
+    proxy.close();
+  }
+});
+
+test('a proxy that refuses the tunnel credentials fails the step at once, with a hint', async () => {
+  const tunnels = [];
+  const server = http.createServer().on('connect', (request, socket) => {
+    tunnels.push({ target: request.url, credentials: request.headers['proxy-authorization'] });
+    socket.end('HTTP/1.1 407 Proxy Authentication Required\r\n\r\n');
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const env = {
+      ...pipelineEnv(emulator, project, { repoPath: REPO_PATH, mode: 'delete', databricksHost: 'https://adb-1234567890123456.7.azuredatabricks.net' }),
+      ...PROXY_ENV, AGENT_PROXYURL: `http://127.0.0.1:${server.address().port}`,
+    };
+    const result = await runTask('DatabricksRepoUpdate', env);
+    assert.equal(result.code, 3, result.stdout);
+    const error = parseCommand(result.lines.find((l) => l.startsWith('##vso[task.logissue type=error]')));
+    assert.match(error.message, /the proxy refused the tunnel to adb-1234567890123456\.7\.azuredatabricks\.net:443: HTTP 407/);
+    assert.match(error.message, /check the proxy user name and password/);
+    assert.doesNotMatch(result.stdout, /retrying/);
+    assert.deepEqual(tunnels[0], { target: 'adb-1234567890123456.7.azuredatabricks.net:443', credentials: PROXY_CREDENTIALS });
+  } finally {
+    server.close();
+  }
+});
+
+test("a malformed agent proxy setting is one clear error, before any request", async () => {
+  const before = await emulator.requests();
+  const env = { ...notebookEnv({ notebookPaths: 'test/unit' }), AGENT_PROXYURL: 'proxy.corp:8080' };
   const result = await runTask('DatabricksRunNotebookTest', env);
-  assert.equal(result.code, 0, result.stdout);
-  const warning = parseCommand(result.lines.find((l) => l.startsWith('##vso[task.logissue type=warning]')));
-  assert.match(warning.message, /The agent has a proxy \(Agent\.ProxyUrl\), which the built-in runtime cannot use: connecting directly/);
+  assert.equal(result.code, 2, result.stdout);
+  const error = parseCommand(result.lines.find((l) => l.startsWith('##vso[task.logissue type=error]')));
+  assert.match(error.message, /variable `Agent\.ProxyUrl`: `proxy\.corp:8080` is not an http\(s\) URL/);
+  assert.equal(await emulator.requests(), before);
 });
 
 test('SIGINT while polling cancels the Databricks run', async () => {

@@ -25,8 +25,9 @@ function agentProxy(env) {
     throw new ProxySettingError(`variable \`Agent.ProxyUrl\`: ${value} is not an http(s) URL\n` +
       "hint: the agent's proxy comes from `config.sh --proxyurl`; reconfigure it as http://host:port");
   }
-  const username = env.AGENT_PROXYUSERNAME || decodeURIComponent(url.username);
-  const password = env.SECRET_AGENT_PROXYPASSWORD || env.AGENT_PROXYPASSWORD || decodeURIComponent(url.password);
+  const decoded = (text) => { try { return decodeURIComponent(text); } catch (_) { return text; } };
+  const username = env.AGENT_PROXYUSERNAME || decoded(url.username);
+  const password = env.SECRET_AGENT_PROXYPASSWORD || env.AGENT_PROXYPASSWORD || decoded(url.password);
   let bypass = [];
   if ((env.AGENT_PROXYBYPASSLIST || '').trim()) {
     try {

@@ -11,6 +11,7 @@ apt_packages=()
 command -v git >/dev/null || apt_packages+=(git)
 command -v python3 >/dev/null || apt_packages+=(python3)
 command -v cc >/dev/null || apt_packages+=(gcc)
+command -v openssl >/dev/null || apt_packages+=(openssl)   # a test certificate for HTTPS through a proxy
 
 # wasm32: a rustup toolchain that has the target is used as it is (a developer laptop).
 # Otherwise Debian's rustc-web builds std for wasm32 from source (see scripts/build-wasm.sh).

@@ -70,7 +70,10 @@ function send(proxy, target, method, headers, body, signal) {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
     let current = null;
-    const fail = (reason) => { if (current) current.destroy(); reject(reason); };
+    // The tunnel's socket outlives its request: it is closed here, or it keeps Node running.
+    let tunnelSocket = null;
+    const done = () => { if (tunnelSocket) tunnelSocket.destroy(); };
+    const fail = (reason) => { if (current) current.destroy(); done(); reject(reason); };
     signal.addEventListener('abort', () => fail(signal.reason), { once: true });
     const auth = proxy.authorization ? { 'proxy-authorization': proxy.authorization } : {};
     const collect = (answer) => {
@@ -90,6 +93,7 @@ function send(proxy, target, method, headers, body, signal) {
         for (let i = 0; i + 1 < answer.rawHeaders.length; i += 2) {
           try { answerHeaders.append(answer.rawHeaders[i], answer.rawHeaders[i + 1]); } catch (_) { /* not a valid header */ }
         }
+        done();
         resolve({ status: answer.statusCode, statusText: answer.statusMessage || '', headers: answerHeaders, body: Buffer.concat(chunks) });
       });
     };
@@ -106,6 +110,7 @@ function send(proxy, target, method, headers, body, signal) {
     current = tunnel;
     tunnel.on('error', proxyFailed);
     tunnel.on('connect', (answer, socket) => {
+      tunnelSocket = socket;
       if (answer.statusCode !== 200) {
         socket.destroy();
         return fail(`the proxy refused the tunnel to ${target.hostname}:${port}: HTTP ${answer.statusCode} ${answer.statusMessage || ''}`.trim());

@@ -2,7 +2,11 @@
 // environment, stdout parsed as the agent parses it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import tls from 'node:tls';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -193,6 +197,47 @@ test('a proxy that refuses the tunnel credentials fails the step at once, with a
     assert.deepEqual(tunnels[0], { target: 'adb-1234567890123456.7.azuredatabricks.net:443', credentials: PROXY_CREDENTIALS });
   } finally {
     server.close();
+  }
+});
+
+test("HTTPS through the agent's proxy: a CONNECT tunnel, then TLS to the workspace", async () => {
+  // A throwaway certificate for localhost, trusted by the task's Node only.
+  const dir = mkdtempSync(path.join(tmpdir(), 'azdo-tls-'));
+  const [keyFile, certFile] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile,
+    '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+  const emulatorPort = Number(new URL(emulator.url).port);
+  const relay = (a, b) => { a.pipe(b).pipe(a); a.on('error', () => b.destroy()); b.on('error', () => a.destroy()); };
+  // An HTTPS workspace: TLS in front of the emulator.
+  const front = tls.createServer({ key: readFileSync(keyFile), cert: readFileSync(certFile) },
+    (socket) => relay(socket, net.connect(emulatorPort, '127.0.0.1')));
+  const tunnels = [];
+  const proxy = http.createServer().on('connect', (request, client, head) => {
+    tunnels.push({ target: request.url, credentials: request.headers['proxy-authorization'] });
+    const upstream = net.connect(Number(request.url.split(':')[1]), '127.0.0.1', () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      relay(client, upstream);
+    });
+    upstream.on('error', () => client.destroy());
+  });
+  await Promise.all([front, proxy].map((server) => new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))));
+  try {
+    const workspace = `https://localhost:${front.address().port}`;
+    const env = {
+      ...pipelineEnv(emulator, project, { repoPath: REPO_PATH, databricksHost: workspace }),
+      ...PROXY_ENV, AGENT_PROXYURL: `http://127.0.0.1:${proxy.address().port}`, NODE_EXTRA_CA_CERTS: certFile,
+    };
+    const result = await runTask('DatabricksRepoUpdate', env);
+    assert.equal(result.code, 0, result.stdout);
+    assert.ok(tunnels.length > 0, 'no tunnel was asked for');
+    for (const tunnel of tunnels) {
+      assert.deepEqual(tunnel, { target: `localhost:${front.address().port}`, credentials: PROXY_CREDENTIALS });
+    }
+  } finally {
+    front.close();
+    proxy.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

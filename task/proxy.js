@@ -4,9 +4,6 @@
 // HTTP in absolute form, HTTPS through a CONNECT tunnel, with the agent's proxy credentials;
 // URLs matching the bypass list go direct. The native binary reads the same variables itself
 // (src/databricks/proxy.rs). scripts/build.sh copies this file next to index.js.
-const http = require('http');
-const https = require('https');
-const tls = require('tls');
 
 /** Largest answer read; the core refuses anything above 16 MB anyway. */
 const MAX_ANSWER_BYTES = 17 * 1024 * 1024;
@@ -37,10 +34,14 @@ function agentProxy(env) {
       throw new ProxySettingError('variable `Agent.ProxyBypassList`: is not a JSON array of regular expressions');
     }
   }
+  // Loaded here, not at start-up: most agents have no proxy.
+  const https = require('https');
   return {
     host: url.hostname,
     port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
-    transport: url.protocol === 'https:' ? https : http,
+    transport: url.protocol === 'https:' ? https : require('http'),
+    https,
+    tls: require('tls'),
     authorization: username ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` : null,
     // As the agent: patterns that are not regular expressions are skipped.
     bypass: bypass.flatMap((pattern) => { try { return [new RegExp(String(pattern), 'i')]; } catch (_) { return []; } }),
@@ -115,10 +116,10 @@ function send(proxy, target, method, headers, body, signal) {
         socket.destroy();
         return fail(`the proxy refused the tunnel to ${target.hostname}:${port}: HTTP ${answer.statusCode} ${answer.statusMessage || ''}`.trim());
       }
-      current = https.request({
+      current = proxy.https.request({
         host: target.hostname, port, method, path: `${target.pathname}${target.search}`, agent: false,
         headers: { ...headers, host: target.host },
-        createConnection: () => tls.connect({ socket, servername: target.hostname }),
+        createConnection: () => proxy.tls.connect({ socket, servername: target.hostname }),
       }, collect);
       current.on('error', (error) => fail(error.message));
       current.end(body || undefined);

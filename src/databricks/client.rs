@@ -236,7 +236,7 @@ impl Client {
             let message = describe_transport_error(&e);
             ApiError::Transport {
                 request: request.clone(),
-                kind: TransportKind::of(&message, e.is_timeout()),
+                kind: TransportKind::of(&message),
                 message,
             }
         };

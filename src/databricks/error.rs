@@ -61,7 +61,7 @@ pub enum TransportKind {
     UnknownHost,
     /// The agent's proxy did not accept its credentials for a tunnel.
     ProxyAuthentication,
-    TimedOut,
+    /// Anything else (refused, reset, timed out, TLS): worth another try.
     Other,
 }
 
@@ -69,7 +69,7 @@ impl TransportKind {
     /// Reads the transport error's text: getaddrinfo's "not known" answers (glibc, macOS,
     /// Windows) and Node's ENOTFOUND mean the name does not exist; a temporary DNS failure
     /// (EAI_AGAIN) does not, and is retried like any other network error.
-    pub fn of(message: &str, timed_out: bool) -> TransportKind {
+    pub fn of(message: &str) -> TransportKind {
         const UNKNOWN_HOST: [&str; 5] = [
             "Name or service not known",
             "No address associated with hostname",
@@ -80,9 +80,7 @@ impl TransportKind {
         // reqwest's words for a 407 to CONNECT, and task/proxy.js's.
         let proxy_refused = message.contains("proxy authorization required")
             || message.contains("the proxy refused the tunnel") && message.contains("HTTP 407");
-        if timed_out {
-            TransportKind::TimedOut
-        } else if proxy_refused {
+        if proxy_refused {
             TransportKind::ProxyAuthentication
         } else if UNKNOWN_HOST.iter().any(|marker| message.contains(marker)) {
             TransportKind::UnknownHost
@@ -164,7 +162,7 @@ impl ApiError {
                 Some(500..=599) => "the workspace kept failing until the retry budget ran out; check the Databricks status page, then re-run",
                 Some(407) => PROXY_CREDENTIALS_HINT,
                 None if transport == Some(TransportKind::ProxyAuthentication) => PROXY_CREDENTIALS_HINT,
-                None if transport == Some(TransportKind::UnknownHost) => "the workspace URL's host name does not exist: check databricksHost (or the DATABRICKS_HOST variable); a workspace URL looks like https://adb-1234567890123456.7.azuredatabricks.net",
+                None if transport == Some(TransportKind::UnknownHost) => "the host name does not exist: check databricksHost (or the DATABRICKS_HOST variable; a workspace URL looks like https://adb-1234567890123456.7.azuredatabricks.net) and, if the agent has a proxy, its proxy URL",
                 None if transport.is_some() => "the workspace could not be reached: check the host name and the agent's network or proxy",
                 _ => return None,
             }
@@ -323,9 +321,8 @@ mod tests {
             ("the proxy refused the tunnel to adb-1.2.azuredatabricks.net:443: HTTP 502 Bad Gateway", Other),
         ];
         for (message, kind) in cases {
-            assert_eq!(TransportKind::of(message, false), kind, "{message}");
+            assert_eq!(TransportKind::of(message), kind, "{message}");
         }
-        assert_eq!(TransportKind::of("anything", true), TransportKind::TimedOut);
         let error = ApiError::Transport {
             request: RequestLabel {
                 method: "GET",

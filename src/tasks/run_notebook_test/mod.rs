@@ -21,7 +21,7 @@ pub use settings::{
 use self::results::{collect_results, report_results};
 use super::{Failure, FailureKind, Report};
 use crate::databricks::models::{NotebookSource, NotebookTask, Run, SubmitRun, SubmitTask};
-use crate::databricks::Client;
+use crate::databricks::{ApiError, Client};
 use crate::host::{or_cancelled, Host};
 use crate::pipeline::Log;
 use crate::text::{elapsed_label, seconds};
@@ -65,6 +65,10 @@ pub fn submit_request(settings: &Settings) -> SubmitRun {
 
 pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Report, Failure> {
     let host = client.host();
+    // `timeoutMinutes` bounds the whole step, the submit and every retry included; only the
+    // cancel that follows it has its own budget.
+    let deadline = settings.timeout.map(|t| host.elapsed() + t);
+    client.set_deadline(deadline);
     log.info(&format!("Databricks workspace: {}", client.base()));
     let count = settings.notebooks.len();
     log.info(&format!(
@@ -96,7 +100,6 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
     log.set_output("runId", &run_id.to_string());
 
     let started = host.elapsed();
-    let deadline = settings.timeout.map(|t| started + t);
     let elapsed = || host.elapsed().saturating_sub(started);
     let mut tracker = results::StateTracker::default();
     let mut polls_made = 0;
@@ -106,14 +109,7 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
         if let Some(deadline) = deadline {
             let left = deadline.saturating_sub(host.elapsed());
             if left.is_zero() {
-                let limit = seconds(settings.timeout.unwrap_or_default());
-                let why = format!("The run did not finish within timeoutMinutes ({limit}s)");
-                let failure = cancel(client, log, run_id, &why, budget(host)).await;
-                return Err(Failure {
-                    kind: FailureKind::Timeout,
-                    ..failure
-                }
-                .hint("raise timeoutMinutes if the notebooks need longer, or make them faster"));
+                return Err(timed_out(client, log, run_id, settings).await);
             }
             delay = delay.min(left);
         }
@@ -121,6 +117,9 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
             return Err(cancel(client, log, run_id, CANCELLED, budget(host)).await);
         }
         let run = match or_cancelled(host, client.get_run(run_id)).await {
+            Some(Err(ApiError::OutOfTime { .. })) => {
+                return Err(timed_out(client, log, run_id, settings).await)
+            }
             Some(result) => result
                 .map_err(|e| Failure::api(&format!("reading the state of run {run_id}"), e))?,
             None => return Err(cancel(client, log, run_id, CANCELLED, budget(host)).await),
@@ -147,6 +146,9 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
         )));
     };
     log.status(None);
+    // The run is over: reading its results may take the few seconds it needs even when the
+    // run ended just before the time limit.
+    client.set_deadline(deadline.map(|d| d.max(host.elapsed() + RESULTS_GRACE)));
 
     let collecting = collect_results(client, log, &finished, &settings.notebooks);
     let Some(results) = or_cancelled(host, collecting).await else {
@@ -174,6 +176,21 @@ fn git_reference(reference: &crate::databricks::models::GitReference) -> String 
 
 const CANCELLED: &str = "The pipeline was cancelled";
 
+/// Time allowed for reading the results of a run that ended near the step's time limit.
+const RESULTS_GRACE: Duration = Duration::from_secs(30);
+
+/// `timeoutMinutes` passed while the run was going: cancel it and say so.
+async fn timed_out(client: &Client, log: &Log, run_id: i64, settings: &Settings) -> Failure {
+    let limit = seconds(settings.timeout.unwrap_or_default());
+    let why = format!("The run did not finish within timeoutMinutes ({limit}s)");
+    let failure = cancel(client, log, run_id, &why, budget(client.host())).await;
+    Failure {
+        kind: FailureKind::Timeout,
+        ..failure
+    }
+    .hint("raise timeoutMinutes if the notebooks need longer, or make them faster")
+}
+
 /// The moment (on the host's clock) by which cancelling must be done.
 fn budget(host: &dyn Host) -> Duration {
     host.elapsed() + CANCEL_BUDGET
@@ -194,6 +211,7 @@ async fn within<T>(host: &dyn Host, until: Duration, work: impl Future<Output = 
 async fn cancel_interrupted_submit(client: &Client, log: &Log, request: &SubmitRun) -> Failure {
     let host = client.host();
     let until = budget(host);
+    client.set_deadline(None);
     log.warning(&format!(
         "{CANCELLED} while the run was being submitted: making sure no run is left behind"
     ));
@@ -213,6 +231,8 @@ async fn cancel_interrupted_submit(client: &Client, log: &Log, request: &SubmitR
 /// Cancels the run and waits (until `until`) for Databricks to confirm that it stopped.
 async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str, until: Duration) -> Failure {
     let host = client.host();
+    // The cancel has its own budget (`until`), also after the step's time limit.
+    client.set_deadline(None);
     log.warning(&format!("{why}: cancelling run {run_id}"));
     let confirmed = within(host, until, async {
         client.cancel_run(run_id).await?;

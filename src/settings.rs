@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use databricks_azdo::pipeline::inputs::env_name;
 use databricks_azdo::host::{read_small_file, MAX_INPUT_FILE_BYTES};
+use databricks_azdo::pipeline::inputs::env_name;
 use databricks_azdo::pipeline::OutputMode;
 
 use crate::cli::{Common, OutputFormat, RepoUpdateArgs, RunNotebookTestArgs};

@@ -98,16 +98,31 @@ async fn answers_that_say_nothing_are_errors_not_an_empty_run() {
     let cases: [(&str, &str, &str); 6] = [
         ("application/json", "", "empty body"),
         ("application/json", " \r\n", "empty body"),
-        ("text/html", "<html><head><title>Sign in</title></head></html>", "HTML page (\"Sign in\")"),
+        (
+            "text/html",
+            "<html><head><title>Sign in</title></head></html>",
+            "HTML page (\"Sign in\")",
+        ),
         ("application/json", "{}", "no `state.life_cycle_state`"),
-        ("application/json", r#"{"run_id": 2, "state": {"life_cycle_state": "RUNNING"}}"#, "describes run 2, not run 1"),
-        ("application/json", r#"{"state": {}}"#, "no `state.life_cycle_state`"),
+        (
+            "application/json",
+            r#"{"run_id": 2, "state": {"life_cycle_state": "RUNNING"}}"#,
+            "describes run 2, not run 1",
+        ),
+        (
+            "application/json",
+            r#"{"state": {}}"#,
+            "no `state.life_cycle_state`",
+        ),
     ];
     for (content_type, body, expected) in cases {
         let error = get_run_answering(StatusCode::OK, content_type, body)
             .await
             .unwrap_err();
-        assert!(matches!(error, ApiError::Decode { .. }), "{body:?}: {error:?}");
+        assert!(
+            matches!(error, ApiError::Decode { .. }),
+            "{body:?}: {error:?}"
+        );
         assert!(error.to_string().contains(expected), "{body:?}: {error}");
     }
 }
@@ -232,7 +247,13 @@ async fn endless_bodies_are_cut_while_they_stream() {
 async fn the_step_deadline_bounds_every_retry() {
     let busy = Router::new().route(
         "/api/2.1/jobs/runs/get",
-        get(|| async { (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "") }),
+        get(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                "",
+            )
+        }),
     );
     let silent = Router::new().route(
         "/api/2.1/jobs/runs/get",

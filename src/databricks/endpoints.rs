@@ -117,7 +117,9 @@ impl Client {
         let path = format!("{JOBS}/runs/get");
         let run: Run = self.get(&path, &[("run_id", &run_id.to_string())]).await?;
         let problem = match run.run_id {
-            Some(other) if other != run_id => Some(format!("it describes run {other}, not run {run_id}")),
+            Some(other) if other != run_id => {
+                Some(format!("it describes run {other}, not run {run_id}"))
+            }
             _ if run.state.life_cycle_state.is_none() => Some(
                 "it has no `state.life_cycle_state`, so the run's progress is unknown".to_string(),
             ),

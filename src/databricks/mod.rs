@@ -7,9 +7,9 @@ pub mod models;
 pub mod retry;
 pub mod workspace_url;
 
+pub use crate::host::proxy::ProxySettings;
 pub use client::{user_agent, Client, Method, Notice};
 pub use endpoints::RepoRef;
 pub use error::ApiError;
-pub use crate::host::proxy::ProxySettings;
 pub use retry::RetryPolicy;
 pub use workspace_url::{WorkspaceUrl, WorkspaceUrlError, WORKSPACE_URL_EXAMPLE};

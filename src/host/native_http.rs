@@ -125,7 +125,10 @@ fn causes<'a>(
 ) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
     std::iter::successors(Some(error), |e| {
         // An io::Error's source() skips the error it wraps; get_ref() is that error.
-        match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
             None => e.source(),
         }

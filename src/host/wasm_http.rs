@@ -6,7 +6,9 @@ use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use super::http::{HttpRequest, HttpResponse, HttpResult, HttpTransport, TransportError, TransportKind};
+use super::http::{
+    HttpRequest, HttpResponse, HttpResult, HttpTransport, TransportError, TransportKind,
+};
 
 pub struct NodeTransport {
     pub(super) request: Function,
@@ -53,7 +55,11 @@ fn spec(request: &HttpRequest) -> Object {
         "timeoutMs",
         &JsValue::from_f64(request.timeout.as_millis() as f64),
     );
-    set(&spec, "maxBytes", &JsValue::from_f64(request.max_body as f64));
+    set(
+        &spec,
+        "maxBytes",
+        &JsValue::from_f64(request.max_body as f64),
+    );
     spec
 }
 

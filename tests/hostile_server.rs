@@ -257,7 +257,7 @@ async fn the_step_deadline_bounds_every_retry() {
     );
     let silent = Router::new().route(
         "/api/2.1/jobs/runs/get",
-        get(|| futures::future::pending::<&'static str>()),
+        get(futures::future::pending::<&'static str>),
     );
     for router in [busy, silent] {
         let sink = || Arc::new(Mutex::new(std::io::sink()));

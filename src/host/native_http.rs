@@ -90,7 +90,7 @@ fn classify(error: &reqwest::Error) -> TransportError {
     let message = describe(error);
     let kind = if error.is_timeout() {
         TransportKind::TimedOut
-    } else if causes(error).any(|cause| is_certificate_error(cause)) {
+    } else if causes(error).any(is_certificate_error) {
         TransportKind::Certificate
     } else {
         kind_from_text(&message)

@@ -13,4 +13,4 @@ pub use endpoints::RepoRef;
 pub use error::ApiError;
 pub use proxy::ProxySettings;
 pub use retry::RetryPolicy;
-pub use workspace_url::{WorkspaceUrl, WorkspaceUrlError, WORKSPACE_URL_EXAMPLE};
+pub use workspace_url::{WorkspaceLink, WorkspaceUrl, WorkspaceUrlError, WORKSPACE_URL_EXAMPLE};

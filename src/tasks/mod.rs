@@ -147,7 +147,8 @@ fn make_client(
     #[cfg(not(target_arch = "wasm32"))]
     let client = match &connection.proxy {
         Some(proxy) => {
-            log.debug(&format!("through the agent's proxy {}", proxy.url));
+            let shown = crate::text::redact_url(proxy.url.as_str());
+            log.debug(&format!("through the agent's proxy {shown}"));
             client.with_proxy(proxy)
         }
         None => client,

@@ -94,12 +94,6 @@ impl Log {
         escape_message(&self.lines(text).join("\n"))
     }
 
-    /// A value handed on unchanged but for its secrets (an output variable): it cannot issue a
-    /// command either.
-    fn value(&self, text: &str) -> String {
-        neutralize_commands(self.mask(text).as_str())
-    }
-
     fn emit(&self, line: &str) {
         match self.mode {
             OutputMode::Json => self.host.write_err_line(line),
@@ -185,23 +179,26 @@ impl Log {
 
     /// An output variable for later steps (`<step>.<name>`).
     pub fn set_output(&self, name: &str, value: &str) {
-        if self.mode == OutputMode::Agent {
-            self.emit(&format!(
-                "##vso[task.setvariable variable={};isoutput=true;issecret=false]{}",
-                escape_property(name),
-                escape_message(&self.value(value))
-            ));
-        } else {
-            self.debug(&format!("output {name} = {value}"));
-        }
+        self.output(name, &self.mask(value));
     }
 
     /// An output variable holding JSON: each string in it is masked before it is serialized,
     /// so a secret is masked however JSON spells it and the value stays valid JSON.
     pub fn set_output_json(&self, name: &str, value: &serde_json::Value) {
-        let text =
-            serde_json::to_string(&self.secrets.mask_json(value)).expect("JSON values serialize");
-        self.set_output(name, &text);
+        self.output(name, &self.secrets.json_text(value, false));
+    }
+
+    /// The value is handed on as it is, but for its secrets; it cannot issue a command either.
+    fn output(&self, name: &str, value: &Masked) {
+        if self.mode == OutputMode::Agent {
+            self.emit(&format!(
+                "##vso[task.setvariable variable={};isoutput=true;issecret=false]{}",
+                escape_property(name),
+                escape_message(&neutralize_commands(value.as_str()))
+            ));
+        } else {
+            self.debug(&format!("output {name} = {value}"));
+        }
     }
 
     pub fn progress(&self, percent: u8, text: &str) {
@@ -258,9 +255,8 @@ impl Log {
     /// before it is serialized, so the document is valid whatever the secrets.
     pub fn json_document(&self, document: &serde_json::Value) {
         if self.mode == OutputMode::Json {
-            let masked = self.secrets.mask_json(document);
-            let text = serde_json::to_string_pretty(&masked).expect("JSON values serialize");
-            for line in escape_json_controls(&text).lines() {
+            let text = self.secrets.json_text(document, true);
+            for line in escape_json_controls(text.as_str()).lines() {
                 self.host.write_line(line);
             }
         }

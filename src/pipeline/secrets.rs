@@ -70,6 +70,20 @@ impl Secrets {
     }
 }
 
+impl Secrets {
+    /// `value` serialized (pretty or compact) with every string in it masked first: valid
+    /// JSON whatever the secrets, so it is [`Masked`] as a whole and never masked again.
+    pub fn json_text(&self, value: &serde_json::Value, pretty: bool) -> Masked {
+        let masked = self.mask_json(value);
+        let text = if pretty {
+            serde_json::to_string_pretty(&masked)
+        } else {
+            serde_json::to_string(&masked)
+        };
+        Masked(text.expect("JSON values serialize"))
+    }
+}
+
 /// Two keys that differ only in their secrets would mask to the same key, and the second would
 /// silently replace the first: number the repeats instead.
 fn unique_key(map: &serde_json::Map<String, serde_json::Value>, key: String) -> String {

@@ -12,6 +12,7 @@ use crate::databricks::{Client, WorkspaceLink, WorkspaceUrl};
 use crate::host::Host;
 use crate::pipeline::junit::{junit_xml, Outcome, TestCase};
 use crate::pipeline::markdown;
+use crate::pipeline::secrets::insert_masked;
 use crate::pipeline::{Inputs, Log, Masked, OutputMode};
 use crate::tasks::{Failure, FailureKind, Report};
 use crate::text::seconds;
@@ -310,7 +311,7 @@ pub fn report_results(
         let value = result
             .exit_value()
             .map_or(serde_json::Value::Null, |v| json!(v));
-        outputs.insert(result.path.clone(), value);
+        insert_masked(&mut outputs, log.mask(&result.path), value);
     }
     log.set_output("resultState", &run_result);
     log.set_output_json("notebookOutput", &serde_json::Value::Object(outputs));

@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use super::escape::{escape_message, escape_property, log_lines, neutralize_commands};
+use super::escape::{escape_message, escape_property, log_lines, neutralize_commands, plain_text};
 use super::secrets::{Masked, Secrets};
 use crate::host::Host;
 
@@ -188,13 +188,15 @@ impl Log {
         self.output(name, &self.secrets.json_text(value, false));
     }
 
-    /// The value is handed on as it is, but for its secrets; it cannot issue a command either.
+    /// The value is handed on as it is, but for its secrets and control characters; it cannot
+    /// issue a command either.
     fn output(&self, name: &str, value: &Masked) {
         if self.mode == OutputMode::Agent {
+            let value = plain_text(value.as_str());
             self.emit(&format!(
                 "##vso[task.setvariable variable={};isoutput=true;issecret=false]{}",
                 escape_property(name),
-                escape_message(&neutralize_commands(value.as_str()))
+                escape_message(&neutralize_commands(&value))
             ));
         } else {
             self.debug(&format!("output {name} = {value}"));
@@ -256,25 +258,9 @@ impl Log {
     pub fn json_document(&self, document: &serde_json::Value) {
         if self.mode == OutputMode::Json {
             let text = self.secrets.json_text(document, true);
-            for line in escape_json_controls(text.as_str()).lines() {
+            for line in text.as_str().lines() {
                 self.host.write_line(line);
             }
         }
     }
-}
-
-/// serde_json leaves C1 control characters and the line and paragraph separators raw in
-/// strings; written as `\uXXXX` they cannot steer the terminal the document is shown in.
-/// Only strings can hold them, and there the escape means the same character.
-fn escape_json_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -99,7 +99,7 @@ impl Secrets {
         } else {
             serde_json::to_string(&masked)
         };
-        Masked(text.expect("JSON values serialize"))
+        Masked(escape_json_controls(&text.expect("JSON values serialize")))
     }
 }
 
@@ -171,6 +171,22 @@ impl std::fmt::Display for Masked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// serde_json leaves C1 control characters and the line and paragraph separators raw in
+/// strings; written as `\uXXXX` they cannot steer the terminal the document is shown in.
+/// Only strings can hold them, and there the escape means the same character.
+fn escape_json_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

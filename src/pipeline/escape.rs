@@ -42,44 +42,32 @@ const REPLACEMENT: char = '\u{FFFD}';
 /// that cannot issue a command, pose as a log formatting line or steer a terminal.
 pub fn log_lines(text: &str) -> Vec<String> {
     split_lines(text)
+        .into_iter()
         .map(|line| neutralize(&plain(line)))
         .collect()
 }
 
 /// Splits at LF, CR and CRLF (`str::lines` keeps a bare CR inside a line). A final line break
 /// does not start another line.
-pub fn split_lines(text: &str) -> impl Iterator<Item = &str> {
-    let empty = text.is_empty();
-    let text = text
-        .strip_suffix("\r\n")
-        .or_else(|| text.strip_suffix(['\r', '\n']))
-        .unwrap_or(text);
-    let mut rest = Some(text);
-    std::iter::from_fn(move || {
-        let current = rest?;
-        match current.find(['\r', '\n']) {
-            Some(at) => {
-                let skip = if current[at..].starts_with("\r\n") {
-                    2
-                } else {
-                    1
-                };
-                rest = Some(&current[at + skip..]);
-                Some(&current[..at])
-            }
-            None => {
-                rest = None;
-                Some(current)
-            }
-        }
-    })
-    .filter(move |_| !empty)
+pub fn split_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(['\r', '\n']) {
+        lines.push(&rest[..at]);
+        let skip = if rest[at..].starts_with("\r\n") { 2 } else { 1 };
+        rest = &rest[at + skip..];
+    }
+    if !rest.is_empty() {
+        lines.push(rest);
+    }
+    lines
 }
 
 /// Text of several lines made [`plain`] line by line, joined with LF: for files we write
 /// (the JUnit file, the summary), where ANSI colour codes from a trace would show as junk.
 pub fn plain_text(text: &str) -> String {
-    split_lines(text).map(plain).collect::<Vec<_>>().join("\n")
+    let lines: Vec<String> = split_lines(text).into_iter().map(plain).collect();
+    lines.join("\n")
 }
 
 /// One line without control characters: ANSI escape sequences (colours, cursor moves, terminal
@@ -249,10 +237,13 @@ mod tests {
 
     #[test]
     fn splits_where_the_agent_does() {
-        let lines: Vec<&str> = split_lines("a\rb\r\nc\nd\n\ne\r\n").collect();
-        assert_eq!(lines, ["a", "b", "c", "d", "", "e"]);
-        assert_eq!(split_lines("").count(), 0);
-        assert_eq!(split_lines("\n").collect::<Vec<_>>(), [""]);
+        assert_eq!(
+            split_lines("a\rb\r\nc\nd\n\ne\r\n"),
+            ["a", "b", "c", "d", "", "e"]
+        );
+        assert!(split_lines("").is_empty());
+        assert_eq!(split_lines("\n"), [""]);
+        assert_eq!(split_lines("a\r"), ["a"]);
     }
 
     #[test]

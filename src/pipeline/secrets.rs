@@ -60,11 +60,15 @@ impl Secrets {
         match value {
             Value::String(s) => Value::String(self.mask(s).0),
             Value::Array(items) => Value::Array(items.iter().map(|v| self.mask_json(v)).collect()),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(key, value)| (key.clone(), self.mask_json(value)))
-                    .collect(),
-            ),
+            Value::Object(map) => {
+                // Inserted one by one: collecting would sort, and sorting costs the wasm core
+                // a few KB.
+                let mut masked = serde_json::Map::new();
+                for (key, value) in map {
+                    masked.insert(key.clone(), self.mask_json(value));
+                }
+                Value::Object(masked)
+            }
             other => other.clone(),
         }
     }
@@ -128,17 +132,15 @@ fn mask_cut_prefixes(text: &str, secrets: &[String]) -> String {
 
 /// The length of the longest proper start of a secret that `piece` ends with.
 fn longest_secret_start_ending(piece: &str, secrets: &[String]) -> Option<usize> {
-    secrets
-        .iter()
-        .flat_map(|secret| {
-            secret
-                .char_indices()
-                .skip(1)
-                .map(|(end, _)| &secret[..end])
-                .filter(|start| piece.ends_with(start))
-                .map(str::len)
-        })
-        .max()
+    let mut longest = None;
+    for secret in secrets {
+        for (end, _) in secret.char_indices().skip(1) {
+            if piece.ends_with(&secret[..end]) && longest < Some(end) {
+                longest = Some(end);
+            }
+        }
+    }
+    longest
 }
 
 /// Text in which every registered secret has been masked. Only [`Secrets::mask`] makes one, so
@@ -162,8 +164,8 @@ impl Masked {
 
     /// The first line (of a message that may span several).
     pub fn first_line(&self) -> Masked {
-        let first = super::escape::split_lines(&self.0).next();
-        Masked(first.unwrap_or_default().to_string())
+        let lines = super::escape::split_lines(&self.0);
+        Masked(lines.first().copied().unwrap_or_default().to_string())
     }
 }
 

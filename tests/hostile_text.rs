@@ -434,6 +434,16 @@ async fn only_links_into_the_workspace_are_shown() {
             Vec::<String>::new(),
             "{url}:\n{markdown}"
         );
+        let env = fake_env(&workspace, reports.path());
+        let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Json).await;
+        let document: Value = serde_json::from_str(&outcome.stdout).unwrap();
+        assert_eq!(document["runPageUrl"], Value::Null, "{url}: {document}");
+        assert_eq!(document["notebooks"][0]["runPageUrl"], Value::Null, "{url}");
+        assert!(
+            !outcome.stderr.contains("evil.example/"),
+            "{}",
+            outcome.stderr
+        );
     }
 
     // On the workspace's own origin: linked, and nothing else is read into it.

@@ -230,6 +230,11 @@ pub fn run_page_link(
     }
 }
 
+/// A run page link for the JSON document: only one into the workspace, as for `runPageUrl`.
+fn workspace_link(workspace: &WorkspaceUrl, url: Option<&str>) -> Option<String> {
+    Some(workspace.link(url?).ok()?.as_str().to_string())
+}
+
 pub fn report_results(
     log: &Log,
     workspace: &WorkspaceUrl,
@@ -323,7 +328,7 @@ pub fn report_results(
                 "path": r.path,
                 "taskKey": r.task.task_key,
                 "runId": r.task.run_id,
-                "runPageUrl": r.task.run_page_url,
+                "runPageUrl": workspace_link(workspace, r.task.run_page_url.as_deref()),
                 "lifeCycleState": r.task.state.life_cycle_state,
                 "resultState": r.task.state.result_state,
                 "stateMessage": r.task.state.state_message,
@@ -335,7 +340,7 @@ pub fn report_results(
         .collect();
     let details = json!({
         "runId": run_id,
-        "runPageUrl": run.run_page_url,
+        "runPageUrl": workspace_link(workspace, run.run_page_url.as_deref()),
         "resultState": run_result,
         "notebooks": notebooks_json,
     });

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import {
-  CLUSTER, REPO_PATH, ROOT, makeProject, outputVariable, parseCommand, pipelineEnv, runTask, startEmulator,
+  BINARY_DIR, CLUSTER, REPO_PATH, ROOT, makeProject, outputVariable, parseCommand, pipelineEnv, runTask, startEmulator,
 } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
@@ -240,12 +240,20 @@ function assertNoForgery(stdout) {
   }
 }
 
-test('notebook text cannot forge log lines', async () => {
-  const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: forge.paths, SYSTEM_DEBUG: 'true' }));
-  assert.equal(result.code, 1, result.stdout);
-  assertNoForgery(result.stdout);
-  for (const text of ['FORGED by a bare CR', 'FORGED hyperlink', 'DEGROF']) assert.ok(result.stdout.includes(text), `${text}: ${result.stdout}`);
-  for (const line of result.lines.filter((l) => l.startsWith('##vso['))) assert.doesNotThrow(() => parseCommand(line), line);
+/** The step run by the wasm core, and by the native binary through the same index.js. */
+const RUNTIMES = {
+  wasm: {},
+  native: { DATABRICKS_AZDO_RUNTIME: 'native', PATH: `${BINARY_DIR}${path.delimiter}${process.env.PATH}` },
+};
+
+test('notebook text cannot forge log lines (wasm and native)', async () => {
+  for (const [runtime, settings] of Object.entries(RUNTIMES)) {
+    const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: forge.paths, SYSTEM_DEBUG: 'true', ...settings }));
+    assert.equal(result.code, 1, `${runtime}: ${result.stdout}`);
+    assertNoForgery(result.stdout);
+    for (const text of ['FORGED by a bare CR', 'FORGED hyperlink', 'DEGROF']) assert.ok(result.stdout.includes(text), `${runtime}, ${text}: ${result.stdout}`);
+    for (const line of result.lines.filter((l) => l.startsWith('##vso['))) assert.doesNotThrow(() => parseCommand(line), line);
+  }
 });
 
 /** Links, images and raw HTML outside code spans. */

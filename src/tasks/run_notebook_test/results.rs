@@ -215,7 +215,7 @@ pub async fn collect_results(
 
 /// The run page link Databricks gave, if it is a link into `workspace`; when it is not, says
 /// so in a debug line and gives nothing, so no output carries a link elsewhere.
-pub fn run_page_link(
+fn run_page_link(
     log: &Log,
     workspace: &WorkspaceUrl,
     what: &str,

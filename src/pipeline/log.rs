@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use super::escape::{escape_message, escape_property, log_lines, neutralize_commands, plain_text};
+use super::escape::{escape_message, escape_property, log_lines};
 use super::secrets::{Masked, Secrets};
 use crate::host::Host;
 
@@ -189,14 +189,15 @@ impl Log {
     }
 
     /// The value is handed on as it is, but for its secrets and control characters; it cannot
-    /// issue a command either.
+    /// issue a command either, nor start a line that would (the agent's debug log may show
+    /// it).
     fn output(&self, name: &str, value: &Masked) {
         if self.mode == OutputMode::Agent {
-            let value = plain_text(value.as_str());
+            let value = log_lines(value.as_str()).join("\n");
             self.emit(&format!(
                 "##vso[task.setvariable variable={};isoutput=true;issecret=false]{}",
                 escape_property(name),
-                escape_message(&neutralize_commands(&value))
+                escape_message(&value)
             ));
         } else {
             self.debug(&format!("output {name} = {value}"));

@@ -93,23 +93,18 @@ pub fn check_workspace_path(input: &str, path: &str) -> Result<String, InputErro
 }
 
 /// Inputs that `mode` leaves unused. The classic editor hides them (visibleRule) but keeps
-/// their values, so they are warnings, not errors.
+/// their values, so they are warnings, not errors. `repoUrl` defaults to the build's own
+/// repository, so only another URL counts as set; `gitProvider` only names the kind of host,
+/// and templates often set it for every step.
 fn ignored_by_mode(inputs: &Inputs, mode: Mode) -> Vec<String> {
     let build_repository = inputs.variable("Build.Repository.Uri");
     let (mode_name, unused): (&str, &[(&str, Option<&str>)]) = match mode {
         Mode::CreateOrUpdate => return Vec::new(),
-        Mode::Update => (
-            "update",
-            &[
-                ("repoUrl", build_repository.as_deref()),
-                ("gitProvider", None),
-            ],
-        ),
+        Mode::Update => ("update", &[("repoUrl", build_repository.as_deref())]),
         Mode::Delete => (
             "delete",
             &[
                 ("repoUrl", build_repository.as_deref()),
-                ("gitProvider", None),
                 ("branch", None),
                 ("tag", None),
                 ("expectedCommit", None),
@@ -122,9 +117,7 @@ fn ignored_by_mode(inputs: &Inputs, mode: Mode) -> Vec<String> {
         .filter(|(input, default)| inputs.is_set(input, *default))
         .map(|(input, _)| {
             let why = match *input {
-                "repoUrl" | "gitProvider" => {
-                    "it is only used to create the repo (mode `createOrUpdate`)"
-                }
+                "repoUrl" => "it is only used to create the repo (mode `createOrUpdate`)",
                 _ => "a deleted repo has nothing to check out",
             };
             format!("input `{input}` is ignored with `mode: {mode_name}`: {why}")

@@ -94,7 +94,39 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
         None => return Err(cancel_interrupted_submit(client, log, &request).await),
     };
     log.set_output("runId", &run_id.to_string());
+    // The one way out after the submit: whatever ends following the run early, the run is
+    // cancelled rather than left to go on using the cluster.
+    match follow(settings, client, log, run_id).await {
+        Ok(report) => Ok(report),
+        Err(Stop::Settled(failure)) => Err(failure),
+        Err(Stop::GaveUp(failure)) => Err(cancel_abandoned(client, log, run_id, failure).await),
+    }
+}
 
+/// How following a submitted run ended, when it did not end in a report.
+enum Stop {
+    /// The run is over, or was cancelled already: nothing is left running.
+    Settled(Failure),
+    /// The step gave up while the run may still be going: it must be cancelled.
+    GaveUp(Failure),
+}
+
+/// An error while following the run (`?`) means giving up on it, unless the path that
+/// returns it says otherwise: a new way to fail cannot leave a run behind by default.
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Stop {
+        Stop::GaveUp(failure)
+    }
+}
+
+/// Polls the run until it ends, then reads and reports its results.
+async fn follow(
+    settings: &Settings,
+    client: &Client,
+    log: &Log,
+    run_id: i64,
+) -> Result<Report, Stop> {
+    let host = client.host();
     let started = host.elapsed();
     let deadline = settings.timeout.map(|t| started + t);
     let elapsed = || host.elapsed().saturating_sub(started);
@@ -109,21 +141,27 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
                 let limit = seconds(settings.timeout.unwrap_or_default());
                 let why = format!("The run did not finish within timeoutMinutes ({limit}s)");
                 let failure = cancel(client, log, run_id, &why, budget(host)).await;
-                return Err(Failure {
-                    kind: FailureKind::Timeout,
-                    ..failure
-                }
-                .hint("raise timeoutMinutes if the notebooks need longer, or make them faster"));
+                return Err(Stop::Settled(
+                    Failure {
+                        kind: FailureKind::Timeout,
+                        ..failure
+                    }
+                    .hint("raise timeoutMinutes if the notebooks need longer, or make them faster"),
+                ));
             }
             delay = delay.min(left);
         }
         if or_cancelled(host, host.sleep(delay)).await.is_none() {
-            return Err(cancel(client, log, run_id, CANCELLED, budget(host)).await);
+            let failure = cancel(client, log, run_id, CANCELLED, budget(host)).await;
+            return Err(Stop::Settled(failure));
         }
         let run = match or_cancelled(host, client.get_run(run_id)).await {
             Some(result) => result
                 .map_err(|e| Failure::api(&format!("reading the state of run {run_id}"), e))?,
-            None => return Err(cancel(client, log, run_id, CANCELLED, budget(host)).await),
+            None => {
+                let failure = cancel(client, log, run_id, CANCELLED, budget(host)).await;
+                return Err(Stop::Settled(failure));
+            }
         };
         if polls_made == 0 {
             let url = run.run_page_url.clone().unwrap_or_default();
@@ -155,12 +193,12 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
             "{CANCELLED} while the results were read; run {run_id} had already finished ({})",
             result.unwrap_or_else(|| "no result".into())
         );
-        return Err(
-            Failure::new(FailureKind::Canceled, message).details(json!({ "runId": run_id }))
-        );
+        return Err(Stop::Settled(
+            Failure::new(FailureKind::Canceled, message).details(json!({ "runId": run_id })),
+        ));
     };
     results::publish_reports(host, log, run_id, &finished, &results);
-    report_results(log, run_id, &finished, results)
+    report_results(log, run_id, &finished, results).map_err(Stop::Settled)
 }
 
 fn git_reference(reference: &crate::databricks::models::GitReference) -> String {
@@ -210,12 +248,46 @@ async fn cancel_interrupted_submit(client: &Client, log: &Log, request: &SubmitR
     }
 }
 
-/// Cancels the run and waits (until `until`) for Databricks to confirm that it stopped.
+/// Cancels the run because the pipeline was cancelled or `timeoutMinutes` passed.
 async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str, until: Duration) -> Failure {
-    let host = client.host();
     log.warning(&format!("{why}: cancelling run {run_id}"));
+    let outcome = stop_run(client, log, run_id, until).await;
+    Failure::new(FailureKind::Canceled, format!("{why}; {outcome}"))
+        .details(json!({ "runId": run_id }))
+}
+
+/// The step gives up on a run that may still be going (it could not be followed any more):
+/// cancels it, so it does not go on using the cluster, and adds how that went to `failure`.
+async fn cancel_abandoned(client: &Client, log: &Log, run_id: i64, failure: Failure) -> Failure {
+    log.warning(&format!(
+        "Could not follow run {run_id} any more: cancelling it, so that it does not go on using the cluster"
+    ));
+    let outcome = stop_run(client, log, run_id, budget(client.host())).await;
+    Failure {
+        message: format!("{}; {outcome}", failure.message.trim_end_matches('.')),
+        ..failure
+    }
+    .details(json!({ "runId": run_id }))
+}
+
+/// Cancels the run and waits (until `until`) for Databricks to confirm that it stopped.
+/// Returns how it went, as the end of the step's message.
+async fn stop_run(client: &Client, log: &Log, run_id: i64, until: Duration) -> String {
+    let host = client.host();
+    match within(host, until, client.cancel_run(run_id)).await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            log.warning(&format!("could not cancel run {run_id}: {e}"));
+            return format!("cancelling run {run_id} failed, it may still be running");
+        }
+        None => {
+            log.warning(&format!("run {run_id} did not answer the cancel in time"));
+            return format!(
+                "run {run_id} was asked to cancel, without an answer; it may still be running"
+            );
+        }
+    }
     let confirmed = within(host, until, async {
-        client.cancel_run(run_id).await?;
         loop {
             let run = client.get_run(run_id).await?;
             if run.is_terminal() {
@@ -225,7 +297,7 @@ async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str, until: Durat
         }
     })
     .await;
-    let message = match confirmed {
+    match confirmed {
         Some(Ok(run)) => {
             let state = format!(
                 "{} {}",
@@ -237,16 +309,17 @@ async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str, until: Durat
                     .unwrap_or_default()
             );
             log.info(&format!("Run {run_id} stopped ({})", state.trim()));
-            format!("{why}; run {run_id} was cancelled")
+            format!("run {run_id} was cancelled")
         }
         Some(Err(e)) => {
-            log.warning(&format!("could not cancel run {run_id}: {e}"));
-            format!("{why}; cancelling run {run_id} failed, it may still be running")
+            log.warning(&format!(
+                "run {run_id} accepted the cancel, but its state could not be read to confirm it: {e}"
+            ));
+            format!("run {run_id} was asked to cancel")
         }
         None => {
             log.warning(&format!("run {run_id} did not confirm the cancel in time"));
-            format!("{why}; run {run_id} was asked to cancel")
+            format!("run {run_id} was asked to cancel")
         }
-    };
-    Failure::new(FailureKind::Canceled, message).details(json!({ "runId": run_id }))
+    }
 }

@@ -97,11 +97,14 @@ pub struct NotebookResult {
     pub path: String,
     pub task: RunTask,
     pub output: Option<RunOutput>,
+    /// Why Databricks' answer gives no trustworthy result for this entry (a submitted notebook
+    /// missing or listed twice, a task nobody submitted); it then fails whatever its state.
+    pub unverified: Option<String>,
 }
 
 impl NotebookResult {
     fn succeeded(&self) -> bool {
-        self.task.state.result_state == Some(ResultState::Success)
+        self.unverified.is_none() && self.task.state.result_state == Some(ResultState::Success)
     }
 
     fn duration_ms(&self) -> Option<i64> {
@@ -123,6 +126,9 @@ impl NotebookResult {
 
     /// Why it did not succeed, in words a user acts on.
     fn failure_reason(&self) -> String {
+        if let Some(why) = &self.unverified {
+            return why.clone();
+        }
         let state = &self.task.state;
         let message = state.state_message.as_deref().filter(|m| !m.is_empty());
         let error = self
@@ -150,6 +156,10 @@ impl NotebookResult {
             (_, Some(ResultState::UpstreamFailed | ResultState::UpstreamCanceled)) => {
                 format!("did not run because another task failed{detail}")
             }
+            (lifecycle, None) => format!(
+                "has no result: Databricks reported no result_state (life cycle {}){detail}",
+                lifecycle.as_ref().map_or("unknown", |l| l.as_str())
+            ),
             (lifecycle, result) => format!(
                 "ended in state {}{detail}",
                 describe_state(&RunState {
@@ -162,47 +172,96 @@ impl NotebookResult {
     }
 }
 
-/// Fetches every task's output, a few at a time. A task whose output cannot be read is
-/// reported without it rather than failing the whole step.
+/// Pairs each submitted notebook with its task in the run, by task key. Every submitted
+/// notebook gets exactly one entry, in the order the user listed them: one whose task is
+/// missing or listed twice is unverified, and so is each task the step did not submit
+/// (appended after them). An answer that does not match the submission never passes.
+pub fn match_tasks(run: &Run, notebooks: &[Notebook]) -> Vec<NotebookResult> {
+    let run_id = run
+        .run_id
+        .map_or_else(|| "the run".to_string(), |id| format!("run {id}"));
+    let mut results: Vec<NotebookResult> = notebooks
+        .iter()
+        .map(|notebook| {
+            let key = notebook.task_key.as_str();
+            let mut tasks = run
+                .tasks
+                .iter()
+                .filter(|t| t.task_key.as_deref() == Some(key));
+            let (task, unverified) = match (tasks.next(), tasks.count()) {
+                (Some(task), 0) => (task.clone(), None),
+                (Some(task), others) => (
+                    task.clone(),
+                    Some(format!(
+                        "has no trustworthy result: {run_id} lists its task ({key}) {} times",
+                        others + 1
+                    )),
+                ),
+                (None, _) => (
+                    RunTask {
+                        task_key: Some(key.to_string()),
+                        ..RunTask::default()
+                    },
+                    Some(format!(
+                        "has no result: {run_id} does not list its task ({key}) although it was submitted"
+                    )),
+                ),
+            };
+            NotebookResult {
+                path: notebook.path.clone(),
+                task,
+                output: None,
+                unverified,
+            }
+        })
+        .collect();
+    let submitted = |task: &&RunTask| {
+        notebooks
+            .iter()
+            .any(|n| task.task_key.as_deref() == Some(n.task_key.as_str()))
+    };
+    for task in run.tasks.iter().filter(|t| !submitted(t)) {
+        let key = task
+            .task_key
+            .as_deref()
+            .map_or_else(|| "no task key".to_string(), |k| format!("task key {k}"));
+        results.push(NotebookResult {
+            // Named apart from the submitted notebooks: it may report one of their paths.
+            path: format!("{} (unexpected task)", notebook_name(task, notebooks)),
+            task: task.clone(),
+            output: None,
+            unverified: Some(format!(
+                "was not submitted by this step ({key}): {run_id} does not match what was submitted"
+            )),
+        });
+    }
+    results
+}
+
+/// Fetches the output of every task in the run, a few at a time. A task whose output cannot
+/// be read is reported without it rather than failing the whole step.
 pub async fn collect_results(
     client: &Client,
     log: &Log,
     run: &Run,
     notebooks: &[Notebook],
 ) -> Vec<NotebookResult> {
-    let listed = |task: &&RunTask| {
-        notebooks
-            .iter()
-            .any(|n| task.task_key.as_deref() == Some(n.task_key.as_str()))
-    };
-    let in_order = notebooks
-        .iter()
-        .filter_map(|n| {
-            run.tasks
-                .iter()
-                .find(|t| t.task_key.as_deref() == Some(n.task_key.as_str()))
-        })
-        .chain(run.tasks.iter().filter(|t| !listed(t)));
-    let fetches = in_order.map(|task| async move {
-        let output = match task.run_id {
-            Some(id) => match client.get_run_output(id).await {
-                Ok(output) => Some(output),
-                Err(e) => {
-                    log.warning(&format!(
+    let fetches = match_tasks(run, notebooks)
+        .into_iter()
+        .map(|mut result| async move {
+            // Only a task's own run has an output: Jobs 2.1 refuses the parent's run id.
+            let task_run = result.task.run_id.filter(|id| Some(*id) != run.run_id);
+            if let Some(id) = task_run {
+                match client.get_run_output(id).await {
+                    Ok(output) => result.output = Some(output),
+                    Err(e) => log.warning(&format!(
                         "could not read the output of {}: {e}",
-                        notebook_name(task, notebooks)
-                    ));
-                    None
+                        result.path
+                    )),
                 }
-            },
-            None => None,
-        };
-        NotebookResult {
-            path: notebook_name(task, notebooks),
-            task: task.clone(),
-            output,
-        }
-    });
+            }
+            result
+        });
     // `buffered` keeps the order, which is the order the user listed the notebooks in.
     stream::iter(fetches)
         .buffered(OUTPUT_CONCURRENCY)
@@ -314,6 +373,7 @@ pub fn report_results(
                 "durationMs": r.duration_ms(),
                 "output": r.exit_value(),
                 "error": r.output.as_ref().and_then(|o| o.error.clone()),
+                "unverified": r.unverified,
             })
         })
         .collect();
@@ -347,11 +407,25 @@ pub fn report_results(
             "run {run_id} ended {run_result}: {}",
             run.state.state_message.as_deref().unwrap_or("no task ran")
         )
-    } else {
+    } else if failed.is_empty() {
         format!(
-            "{} of {total} notebook{} did not pass (run {run_id}: {run_result})",
+            "every notebook passed, but run {run_id} did not succeed ({run_result}): {}",
+            run.state
+                .state_message
+                .as_deref()
+                .filter(|m| !m.is_empty())
+                .unwrap_or("Databricks gave no reason")
+        )
+    } else {
+        let unverified = results.iter().filter(|r| r.unverified.is_some()).count();
+        format!(
+            "{} of {total} notebook{} did not pass (run {run_id}: {run_result}){}",
             failed.len(),
-            if total == 1 { "" } else { "s" }
+            if total == 1 { "" } else { "s" },
+            match unverified {
+                0 => String::new(),
+                n => format!("; {n} without a trustworthy result from Databricks"),
+            }
         )
     };
     Err(Failure::new(FailureKind::Tests, message).details(details))

@@ -143,7 +143,8 @@ impl Settings {
 }
 
 /// Inputs that the chosen `source` and `clusterMode` leave unused. The classic editor hides
-/// them (visibleRule) but keeps their values, so they are warnings, not errors.
+/// them (visibleRule) but keeps their values, so they are warnings, not errors. `gitProvider`
+/// is not one: it only names the kind of host, and templates often set it for every step.
 fn ignored_inputs(inputs: &Inputs, source: &str, compute: &Compute) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut ignored = |input: &str, choice: &str, why: &str| {
@@ -161,13 +162,6 @@ fn ignored_inputs(inputs: &Inputs, source: &str, compute: &Compute) -> Vec<Strin
         if inputs.is_set("repoUrl", build_repository.as_deref()) {
             ignored(
                 "repoUrl",
-                "`source: workspace`",
-                "it is only used with source `git`",
-            );
-        }
-        if inputs.is_set("gitProvider", None) {
-            ignored(
-                "gitProvider",
                 "`source: workspace`",
                 "it is only used with source `git`",
             );
@@ -587,12 +581,14 @@ fn default_run_name(inputs: &Inputs) -> String {
 /// submit (even one from the other runtime, after the native fallback) returns the first run
 /// instead of starting a second one. Outside a pipeline, unique per invocation.
 ///
-/// The token is `azdo-` and the first 16 bytes of a SHA-256, in lower-case hex, over
+/// The token is `azdo-` and, in 32 lower-case hex digits, the 128-bit FNV-1a hash (offset
+/// basis 0x6c62272e07bb014262b821756295c58d, prime 2^88 + 0x13b) of these fields in order:
 /// [`IDENTITY_VERSION`], System.PlanId, System.JobId, System.JobAttempt,
-/// System.TaskInstanceId, the run name and each notebook path in order (outside a pipeline,
-/// then the invocation's start time), each field as its UTF-8 bytes preceded by their count as
-/// a 4-byte big-endian number. Nothing platform-sized (`usize`) or library-defined (`Hash`)
-/// goes in, so the native binary and the wasm core agree.
+/// System.TaskInstanceId, the run name, each notebook path (outside a pipeline, then the
+/// invocation's start time); each field as its UTF-8 bytes preceded by their count as a
+/// 4-byte big-endian number. Nothing platform-sized (`usize`) or library-defined (`Hash`,
+/// `DefaultHasher`) goes in, so the native binary and the wasm core agree. FNV-1a rather than
+/// SHA-256: uniqueness is all a token needs, and it costs the wasm core nothing (sha2: 4 KB).
 fn idempotency_token(
     inputs: &Inputs,
     host: &dyn Host,
@@ -624,16 +620,16 @@ fn idempotency_token(
 const IDENTITY_VERSION: &str = "databricks-azdo idempotency v1";
 
 fn token_from_fields(fields: &[String]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
+    const OFFSET_BASIS: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013b;
+    let mut hash = OFFSET_BASIS;
     for field in fields {
         let length = u32::try_from(field.len()).unwrap_or(u32::MAX);
-        hasher.update(length.to_be_bytes());
-        hasher.update(field.as_bytes());
+        for byte in length.to_be_bytes().iter().chain(field.as_bytes()) {
+            hash = (hash ^ u128::from(*byte)).wrapping_mul(PRIME);
+        }
     }
-    let digest = hasher.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("azdo-{hex}")
+    format!("azdo-{hash:032x}")
 }
 
 #[cfg(test)]
@@ -833,8 +829,8 @@ mod tests {
     }
 
     /// The encoding is specified (see `idempotency_token`): this value was computed from the
-    /// specification alone (Python's hashlib), and tests/node/verdicts.test.mjs expects the
-    /// same one from the wasm core.
+    /// specification alone (a few lines of Python); tests/verdicts.rs and
+    /// tests/node/verdicts.test.mjs check the same specification through both runtimes.
     #[test]
     fn idempotency_token_is_pinned_for_a_fixed_identity() {
         let fields = [
@@ -850,7 +846,7 @@ mod tests {
         .map(String::from);
         assert_eq!(
             token_from_fields(&fields),
-            "azdo-8ca02be723c0c759b09696bb5b65cc23"
+            "azdo-eb7ab6b1894bf01dd90ae35a633403a1"
         );
     }
 }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import {
-  CLUSTER, PASSING, REPO_PATH, SLOW, TOKEN,
+  BINARY_DIR, CLUSTER, PASSING, REPO_PATH, SLOW, TOKEN,
   makeProject, parseCommand, pipelineEnv, runTask, startEmulator,
 } from './harness.mjs';
 
@@ -141,16 +141,24 @@ test('parameters reach the notebook as written', async () => {
 });
 
 // The same identity and value as tests/verdicts.rs (the native runtime) and the unit test in
-// src/tasks/run_notebook_test/settings.rs: a step retried on the other runtime gets its run back.
-test('the idempotency token is the specified one on the wasm runtime too', async () => {
+// src/tasks/run_notebook_test/settings.rs. The step is then retried on the native runtime, as
+// the fallback would: it gets the first run back instead of starting a second one.
+test('the idempotency token is the specified one on both runtimes', async () => {
   const before = (await emulator.runs()).length;
-  await runTask('DatabricksRunNotebookTest', notebookEnv({
+  const env = notebookEnv({
     SYSTEM_PLANID: 'plan-7', SYSTEM_JOBID: 'job-7', SYSTEM_JOBATTEMPT: '1', SYSTEM_TASKINSTANCEID: 'step-7',
     runName: 'ci 42', notebookPaths: '/Shared/pinned/ünïcode\n/Shared/pinned/unit',
-  }));
+  });
+  const wasm = await runTask('DatabricksRunNotebookTest', env);
   const runs = await emulator.runs();
   assert.equal(runs.length, before + 1);
   assert.equal(runs.at(-1).idempotency_token, 'azdo-60a930a1f41dcc65e27234baed567805');
+  const native = await runTask('DatabricksRunNotebookTest', {
+    ...env, DATABRICKS_AZDO_RUNTIME: 'native', PATH: `${BINARY_DIR}${path.delimiter}${env.PATH}`,
+  });
+  assert.equal((await emulator.runs()).length, before + 1, `no second run: ${native.stdout}`);
+  const runId = (result) => result.lines.find((l) => l.startsWith('##vso[task.setvariable variable=runId;'));
+  assert.equal(runId(native), runId(wasm));
 });
 
 test('the control routes need the token', async () => {

@@ -274,20 +274,11 @@ async fn cancel_abandoned(client: &Client, log: &Log, run_id: i64, failure: Fail
 /// Returns how it went, as the end of the step's message.
 async fn stop_run(client: &Client, log: &Log, run_id: i64, until: Duration) -> String {
     let host = client.host();
-    match within(host, until, client.cancel_run(run_id)).await {
-        Some(Ok(())) => {}
-        Some(Err(e)) => {
-            log.warning(&format!("could not cancel run {run_id}: {e}"));
-            return format!("cancelling run {run_id} failed, it may still be running");
-        }
-        None => {
-            log.warning(&format!("run {run_id} did not answer the cancel in time"));
-            return format!(
-                "run {run_id} was asked to cancel, without an answer; it may still be running"
-            );
-        }
-    }
+    // One deadline for both steps; `accepted` tells them apart afterwards.
+    let accepted = std::cell::Cell::new(false);
     let confirmed = within(host, until, async {
+        client.cancel_run(run_id).await?;
+        accepted.set(true);
         loop {
             let run = client.get_run(run_id).await?;
             if run.is_terminal() {
@@ -297,8 +288,8 @@ async fn stop_run(client: &Client, log: &Log, run_id: i64, until: Duration) -> S
         }
     })
     .await;
-    match confirmed {
-        Some(Ok(run)) => {
+    match (confirmed, accepted.get()) {
+        (Some(Ok(run)), _) => {
             let state = format!(
                 "{} {}",
                 run.life_cycle().map(|s| s.to_string()).unwrap_or_default(),
@@ -311,13 +302,21 @@ async fn stop_run(client: &Client, log: &Log, run_id: i64, until: Duration) -> S
             log.info(&format!("Run {run_id} stopped ({})", state.trim()));
             format!("run {run_id} was cancelled")
         }
-        Some(Err(e)) => {
+        (Some(Err(e)), false) => {
+            log.warning(&format!("could not cancel run {run_id}: {e}"));
+            format!("cancelling run {run_id} failed, it may still be running")
+        }
+        (None, false) => {
+            log.warning(&format!("run {run_id} did not answer the cancel in time"));
+            format!("run {run_id} was asked to cancel, without an answer; it may still be running")
+        }
+        (Some(Err(e)), true) => {
             log.warning(&format!(
                 "run {run_id} accepted the cancel, but its state could not be read to confirm it: {e}"
             ));
             format!("run {run_id} was asked to cancel")
         }
-        None => {
+        (None, true) => {
             log.warning(&format!("run {run_id} did not confirm the cancel in time"));
             format!("run {run_id} was asked to cancel")
         }

@@ -227,7 +227,7 @@ pub fn match_tasks(run: &Run, notebooks: &[Notebook]) -> Vec<NotebookResult> {
             .map_or_else(|| "no task key".to_string(), |k| format!("task key {k}"));
         results.push(NotebookResult {
             // Named apart from the submitted notebooks: it may report one of their paths.
-            path: format!("{} (unexpected task)", notebook_name(task, notebooks)),
+            path: format!("{} (unexpected task)", stranger_name(task)),
             task: task.clone(),
             output: None,
             unverified: Some(format!(
@@ -236,6 +236,19 @@ pub fn match_tasks(run: &Run, notebooks: &[Notebook]) -> Vec<NotebookResult> {
         });
     }
     results
+}
+
+/// What a task the step did not submit says it ran, or its key.
+fn stranger_name(task: &RunTask) -> String {
+    let reported = task.notebook_task.as_ref();
+    match (
+        reported.and_then(|t| t.notebook_path.as_deref()),
+        &task.task_key,
+    ) {
+        (Some(path), _) => path.to_string(),
+        (None, Some(key)) => format!("task {key}"),
+        (None, None) => "a task without a key".to_string(),
+    }
 }
 
 /// Fetches the output of every task in the run, a few at a time. A task whose output cannot
@@ -540,4 +553,82 @@ fn summary_markdown(run_id: i64, run: &Run, cases: &[TestCase]) -> String {
         ));
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notebooks(keys: &[&str]) -> Vec<Notebook> {
+        keys.iter()
+            .map(|k| Notebook {
+                path: format!("/n/{k}"),
+                task_key: k.to_string(),
+            })
+            .collect()
+    }
+
+    /// A run whose tasks have these keys (`-` = no key), all SUCCESS.
+    fn run(keys: &[&str]) -> Run {
+        let tasks: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|k| {
+                let mut task = json!({ "state": { "result_state": "SUCCESS" } });
+                if *k != "-" {
+                    task["task_key"] = json!(k);
+                }
+                task
+            })
+            .collect();
+        serde_json::from_value(json!({ "run_id": 9, "tasks": tasks })).unwrap()
+    }
+
+    #[test]
+    fn every_submitted_notebook_gets_one_entry_and_strangers_fail() {
+        #[rustfmt::skip]
+        let cases: &[(&[&str], &[&str], &[&str])] = &[
+            // submitted, listed by runs/get, entries (path: passes or why not)
+            (&["a", "b"], &["b", "a"], &["/n/a: pass", "/n/b: pass"]),
+            (&["a", "b"], &["a"], &["/n/a: pass", "/n/b: does not list its task (b)"]),
+            (&["a"], &[], &["/n/a: does not list its task (a)"]),
+            (&["a", "b"], &["a", "b", "b"], &["/n/a: pass", "/n/b: lists its task (b) 2 times"]),
+            (&["a"], &["a", "x"], &["/n/a: pass", "task x (unexpected task): was not submitted by this step (task key x)"]),
+            (&["a"], &["-"], &["/n/a: does not list its task (a)", "a task without a key (unexpected task): was not submitted by this step (no task key)"]),
+        ];
+        for (submitted, listed, expected) in cases {
+            let entries: Vec<String> = match_tasks(&run(listed), &notebooks(submitted))
+                .iter()
+                .map(|r| match (&r.unverified, r.succeeded()) {
+                    (None, true) => format!("{}: pass", r.path),
+                    (Some(why), false) => format!("{}: {why}", r.path),
+                    other => panic!("{}: {other:?}", r.path),
+                })
+                .collect();
+            assert_eq!(entries.len(), expected.len(), "{listed:?}: {entries:?}");
+            for (entry, expected) in entries.iter().zip(*expected) {
+                let (path, why) = expected.split_once(": ").unwrap();
+                assert!(
+                    entry.starts_with(&format!("{path}: ")) && entry.contains(why),
+                    "{listed:?}: {entry} is not {expected}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_task_without_a_result_state_does_not_pass() {
+        let run: Run = serde_json::from_value(
+            json!({ "run_id": 9, "tasks": [{ "task_key": "a", "state": { "life_cycle_state": "TERMINATED" } }] }),
+        )
+        .unwrap();
+        let results = match_tasks(&run, &notebooks(&["a"]));
+        assert!(!results[0].succeeded());
+        assert!(
+            results[0]
+                .failure_reason()
+                .contains("no result_state (life cycle TERMINATED)"),
+            "{}",
+            results[0].failure_reason()
+        );
+    }
 }

@@ -48,6 +48,6 @@ for folder in task/*/; do
   mkdir -p "$folder/core"
   cp "$out/databricks_azdo.js" "$out/databricks_azdo_bg.wasm" "$folder/core/"
   cp task/index.js "$folder/index.js"
-  cp task/proxy.js "$folder/proxy.js"
+  cp task/http.js "$folder/http.js"
 done
 log "task folders ready: $(ls -d task/*/ | tr '\n' ' ')"

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
+use databricks_azdo::host::{read_small_file, MAX_INPUT_FILE_BYTES};
 use databricks_azdo::pipeline::inputs::env_name;
 use databricks_azdo::pipeline::OutputMode;
 
@@ -31,7 +32,8 @@ fn base(common: &Common, process_env: BTreeMap<String, String>) -> anyhow::Resul
         env.insert(input("databricksHost"), host.clone());
     }
     if let Some(path) = token_file {
-        let token = std::fs::read_to_string(path).with_context(|| {
+        // A token file is a few hundred bytes: /dev/zero or a FIFO must not hang the CLI.
+        let token = read_small_file(path, MAX_INPUT_FILE_BYTES).with_context(|| {
             format!(
                 "--token-file {}: cannot read the token file",
                 path.display()

@@ -6,7 +6,7 @@
 const fs = require('fs');
 const path = require('path');
 const { spawn } = require('child_process');
-const { agentProxy, proxiedFetch, ProxySettingError } = require('./proxy.js');
+const { agentProxy, createRequest, ProxySettingError } = require('./http.js');
 
 const TASK = require('./task.json').name;
 const EXE = process.platform === 'win32' ? 'databricks-azdo.exe' : 'databricks-azdo';
@@ -47,24 +47,25 @@ function runNative() {
 
 function wasmProblem() {
   if (typeof WebAssembly !== 'object') return 'this Node.js has no WebAssembly';
-  if (typeof fetch !== 'function') return 'this Node.js has no global fetch (Node.js 18 or later is needed)';
   return null;
 }
 
-// Node's fetch rejects with a bare "fetch failed" and keeps the reason in `cause`; the core
-// reports a rejection as it is, so it gets the reason itself ("getaddrinfo ENOTFOUND host",
-// "connect ECONNREFUSED 127.0.0.1:443", a TLS error), which also tells it whether to retry.
-// Other rejections (the core's own timeouts and aborts) pass through unchanged.
-function explainFetchFailures(fetch) {
-  const reason = (cause) => {
-    if (cause && Array.isArray(cause.errors) && cause.errors.length) {
-      return cause.errors.map(reason).join('; ');
-    }
-    return (cause && (cause.message || cause.code)) || String(cause);
-  };
-  return (...args) => fetch(...args).catch((error) => {
-    throw error instanceof TypeError && error.cause ? reason(error.cause) : error;
-  });
+// A file an input points at, read only when it is a regular file of at most `maxBytes`: not a
+// device (/dev/zero never ends), not a FIFO (it would wait for a writer). Throws with a reason.
+function readSmallFile(file, maxBytes) {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK || 0));
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw new Error('it is not a regular file');
+    if (stat.size > maxBytes) throw new Error(`it is larger than ${maxBytes} bytes`);
+    const buffer = Buffer.alloc(maxBytes + 1);
+    let length = 0;
+    for (let n; length <= maxBytes && (n = fs.readSync(fd, buffer, length, buffer.length - length, null)) > 0;) length += n;
+    if (length > maxBytes) throw new Error(`it is larger than ${maxBytes} bytes`);
+    return buffer.subarray(0, length).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 async function runWasm() {
@@ -75,8 +76,6 @@ async function runWasm() {
     if (error instanceof ProxySettingError) return fail(error.message, 2);
     throw error;
   }
-  const direct = explainFetchFailures(globalThis.fetch);
-  globalThis.fetch = proxy ? proxiedFetch(proxy, direct) : direct;
   let core;
   try {
     core = require('./core/databricks_azdo.js');
@@ -90,7 +89,8 @@ async function runWasm() {
   const io = {
     write: (line) => { process.stdout.write(line + '\n'); },
     writeErr: (line) => { process.stderr.write(line + '\n'); },
-    readFile: (file) => fs.readFileSync(file, 'utf8'),
+    readFile: readSmallFile,
+    request: createRequest(proxy),
     writeFile: (file, text) => fs.writeFileSync(file, text),
     cancelled,
   };

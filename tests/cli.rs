@@ -218,3 +218,61 @@ async fn the_cli_takes_flags_and_the_token_from_the_environment() {
     test.assert_no_secret();
     emulator.shutdown().await;
 }
+
+/// `--token-file` reads a regular file of bounded size: a device never ends and a FIFO waits
+/// for a writer forever, so both are refused before they are read, as is a huge file.
+#[test]
+fn a_token_file_that_is_not_a_small_regular_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("token.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let huge = dir.path().join("huge-token");
+    std::fs::write(&huge, "x".repeat(2 * 1024 * 1024)).unwrap();
+    let cases = [
+        ("/dev/zero".into(), "not a regular file"),
+        (fifo, "not a regular file"),
+        (dir.path().to_path_buf(), "not a regular file"),
+        (huge, "larger than 1048576 bytes"),
+    ];
+    for (file, reason) in cases {
+        let mut child = binary()
+            .args([
+                "run-notebook-test",
+                "--host",
+                "http://127.0.0.1:9",
+                "--notebook",
+            ])
+            .args(["/Shared/x", "--cluster-id", CLUSTER, "--token-file"])
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(10) {
+                child.kill().unwrap();
+                panic!("{}: the binary hung", file.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let outcome = run_finished(child);
+        assert_eq!(outcome.code, 2, "{}: {}", file.display(), outcome.stderr);
+        assert!(
+            outcome.stderr.contains("--token-file"),
+            "{}",
+            outcome.stderr
+        );
+        assert!(outcome.stderr.contains(reason), "{}", outcome.stderr);
+    }
+}
+
+fn run_finished(child: std::process::Child) -> Outcome {
+    let output = child.wait_with_output().unwrap();
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

@@ -91,13 +91,40 @@ async fn unknown_values_and_missing_fields_are_tolerated() {
     .unwrap();
     assert_eq!(run.life_cycle().unwrap().as_str(), "WARP_SPEED");
     assert!(!run.is_terminal());
-    let empty = get_run_answering(StatusCode::OK, "application/json", "")
-        .await
-        .unwrap();
-    assert!(
-        empty.life_cycle().is_none(),
-        "an empty body reads as an empty object"
-    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_that_say_nothing_are_errors_not_an_empty_run() {
+    let cases: [(&str, &str, &str); 6] = [
+        ("application/json", "", "empty body"),
+        ("application/json", " \r\n", "empty body"),
+        (
+            "text/html",
+            "<html><head><title>Sign in</title></head></html>",
+            "HTML page (\"Sign in\")",
+        ),
+        ("application/json", "{}", "no `state.life_cycle_state`"),
+        (
+            "application/json",
+            r#"{"run_id": 2, "state": {"life_cycle_state": "RUNNING"}}"#,
+            "describes run 2, not run 1",
+        ),
+        (
+            "application/json",
+            r#"{"state": {}}"#,
+            "no `state.life_cycle_state`",
+        ),
+    ];
+    for (content_type, body, expected) in cases {
+        let error = get_run_answering(StatusCode::OK, content_type, body)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ApiError::Decode { .. }),
+            "{body:?}: {error:?}"
+        );
+        assert!(error.to_string().contains(expected), "{body:?}: {error}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +177,108 @@ async fn endless_slow_bodies_time_out() {
     .expect("the client gives up by itself")
     .unwrap_err();
     assert!(matches!(error, ApiError::GaveUp { .. }), "{error:?}");
-    assert!(error.to_string().contains("timed out"), "{error}");
+    assert!(
+        error.to_string().contains("no complete answer within 0.3s"),
+        "{error}"
+    );
+}
+
+/// A body that never ends, in the shapes a server can send one, is cut while it streams:
+/// the server counts what it could write before the client hung up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_bodies_are_cut_while_they_stream() {
+    for status in [StatusCode::OK, StatusCode::INTERNAL_SERVER_ERROR] {
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counter = sent.clone();
+        let router = Router::new().route(
+            "/api/2.1/jobs/runs/get",
+            get(move || {
+                let counter = counter.clone();
+                async move {
+                    let chunks = futures::stream::repeat_with(move || {
+                        counter.fetch_add(64 * 1024, Ordering::SeqCst);
+                        Ok::<_, std::io::Error>(vec![b' '; 64 * 1024])
+                    });
+                    (status, Body::from_stream(chunks)).into_response()
+                }
+            }),
+        );
+        let error = tokio::time::timeout(
+            Duration::from_secs(20),
+            client(&serve(router).await).get_run(1),
+        )
+        .await
+        .expect("the client stops reading by itself")
+        .unwrap_err();
+        assert!(error.to_string().contains("larger than 16 MB"), "{error}");
+        let sent = sent.load(Ordering::SeqCst);
+        assert!(sent < 64 << 20, "{status}: {sent} bytes were produced");
+    }
+    // No Content-Length and no chunking: the body ends when the connection does.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let written = Arc::new(AtomicUsize::new(0));
+    let counter = written.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = socket.read(&mut head).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n")
+                    .await;
+                let chunk = vec![b' '; 64 * 1024];
+                while socket.write_all(&chunk).await.is_ok() {
+                    counter.fetch_add(chunk.len(), Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let error = client(&url).get_run(1).await.unwrap_err();
+    assert!(error.to_string().contains("larger than 16 MB"), "{error}");
+    assert!(written.load(Ordering::SeqCst) < 64 << 20);
+}
+
+/// The step's deadline bounds retries: a request that keeps failing stops at the deadline,
+/// not at the end of the retry budget, and so does one that never answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_step_deadline_bounds_every_retry() {
+    let busy = Router::new().route(
+        "/api/2.1/jobs/runs/get",
+        get(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                "",
+            )
+        }),
+    );
+    let silent = Router::new().route(
+        "/api/2.1/jobs/runs/get",
+        get(futures::future::pending::<&'static str>),
+    );
+    for router in [busy, silent] {
+        let sink = || Arc::new(Mutex::new(std::io::sink()));
+        let host: Rc<dyn Host> = Rc::new(NativeHost::new(Default::default(), sink(), sink()));
+        let client = Client::new(
+            WorkspaceUrl::parse(&serve(router).await).unwrap(),
+            TOKEN.into(),
+            "test".into(),
+            RetryPolicy::default(),
+            host.clone(),
+        );
+        client.set_deadline(Some(host.elapsed() + Duration::from_millis(700)));
+        let started = std::time::Instant::now();
+        let error = client.get_run(1).await.unwrap_err();
+        assert!(matches!(error, ApiError::OutOfTime { .. }), "{error:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,6 +304,10 @@ async fn redirects_are_not_followed_and_the_token_stays_home() {
     );
     let error = client(&serve(router).await).get_run(1).await.unwrap_err();
     assert_eq!(error.status(), Some(302), "{error}");
+    assert!(
+        error.to_string().contains("redirect to http://"),
+        "the error names the Location: {error}"
+    );
     assert_eq!(
         elsewhere_hits.load(Ordering::SeqCst),
         0,

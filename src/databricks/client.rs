@@ -1,17 +1,18 @@
 //! The HTTP side of the REST client: authentication, one request, and the retry loop.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
+use std::time::Duration;
 
-use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::error::{parse_error_body, status_and_code, ApiError, RequestLabel, TransportKind};
-use super::proxy::ProxySettings;
+use super::error::{html_page_title, parse_error_body, status_and_code, ApiError, RequestLabel};
 use super::retry::{is_retryable, parse_retry_after, RetryPolicy};
 use super::workspace_url::WorkspaceUrl;
+use crate::host::http::{HttpRequest, Transport, TransportKind};
+use crate::host::proxy::ProxySettings;
 use crate::host::Host;
 use crate::text::{seconds, shorten};
 
@@ -21,14 +22,42 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Something worth telling the user while it happens (e.g. a retry).
 pub type Notice = Rc<dyn Fn(&str)>;
 
+/// The HTTP methods the endpoints use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 pub struct Client {
-    http: reqwest::Client,
+    transport: Transport,
     base: WorkspaceUrl,
     token: String,
     user_agent: String,
     policy: RetryPolicy,
     host: Rc<dyn Host>,
     jitter: RefCell<fastrand::Rng>,
+    /// On the host's clock: no attempt starts or runs past it (the step's time limit).
+    deadline: Cell<Option<Duration>>,
     notice: Option<Notice>,
     trace: Option<Notice>,
 }
@@ -61,23 +90,30 @@ impl Client {
     ) -> Client {
         let seed = host.unix_millis();
         Client {
-            http: http_client(None),
+            transport: host.transport(None),
             base,
             token,
             user_agent,
             policy,
             host,
             jitter: RefCell::new(fastrand::Rng::with_seed(seed)),
+            deadline: Cell::new(None),
             notice: None,
             trace: None,
         }
     }
 
-    /// Sends every request through the agent's proxy (native only: see `proxy.rs`).
-    #[cfg(not(target_arch = "wasm32"))]
+    /// Sends every request through the agent's proxy.
     pub fn with_proxy(mut self, proxy: &ProxySettings) -> Client {
-        self.http = http_client(Some(proxy));
+        self.transport = self.host.transport(Some(proxy));
         self
+    }
+
+    /// Bounds every request from now on, retries included, by `deadline` on the host's clock
+    /// (`None`: no bound beyond the retry budget). A request that would pass it fails with
+    /// [`ApiError::OutOfTime`].
+    pub fn set_deadline(&self, deadline: Option<Duration>) {
+        self.deadline.set(deadline);
     }
 
     pub fn with_notice(mut self, notice: Notice) -> Client {
@@ -104,7 +140,7 @@ impl Client {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<T, ApiError> {
-        self.call(Method::GET, path, query, None::<&()>).await
+        self.call(Method::Get, path, query, None::<&()>).await
     }
 
     pub(crate) async fn send<T: DeserializeOwned, B: Serialize + ?Sized>(
@@ -127,7 +163,7 @@ impl Client {
         self.retrying(
             &method,
             path,
-            || self.attempt(method.clone(), path, query, body.clone()),
+            || self.attempt(method, path, query, body.clone()),
             || async { None },
         )
         .await
@@ -169,6 +205,16 @@ impl Client {
                     last: Box::new(error),
                 });
             };
+            let now = self.host.elapsed();
+            if self.deadline.get().is_some_and(|d| now + delay >= d) {
+                return Err(ApiError::OutOfTime {
+                    request: RequestLabel {
+                        method: method.as_str(),
+                        path: path.to_string(),
+                    },
+                    last: Some(Box::new(error)),
+                });
+            }
             if let Some(notice) = &self.notice {
                 notice(&format!(
                     "{method} {path}: {}; retrying in {}s (attempt {})",
@@ -214,102 +260,105 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> Result<T, ApiError> {
         let request = RequestLabel {
-            method: method_name(&method),
+            method: method.as_str(),
             path: path.to_string(),
         };
-        let mut builder = self
-            .http
-            .request(method, self.base.join(path))
-            .bearer_auth(&self.token)
-            .header(reqwest::header::USER_AGENT, &self.user_agent)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(self.policy.request_timeout);
+        let Some(timeout) = self.attempt_timeout() else {
+            return Err(self.out_of_time(request));
+        };
+        let mut url = self.base.join(path);
         if !query.is_empty() {
-            builder = builder.query(query);
+            url.push('?');
+            url.push_str(
+                &url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(query)
+                    .finish(),
+            );
         }
-        if let Some(body) = body {
-            builder = builder
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
+        let mut headers = vec![
+            ("authorization", format!("Bearer {}", self.token)),
+            ("user-agent", self.user_agent.clone()),
+            ("accept", "application/json".to_string()),
+        ];
+        if body.is_some() {
+            headers.push(("content-type", "application/json".to_string()));
         }
-        let transport = |e: reqwest::Error, request: &RequestLabel| {
-            let message = describe_transport_error(&e);
-            ApiError::Transport {
-                request: request.clone(),
-                kind: TransportKind::of(&message),
-                message,
+        let sent = self.transport.send(HttpRequest {
+            method: method.as_str(),
+            url,
+            headers,
+            body,
+            timeout,
+            max_body: MAX_BODY_BYTES,
+        });
+        let response = match sent.await {
+            Ok(response) => response,
+            Err(e) if e.kind == TransportKind::TooLarge => {
+                return Err(ApiError::Decode {
+                    request,
+                    message: e.message,
+                })
+            }
+            Err(e) => {
+                return Err(ApiError::Transport {
+                    request,
+                    kind: e.kind,
+                    message: self.hide_token(&e.message),
+                })
             }
         };
-        let response = builder.send().await.map_err(|e| transport(e, &request))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let too_large = |request: RequestLabel| ApiError::Decode {
-            request,
-            message: format!("the answer is larger than {} MB", MAX_BODY_BYTES >> 20),
-        };
-        if response
-            .content_length()
-            .is_some_and(|len| len as usize > MAX_BODY_BYTES)
-        {
-            return Err(too_large(request));
-        }
-        let bytes = response.bytes().await.map_err(|e| transport(e, &request))?;
-        if bytes.len() > MAX_BODY_BYTES {
-            return Err(too_large(request));
+        let status = response.status;
+        let text = || self.hide_token(&String::from_utf8_lossy(&response.body));
+        if (300..400).contains(&status) {
+            return Err(ApiError::Http {
+                request,
+                status,
+                error_code: None,
+                message: redirect_message(response.header("location").map(|l| self.hide_token(l))),
+                retry_after: None,
+            });
         }
         if !(200..300).contains(&status) {
-            let (error_code, message) = parse_error_body(status, &String::from_utf8_lossy(&bytes));
+            let (error_code, message) = parse_error_body(status, &text());
             return Err(ApiError::Http {
                 request,
                 status,
                 error_code,
                 message,
-                retry_after,
+                retry_after: response.header("retry-after").and_then(parse_retry_after),
             });
         }
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(bytes).map_err(|e| ApiError::Decode {
+        decode_answer(&response.body, status, response.header("content-type"))
+            .map_err(|message| ApiError::Decode { request, message })
+    }
+
+    /// How long the next attempt may take: the per-request timeout, cut to what is left
+    /// before the step's deadline; `None` once the deadline has passed.
+    fn attempt_timeout(&self) -> Option<Duration> {
+        let timeout = self.policy.request_timeout;
+        match self.deadline.get() {
+            None => Some(timeout),
+            Some(deadline) => {
+                let left = deadline.saturating_sub(self.host.elapsed());
+                (!left.is_zero()).then(|| timeout.min(left))
+            }
+        }
+    }
+
+    fn out_of_time(&self, request: RequestLabel) -> ApiError {
+        ApiError::OutOfTime {
             request,
-            message: format!("{e} (HTTP {status})"),
-        })
+            last: None,
+        }
     }
-}
 
-/// Redirects are not followed: the workspace API does not redirect, and following one would
-/// send the token to wherever it points. A 3xx becomes a clear error instead.
-/// A proxy given here replaces the `HTTPS_PROXY`/`NO_PROXY` variables reqwest reads otherwise.
-#[cfg(not(target_arch = "wasm32"))]
-fn http_client(proxy: Option<&ProxySettings>) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
-    if let Some(proxy) = proxy {
-        builder = builder.proxy(proxy.to_reqwest());
-    }
-    builder.build().unwrap_or_default()
-}
-
-/// In Node, `fetch` handles redirects itself (and drops the Authorization header when one
-/// leaves the origin).
-#[cfg(target_arch = "wasm32")]
-fn http_client(_no_proxy_in_node: Option<&ProxySettings>) -> reqwest::Client {
-    reqwest::Client::new()
-}
-
-fn method_name(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::PUT => "PUT",
-        _ => "REQUEST",
+    /// The token, wherever a server repeats it (an error page, a redirect), is hidden before
+    /// the text is shortened for a message: a cut would leave part of it readable.
+    fn hide_token(&self, text: &str) -> String {
+        if self.token.is_empty() || !text.contains(&self.token) {
+            return text.to_string();
+        }
+        text.replace(&self.token, "***")
     }
 }
 
@@ -321,38 +370,62 @@ fn retry_reason(error: &ApiError) -> String {
             message,
             ..
         } => format!("{}: {message}", status_and_code(*status, error_code)),
-        ApiError::Transport { message, .. } | ApiError::Decode { message, .. } => message.clone(),
-        ApiError::GaveUp { last, .. } => retry_reason(last),
+        other => other.message().to_string(),
     }
 }
 
-/// reqwest's Display stops at the outermost layer ("error sending request"); the cause chain
-/// says what actually happened (refused, reset, timed out). URLs carry no secrets here.
-/// The causes behind a failed request, without reqwest's own "error sending request for url
-/// (...)" (the request is named already) and, on wasm, without the `JsValue("...")` wrapper
-/// around what `task/index.js` made of Node's fetch error.
-fn describe_transport_error(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "the request timed out".to_string();
+/// A redirect is an error: the workspace API does not redirect, and following one would send
+/// the request (and trust the answer) somewhere else. Where it pointed says what is wrong.
+fn redirect_message(location: Option<String>) -> String {
+    match location {
+        Some(location) => format!(
+            "the answer is a redirect to {}, which is not followed",
+            shorten(&location, 200)
+        ),
+        None => "the answer is a redirect (without a Location), which is not followed".into(),
     }
-    let mut parts: Vec<String> = Vec::new();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        let text = text
-            .strip_prefix("JsValue(\"")
-            .and_then(|t| t.strip_suffix("\")"))
-            .map(str::to_string)
-            .unwrap_or(text);
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
+}
+
+/// Reads a success answer. Every endpoint we call answers with a JSON object, so an empty
+/// body, an HTML page or anything else is named for what it is, not parsed into an empty
+/// (and therefore "still running") value.
+fn decode_answer<T: DeserializeOwned>(
+    body: &[u8],
+    status: u16,
+    content_type: Option<&str>,
+) -> Result<T, String> {
+    let text = String::from_utf8_lossy(body);
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        // Fine where no answer is expected (a cancel, a delete): those read into a JSON value.
+        if let Ok(nothing) = serde_json::from_str::<T>("null") {
+            return Ok(nothing);
         }
-        source = cause.source();
+        return Err(format!(
+            "HTTP {status} with an empty body, where a JSON document was expected: something between the agent and Databricks (a proxy, a gateway) answered instead of the workspace"
+        ));
     }
-    if parts.is_empty() {
-        parts.push(error.to_string());
+    if let Some(title) = html_page_title(trimmed, content_type) {
+        let title = if title.is_empty() {
+            String::new()
+        } else {
+            format!(" (\"{}\")", shorten(&title, 100))
+        };
+        return Err(format!(
+            "HTTP {status} with an HTML page{title}, not JSON: a sign-in page of a proxy or of single sign-on, or databricksHost is not a Databricks workspace URL"
+        ));
     }
-    parts.join(": ")
+    serde_json::from_str(trimmed).map_err(|e| {
+        let what = if trimmed.starts_with('{') {
+            "a JSON document that is not what this endpoint answers"
+        } else {
+            "not JSON"
+        };
+        format!(
+            "HTTP {status} with {what} ({e}); it starts with `{}`",
+            shorten(&trimmed.replace(['\r', '\n'], " "), 60)
+        )
+    })
 }
 
 #[cfg(test)]

@@ -1,11 +1,10 @@
 //! The endpoints the tasks use, one method each. Paths and bodies follow
 //! `shared/reference/databricks-rest.md`.
 
-use reqwest::Method;
 use serde_json::json;
 
-use super::client::Client;
-use super::error::ApiError;
+use super::client::{Client, Method};
+use super::error::{ApiError, RequestLabel};
 use super::models::*;
 
 const REPOS: &str = "/api/2.0/repos";
@@ -31,7 +30,7 @@ impl Client {
     pub async fn mkdirs(&self, path: &str) -> Result<(), ApiError> {
         let _: serde_json::Value = self
             .send(
-                Method::POST,
+                Method::Post,
                 "/api/2.0/workspace/mkdirs",
                 &json!({ "path": path }),
             )
@@ -60,9 +59,9 @@ impl Client {
         let body = serde_json::to_vec(&json!({ "url": url, "provider": provider, "path": path }))
             .expect("JSON values serialize");
         self.retrying(
-            &Method::POST,
+            &Method::Post,
             REPOS,
-            || self.attempt(Method::POST, REPOS, &[], Some(body.clone())),
+            || self.attempt(Method::Post, REPOS, &[], Some(body.clone())),
             || async { self.find_repo_by_path(path).await.ok().flatten() },
         )
         .await
@@ -90,13 +89,13 @@ impl Client {
             RepoRef::Branch(branch) => json!({ "branch": branch }),
             RepoRef::Tag(tag) => json!({ "tag": tag }),
         };
-        self.send(Method::PATCH, &format!("{REPOS}/{id}"), &body)
+        self.send(Method::Patch, &format!("{REPOS}/{id}"), &body)
             .await
     }
 
     pub async fn delete_repo(&self, id: i64) -> Result<(), ApiError> {
         let _: serde_json::Value = self
-            .send(Method::DELETE, &format!("{REPOS}/{id}"), &json!({}))
+            .send(Method::Delete, &format!("{REPOS}/{id}"), &json!({}))
             .await?;
         Ok(())
     }
@@ -107,17 +106,35 @@ impl Client {
     /// submit returns the first run instead of starting another.
     pub async fn submit_run(&self, run: &SubmitRun) -> Result<i64, ApiError> {
         let response: SubmitResponse = self
-            .send(Method::POST, &format!("{JOBS}/runs/submit"), run)
+            .send(Method::Post, &format!("{JOBS}/runs/submit"), run)
             .await?;
         Ok(response.run_id)
     }
 
+    /// The run's state. An answer without a life cycle state, or about another run, is an
+    /// error: reading it as "not finished yet" would wait for nothing until the time limit.
     pub async fn get_run(&self, run_id: i64) -> Result<Run, ApiError> {
-        self.get(
-            &format!("{JOBS}/runs/get"),
-            &[("run_id", &run_id.to_string())],
-        )
-        .await
+        let path = format!("{JOBS}/runs/get");
+        let run: Run = self.get(&path, &[("run_id", &run_id.to_string())]).await?;
+        let problem = match run.run_id {
+            Some(other) if other != run_id => {
+                Some(format!("it describes run {other}, not run {run_id}"))
+            }
+            _ if run.state.life_cycle_state.is_none() => Some(
+                "it has no `state.life_cycle_state`, so the run's progress is unknown".to_string(),
+            ),
+            _ => None,
+        };
+        match problem {
+            Some(problem) => Err(ApiError::Decode {
+                request: RequestLabel {
+                    method: "GET",
+                    path,
+                },
+                message: format!("HTTP 200 with a JSON document that is not a run: {problem}"),
+            }),
+            None => Ok(run),
+        }
     }
 
     /// Output of one task run (not of a multi-task parent run).
@@ -132,7 +149,7 @@ impl Client {
     pub async fn cancel_run(&self, run_id: i64) -> Result<(), ApiError> {
         let _: serde_json::Value = self
             .send(
-                Method::POST,
+                Method::Post,
                 &format!("{JOBS}/runs/cancel"),
                 &json!({ "run_id": run_id }),
             )

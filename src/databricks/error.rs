@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::host::http::TransportKind;
 use crate::text::shorten;
 
 /// Which request failed, for messages: `GET /api/2.1/jobs/runs/get`.
@@ -43,6 +44,13 @@ pub enum ApiError {
         request: RequestLabel,
         message: String,
     },
+    /// The step's time limit (`timeoutMinutes`) came before an answer; `last` is the failure
+    /// that was about to be retried, if any.
+    #[error("{request}: the step's time limit was reached{}", last.as_ref().map(|l| format!(" (last attempt: {})", l.message())).unwrap_or_default())]
+    OutOfTime {
+        request: RequestLabel,
+        last: Option<Box<ApiError>>,
+    },
     /// The retry budget ran out; `last` is the final failure.
     #[error("{last} (gave up after {attempts} attempts over {}s)", elapsed.as_secs())]
     GaveUp {
@@ -54,41 +62,7 @@ pub enum ApiError {
 
 const PROXY_CREDENTIALS_HINT: &str = "the agent's proxy did not accept its credentials: check the proxy user name and password the agent was configured with (config.sh --proxyusername, --proxypassword)";
 
-/// Why no answer came, as far as it matters for retrying and for the hint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TransportKind {
-    /// The workspace's host name does not exist: a typo, not a passing fault.
-    UnknownHost,
-    /// The agent's proxy did not accept its credentials for a tunnel.
-    ProxyAuthentication,
-    /// Anything else (refused, reset, timed out, TLS): worth another try.
-    Other,
-}
-
-impl TransportKind {
-    /// Reads the transport error's text: getaddrinfo's "not known" answers (glibc, macOS,
-    /// Windows) and Node's ENOTFOUND mean the name does not exist; a temporary DNS failure
-    /// (EAI_AGAIN) does not, and is retried like any other network error.
-    pub fn of(message: &str) -> TransportKind {
-        const UNKNOWN_HOST: [&str; 5] = [
-            "Name or service not known",
-            "No address associated with hostname",
-            "nodename nor servname provided",
-            "No such host is known",
-            "ENOTFOUND",
-        ];
-        // reqwest's words for a 407 to CONNECT, and task/proxy.js's.
-        let proxy_refused = message.contains("proxy authorization required")
-            || message.contains("the proxy refused the tunnel") && message.contains("HTTP 407");
-        if proxy_refused {
-            TransportKind::ProxyAuthentication
-        } else if UNKNOWN_HOST.iter().any(|marker| message.contains(marker)) {
-            TransportKind::UnknownHost
-        } else {
-            TransportKind::Other
-        }
-    }
-}
+const CERTIFICATE_HINT: &str = "the agent does not trust the workspace's TLS certificate. If your network inspects TLS with a company certificate authority, give the agent its CA certificate (PEM): for the Node handler set NODE_EXTRA_CA_CERTS=/path/ca.pem in the agent's environment (.env file of the agent); the native binary trusts the operating system's store, or SSL_CERT_FILE / SSL_CERT_DIR. Otherwise check that databricksHost is the workspace's own URL";
 
 /// `HTTP 400 INVALID_PARAMETER_VALUE`; a code that only repeats the status (Databricks
 /// answers a bad token with `"error_code": "403"`) is left out.
@@ -127,6 +101,7 @@ impl ApiError {
             ApiError::Http { message, .. }
             | ApiError::Transport { message, .. }
             | ApiError::Decode { message, .. } => message,
+            ApiError::OutOfTime { .. } => "the step's time limit was reached",
             ApiError::GaveUp { .. } => unreachable!("root() unwraps GaveUp"),
         }
     }
@@ -161,6 +136,8 @@ impl ApiError {
                 Some(429) => "the workspace kept rate-limiting requests until the retry budget ran out; spread out concurrent pipelines or re-run",
                 Some(500..=599) => "the workspace kept failing until the retry budget ran out; check the Databricks status page, then re-run",
                 Some(407) => PROXY_CREDENTIALS_HINT,
+                Some(300..=399) => "the workspace API never redirects: databricksHost may point at a sign-in page, a proxy or an old address; use the workspace URL from the browser's address bar (e.g. https://adb-1234567890123456.7.azuredatabricks.net)",
+                None if transport == Some(TransportKind::Certificate) => CERTIFICATE_HINT,
                 None if transport == Some(TransportKind::ProxyAuthentication) => PROXY_CREDENTIALS_HINT,
                 None if transport == Some(TransportKind::UnknownHost) => "the host name does not exist: check databricksHost (or the DATABRICKS_HOST variable; a workspace URL looks like https://adb-1234567890123456.7.azuredatabricks.net) and, if the agent has a proxy, its proxy URL",
                 None if transport.is_some() => "the workspace could not be reached: check the host name and the agent's network or proxy",
@@ -212,6 +189,13 @@ pub fn parse_error_body(status: u16, body: &str) -> (Option<String>, String) {
     } else {
         (None, text)
     }
+}
+
+/// The title of an HTML page (empty when it has none), or `None` when `body` is not one.
+pub(crate) fn html_page_title(body: &str, content_type: Option<&str>) -> Option<String> {
+    let declared = content_type.is_some_and(|t| t.to_ascii_lowercase().contains("text/html"));
+    (declared || looks_like_html(body))
+        .then(|| collapse_whitespace(&html_title(body).unwrap_or_default()))
 }
 
 fn looks_like_html(body: &str) -> bool {
@@ -305,33 +289,21 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_host_is_told_from_a_passing_network_fault() {
-        use TransportKind::{Other, ProxyAuthentication, UnknownHost};
-        let cases = [
-            ("client error (Connect): dns error: failed to lookup address information: Name or service not known", UnknownHost),
-            ("client error (Connect): dns error: failed to lookup address information: No address associated with hostname", UnknownHost),
-            ("dns error: failed to lookup address information: nodename nor servname provided, or not known", UnknownHost),
-            ("getaddrinfo ENOTFOUND adb-123.4.azuredatabricks.nett", UnknownHost),
-            ("client error (Connect): dns error: failed to lookup address information: Temporary failure in name resolution", Other),
-            ("getaddrinfo EAI_AGAIN adb-123.4.azuredatabricks.net", Other),
-            ("connect ECONNREFUSED 127.0.0.1:443", Other),
-            ("client error (Connect): tcp connect error: Connection refused (os error 111)", Other),
-            ("client error (Connect): tunnel error: proxy authorization required", ProxyAuthentication),
-            ("the proxy refused the tunnel to adb-1.2.azuredatabricks.net:443: HTTP 407 Proxy Authentication Required", ProxyAuthentication),
-            ("the proxy refused the tunnel to adb-1.2.azuredatabricks.net:443: HTTP 502 Bad Gateway", Other),
-        ];
-        for (message, kind) in cases {
-            assert_eq!(TransportKind::of(message), kind, "{message}");
-        }
-        let error = ApiError::Transport {
+    fn transport_failures_get_hints_by_kind() {
+        let error = |kind| ApiError::Transport {
             request: RequestLabel {
                 method: "GET",
                 path: "/api/2.0/workspace/get-status".into(),
             },
-            message: cases[3].0.into(),
-            kind: TransportKind::UnknownHost,
+            message: "m".into(),
+            kind,
         };
-        assert!(error.hint().unwrap().contains("databricksHost"));
+        let hint = |kind| error(kind).hint().unwrap();
+        assert!(hint(TransportKind::UnknownHost).contains("databricksHost"));
+        assert!(hint(TransportKind::Certificate).contains("NODE_EXTRA_CA_CERTS"));
+        assert!(hint(TransportKind::Certificate).contains("SSL_CERT_FILE"));
+        assert!(hint(TransportKind::ProxyAuthentication).contains("--proxypassword"));
+        assert!(hint(TransportKind::Other).contains("could not be reached"));
     }
 
     #[test]

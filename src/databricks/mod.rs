@@ -4,13 +4,12 @@ mod client;
 mod endpoints;
 pub mod error;
 pub mod models;
-pub mod proxy;
 pub mod retry;
 pub mod workspace_url;
 
-pub use client::{user_agent, Client, Notice};
+pub use crate::host::proxy::ProxySettings;
+pub use client::{user_agent, Client, Method, Notice};
 pub use endpoints::RepoRef;
 pub use error::ApiError;
-pub use proxy::ProxySettings;
 pub use retry::RetryPolicy;
 pub use workspace_url::{WorkspaceUrl, WorkspaceUrlError, WORKSPACE_URL_EXAMPLE};

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use super::error::{ApiError, TransportKind};
+use super::error::ApiError;
+#[cfg(test)]
+use super::error::TransportKind;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
@@ -45,11 +47,8 @@ pub fn is_retryable(error: &ApiError) -> bool {
                 || message.contains("Timed out after")
                 || message.to_ascii_lowercase().contains("deadline exceeded")
         }
-        ApiError::Transport { kind, .. } => !matches!(
-            kind,
-            TransportKind::UnknownHost | TransportKind::ProxyAuthentication
-        ),
-        ApiError::Decode { .. } | ApiError::GaveUp { .. } => false,
+        ApiError::Transport { kind, .. } => kind.may_heal(),
+        ApiError::Decode { .. } | ApiError::OutOfTime { .. } | ApiError::GaveUp { .. } => false,
     }
 }
 

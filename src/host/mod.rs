@@ -9,14 +9,27 @@ use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 
+pub mod http;
+pub mod proxy;
+
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::NativeHost;
+mod native_http;
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::{read_small_file, NativeHost};
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 #[cfg(target_arch = "wasm32")]
+mod wasm_http;
+#[cfg(target_arch = "wasm32")]
 pub use wasm::WasmHost;
+
+use self::http::Transport;
+use self::proxy::ProxySettings;
+
+/// The largest file an input may point at (a cluster spec, a token file).
+pub const MAX_INPUT_FILE_BYTES: usize = 1024 * 1024;
 
 pub trait Host {
     /// Monotonic time since the host was created.
@@ -34,10 +47,13 @@ pub trait Host {
     fn status(&self, _text: Option<&str>) {}
     /// Resolves once the process was asked to stop (SIGINT/SIGTERM, or the agent's abort signal).
     fn cancelled(&self) -> LocalBoxFuture<'static, ()>;
-    /// Reads a small text file the user pointed an input at (e.g. a cluster spec).
-    fn read_file(&self, path: &str) -> std::io::Result<String>;
+    /// Reads a text file the user pointed an input at (e.g. a cluster spec): only a regular
+    /// file (not a device or a FIFO, which may never end), of at most `max_bytes`.
+    fn read_file(&self, path: &str, max_bytes: usize) -> std::io::Result<String>;
     /// Writes a report file (JUnit results, the run summary) for the agent to pick up.
     fn write_file(&self, path: &str, contents: &str) -> std::io::Result<()>;
+    /// Where requests go out (see [`http`]); through the agent's `proxy` when it has one.
+    fn transport(&self, proxy: Option<&ProxySettings>) -> Transport;
 }
 
 /// Races `work` against the host's cancel signal.

@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -7,6 +8,9 @@ use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use tokio::sync::watch;
 
+use super::http::Transport;
+use super::native_http::ReqwestTransport;
+use super::proxy::ProxySettings;
 use super::Host;
 
 /// The host of the native binary (and of in-process tests). Must be created inside a Tokio
@@ -147,11 +151,37 @@ impl Host for NativeHost {
         .boxed_local()
     }
 
-    fn read_file(&self, path: &str) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
+    fn read_file(&self, path: &str, max_bytes: usize) -> std::io::Result<String> {
+        read_small_file(std::path::Path::new(path), max_bytes)
     }
 
     fn write_file(&self, path: &str, contents: &str) -> std::io::Result<()> {
         std::fs::write(path, contents)
     }
+
+    fn transport(&self, proxy: Option<&ProxySettings>) -> Transport {
+        Rc::new(ReqwestTransport::new(proxy))
+    }
+}
+
+/// Reads a regular file of at most `max_bytes` as text. Anything else is refused before it
+/// is read: a device such as /dev/zero never ends, and a FIFO waits for a writer forever.
+pub fn read_small_file(path: &std::path::Path, max_bytes: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    // Checked on the path first, so a FIFO is never opened (opening one blocks).
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    let file = std::fs::File::open(path)?;
+    let too_large = || std::io::Error::other(format!("it is larger than {max_bytes} bytes"));
+    if file.metadata()?.len() > max_bytes as u64 {
+        return Err(too_large());
+    }
+    // The file may grow after the check: the read itself is bounded too.
+    let mut bytes = Vec::new();
+    file.take(max_bytes as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > max_bytes {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("it is not UTF-8 text"))
 }

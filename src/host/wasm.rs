@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
@@ -6,6 +7,9 @@ use js_sys::{Date, Function, Promise};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use super::http::Transport;
+use super::proxy::ProxySettings;
+use super::wasm_http::NodeTransport;
 use super::Host;
 
 /// The host inside the agent's Node process: time from `Date`, timers from `setTimeout`, and
@@ -17,12 +21,13 @@ pub struct WasmHost {
     write_err: Function,
     read_file: Function,
     write_file: Function,
+    request: Function,
     cancelled: Promise,
 }
 
 impl WasmHost {
-    /// `io` carries `write(line)`, `writeErr(line)`, `readFile(path) -> string`,
-    /// `writeFile(path, text)` and
+    /// `io` carries `write(line)`, `writeErr(line)`, `readFile(path, maxBytes) -> string`,
+    /// `writeFile(path, text)`, `request(spec) -> { promise, abort }` (`task/http.js`) and
     /// `cancelled` (a Promise that resolves when the step is cancelled).
     pub fn new(env: BTreeMap<String, String>, io: &JsValue) -> Result<WasmHost, String> {
         let field = |name: &str| {
@@ -41,6 +46,7 @@ impl WasmHost {
             write_err: function("writeErr")?,
             read_file: function("readFile")?,
             write_file: function("writeFile")?,
+            request: function("request")?,
             cancelled: field("cancelled")?
                 .dyn_into::<Promise>()
                 .map_err(|_| "io.cancelled is not a Promise".to_string())?,
@@ -83,10 +89,14 @@ impl Host for WasmHost {
         })
     }
 
-    fn read_file(&self, path: &str) -> std::io::Result<String> {
+    fn read_file(&self, path: &str, max_bytes: usize) -> std::io::Result<String> {
         let text = self
             .read_file
-            .call1(&JsValue::NULL, &JsValue::from_str(path))
+            .call2(
+                &JsValue::NULL,
+                &JsValue::from_str(path),
+                &JsValue::from_f64(max_bytes as f64),
+            )
             .map_err(io_error)?;
         text.as_string()
             .ok_or_else(|| std::io::Error::other("not a text file"))
@@ -101,6 +111,13 @@ impl Host for WasmHost {
             )
             .map(drop)
             .map_err(io_error)
+    }
+
+    /// The agent's proxy is applied in `task/http.js`, which reads the same variables.
+    fn transport(&self, _proxy: Option<&ProxySettings>) -> Transport {
+        Rc::new(NodeTransport {
+            request: self.request.clone(),
+        })
     }
 }
 

@@ -146,7 +146,6 @@ fn make_client(
         host.clone(),
     )
     .with_notice(Rc::new(move |text| notice_log.warning(text)));
-    #[cfg(not(target_arch = "wasm32"))]
     let client = match &connection.proxy {
         Some(proxy) => {
             log.debug(&format!("through the agent's proxy {}", proxy.url));

@@ -36,7 +36,7 @@ after(async () => {
 for (const task of ['DatabricksRepoUpdate', 'DatabricksRunNotebookTest']) {
   test(`${task} is complete in the package`, () => {
     const folder = path.join(unpacked, 'task', task);
-    for (const file of ['task.json', 'index.js', 'proxy.js', 'icon.png', 'core/databricks_azdo.js', 'core/databricks_azdo_bg.wasm']) {
+    for (const file of ['task.json', 'index.js', 'http.js', 'icon.png', 'core/databricks_azdo.js', 'core/databricks_azdo_bg.wasm']) {
       assert.ok(existsSync(path.join(folder, file)), `${task}/${file}`);
     }
     assert.ok(!existsSync(path.join(folder, 'node_modules')), 'no node_modules in a task folder');

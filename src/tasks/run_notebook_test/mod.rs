@@ -21,7 +21,7 @@ pub use settings::{
 use self::results::{collect_results, report_results};
 use super::{Failure, FailureKind, Report};
 use crate::databricks::models::{NotebookSource, NotebookTask, Run, SubmitRun, SubmitTask};
-use crate::databricks::Client;
+use crate::databricks::{ApiError, Client};
 use crate::host::{or_cancelled, Host};
 use crate::pipeline::Log;
 use crate::text::{elapsed_label, seconds};
@@ -65,6 +65,10 @@ pub fn submit_request(settings: &Settings) -> SubmitRun {
 
 pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Report, Failure> {
     let host = client.host();
+    // `timeoutMinutes` bounds the whole step, the submit and every retry included; only the
+    // cancel that follows it has its own budget.
+    let deadline = settings.timeout.map(|t| host.elapsed() + t);
+    client.set_deadline(deadline);
     log.info(&format!("Databricks workspace: {}", client.base()));
     let count = settings.notebooks.len();
     log.info(&format!(
@@ -96,7 +100,7 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
     log.set_output("runId", &run_id.to_string());
     // The one way out after the submit: whatever ends following the run early, the run is
     // cancelled rather than left to go on using the cluster.
-    match follow(settings, client, log, run_id).await {
+    match follow(settings, client, log, run_id, deadline).await {
         Ok(report) => Ok(report),
         Err(Stop::Settled(failure)) => Err(failure),
         Err(Stop::GaveUp(failure)) => Err(cancel_abandoned(client, log, run_id, failure).await),
@@ -125,10 +129,10 @@ async fn follow(
     client: &Client,
     log: &Log,
     run_id: i64,
+    deadline: Option<Duration>,
 ) -> Result<Report, Stop> {
     let host = client.host();
     let started = host.elapsed();
-    let deadline = settings.timeout.map(|t| started + t);
     let elapsed = || host.elapsed().saturating_sub(started);
     let mut tracker = results::StateTracker::default();
     let mut polls_made = 0;
@@ -138,15 +142,8 @@ async fn follow(
         if let Some(deadline) = deadline {
             let left = deadline.saturating_sub(host.elapsed());
             if left.is_zero() {
-                let limit = seconds(settings.timeout.unwrap_or_default());
-                let why = format!("The run did not finish within timeoutMinutes ({limit}s)");
-                let failure = cancel(client, log, run_id, &why, budget(host)).await;
                 return Err(Stop::Settled(
-                    Failure {
-                        kind: FailureKind::Timeout,
-                        ..failure
-                    }
-                    .hint("raise timeoutMinutes if the notebooks need longer, or make them faster"),
+                    timed_out(client, log, run_id, settings).await,
                 ));
             }
             delay = delay.min(left);
@@ -156,6 +153,11 @@ async fn follow(
             return Err(Stop::Settled(failure));
         }
         let run = match or_cancelled(host, client.get_run(run_id)).await {
+            Some(Err(ApiError::OutOfTime { .. })) => {
+                return Err(Stop::Settled(
+                    timed_out(client, log, run_id, settings).await,
+                ))
+            }
             Some(result) => result
                 .map_err(|e| Failure::api(&format!("reading the state of run {run_id}"), e))?,
             None => {
@@ -185,6 +187,9 @@ async fn follow(
         )));
     };
     log.status(None);
+    // The run is over: reading its results may take the few seconds it needs even when the
+    // run ended just before the time limit.
+    client.set_deadline(deadline.map(|d| d.max(host.elapsed() + RESULTS_GRACE)));
 
     let collecting = collect_results(client, log, &finished, &settings.notebooks);
     let Some(results) = or_cancelled(host, collecting).await else {
@@ -212,6 +217,21 @@ fn git_reference(reference: &crate::databricks::models::GitReference) -> String 
 
 const CANCELLED: &str = "The pipeline was cancelled";
 
+/// Time allowed for reading the results of a run that ended near the step's time limit.
+const RESULTS_GRACE: Duration = Duration::from_secs(30);
+
+/// `timeoutMinutes` passed while the run was going: cancel it and say so.
+async fn timed_out(client: &Client, log: &Log, run_id: i64, settings: &Settings) -> Failure {
+    let limit = seconds(settings.timeout.unwrap_or_default());
+    let why = format!("The run did not finish within timeoutMinutes ({limit}s)");
+    let failure = cancel(client, log, run_id, &why, budget(client.host())).await;
+    Failure {
+        kind: FailureKind::Timeout,
+        ..failure
+    }
+    .hint("raise timeoutMinutes if the notebooks need longer, or make them faster")
+}
+
 /// The moment (on the host's clock) by which cancelling must be done.
 fn budget(host: &dyn Host) -> Duration {
     host.elapsed() + CANCEL_BUDGET
@@ -232,6 +252,7 @@ async fn within<T>(host: &dyn Host, until: Duration, work: impl Future<Output = 
 async fn cancel_interrupted_submit(client: &Client, log: &Log, request: &SubmitRun) -> Failure {
     let host = client.host();
     let until = budget(host);
+    client.set_deadline(None);
     log.warning(&format!(
         "{CANCELLED} while the run was being submitted: making sure no run is left behind"
     ));
@@ -274,6 +295,8 @@ async fn cancel_abandoned(client: &Client, log: &Log, run_id: i64, failure: Fail
 /// Returns how it went, as the end of the step's message.
 async fn stop_run(client: &Client, log: &Log, run_id: i64, until: Duration) -> String {
     let host = client.host();
+    // The cancel has its own budget (`until`), also after the step's time limit.
+    client.set_deadline(None);
     // One deadline for both steps; `accepted` tells them apart afterwards.
     let accepted = std::cell::Cell::new(false);
     let confirmed = within(host, until, async {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::databricks::models::{GitReference, GitSource};
 use crate::databricks::RepoRef;
-use crate::host::Host;
+use crate::host::{Host, MAX_INPUT_FILE_BYTES};
 use crate::pipeline::inputs::{input_lines, PickList};
 use crate::pipeline::{InputError, Inputs};
 use crate::tasks::connection::Connection;
@@ -341,7 +341,7 @@ fn compute(inputs: &Inputs, host: &dyn Host) -> Result<Compute, InputError> {
                     Some(dir) if !raw.starts_with('/') => format!("{dir}/{raw}"),
                     _ => raw.clone(),
                 };
-                host.read_file(&path).map_err(|e| {
+                host.read_file(&path, MAX_INPUT_FILE_BYTES).map_err(|e| {
                     InputError::new(
                         "newClusterJson",
                         format!("is neither inline JSON nor a readable file: {path}: {e}"),

@@ -1,8 +1,8 @@
 //! The agent's web proxy (`config.sh --proxyurl`), as the agent hands it to tasks: the
 //! variables `Agent.ProxyUrl`, `Agent.ProxyUsername`, `Agent.ProxyPassword` (secret) and
 //! `Agent.ProxyBypassList` (a JSON array of regular expressions; a URL that matches one goes
-//! direct). This is the native client's; in Node, whose `fetch` has no proxy support,
-//! `task/proxy.js` reads the same variables and hands the wasm core a fetch that uses them.
+//! direct). The native transport applies it (`native_http.rs`); under Node, `task/http.js`
+//! reads the same variables and applies them itself.
 
 use url::Url;
 

@@ -273,3 +273,57 @@ async fn the_idempotency_token_is_the_specified_one() {
     assert_eq!(runs[0]["idempotency_token"], PINNED_TOKEN);
     emulator.shutdown().await;
 }
+
+/// The submit fails without Databricks saying no, after the run may have started: the run is
+/// looked for with the same idempotency token and cancelled. A clear refusal is not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_without_a_clear_answer_leaves_no_run_behind() {
+    let (emulator, _project, env) = setup().await;
+    let short_budget = RetryPolicy {
+        budget: Duration::from_millis(800),
+        ..fast_retries()
+    };
+    const SUBMIT: &str = "POST /api/2.1/jobs/runs/submit";
+    #[rustfmt::skip]
+    let cases: &[(&[&str], usize, &str)] = &[
+        // faults on runs/submit, runs started, what the step says
+        // The run starts, its answer is lost, then 503s until the retry budget is spent.
+        (&["drop-after*1", "503*12"], 1, "was cancelled"),
+        // The run starts, and the answer is a sign-in page.
+        (&["rewrite:not-json*1"], 1, "was cancelled"),
+        // A clear refusal: nothing started, nothing to look for.
+        (&["400*1"], 0, "INVALID_PARAMETER_VALUE"),
+    ];
+    for (rules, started, said) in cases {
+        let before = emulator_runs(&emulator).await.len();
+        let rules: Vec<String> = rules.iter().map(|r| format!("{SUBMIT}={r}")).collect();
+        emulator.set_faults(faults(
+            &rules.iter().map(String::as_str).collect::<Vec<_>>(),
+        ));
+        let slow = step(&env, &[("notebookPaths", "test/slow")]);
+        let outcome = run_task_with_retry(
+            TaskName::RunNotebookTest,
+            slow,
+            OutputMode::Agent,
+            None,
+            short_budget.clone(),
+        )
+        .await;
+        assert_eq!(outcome.code, 3, "{rules:?}: {}", outcome.stdout);
+        let last = errors(&outcome.stdout).last().copied().unwrap_or_default();
+        assert!(last.contains(said), "{rules:?}: `{said}` in: {last}");
+        let runs = emulator_runs(&emulator).await;
+        assert_eq!(runs.len() - before, *started, "{rules:?}: {runs:?}");
+        if *started > 0 {
+            let run = final_state(&emulator).await;
+            assert_eq!(run["result_state"], "CANCELED", "{rules:?}: {run}");
+        } else {
+            assert!(
+                !outcome.stdout.contains("making sure no run is left behind"),
+                "{rules:?}: a refusal is not resubmitted: {}",
+                outcome.stdout
+            );
+        }
+    }
+    emulator.shutdown().await;
+}

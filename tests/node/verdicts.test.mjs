@@ -93,6 +93,37 @@ test('a step that gives up on its run cancels it', async () => {
   }
 });
 
+test('a submit without a clear answer leaves no run behind', async () => {
+  const cases = [
+    // The run starts, and the answer is a sign-in page: it is found and cancelled.
+    ['rewrite:not-json*1', 1, 'was cancelled'],
+    // A clear refusal: nothing started, nothing to look for.
+    ['400*1', 0, 'INVALID_PARAMETER_VALUE'],
+  ];
+  try {
+    for (const [fault, started, said] of cases) {
+      const before = (await emulator.runs()).length;
+      await emulator.setFaults([`POST /api/2.1/jobs/runs/submit=${fault}`]);
+      const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/slow' }));
+      assert.equal(result.code, 3, `${fault}: ${result.stdout}`);
+      assert.ok(errors(result).at(-1).includes(said), `${fault}: ${result.stdout}`);
+      const runs = await emulator.runs();
+      assert.equal(runs.length - before, started, `${fault}: ${JSON.stringify(runs)}`);
+      if (started) {
+        let run;
+        for (let i = 0; i < 100; i++) {
+          run = (await emulator.runs()).at(-1);
+          if (run.life_cycle_state === 'TERMINATED') break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        assert.equal(run.result_state, 'CANCELED', `${fault}: ${JSON.stringify(run)}`);
+      }
+    }
+  } finally {
+    await emulator.setFaults([]);
+  }
+});
+
 test('inputs read two ways are refused before any request', async () => {
   const cases = [
     [{ notebookPaths: '/' }, 'notebookPaths', 'workspace root'],

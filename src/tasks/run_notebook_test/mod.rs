@@ -94,7 +94,9 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
         ));
     }
     let run_id = match or_cancelled(host, client.submit_run(&request)).await {
-        Some(result) => result.map_err(|e| Failure::api("submitting the run", e))?,
+        Some(Ok(run_id)) => run_id,
+        Some(Err(e)) if refused(&e) => return Err(Failure::api("submitting the run", e)),
+        Some(Err(e)) => return Err(abandon_uncertain_submit(client, log, &request, e).await),
         None => return Err(cancel_interrupted_submit(client, log, &request).await),
     };
     log.set_output("runId", &run_id.to_string());
@@ -246,26 +248,72 @@ async fn within<T>(host: &dyn Host, until: Duration, work: impl Future<Output = 
     }
 }
 
+/// Databricks said no to the request itself (a 4xx other than 408 and 429): no run started.
+fn refused(error: &ApiError) -> bool {
+    error
+        .status()
+        .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
+}
+
+/// The submit failed without Databricks saying no (no answer, a 5xx, an unreadable answer, the
+/// time limit): the run may have started all the same. It is looked for and cancelled, as
+/// after an interrupted submit, so that giving up leaves nothing running.
+async fn abandon_uncertain_submit(
+    client: &Client,
+    log: &Log,
+    request: &SubmitRun,
+    error: ApiError,
+) -> Failure {
+    let failure = Failure::api("submitting the run", error);
+    log.warning("The submit failed without a clear answer: making sure no run is left behind");
+    let (run_id, outcome) = cancel_any_submitted(client, log, request, budget(client.host())).await;
+    Failure {
+        message: format!("{}; {outcome}", failure.message.trim_end_matches('.')),
+        details: run_id.map(|id| json!({ "runId": id })),
+        ..failure
+    }
+}
+
+/// Submits `request` again, which returns the run if one started (same idempotency token),
+/// and cancels it. Returns the run, if any, and how it went, as the end of the step's message.
+async fn cancel_any_submitted(
+    client: &Client,
+    log: &Log,
+    request: &SubmitRun,
+    until: Duration,
+) -> (Option<i64>, String) {
+    client.set_deadline(None);
+    match within(client.host(), until, client.submit_run(request)).await {
+        Some(Ok(run_id)) => {
+            log.warning(&format!("Run {run_id} had started: cancelling it"));
+            (Some(run_id), stop_run(client, log, run_id, until).await)
+        }
+        Some(Err(e)) => (
+            None,
+            format!("Databricks could not be asked whether a run started ({e})"),
+        ),
+        None => (
+            None,
+            "Databricks did not answer in time to confirm that no run started".to_string(),
+        ),
+    }
+}
+
 /// The cancel came while `runs/submit` was in flight: the request may have reached Databricks
 /// even though no answer did. Submitting again with the same idempotency token returns that
 /// run if it exists, so it can be cancelled; a run is never left behind.
 async fn cancel_interrupted_submit(client: &Client, log: &Log, request: &SubmitRun) -> Failure {
-    let host = client.host();
-    let until = budget(host);
-    client.set_deadline(None);
     log.warning(&format!(
         "{CANCELLED} while the run was being submitted: making sure no run is left behind"
     ));
-    match within(host, until, client.submit_run(request)).await {
-        Some(Ok(run_id)) => cancel(client, log, run_id, CANCELLED, until).await,
-        Some(Err(e)) => Failure::new(
-            FailureKind::Canceled,
-            format!("{CANCELLED} while the run was being submitted; Databricks could not be asked whether it started ({e})"),
-        ),
-        None => Failure::new(
-            FailureKind::Canceled,
-            format!("{CANCELLED} while the run was being submitted; Databricks did not answer in time to confirm that no run started"),
-        ),
+    let (run_id, outcome) = cancel_any_submitted(client, log, request, budget(client.host())).await;
+    let failure = Failure::new(
+        FailureKind::Canceled,
+        format!("{CANCELLED} while the run was being submitted; {outcome}"),
+    );
+    match run_id {
+        Some(id) => failure.details(json!({ "runId": id })),
+        None => failure,
     }
 }
 

@@ -248,11 +248,12 @@ async fn within<T>(host: &dyn Host, until: Duration, work: impl Future<Output = 
     }
 }
 
-/// Databricks said no to the request itself (a 4xx other than 408 and 429): no run started.
+/// The request was answered with a clear no: a 4xx other than 408 and 429 from Databricks, or
+/// a redirect (not followed, so nothing there ran it). No run started.
 fn refused(error: &ApiError) -> bool {
     error
         .status()
-        .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
+        .is_some_and(|s| (300..500).contains(&s) && s != 408 && s != 429)
 }
 
 /// The submit failed without Databricks saying no (no answer, a 5xx, an unreadable answer, the

@@ -300,7 +300,11 @@ pub fn report_results(
             .duration_ms()
             .map(|ms| format!(" in {}s", seconds(Duration::from_millis(ms as u64))))
             .unwrap_or_default();
-        let state = describe_state(&result.task.state);
+        let state = match (&result.unverified, result.task.state == RunState::default()) {
+            // A submitted notebook Databricks did not list has no state to show.
+            (Some(_), true) => "no result from Databricks".to_string(),
+            _ => describe_state(&result.task.state),
+        };
         log.info(&format!(
             "{} {}: {state}{duration}",
             if result.succeeded() { "PASS" } else { "FAIL" },

@@ -98,6 +98,10 @@ async fn an_answer_that_does_not_match_the_submission_never_passes() {
             "{case}: the log names {named}: {}",
             outcome.stdout
         );
+        if said.starts_with("does not list") {
+            let line = format!("FAIL {named}: no result from Databricks");
+            assert!(outcome.stdout.contains(&line), "{case}: {}", outcome.stdout);
+        }
         assert!(
             outcome
                 .stdout

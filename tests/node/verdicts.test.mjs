@@ -149,6 +149,17 @@ test('ignored inputs are warned about before any request', async () => {
     [{ source: 'git' }, 'input `repoPath` is ignored with `source: git`'],
     [{ clusterMode: 'serverless' }, 'input `existingClusterId` is ignored with `clusterMode: serverless`'],
   ];
+  const repoCases = [
+    [{ mode: 'delete', branch: 'main' }, 'input `branch` is ignored with `mode: delete`'],
+    [{ branch: 'main', onCommitMismatch: 'fail' }, 'input `onCommitMismatch` is ignored: there is no commit'],
+  ];
+  for (const [inputs, warning] of repoCases) {
+    const result = await runTask('DatabricksRepoUpdate', pipelineEnv(emulator, project, { repoPath: `${REPO_PATH}-warned`, ...inputs }));
+    assert.equal(result.code, 0, result.stdout);
+    const warned = result.lines.findIndex((l) => l.startsWith('##vso[task.logissue type=warning]') && l.includes(warning));
+    const first = result.lines.findIndex((l) => l.includes('Databricks workspace:'));
+    assert.ok(warned >= 0 && warned < first, `${warning}: ${result.stdout}`);
+  }
   for (const [inputs, warning] of cases) {
     const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/unit', ...inputs }));
     assert.equal(result.code, 0, result.stdout);

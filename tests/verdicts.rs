@@ -4,13 +4,16 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use databricks_azdo::databricks::RetryPolicy;
 use databricks_azdo::emulator::Emulator;
+use databricks_azdo::host::{Host, NativeHost};
 use databricks_azdo::pipeline::OutputMode;
-use databricks_azdo::tasks::TaskName;
+use databricks_azdo::tasks::{self, RunOptions, TaskName};
 
 const RUNS_GET: &str = "GET /api/2.1/jobs/runs/get";
 
@@ -146,6 +149,40 @@ async fn an_answer_that_does_not_match_the_submission_never_passes() {
     emulator.shutdown().await;
 }
 
+/// Runs the notebook step in-process while `watch` sees its output so far, every 10 ms: a
+/// test changes the workspace at a given moment of the step with it.
+async fn run_watching(
+    env: BTreeMap<String, String>,
+    retry: RetryPolicy,
+    watch: impl Fn(&str),
+) -> Outcome {
+    let (out, err) = (Capture::default(), Capture::default());
+    let host = NativeHost::new(
+        env,
+        Arc::new(Mutex::new(out.clone())),
+        Arc::new(Mutex::new(err.clone())),
+    );
+    let host: Rc<dyn Host> = Rc::new(host);
+    let options = RunOptions {
+        mode: OutputMode::Agent,
+        verbose: false,
+        retry,
+    };
+    let run = tasks::run(TaskName::RunNotebookTest, host, &options);
+    let watcher = async {
+        loop {
+            watch(&out.text());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let code = tokio::select! { code = run => code, never = watcher => never };
+    Outcome {
+        code,
+        stdout: out.text(),
+        stderr: err.text(),
+    }
+}
+
 /// The run, once it has stopped (the emulator cancels asynchronously).
 async fn final_state(emulator: &Emulator) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -170,15 +207,17 @@ async fn a_step_that_gives_up_cancels_its_run() {
         budget: Duration::from_millis(800),
         ..fast_retries()
     };
+    #[rustfmt::skip]
     let cases: &[(&str, &str, &[&str])] = &[
         // what runs/get does after the submit, the retry policy, what the step says
-        ("400*1", "fast", &["INVALID_PARAMETER_VALUE"]),
-        ("403*1", "fast", &["PERMISSION_DENIED"]),
-        ("404*1", "fast", &["RESOURCE_DOES_NOT_EXIST"]),
-        ("rewrite:not-json*1", "fast", &["reading the state of run"]),
-        // Every answer lost until the retry budget is spent; the cancel gets through later.
-        ("503*12", "short", &["reading the state of run"]),
-        ("drop-before*12", "short", &["reading the state of run"]),
+        ("400*1", "fast", &["INVALID_PARAMETER_VALUE", " was cancelled"]),
+        ("403*1", "fast", &["PERMISSION_DENIED", " was cancelled"]),
+        ("404*1", "fast", &["RESOURCE_DOES_NOT_EXIST", " was cancelled"]),
+        ("rewrite:not-json*1", "fast", &["reading the state of run", " was cancelled"]),
+        // Every answer lost, the retry budget spent: the cancel is accepted, but its
+        // confirmation cannot be read either.
+        ("503", "short", &["reading the state of run", "gave up after", " was asked to cancel"]),
+        ("drop-before", "short", &["reading the state of run", "gave up after", " was asked to cancel"]),
     ];
     for (fault, policy, said) in cases {
         emulator.set_faults(faults(&[&format!("{RUNS_GET}={fault}")]));
@@ -187,11 +226,11 @@ async fn a_step_that_gives_up_cancels_its_run() {
         } else {
             fast_retries()
         };
-        let step = with(&env, &[("notebookPaths", "test/slow")]);
+        let slow = step(&env, &[("notebookPaths", "test/slow")]);
         let started = Instant::now();
         let outcome = run_task_with_retry(
             TaskName::RunNotebookTest,
-            step,
+            slow,
             OutputMode::Agent,
             None,
             retry,
@@ -211,7 +250,7 @@ async fn a_step_that_gives_up_cancels_its_run() {
         );
         let errors = errors(&outcome.stdout);
         let last = errors.last().unwrap_or(&"");
-        for needle in said.iter().chain(&[" was cancelled"]) {
+        for needle in *said {
             assert!(last.contains(needle), "{fault}: `{needle}` in: {last}");
         }
         let run = final_state(&emulator).await;
@@ -291,8 +330,9 @@ async fn a_submit_without_a_clear_answer_leaves_no_run_behind() {
     #[rustfmt::skip]
     let cases: &[(&[&str], usize, &str)] = &[
         // faults on runs/submit, runs started, what the step says
-        // The run starts, its answer is lost, then 503s until the retry budget is spent.
-        (&["drop-after*1", "503*12"], 1, "was cancelled"),
+        // The run starts, its answer is lost, then 503s until the retry budget is spent
+        // (they stop once the step looks for the run).
+        (&["drop-after*1", "503"], 1, "was cancelled"),
         // The run starts, and the answer is a sign-in page.
         (&["rewrite:not-json*1"], 1, "was cancelled"),
         // A clear refusal: nothing started, nothing to look for.
@@ -305,14 +345,13 @@ async fn a_submit_without_a_clear_answer_leaves_no_run_behind() {
             &rules.iter().map(String::as_str).collect::<Vec<_>>(),
         ));
         let slow = step(&env, &[("notebookPaths", "test/slow")]);
-        let outcome = run_task_with_retry(
-            TaskName::RunNotebookTest,
-            slow,
-            OutputMode::Agent,
-            None,
-            short_budget.clone(),
-        )
-        .await;
+        // The workspace heals once the step starts looking for the run it may have started.
+        let heal = |out: &str| {
+            if out.contains("making sure no run is left behind") {
+                emulator.set_faults(Vec::new());
+            }
+        };
+        let outcome = run_watching(slow, short_budget.clone(), heal).await;
         assert_eq!(outcome.code, 3, "{rules:?}: {}", outcome.stdout);
         let last = errors(&outcome.stdout).last().copied().unwrap_or_default();
         assert!(last.contains(said), "{rules:?}: `{said}` in: {last}");

@@ -35,6 +35,52 @@ pub fn parse_url(raw: &str) -> Result<url::Url, String> {
     url::Url::parse(raw).map_err(|e| e.to_string())
 }
 
+/// `raw` as a URL with the parts that may hold a secret hidden: the user name and password,
+/// the values of the query and the fragment (`https://***@host/path?token=***#***`). Works on
+/// text that is not a valid URL too, so an error about a malformed URL can still show which
+/// one it means without repeating its credentials.
+pub fn redact_url(raw: &str) -> String {
+    let (scheme, rest) = match raw.find("://") {
+        Some(at) => raw.split_at(at + 3),
+        None => ("", raw),
+    };
+    // Credentials end at the last `@` before the path. A careless `#` or `?` in a password
+    // does not end them here, so nothing of the password shows.
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let (credentials, rest) = match authority.rfind('@') {
+        Some(at) => ("***", &rest[at..]),
+        None => ("", rest),
+    };
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((before, fragment)) => (before, Some(fragment)),
+        None => (rest, None),
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let mut out = format!("{scheme}{credentials}{rest}");
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) => format!("{key}=***"),
+                None if pair.is_empty() => String::new(),
+                None => "***".to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        if !fragment.is_empty() {
+            out.push_str("***");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +100,30 @@ mod tests {
             .unwrap_err()
             .contains("non-ASCII"));
         assert!(parse_url("not a url").is_err());
+    }
+
+    #[test]
+    fn redacts_what_may_be_secret_in_a_url() {
+        for (raw, expected) in [
+            ("https://user:pw@host.net/p", "https://***@host.net/p"),
+            ("https://tok@host.net", "https://***@host.net"),
+            ("https://a@b@host.net/x@y", "https://***@host.net/x@y"),
+            ("user:pw@host.net", "***@host.net"),
+            (
+                "https://host.net/?token=abc&o=1",
+                "https://host.net/?token=***&o=***",
+            ),
+            ("https://host.net/?abc", "https://host.net/?***"),
+            ("https://host.net/#abc", "https://host.net/#***"),
+            ("https://host.net/?#", "https://host.net/?#"),
+            ("ftp://u:p@h?x=1#f", "ftp://***@h?x=***#***"),
+            ("https://user:pa#ss@host.net/", "https://***@host.net/"),
+            ("https://user:pa?ss@host.net", "https://***@host.net"),
+            ("https://host.net/a/b", "https://host.net/a/b"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_url(raw), expected, "{raw}");
+        }
     }
 
     #[test]

@@ -122,6 +122,40 @@ proptest! {
         }
     }
 
+    /// What the agent sees: lines split at CR as well as LF, an issue's message unescaped and
+    /// written line by line, `##vso[` found through invisible characters.
+    #[test]
+    fn no_line_the_agent_sees_is_forged(
+        text in "(##vso\\[|##VsO\\[|##\\[|#|\u{ad}|\u{feff}|\u{200b}|\u{1b}\\[31m|\u{1b}\\]0;|\u{7}|\u{1b}|\u{0}|\u{9b}|\u{202e}|[a-z \\]%\r\n\t])*"
+    ) {
+        let (log, out) = capture_log();
+        log.info(&text);
+        log.warning(&text);
+        log.error(&text);
+        log.debug(&text);
+        log.section(&text);
+        log.group(&text);
+        log.set_output("x", &text);
+        log.complete(databricks_azdo::pipeline::TaskResult::Failed, &text);
+        let printed = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        prop_assert!(!printed.chars().any(|c| c != '\n' && c != '\t' && c.is_control()), "{:?}", printed);
+        let ours = ["##vso[task.", "##[debug]", "##[section]", "##[group]"];
+        for line in printed.split('\n') {
+            prop_assert!(!(line.starts_with("##[") || line.starts_with("##vso[")) || ours.iter().any(|p| line.starts_with(p)), "{:?}", line);
+            let (head, message) = match line.split_once(']') {
+                Some((head, message)) if line.starts_with("##vso[") => (head, agent_unescape(message)),
+                _ => ("", line.to_string()),
+            };
+            for (i, part) in message.split(['\r', '\n']).enumerate() {
+                let seen: String = part.chars().filter(|c| !matches!(c, '\u{ad}' | '\u{200b}' | '\u{feff}')).collect();
+                prop_assert!(!seen.to_ascii_lowercase().contains("##vso["), "{:?} in {:?}", part, line);
+                let ours = !head.is_empty() || line.starts_with("##[");
+                let starts_a_line = i > 0 || !ours;
+                prop_assert!(!(starts_a_line && seen.trim_start().starts_with("##[")), "{:?} in {:?}", part, line);
+            }
+        }
+    }
+
     #[test]
     fn user_input_parsers_never_panic(text in any::<String>()) {
         let _ = WorkspaceUrl::parse(&text);

@@ -242,7 +242,7 @@ async fn a_bad_proxy_setting_is_an_error_before_any_request() {
         (
             "AGENT_PROXYURL",
             "ci:s3cret@proxy.corp:8080",
-            "the value is not an http(s) URL",
+            "`***@proxy.corp:8080` is not an http(s) URL",
         ),
     ] {
         let mut settings = vec![(variable, value)];

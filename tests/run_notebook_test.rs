@@ -437,11 +437,11 @@ async fn results_go_to_the_tests_tab_and_the_build_summary() {
         "{markdown}"
     );
     assert!(
-        markdown.contains("| ✅ | /Repos/ci/project/test/unit |"),
+        markdown.contains("| ✅ | ` /Repos/ci/project/test/unit ` |"),
         "{markdown}"
     );
     assert!(
-        markdown.contains("| ❌ | /Repos/ci/project/test/bad |"),
+        markdown.contains("| ❌ | ` /Repos/ci/project/test/bad ` |"),
         "{markdown}"
     );
     emulator.shutdown().await;

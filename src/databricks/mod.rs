@@ -12,4 +12,4 @@ pub use client::{user_agent, Client, Method, Notice};
 pub use endpoints::RepoRef;
 pub use error::ApiError;
 pub use retry::RetryPolicy;
-pub use workspace_url::{WorkspaceUrl, WorkspaceUrlError, WORKSPACE_URL_EXAMPLE};
+pub use workspace_url::{WorkspaceLink, WorkspaceUrl, WorkspaceUrlError, WORKSPACE_URL_EXAMPLE};

@@ -1,8 +1,14 @@
 //! JUnit XML for the pipeline's Tests tab (`##vso[results.publish type=JUnit]`).
+//!
+//! Every text in the file is a [`Masked`] value, escaped here: secrets are masked in values,
+//! never across the markup (the agent does not mask the Tests tab). The numbers (counts, times)
+//! are ours.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::escape::plain_text;
+use super::Masked;
 use crate::text::seconds;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,19 +23,19 @@ pub enum Outcome {
 
 #[derive(Clone, Debug)]
 pub struct TestCase {
-    pub name: String,
+    pub name: Masked,
     pub duration: Option<Duration>,
     pub outcome: Outcome,
     /// One line: why it did not pass.
-    pub message: String,
+    pub message: Masked,
     /// The error trace, for failures.
-    pub detail: String,
+    pub detail: Masked,
     /// What the notebook returned with `dbutils.notebook.exit`.
-    pub output: Option<String>,
+    pub output: Option<Masked>,
 }
 
 /// One `<testsuite>` named `suite` holding `cases`.
-pub fn junit_xml(suite: &str, cases: &[TestCase]) -> String {
+pub fn junit_xml(suite: &Masked, cases: &[TestCase]) -> String {
     let count = |outcome| cases.iter().filter(|c| c.outcome == outcome).count();
     let total: Duration = cases.iter().filter_map(|c| c.duration).sum();
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
@@ -78,8 +84,13 @@ pub fn junit_xml(suite: &str, cases: &[TestCase]) -> String {
     xml
 }
 
-/// Escapes text for XML content and attributes, dropping characters XML 1.0 cannot hold.
-fn escape(text: &str) -> String {
+/// Escapes text for XML content and attributes; ANSI escape sequences (colours in a Python
+/// trace) are dropped and other characters XML 1.0 cannot hold replaced.
+fn escape(text: &Masked) -> String {
+    escape_str(&plain_text(text.as_str()))
+}
+
+fn escape_str(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -102,18 +113,24 @@ fn escape(text: &str) -> String {
 mod tests {
     use super::*;
 
+    use crate::pipeline::Secrets;
+
+    fn text(text: &str) -> Masked {
+        Secrets::default().mask(text)
+    }
+
     #[test]
     fn writes_each_outcome() {
         let case = |name: &str, outcome, output: Option<&str>| TestCase {
-            name: name.into(),
+            name: text(name),
             duration: Some(Duration::from_millis(1500)),
             outcome,
-            message: "AssertionError: x & y < z".into(),
-            detail: "Traceback\n  line 1".into(),
-            output: output.map(str::to_string),
+            message: text("AssertionError: x & y < z"),
+            detail: text("Traceback\n  line 1"),
+            output: output.map(text),
         };
         let xml = junit_xml(
-            "Databricks run 7",
+            &text("Databricks run 7"),
             &[
                 case("/a/unit", Outcome::Passed, Some("ok \"quoted\"")),
                 case("/a/bad", Outcome::Failed, None),
@@ -137,6 +154,10 @@ mod tests {
 
     #[test]
     fn drops_characters_xml_cannot_hold() {
-        assert_eq!(escape("a\u{0}b\u{1b}c\td"), "abc\td");
+        assert_eq!(escape_str("a\u{0}b\u{1b}c\td"), "abc\td");
+        assert_eq!(
+            escape(&text("\u{1b}[0;31mError\u{1b}[0m\r\nx\u{0}")),
+            "Error&#10;x\u{FFFD}"
+        );
     }
 }

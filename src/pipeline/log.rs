@@ -1,11 +1,13 @@
 //! Everything the tasks print goes through [`Log`], which shapes it for where it runs: the
 //! agent's logging commands in a pipeline, readable lines in a terminal, or nothing but a final
-//! JSON document for scripts. It masks every registered secret in every line.
+//! JSON document for scripts. Every text takes one path: masked first (raw, before anything
+//! transforms it), then split into the lines the agent will see, each made plain and unable to
+//! issue commands, then escaped for the logging command that carries it.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::escape::{escape_message, escape_property, neutralize};
+use super::escape::{escape_message, escape_property, log_lines};
+use super::secrets::{Masked, Secrets};
 use crate::host::Host;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,13 +39,13 @@ impl TaskResult {
     }
 }
 
-pub const MASK: &str = "***";
+pub use super::secrets::MASK;
 
 pub struct Log {
     host: Rc<dyn Host>,
     mode: OutputMode,
     debug: bool,
-    secrets: RefCell<Vec<String>>,
+    secrets: Secrets,
 }
 
 impl Log {
@@ -52,7 +54,7 @@ impl Log {
             host,
             mode,
             debug,
-            secrets: RefCell::new(Vec::new()),
+            secrets: Secrets::default(),
         }
     }
 
@@ -67,33 +69,29 @@ impl Log {
     /// Registers a secret: masked in everything printed from now on, and announced to the
     /// agent so it masks it too. Call before printing anything else.
     pub fn add_secret(&self, secret: &str) {
-        if secret.is_empty() || self.secrets.borrow().iter().any(|s| s == secret) {
-            return;
-        }
-        if self.mode == OutputMode::Agent {
+        if self.secrets.add(secret) && self.mode == OutputMode::Agent {
             self.host
                 .write_line(&format!("##vso[task.setsecret]{}", escape_message(secret)));
         }
-        // Longest first, so a secret containing another is masked whole.
-        let mut secrets = self.secrets.borrow_mut();
-        let at = secrets.partition_point(|s| s.len() >= secret.len());
-        secrets.insert(at, secret.to_string());
     }
 
-    /// Masked, and unable to issue a logging command anywhere in the text (the agent finds
-    /// `##vso[` anywhere in a line, even inside another command's message).
-    fn clean(&self, text: &str) -> String {
-        self.mask(text).replace("##vso[", "**vso[")
+    /// `text` with every registered secret masked: what renderers of files (JUnit, summary)
+    /// take, so they escape masked values and never mask their own markup.
+    pub fn mask(&self, text: &str) -> Masked {
+        self.secrets.mask(text)
     }
 
-    pub fn mask(&self, text: &str) -> String {
-        let mut text = text.to_string();
-        for secret in self.secrets.borrow().iter() {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), MASK);
-            }
-        }
-        text
+    /// The lines of `text` as they may be printed: masked, then split where the agent splits
+    /// lines (LF, CR, CRLF), each plain (no control characters or escape sequences) and unable
+    /// to issue a logging command or pose as a formatting line.
+    fn lines(&self, text: &str) -> Vec<String> {
+        log_lines(self.mask(text).as_str())
+    }
+
+    /// The message of a logging command: its lines made safe as in [`Log::lines`], since the
+    /// agent writes each line of an issue's message to the log as a line of its own.
+    fn message(&self, text: &str) -> String {
+        escape_message(&self.lines(text).join("\n"))
     }
 
     fn emit(&self, line: &str) {
@@ -105,19 +103,20 @@ impl Log {
 
     /// One of our own lines (may span several lines).
     pub fn info(&self, text: &str) {
-        for line in self.mask(text).lines() {
-            self.emit(&neutralize(line));
+        for line in self.lines(text) {
+            self.emit(&line);
         }
     }
 
     /// Text from outside (notebook output, traces, server messages): masked, and unable to
-    /// issue logging commands.
+    /// issue logging commands. The same path as [`Log::info`]: our own lines quote outside
+    /// text too, so every line is treated as if it came from outside.
     pub fn untrusted(&self, text: &str) {
         self.info(text);
     }
 
     pub fn section(&self, title: &str) {
-        let title = neutralize(&self.clean(title));
+        let title = self.lines(title).join(" ");
         match self.mode {
             OutputMode::Agent => self.emit(&format!("##[section]{title}")),
             _ => self.emit(&format!("==> {title}")),
@@ -125,7 +124,7 @@ impl Log {
     }
 
     pub fn group(&self, title: &str) {
-        let title = neutralize(&self.clean(title));
+        let title = self.lines(title).join(" ");
         match self.mode {
             OutputMode::Agent => self.emit(&format!("##[group]{title}")),
             _ => self.emit(&format!("--- {title}")),
@@ -139,31 +138,29 @@ impl Log {
     }
 
     pub fn warning(&self, text: &str) {
-        let text = self.clean(text);
         match self.mode {
             OutputMode::Agent => self.emit(&format!(
                 "##vso[task.logissue type=warning]{}",
-                escape_message(&text)
+                self.message(text)
             )),
-            _ => self.prefixed("warning: ", &text),
+            _ => self.prefixed("warning: ", text),
         }
     }
 
     pub fn error(&self, text: &str) {
-        let text = self.clean(text);
         match self.mode {
             OutputMode::Agent => self.emit(&format!(
                 "##vso[task.logissue type=error]{}",
-                escape_message(&text)
+                self.message(text)
             )),
-            _ => self.prefixed("error: ", &text),
+            _ => self.prefixed("error: ", text),
         }
     }
 
     fn prefixed(&self, prefix: &str, text: &str) {
-        for (i, line) in text.lines().enumerate() {
+        for (i, line) in self.lines(text).iter().enumerate() {
             let lead = if i == 0 { prefix } else { "  " };
-            self.emit(&neutralize(&format!("{lead}{line}")));
+            self.emit(&format!("{lead}{line}"));
         }
     }
 
@@ -172,8 +169,7 @@ impl Log {
         if !self.debug {
             return;
         }
-        for line in self.mask(text).lines() {
-            let line = neutralize(line);
+        for line in self.lines(text) {
             match self.mode {
                 OutputMode::Agent => self.emit(&format!("##[debug]{line}")),
                 _ => self.emit(&format!("debug: {line}")),
@@ -183,11 +179,25 @@ impl Log {
 
     /// An output variable for later steps (`<step>.<name>`).
     pub fn set_output(&self, name: &str, value: &str) {
+        self.output(name, &self.mask(value));
+    }
+
+    /// An output variable holding JSON: each string in it is masked before it is serialized,
+    /// so a secret is masked however JSON spells it and the value stays valid JSON.
+    pub fn set_output_json(&self, name: &str, value: &serde_json::Value) {
+        self.output(name, &self.secrets.json_text(value, false));
+    }
+
+    /// The value is handed on as it is, but for its secrets and control characters; it cannot
+    /// issue a command either, nor start a line that would (the agent's debug log may show
+    /// it).
+    fn output(&self, name: &str, value: &Masked) {
         if self.mode == OutputMode::Agent {
+            let value = log_lines(value.as_str()).join("\n");
             self.emit(&format!(
                 "##vso[task.setvariable variable={};isoutput=true;issecret=false]{}",
                 escape_property(name),
-                escape_message(&self.clean(value))
+                escape_message(&value)
             ));
         } else {
             self.debug(&format!("output {name} = {value}"));
@@ -199,7 +209,7 @@ impl Log {
             self.emit(&format!(
                 "##vso[task.setprogress value={}]{}",
                 percent.min(100),
-                escape_message(&self.clean(text))
+                self.message(text)
             ));
         }
     }
@@ -209,7 +219,7 @@ impl Log {
         if self.mode == OutputMode::Agent {
             self.emit(&format!(
                 "##vso[results.publish type=JUnit;mergeResults=false;publishRunAttachments=true;runTitle={};resultFiles={}]",
-                escape_property(&self.clean(title)),
+                escape_property(&self.lines(title).join(" ")),
                 escape_property(path)
             ));
         }
@@ -228,7 +238,8 @@ impl Log {
     /// The live status line of a terminal; ignored elsewhere.
     pub fn status(&self, text: Option<&str>) {
         if self.mode == OutputMode::Terminal {
-            self.host.status(text.map(|t| self.mask(t)).as_deref());
+            let text = text.map(|t| self.lines(t).join(" "));
+            self.host.status(text.as_deref());
         }
     }
 
@@ -238,16 +249,17 @@ impl Log {
             self.emit(&format!(
                 "##vso[task.complete result={}]{}",
                 result.as_str(),
-                escape_message(&self.clean(message))
+                self.message(message)
             ));
         }
     }
 
-    /// The final JSON document of `--output json` (stdout, masked).
+    /// The final JSON document of `--output json` (stdout). Every string in it is masked
+    /// before it is serialized, so the document is valid whatever the secrets.
     pub fn json_document(&self, document: &serde_json::Value) {
         if self.mode == OutputMode::Json {
-            let text = serde_json::to_string_pretty(document).expect("JSON values serialize");
-            for line in self.mask(&text).lines() {
+            let text = self.secrets.json_text(document, true);
+            for line in text.as_str().lines() {
                 self.host.write_line(line);
             }
         }

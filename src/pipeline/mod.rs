@@ -4,6 +4,9 @@ pub mod escape;
 pub mod inputs;
 pub mod junit;
 pub mod log;
+pub mod markdown;
+pub mod secrets;
 
 pub use inputs::{InputError, Inputs};
 pub use log::{Log, OutputMode, TaskResult};
+pub use secrets::{Masked, Secrets};

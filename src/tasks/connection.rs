@@ -93,13 +93,10 @@ fn agent_proxy(inputs: &Inputs) -> Result<Option<ProxySettings>, InputError> {
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
         .ok_or_else(|| {
-            // A value with credentials in it is not repeated: they may not be masked.
-            let value = if raw.contains('@') {
-                "the value".to_string()
-            } else {
-                format!("`{}`", raw.trim())
-            };
-            InputError::new(PROXY_URL_VARIABLE, format!("{value} is not an http(s) URL"))
+            // Quoted with its credentials, query values and fragment hidden: they may not be
+            // registered secrets.
+            let value = crate::text::redact_url(raw.trim());
+            InputError::new(PROXY_URL_VARIABLE, format!("`{value}` is not an http(s) URL"))
                 .with_hint("the agent's proxy comes from `config.sh --proxyurl`; reconfigure it as http://host:port")
         })?;
     // Credentials written into the URL itself are used, and kept out of everything printed.

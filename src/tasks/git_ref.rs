@@ -59,6 +59,7 @@ pub fn provider(inputs: &Inputs, input: &str, url: &str) -> Result<String, Input
                 }
             }),
         None => provider_from_url(url).map(str::to_string).ok_or_else(|| {
+            let url = crate::text::redact_url(url);
             InputError::new(input, format!("cannot be derived from the URL `{url}`"))
                 .with_hint(format!("set {input} to one of: {}", PROVIDERS.join(", ")))
         }),
@@ -67,7 +68,8 @@ pub fn provider(inputs: &Inputs, input: &str, url: &str) -> Result<String, Input
 
 /// The repository URL to clone: the input, else the pipeline's own repository. Azure Repos
 /// URLs carry the organization as a user name (`https://org@dev.azure.com/...`), which
-/// Databricks does not want.
+/// Databricks does not want. Errors quote the URL with its credentials, query values and
+/// fragment hidden: a token pasted into a clone URL is not a registered secret.
 pub fn repository_url(inputs: &Inputs, input: &str) -> Result<String, InputError> {
     let raw = match inputs.get(input)? {
         Some(url) => url,
@@ -79,18 +81,19 @@ pub fn repository_url(inputs: &Inputs, input: &str) -> Result<String, InputError
             .with_hint("set it to the HTTPS clone URL of the repository")
         })?,
     };
+    let shown = crate::text::redact_url(&raw);
     if raw.contains(char::is_whitespace) {
-        return Err(InputError::new(input, format!("`{raw}` contains spaces")));
+        return Err(InputError::new(input, format!("`{shown}` contains spaces")));
     }
     if raw.starts_with('/') || raw.starts_with("file://") {
         return Ok(raw); // a local repository, for the workspace emulator
     }
     let mut url = crate::text::parse_url(&raw).map_err(|e| {
-        InputError::new(input, format!("`{raw}` is not a URL: {e}"))
+        InputError::new(input, format!("`{shown}` is not a URL: {e}"))
             .with_hint("use the HTTPS clone URL, e.g. https://github.com/org/repo.git")
     })?;
     if !matches!(url.scheme(), "https" | "http") {
-        return Err(InputError::new(input, format!("`{raw}` is not an HTTPS URL"))
+        return Err(InputError::new(input, format!("`{shown}` is not an HTTPS URL"))
             .with_hint("Databricks Repos clone over HTTPS: use the HTTPS clone URL, e.g. https://github.com/org/repo.git"));
     }
     if url.password().is_some() {
@@ -101,6 +104,14 @@ pub fn repository_url(inputs: &Inputs, input: &str) -> Result<String, InputError
         .with_hint(
             "remove the credentials from the URL and set up Git credentials in Databricks",
         ));
+    }
+    // A clone URL has neither; a token passed as `?token=` would be sent on and printed.
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(InputError::new(
+            input,
+            format!("`{shown}` has a query string or fragment, which a clone URL does not"),
+        )
+        .with_hint("use the plain HTTPS clone URL, and set up Git credentials in Databricks"));
     }
     let _ = url.set_username("");
     Ok(url.to_string())

@@ -148,7 +148,8 @@ fn make_client(
     .with_notice(Rc::new(move |text| notice_log.warning(text)));
     let client = match &connection.proxy {
         Some(proxy) => {
-            log.debug(&format!("through the agent's proxy {}", proxy.url));
+            let shown = crate::text::redact_url(proxy.url.as_str());
+            log.debug(&format!("through the agent's proxy {shown}"));
             client.with_proxy(proxy)
         }
         None => client,

@@ -341,6 +341,8 @@ async fn update(settings: &Settings, client: &Client, log: &Log) -> Result<Repor
             ));
             if let (Some((url, _)), Some(current)) = (clone, &repo.url) {
                 if !same_repository(url, current) {
+                    // The workspace's URL may carry credentials someone put there.
+                    let current = crate::text::redact_url(current);
                     log.warning(&format!(
                         "{target} is a clone of {current}, not of {url}; it is updated as it is"
                     ));

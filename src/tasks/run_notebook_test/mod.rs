@@ -79,7 +79,7 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
     if let Some(git) = &settings.git_source {
         log.info(&format!(
             "Source: {} at {}",
-            git.git_url,
+            crate::text::redact_url(&git.git_url),
             git_reference(&git.reference)
         ));
     }
@@ -168,9 +168,7 @@ async fn follow(
             }
         };
         if polls_made == 0 {
-            let url = run.run_page_url.clone().unwrap_or_default();
-            log.info(&format!("Run {run_id} submitted: {url}"));
-            log.set_output("runPageUrl", &url);
+            report_run_page(log, client, run_id, &run);
         }
         polls_made += 1;
         for change in tracker.changes(&run, &settings.notebooks) {
@@ -204,8 +202,34 @@ async fn follow(
             Failure::new(FailureKind::Canceled, message).details(json!({ "runId": run_id })),
         ));
     };
-    results::publish_reports(host, log, run_id, &finished, &results);
-    report_results(log, run_id, &finished, results).map_err(Stop::Settled)
+    results::publish_reports(host, log, client.base(), run_id, &finished, &results);
+    report_results(log, client.base(), run_id, &finished, results).map_err(Stop::Settled)
+}
+
+/// Prints the run page link and hands it on as `runPageUrl`, only if it leads into the
+/// workspace: a link elsewhere (a hostile or misconfigured server) would be clickable in the
+/// log and trusted by later steps, so it is left out, and the output is empty.
+fn report_run_page(log: &Log, client: &Client, run_id: i64, run: &Run) {
+    let link = run
+        .run_page_url
+        .as_deref()
+        .map(|url| client.base().link(url));
+    match link {
+        Some(Ok(link)) => {
+            log.info(&format!("Run {run_id} submitted: {link}"));
+            log.set_output("runPageUrl", link.as_str());
+        }
+        Some(Err(why)) => {
+            log.info(&format!(
+                "Run {run_id} submitted (its run page link is not shown: {why})"
+            ));
+            log.set_output("runPageUrl", "");
+        }
+        None => {
+            log.info(&format!("Run {run_id} submitted"));
+            log.set_output("runPageUrl", "");
+        }
+    }
 }
 
 fn git_reference(reference: &crate::databricks::models::GitReference) -> String {

@@ -8,12 +8,14 @@ use serde_json::json;
 
 use super::settings::Notebook;
 use crate::databricks::models::{LifeCycleState, ResultState, Run, RunOutput, RunState, RunTask};
-use crate::databricks::Client;
+use crate::databricks::{Client, WorkspaceLink, WorkspaceUrl};
 use crate::host::Host;
 use crate::pipeline::junit::{junit_xml, Outcome, TestCase};
-use crate::pipeline::{Inputs, Log, OutputMode};
+use crate::pipeline::markdown;
+use crate::pipeline::secrets::insert_masked;
+use crate::pipeline::{Inputs, Log, Masked, OutputMode};
 use crate::tasks::{Failure, FailureKind, Report};
-use crate::text::{seconds, shorten};
+use crate::text::seconds;
 
 /// Outputs fetched at once; the rest wait for a free slot.
 const OUTPUT_CONCURRENCY: usize = 8;
@@ -124,8 +126,9 @@ impl NotebookResult {
             .as_deref()
     }
 
-    /// Why it did not succeed, in words a user acts on.
-    fn failure_reason(&self) -> String {
+    /// Why it did not succeed, in words a user acts on. The server's words are masked before
+    /// their first line is taken and shortened, so no part of a secret survives the cut.
+    fn failure_reason(&self, log: &Log) -> String {
         if let Some(why) = &self.unverified {
             return why.clone();
         }
@@ -138,7 +141,7 @@ impl NotebookResult {
             .filter(|e| !e.is_empty());
         let detail = error
             .or(message)
-            .map(|d| format!(": {}", shorten(d.lines().next().unwrap_or(d), 300)))
+            .map(|d| format!(": {}", log.mask(d).first_line().shorten(300)))
             .unwrap_or_default();
         match (&state.life_cycle_state, &state.result_state) {
             (_, Some(ResultState::TimedOut)) => {
@@ -282,8 +285,31 @@ pub async fn collect_results(
         .await
 }
 
+/// The run page link Databricks gave, if it is a link into `workspace`; when it is not, says
+/// so in a debug line and gives nothing, so no output carries a link elsewhere.
+fn run_page_link(
+    log: &Log,
+    workspace: &WorkspaceUrl,
+    what: &str,
+    url: Option<&str>,
+) -> Option<WorkspaceLink> {
+    match workspace.link(url?) {
+        Ok(link) => Some(link),
+        Err(why) => {
+            log.debug(&format!("the run page link of {what} is not shown: {why}"));
+            None
+        }
+    }
+}
+
+/// A run page link for the JSON document: only one into the workspace, as for `runPageUrl`.
+fn workspace_link(workspace: &WorkspaceUrl, url: Option<&str>) -> Option<String> {
+    Some(workspace.link(url?).ok()?.as_str().to_string())
+}
+
 pub fn report_results(
     log: &Log,
+    workspace: &WorkspaceUrl,
     run_id: i64,
     run: &Run,
     results: Vec<NotebookResult>,
@@ -319,7 +345,7 @@ pub fn report_results(
                 == Some(true);
             log.untrusted(&format!(
                 "  output: {}{}",
-                shorten(value, MAX_PRINTED_OUTPUT),
+                log.mask(value).shorten(MAX_PRINTED_OUTPUT),
                 if truncated {
                     " (truncated by Databricks)"
                 } else {
@@ -327,8 +353,8 @@ pub fn report_results(
                 }
             ));
         }
-        if let Some(url) = &result.task.run_page_url {
-            log.debug(&format!("  {url}"));
+        if let Some(link) = result.run_page_link(log, workspace) {
+            log.debug(&format!("  {link}"));
         }
     }
     let failed: Vec<&NotebookResult> = results.iter().filter(|r| !r.succeeded()).collect();
@@ -351,15 +377,13 @@ pub fn report_results(
             log.end_group();
         }
         let link = result
-            .task
-            .run_page_url
-            .as_deref()
-            .map(|u| format!(" ({u})"))
+            .run_page_link(log, workspace)
+            .map(|link| format!(" ({link})"))
             .unwrap_or_default();
         log.error(&format!(
             "{} {}{link}",
             result.path,
-            result.failure_reason()
+            result.failure_reason(log)
         ));
     }
 
@@ -368,13 +392,10 @@ pub fn report_results(
         let value = result
             .exit_value()
             .map_or(serde_json::Value::Null, |v| json!(v));
-        outputs.insert(result.path.clone(), value);
+        insert_masked(&mut outputs, log.mask(&result.path), value);
     }
     log.set_output("resultState", &run_result);
-    log.set_output(
-        "notebookOutput",
-        &serde_json::Value::Object(outputs).to_string(),
-    );
+    log.set_output_json("notebookOutput", &serde_json::Value::Object(outputs));
 
     let notebooks_json: Vec<_> = results
         .iter()
@@ -383,7 +404,7 @@ pub fn report_results(
                 "path": r.path,
                 "taskKey": r.task.task_key,
                 "runId": r.task.run_id,
-                "runPageUrl": r.task.run_page_url,
+                "runPageUrl": workspace_link(workspace, r.task.run_page_url.as_deref()),
                 "lifeCycleState": r.task.state.life_cycle_state,
                 "resultState": r.task.state.result_state,
                 "stateMessage": r.task.state.state_message,
@@ -396,7 +417,7 @@ pub fn report_results(
         .collect();
     let details = json!({
         "runId": run_id,
-        "runPageUrl": run.run_page_url,
+        "runPageUrl": workspace_link(workspace, run.run_page_url.as_deref()),
         "resultState": run_result,
         "notebooks": notebooks_json,
     });
@@ -449,7 +470,13 @@ pub fn report_results(
 }
 
 impl NotebookResult {
-    fn test_case(&self) -> TestCase {
+    fn run_page_link(&self, log: &Log, workspace: &WorkspaceUrl) -> Option<WorkspaceLink> {
+        let url = self.task.run_page_url.as_deref();
+        run_page_link(log, workspace, &self.path, url)
+    }
+
+    /// Every text masked here, as a raw value, before the JUnit writer escapes it.
+    fn test_case(&self, log: &Log) -> TestCase {
         let state = &self.task.state;
         let output = self.output.as_ref();
         let outcome = if self.succeeded() {
@@ -468,27 +495,29 @@ impl NotebookResult {
             .or_else(|| state.state_message.clone())
             .unwrap_or_default();
         TestCase {
-            name: self.path.clone(),
+            name: log.mask(&self.path),
             duration: self
                 .duration_ms()
                 .map(|ms| Duration::from_millis(ms as u64)),
             outcome,
             message: if outcome == Outcome::Passed {
-                String::new()
+                Masked::default()
             } else {
-                self.failure_reason()
+                log.mask(&self.failure_reason(log))
             },
-            detail,
-            output: self.exit_value().map(str::to_string),
+            detail: log.mask(&detail),
+            output: self.exit_value().map(|v| log.mask(v)),
         }
     }
 }
 
 /// In a pipeline: the results as JUnit for the Tests tab, and a Markdown table for the build
-/// summary, both written to `Agent.TempDirectory` (masked like everything else we print).
+/// summary, both written to `Agent.TempDirectory`. Their values are masked before they are
+/// escaped, like everything else we print; the markup never is.
 pub fn publish_reports(
     host: &dyn Host,
     log: &Log,
+    workspace: &WorkspaceUrl,
     run_id: i64,
     run: &Run,
     results: &[NotebookResult],
@@ -502,36 +531,52 @@ pub fn publish_reports(
     };
     let dir = dir.trim_end_matches(['/', '\\']);
     let title = format!("Databricks notebooks (run {run_id})");
-    let cases: Vec<TestCase> = results.iter().map(NotebookResult::test_case).collect();
+    let cases: Vec<TestCase> = results.iter().map(|r| r.test_case(log)).collect();
     let junit = format!("{dir}/databricks-run-{run_id}.xml");
-    match host.write_file(&junit, &log.mask(&junit_xml(&title, &cases))) {
+    match host.write_file(&junit, &junit_xml(&log.mask(&title), &cases)) {
         Ok(()) => log.publish_junit(&junit, &title),
         Err(e) => log.warning(&format!("could not write the test results to {junit}: {e}")),
     }
     let summary = format!("{dir}/databricks-run-{run_id}-summary.md");
-    match host.write_file(&summary, &log.mask(&summary_markdown(run_id, run, &cases))) {
+    let url = log.mask(run.run_page_url.as_deref().unwrap_or_default());
+    let run_page = RunPage {
+        // A link with a secret in it would have to be masked, and would then lead nowhere.
+        link: run_page_link(log, workspace, "the run", run.run_page_url.as_deref())
+            .filter(|link| log.mask(link.as_str()).as_str() == link.as_str()),
+        url,
+    };
+    match host.write_file(
+        &summary,
+        &summary_markdown(&log.mask(&run_id.to_string()), &run_page, &cases),
+    ) {
         Ok(()) => log.upload_summary(&summary),
         Err(e) => log.warning(&format!("could not write the summary to {summary}: {e}")),
     }
 }
 
-fn summary_markdown(run_id: i64, run: &Run, cases: &[TestCase]) -> String {
-    let cell = |text: &str| {
-        shorten(text, 200)
-            .replace('|', "\\|")
-            .replace(['\r', '\n'], " ")
+/// The run page as the summary shows it: a link when it leads into the workspace, else the
+/// URL Databricks gave as text.
+struct RunPage {
+    link: Option<WorkspaceLink>,
+    url: Masked,
+}
+
+/// The summary: outside text (notebook names, outputs, errors, a link that does not lead into
+/// the workspace) is code, never markup.
+fn summary_markdown(run_id: &Masked, run_page: &RunPage, cases: &[TestCase]) -> String {
+    let cell = |text: &Masked| markdown::code(&text.shorten(200));
+    let run = format!("run {}", markdown::text(run_id));
+    let heading_link = match &run_page.link {
+        Some(link) => markdown::link(&run, link),
+        None if run_page.url.is_empty() => run,
+        None => format!("{run}, not linked: {}", markdown::code(&run_page.url)),
     };
-    let link = run
-        .run_page_url
-        .as_deref()
-        .map(|u| format!("[run {run_id}]({u})"))
-        .unwrap_or_else(|| format!("run {run_id}"));
     let passed = cases
         .iter()
         .filter(|c| c.outcome == Outcome::Passed)
         .count();
     let mut md = format!(
-        "### Databricks notebook tests: {passed} of {} passed ({link})\n\n",
+        "### Databricks notebook tests: {passed} of {} passed ({heading_link})\n\n",
         cases.len()
     );
     md.push_str("| | Notebook | Duration | Output or error |\n|---|---|---|---|\n");
@@ -627,12 +672,13 @@ mod tests {
         .unwrap();
         let results = match_tasks(&run, &notebooks(&["a"]));
         assert!(!results[0].succeeded());
+        let sink = || std::sync::Arc::new(std::sync::Mutex::new(std::io::sink()));
+        let host = crate::host::NativeHost::new(Default::default(), sink(), sink());
+        let log = Log::new(std::rc::Rc::new(host), OutputMode::Agent, false);
+        let reason = results[0].failure_reason(&log);
         assert!(
-            results[0]
-                .failure_reason()
-                .contains("no result_state (life cycle TERMINATED)"),
-            "{}",
-            results[0].failure_reason()
+            reason.contains("no result_state (life cycle TERMINATED)"),
+            "{reason}"
         );
     }
 }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import {
-  BINARY_DIR, CLUSTER, PASSING, REPO_PATH, SLOW, TOKEN,
+  BINARY_DIR, CLUSTER, PASSING, REPO_PATH, SLOW,
   makeProject, parseCommand, pipelineEnv, runTask, startEmulator,
 } from './harness.mjs';
 
@@ -211,5 +211,4 @@ test('the control routes need the token', async () => {
     assert.equal(guessed.status, 403, `${method} ${route}`);
   }
   assert.ok(Array.isArray(await emulator.runs()), 'with the token they answer');
-  assert.ok(TOKEN);
 });

@@ -21,8 +21,9 @@ function agentProxy(env) {
   let url = null;
   try { url = new URL(raw); } catch (_) { /* reported below */ }
   if (!url || !['http:', 'https:'].includes(url.protocol) || !url.hostname) {
-    // A value with credentials in it is not repeated: they may not be masked.
-    const value = raw.includes('@') ? 'the value' : `\`${raw}\``;
+    // Repeated only when it cannot hold credentials (user:password@, ?token=, #...): those
+    // may not be masked.
+    const value = /^[A-Za-z0-9.:/[\]_-]*$/.test(raw) ? `\`${raw}\`` : 'the value';
     throw new ProxySettingError(`variable \`Agent.ProxyUrl\`: ${value} is not an http(s) URL\n` +
       "hint: the agent's proxy comes from `config.sh --proxyurl`; reconfigure it as http://host:port");
   }

@@ -80,7 +80,9 @@ async function runWasm() {
   try {
     core = require('./core/databricks_azdo.js');
   } catch (error) {
-    process.stdout.write(`##[warning]The wasm core could not be loaded (${error.message}); using the native binary.\n`);
+    // One line, and no command or log format of its own inside.
+    const reason = String(error.message).split(/[\r\n]/)[0].replace(/##/g, '**');
+    process.stdout.write(`##[warning]The wasm core could not be loaded (${reason}); using the native binary.\n`);
     return runNative();
   }
   const controller = new AbortController();

@@ -60,7 +60,11 @@ pub struct Client {
     deadline: Cell<Option<Duration>>,
     notice: Option<Notice>,
     trace: Option<Notice>,
+    masker: Option<Masker>,
 }
+
+/// Masks every secret the step knows in a text (the log's masker).
+pub type Masker = Rc<dyn Fn(&str) -> String>;
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,6 +104,7 @@ impl Client {
             deadline: Cell::new(None),
             notice: None,
             trace: None,
+            masker: None,
         }
     }
 
@@ -114,6 +119,12 @@ impl Client {
     /// [`ApiError::OutOfTime`].
     pub fn set_deadline(&self, deadline: Option<Duration>) {
         self.deadline.set(deadline);
+    }
+
+    /// Masks server texts with `masker` before they are shortened into errors and notices.
+    pub fn with_masker(mut self, masker: Masker) -> Client {
+        self.masker = Some(masker);
+        self
     }
 
     pub fn with_notice(mut self, notice: Notice) -> Client {
@@ -303,18 +314,20 @@ impl Client {
                 return Err(ApiError::Transport {
                     request,
                     kind: e.kind,
-                    message: self.hide_token(&e.message),
+                    message: self.hide_secrets(&e.message),
                 })
             }
         };
         let status = response.status;
-        let text = || self.hide_token(&String::from_utf8_lossy(&response.body));
+        let text = || self.hide_secrets(&String::from_utf8_lossy(&response.body));
         if (300..400).contains(&status) {
             return Err(ApiError::Http {
                 request,
                 status,
                 error_code: None,
-                message: redirect_message(response.header("location").map(|l| self.hide_token(l))),
+                message: redirect_message(
+                    response.header("location").map(|l| self.hide_secrets(l)),
+                ),
                 retry_after: None,
             });
         }
@@ -352,13 +365,19 @@ impl Client {
         }
     }
 
-    /// The token, wherever a server repeats it (an error page, a redirect), is hidden before
-    /// the text is shortened for a message: a cut would leave part of it readable.
-    fn hide_token(&self, text: &str) -> String {
-        if self.token.is_empty() || !text.contains(&self.token) {
-            return text.to_string();
+    /// The token and every registered secret, wherever a server repeats them (an error page,
+    /// a redirect), are hidden before the text is shortened for a message: a cut would leave
+    /// part of one readable, where masking the printed line could no longer find it.
+    fn hide_secrets(&self, text: &str) -> String {
+        let text = if self.token.is_empty() || !text.contains(&self.token) {
+            text.to_string()
+        } else {
+            text.replace(&self.token, "***")
+        };
+        match &self.masker {
+            Some(mask) => mask(&text),
+            None => text,
         }
-        text.replace(&self.token, "***")
     }
 }
 

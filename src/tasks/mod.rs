@@ -146,6 +146,10 @@ fn make_client(
         host.clone(),
     )
     .with_notice(Rc::new(move |text| notice_log.warning(text)));
+    let mask_log = log.clone();
+    let client = client.with_masker(Rc::new(move |text| {
+        mask_log.mask(text).as_str().to_string()
+    }));
     let client = match &connection.proxy {
         Some(proxy) => {
             let shown = crate::text::redact_url(proxy.url.as_str());

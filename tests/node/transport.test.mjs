@@ -378,3 +378,27 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
     }
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. A malformed proxy setting is refused without repeating what may be a credential.
+
+for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
+  test(`${runtime}: a malformed Agent.ProxyUrl holding a credential is refused without repeating it`, async () => {
+    const workspace = fakeWorkspace();
+    const server = await serveHttp(workspace);
+    try {
+      for (const proxyUrl of ['proxy.corp:8080?token=s3cr3t-q', 'user:s3cr3t-p@proxy.corp:8080', 'proxy.corp:8080#s3cr3t-f',
+        'socks5://u:s3cr3t-s@proxy:1080', 'ftp://proxy/?s3cr3t-t']) {
+        const result = await runTask('DatabricksRunNotebookTest', { ...stepEnv(server.url), ...runtimeEnv, AGENT_PROXYURL: proxyUrl });
+        assert.equal(result.code, 2, result.stdout);
+        assert.match(errors(result).join('\n'), /Agent\.ProxyUrl/);
+        // Registering it for masking is the one place it may appear.
+        const shown = result.lines.filter((l) => !l.startsWith('##vso[task.setsecret]')).join('\n') + result.stderr;
+        assert.doesNotMatch(shown, /s3cr3t/, proxyUrl);
+      }
+      assert.deepEqual(workspace.counts, {}, 'a request was sent');
+    } finally {
+      await server.close();
+    }
+  });
+}

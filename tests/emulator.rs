@@ -289,12 +289,7 @@ impl Workspace {
     }
 
     async fn control(&self, method: Method, path: &str) -> Value {
-        let response = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
+        let response = self.request(method, path).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
@@ -920,11 +915,30 @@ async fn a_notebook_run_succeeds_with_its_exit_value() {
     assert_eq!(result, json!({ "greeting": "hi", "value": 42 }));
     assert_eq!(output["metadata"]["run_id"], task_run_id);
     assert!(output.get("error").is_none());
-    // A single-task parent answers with its task's output.
-    assert_eq!(
-        ws.output(run_id).await["notebook_output"],
-        output["notebook_output"]
-    );
+    // Jobs 2.1 and later refuse the parent's run id, even with a single task, as Databricks
+    // does; only 2.0 still answers for a single-task run.
+    for version in ["2.1", "2.2"] {
+        let (status, body) = ws
+            .get(&format!(
+                "/api/{version}/jobs/runs/get-output?run_id={run_id}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{version}: {body}");
+        assert_eq!(error_code(&body), "INVALID_PARAMETER_VALUE");
+        assert!(
+            message(&body)
+                .starts_with("Retrieving the output of runs with multiple tasks is not supported."),
+            "{body}"
+        );
+    }
+    let legacy = ws
+        .ok(
+            Method::GET,
+            &format!("/api/2.0/jobs/runs/get-output?run_id={run_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(legacy["notebook_output"], output["notebook_output"]);
     ws.emulator.shutdown().await;
 }
 
@@ -1234,10 +1248,17 @@ async fn git_source_runs_use_the_requested_commit() {
     );
     assert_eq!(run["git_source"]["git_commit"], v1.as_str());
     assert_eq!(run["tasks"][0]["notebook_task"]["source"], "GIT");
-    assert_eq!(ws.output(pinned).await["notebook_output"]["result"], "v1");
+    let task_run = |run: &Value| run["tasks"][0]["run_id"].as_i64().unwrap();
+    assert_eq!(
+        ws.output(task_run(&run)).await["notebook_output"]["result"],
+        "v1"
+    );
 
-    ws.wait_terminal(latest).await;
-    assert_eq!(ws.output(latest).await["notebook_output"]["result"], "v2");
+    let (latest_run, _) = ws.wait_terminal(latest).await;
+    assert_eq!(
+        ws.output(task_run(&latest_run)).await["notebook_output"]["result"],
+        "v2"
+    );
 
     let missing = ws.submit(body(json!({ "git_branch": "nope" }))).await;
     let (run, _) = ws.wait_terminal(missing).await;
@@ -1411,8 +1432,7 @@ async fn dropped_answers_still_have_their_side_effects() {
 async fn faults_can_be_set_over_http() {
     let ws = Workspace::start().await;
     let set = |rules: Value| {
-        ws.http
-            .put(format!("{}/emulator/faults", ws.base))
+        ws.request(Method::PUT, "/emulator/faults")
             .json(&rules)
             .send()
     };
@@ -1441,6 +1461,91 @@ async fn faults_can_be_set_over_http() {
     assert_eq!(status, StatusCode::OK);
     assert!(started.elapsed() >= ms(60), "the delay applied");
     ws.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_routes_need_the_token() {
+    let ws = Workspace::start().await;
+    let routes = [
+        (Method::GET, "/emulator/runs"),
+        (Method::GET, "/emulator/requests"),
+        (Method::POST, "/emulator/requests/reset"),
+        (Method::PUT, "/emulator/faults"),
+    ];
+    for (method, path) in routes {
+        let url = format!("{}{path}", ws.base);
+        let anonymous = ws.http.request(method.clone(), &url).json(&json!([]));
+        let response = anonymous.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
+        let wrong = ws
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth("dapi-guess");
+        let response = wrong.json(&json!([])).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
+        let right = ws
+            .request(method.clone(), path)
+            .json(&json!([]))
+            .send()
+            .await;
+        assert_eq!(right.unwrap().status(), StatusCode::OK, "{method} {path}");
+    }
+    ws.emulator.shutdown().await;
+}
+
+#[test]
+fn listening_beyond_loopback_is_announced() {
+    use databricks_azdo::emulator::exposure_warning;
+    for quiet in ["127.0.0.1:8080", "[::1]:8080"] {
+        assert_eq!(exposure_warning(quiet.parse().unwrap()), None, "{quiet}");
+    }
+    for (exposed, reach) in [
+        ("0.0.0.0:8080", "every network interface"),
+        ("[::]:8080", "every network interface"),
+        ("192.168.1.5:8080", "a network interface"),
+    ] {
+        let warning = exposure_warning(exposed.parse().unwrap()).unwrap();
+        assert!(warning.contains(exposed), "{warning}");
+        assert!(warning.contains(reach), "{warning}");
+        assert!(warning.contains("runs code on this machine"), "{warning}");
+    }
+}
+
+/// `--listen 0.0.0.0:0`: stdout still starts with a URL this machine can use, and stderr says
+/// where it really listens and what that exposes.
+#[test]
+fn the_binary_warns_when_it_listens_on_every_interface() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_databricks-azdo"))
+        .args(["emulator", "--listen", "0.0.0.0:0", "--token", TOKEN])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let mut warning = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut warning)
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let port = url.trim().rsplit(':').next().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(
+        warning.contains(&format!(
+            "listening on 0.0.0.0:{port} (every network interface"
+        )),
+        "{warning}"
+    );
+    assert!(warning.contains("runs code on this machine"), "{warning}");
 }
 
 // ----- shutdown -----

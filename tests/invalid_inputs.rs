@@ -481,3 +481,79 @@ async fn run_notebook_test_inputs() {
     )
     .await;
 }
+
+/// Input names and values, as a table cell.
+type Inputs<'a> = &'a [(&'a str, &'a str)];
+
+/// Inputs that would be read two ways (an empty path, a carriage return inside a line, a key
+/// given twice): refused, naming the input, before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_inputs() {
+    const DUPLICATE_IN_CLUSTER: &str = r#"{"spark_version": "s", "node_type_id": "n", "num_workers": 1, "custom_tags": {"team": "a", "team": "b"}}"#;
+    let t = TaskName::RunNotebookTest;
+    #[rustfmt::skip]
+    let cases: &[(Inputs, &str, &str)] = &[
+        (&[("notebookPaths", "/")], "notebookPaths", "workspace root"),
+        (&[("notebookPaths", "test/unit\n/")], "notebookPaths", "line 2 (`/`) is the workspace root"),
+        (&[("notebookPaths", "/Repos/ci/project/test/unit\r/Shared/x")], "notebookPaths", "carriage return"),
+        (&[("notebookPaths", "test/unit\ntest/a\rb")], "notebookPaths", "line 2 (`test/a\\rb`) contains a carriage return"),
+        (&[("parameters", "env=ci\rdebug=1")], "parameters", "carriage return"),
+        (&[("parameters", r#"{"env": "ci", "env": "prod"}"#)], "parameters", "`env` is set twice"),
+        (&[("parameters", r#"{"n": 1, "m": 2, "n": 1}"#)], "parameters", "`n` is set twice"),
+        (&[("parameters", r#"{"env": null}"#)], "parameters", "parameters are strings"),
+        (&[("clusterMode", "new"), ("newClusterJson", DUPLICATE_IN_CLUSTER)], "newClusterJson", "the key `team` twice"),
+    ];
+    for (inputs, input, needle) in cases {
+        assert_rejected(t, inputs, input, needle).await;
+    }
+}
+
+/// Inputs the other inputs make pointless are not silently dropped: a warning names them
+/// before the first request, and the step goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_inputs_are_warned_about_before_any_request() {
+    let run = TaskName::RunNotebookTest;
+    let repo = TaskName::RepoUpdate;
+    #[rustfmt::skip]
+    let cases: &[(TaskName, Inputs, &str)] = &[
+        (run, &[("source", "git")], "input `repoPath` is ignored with `source: git`"),
+        (run, &[("repoUrl", "https://github.com/o/elsewhere.git")], "input `repoUrl` is ignored with `source: workspace`"),
+        (run, &[("clusterMode", "serverless")], "input `existingClusterId` is ignored with `clusterMode: serverless`"),
+        (run, &[("newClusterJson", "{\"spark_version\": \"s\"}")], "input `newClusterJson` is ignored with `clusterMode: existing`"),
+        (repo, &[("mode", "delete"), ("branch", "main")], "input `branch` is ignored with `mode: delete`"),
+        (repo, &[("mode", "delete"), ("onCommitMismatch", "fail")], "input `onCommitMismatch` is ignored with `mode: delete`"),
+        (repo, &[("mode", "update"), ("repoUrl", "https://github.com/o/elsewhere.git")], "input `repoUrl` is ignored with `mode: update`"),
+        (repo, &[("branch", "main"), ("onCommitMismatch", "fail")], "input `onCommitMismatch` is ignored: there is no commit"),
+    ];
+    for (task, inputs, warning) in cases {
+        let emulator = emulator().await;
+        let project = Project::new(&[("unit", PASSING)]);
+        let env = with(
+            &pipeline_env(&emulator, &project),
+            &[
+                ("repoPath", REPO_PATH),
+                ("notebookPaths", "test/unit"),
+                ("existingClusterId", CLUSTER),
+            ],
+        );
+        let created = run_task(TaskName::RepoUpdate, env.clone(), OutputMode::Agent).await;
+        assert_eq!(created.code, 0, "{}", created.stdout);
+        let outcome = run_task(*task, with(&env, inputs), OutputMode::Agent).await;
+        assert_eq!(outcome.code, 0, "{inputs:?}: {}", outcome.stdout);
+        let lines: Vec<&str> = outcome.stdout.lines().collect();
+        let warned = lines
+            .iter()
+            .position(|l| l.starts_with("##vso[task.logissue type=warning]") && l.contains(warning))
+            .unwrap_or_else(|| panic!("{inputs:?}: warns `{warning}`: {}", outcome.stdout));
+        let first_request = lines
+            .iter()
+            .position(|l| l.contains("Databricks workspace:"))
+            .unwrap_or(lines.len());
+        assert!(
+            warned < first_request,
+            "{inputs:?}: warned first: {}",
+            outcome.stdout
+        );
+        emulator.shutdown().await;
+    }
+}

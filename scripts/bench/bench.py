@@ -59,13 +59,13 @@ def run_once(base, command, notebook):
         "INPUT_NOTEBOOKPATHS": notebook,
         "INPUT_EXISTINGCLUSTERID": CLUSTER,
     }
-    api(base, "/emulator/requests/reset", method="POST", body=b"")
+    api(base, "/emulator/requests/reset", method="POST", body=b"", token=TOKEN)
     started = time.time() * 1000
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     exited = time.time() * 1000
-    counted = api(base, "/emulator/requests")
-    run_id = api(base, "/emulator/runs")[-1]["run_id"]
+    counted = api(base, "/emulator/requests", token=TOKEN)
+    run_id = api(base, "/emulator/runs", token=TOKEN)[-1]["run_id"]
     run = api(base, f"/api/2.1/jobs/runs/get?run_id={run_id}", token=TOKEN)
     return {
         "ok": os.waitstatus_to_exitcode(status) == 0 and run["state"].get("result_state") == "SUCCESS",

@@ -14,6 +14,11 @@
 //!              drop-before           break the connection without handling the request
 //!              drop-after            handle the request (side effects happen), lose the answer
 //!              delay:MS              wait MS milliseconds, then answer normally
+//!              rewrite:HOW           answer normally, with the JSON answer changed; on a run
+//!                                    (`runs/get`) HOW acts on its last task: drop-task,
+//!                                    rename-task (a key nobody submitted), duplicate-task,
+//!                                    no-task-key, no-result (no task has a result_state);
+//!                                    not-json answers an HTML page with status 200 instead
 //! *TIMES       only the first TIMES requests the rule fires on (default: all of them)
 //! @PROBABILITY fire on this fraction of matching requests, 0..1 (default 1)
 //! ```
@@ -62,6 +67,76 @@ pub enum Fault {
     DropAfter,
     /// Wait, then answer normally.
     Delay(Duration),
+    /// Answer normally, then change the answer (what a broken or hostile server might say).
+    Rewrite(Rewrite),
+}
+
+/// Changes to a successful answer. Those that name a task act on the last task of a run's
+/// `tasks`, so a run of two notebooks keeps one intact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rewrite {
+    DropTask,
+    RenameTask,
+    DuplicateTask,
+    NoTaskKey,
+    NoResult,
+    NotJson,
+}
+
+impl Rewrite {
+    const ALL: [(Rewrite, &'static str); 6] = [
+        (Rewrite::DropTask, "drop-task"),
+        (Rewrite::RenameTask, "rename-task"),
+        (Rewrite::DuplicateTask, "duplicate-task"),
+        (Rewrite::NoTaskKey, "no-task-key"),
+        (Rewrite::NoResult, "no-result"),
+        (Rewrite::NotJson, "not-json"),
+    ];
+
+    fn name(self) -> &'static str {
+        Rewrite::ALL
+            .iter()
+            .find(|(r, _)| *r == self)
+            .map_or("?", |(_, name)| name)
+    }
+
+    fn parse(name: &str) -> Option<Rewrite> {
+        Rewrite::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(r, _)| *r)
+    }
+
+    /// Applies the change to a JSON answer; answers without tasks are left alone.
+    fn apply(self, answer: &mut serde_json::Value) {
+        let Some(tasks) = answer.get_mut("tasks").and_then(|t| t.as_array_mut()) else {
+            return;
+        };
+        let Some(last) = tasks.last().cloned() else {
+            return;
+        };
+        let index = tasks.len() - 1;
+        match self {
+            Rewrite::DropTask => {
+                tasks.pop();
+            }
+            Rewrite::RenameTask => tasks[index]["task_key"] = "not_submitted".into(),
+            Rewrite::DuplicateTask => tasks.push(last),
+            Rewrite::NoTaskKey => {
+                if let Some(task) = tasks[index].as_object_mut() {
+                    task.remove("task_key");
+                }
+            }
+            Rewrite::NoResult => {
+                for task in tasks.iter_mut() {
+                    if let Some(state) = task.get_mut("state").and_then(|s| s.as_object_mut()) {
+                        state.remove("result_state");
+                    }
+                }
+            }
+            Rewrite::NotJson => {}
+        }
+    }
 }
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -164,6 +239,12 @@ fn parse_fault(text: &str) -> Result<Fault, String> {
         "drop-after" => return Ok(Fault::DropAfter),
         _ => {}
     }
+    if let Some(how) = text.strip_prefix("rewrite:") {
+        let names: Vec<&str> = Rewrite::ALL.iter().map(|(_, n)| *n).collect();
+        return Rewrite::parse(how)
+            .map(Fault::Rewrite)
+            .ok_or_else(|| format!("rewrite:HOW needs one of {}", names.join(", ")));
+    }
     if let Some(ms) = text.strip_prefix("delay:") {
         let ms: u64 = ms
             .parse()
@@ -208,6 +289,7 @@ impl fmt::Display for FaultRule {
             Fault::DropBefore => f.write_str("drop-before")?,
             Fault::DropAfter => f.write_str("drop-after")?,
             Fault::Delay(delay) => write!(f, "delay:{}", delay.as_millis())?,
+            Fault::Rewrite(how) => write!(f, "rewrite:{}", how.name())?,
         }
         if let Some(times) = self.times {
             write!(f, "*{times}")?;
@@ -294,7 +376,36 @@ pub(crate) async fn inject(
             drop(response);
             lost_response(connection)
         }
+        Fault::Rewrite(how) => rewritten(next.run(request).await, how).await,
     }
+}
+
+/// A successful JSON answer with `how` applied; any other answer as it was.
+async fn rewritten(response: Response, how: Rewrite) -> Response {
+    if how == Rewrite::NotJson {
+        // What an SSO proxy or a wrong host answers: a sign-in page, with 200.
+        let mut page = Response::new(Body::from(
+            "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Sign in to continue</body></html>\n",
+        ));
+        page.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        return page;
+    }
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::internal("could not read the answer to rewrite").into_response();
+    };
+    let Ok(mut answer) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    how.apply(&mut answer);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(answer.to_string()))
 }
 
 /// A response that never reaches the client: its connection is broken first.
@@ -429,6 +540,9 @@ mod tests {
             "*=429:1*3@0.5",
             "*=delay:20",
             "*=drop-after",
+            "GET /api/2.1/jobs/runs/get=rewrite:drop-task*2",
+            "*=rewrite:no-result",
+            "*=rewrite:not-json*1",
         ] {
             assert_eq!(rule(text).to_string(), text);
         }
@@ -445,6 +559,8 @@ mod tests {
             "POST api=503",
             "*=503*0",
             "*=503@2",
+            "*=rewrite:",
+            "*=rewrite:everything",
         ] {
             assert!(
                 text.parse::<FaultRule>().is_err(),
@@ -476,6 +592,44 @@ mod tests {
             Some(Fault::DropAfter)
         );
         assert_eq!(prefix.pick("GET", "/api/2.0/repos/12"), None);
+    }
+
+    #[test]
+    fn rewrites_act_on_the_last_task() {
+        let run = || {
+            serde_json::json!({ "run_id": 1, "tasks": [
+                { "task_key": "a", "state": { "result_state": "SUCCESS" } },
+                { "task_key": "b", "state": { "result_state": "SUCCESS" } },
+            ]})
+        };
+        let keys = |how: Rewrite| {
+            let mut answer = run();
+            how.apply(&mut answer);
+            answer["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    let key = t["task_key"].as_str().unwrap_or("-").to_string();
+                    let result = t["state"]["result_state"].as_str().unwrap_or("none");
+                    format!("{key}:{result}")
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(Rewrite::DropTask), ["a:SUCCESS"]);
+        assert_eq!(
+            keys(Rewrite::RenameTask),
+            ["a:SUCCESS", "not_submitted:SUCCESS"]
+        );
+        assert_eq!(
+            keys(Rewrite::DuplicateTask),
+            ["a:SUCCESS", "b:SUCCESS", "b:SUCCESS"]
+        );
+        assert_eq!(keys(Rewrite::NoTaskKey), ["a:SUCCESS", "-:SUCCESS"]);
+        assert_eq!(keys(Rewrite::NoResult), ["a:none", "b:none"]);
+        let mut other = serde_json::json!({ "run_id": 1 });
+        Rewrite::DropTask.apply(&mut other);
+        assert_eq!(other, serde_json::json!({ "run_id": 1 }));
     }
 
     #[test]

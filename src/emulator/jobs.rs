@@ -425,7 +425,11 @@ async fn get_output(
     let runs = lock(&shared.runs);
     let (run, task) = match runs.find(id) {
         Some(Found::Task(run, task)) => (run, task),
-        Some(Found::Run(run)) if run.tasks.len() == 1 => (run, &run.tasks[0]),
+        // Jobs 2.1 and later refuse every parent run id, even of a run with a single task;
+        // only 2.0 still answers for a single-task run.
+        Some(Found::Run(run)) if version == ApiVersion::V2_0 && run.tasks.len() == 1 => {
+            (run, &run.tasks[0])
+        }
         Some(Found::Run(_)) => return Err(ApiError::invalid(MULTI_TASK_OUTPUT)),
         None => return Err(no_such_run(id)),
     };
@@ -679,6 +683,7 @@ pub(crate) fn summaries(shared: &Shared) -> Value {
         .map(|run| {
             let mut view = summary(run.run_id, &run.state());
             view["run_name"] = json!(run.spec.run_name);
+            view["idempotency_token"] = json!(run.spec.idempotency_token);
             view["tasks"] = run
                 .tasks
                 .iter()

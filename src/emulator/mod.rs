@@ -38,7 +38,7 @@ use anyhow::Context as _;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use faults::{Fault, FaultRule, FaultRuleError};
+pub use faults::{Fault, FaultRule, FaultRuleError, Rewrite};
 
 use state::Shared;
 
@@ -96,6 +96,8 @@ impl std::fmt::Debug for EmulatorConfig {
 /// gracefully.
 pub struct Emulator {
     base_url: String,
+    /// The address the listener is bound to (a wildcard address stays a wildcard here).
+    bound: SocketAddr,
     shared: Arc<Shared>,
     stop_server: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
@@ -117,7 +119,8 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let mut local = listener.local_addr()?;
+        let bound = listener.local_addr()?;
+        let mut local = bound;
         if local.ip().is_unspecified() {
             // A wildcard address is fine to listen on but not to connect to.
             local.set_ip(match local {
@@ -146,6 +149,7 @@ impl Emulator {
 
         Ok(Emulator {
             base_url,
+            bound,
             shared,
             stop_server: Some(stop_server),
             server: Some(server),
@@ -156,6 +160,11 @@ impl Emulator {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
         self.base_url.clone()
+    }
+
+    /// Where it listens: `0.0.0.0:PORT` means every interface, unlike [`Emulator::base_url`].
+    pub fn bound_address(&self) -> SocketAddr {
+        self.bound
     }
 
     /// `"METHOD /path"` → number of API requests received, faulted ones included.
@@ -208,7 +217,8 @@ impl Drop for Emulator {
 /// `databricks-azdo emulator`: serve a local workspace until interrupted.
 #[derive(Clone, clap::Args)]
 pub struct EmulatorArgs {
-    /// Address to listen on; port 0 lets the OS pick one.
+    /// Address to listen on; port 0 lets the OS pick one. Anything but loopback lets other
+    /// machines run code here (notebooks run as local processes): a warning says so.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
     /// Token clients must send as `Authorization: Bearer <token>` [default: $DATABRICKS_TOKEN]
@@ -282,9 +292,31 @@ pub async fn serve(args: EmulatorArgs) -> anyhow::Result<()> {
         writeln!(stdout, "{}", emulator.base_url())?;
         stdout.flush()?;
     }
+    if let Some(warning) = exposure_warning(emulator.bound_address()) {
+        eprintln!("{warning}");
+    }
     let signal = wait_for_termination().await;
     emulator.shutdown().await;
     signal
+}
+
+/// What to tell the user when the emulator can be reached from other machines: it runs every
+/// submitted notebook as a local Python process, so reaching it (with the token) means running
+/// code on this machine.
+pub fn exposure_warning(bound: SocketAddr) -> Option<String> {
+    if bound.ip().is_loopback() {
+        return None;
+    }
+    let reach = if bound.ip().is_unspecified() {
+        "every network interface of this machine"
+    } else {
+        "a network interface of this machine"
+    };
+    Some(format!(
+        "warning: listening on {bound} ({reach}), not only on loopback: anyone who can reach it \
+         and has the token runs code on this machine, because notebooks run as local Python \
+         processes. Use --listen 127.0.0.1:0 unless other machines must connect."
+    ))
 }
 
 async fn wait_for_termination() -> anyhow::Result<()> {

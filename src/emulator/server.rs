@@ -1,5 +1,6 @@
 //! The HTTP surface: API routes behind counting, fault injection and authentication, plus
-//! the unauthenticated `/emulator/*` control routes tests and scripts use.
+//! the `/emulator/*` control routes tests and scripts use (same token, not counted, no
+//! faults: they change what the workspace does, so they are no less sensitive).
 
 use std::sync::Arc;
 
@@ -40,7 +41,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/requests", get(request_counts))
         .route("/requests/reset", post(reset_request_counts))
         .route("/faults", put(set_faults))
-        .route("/runs", get(runs));
+        .route("/runs", get(runs))
+        .layer(middleware::from_fn_with_state(shared.clone(), authenticate));
 
     Router::new()
         .merge(api)
@@ -135,6 +137,6 @@ async fn home() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         "Local Databricks workspace emulator (databricks-azdo).\n\
-         The REST API is under /api; GET /emulator/runs lists the runs.\n",
+         The REST API is under /api; GET /emulator/runs lists the runs (both need the token).\n",
     )
 }

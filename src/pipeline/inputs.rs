@@ -154,6 +154,13 @@ impl<'a> Inputs<'a> {
         )
     }
 
+    /// Whether the input has a value other than `default` (the agent passes every input's
+    /// task.json default, so "set" means "set to something else").
+    pub fn is_set(&self, name: &str, default: Option<&str>) -> bool {
+        self.lookup(&format!("INPUT_{}", env_name(name)))
+            .is_some_and(|value| default.is_none_or(|d| !value.eq_ignore_ascii_case(d)))
+    }
+
     pub fn required(&self, name: &str) -> Result<String, InputError> {
         self.get(name)?
             .ok_or_else(|| InputError::new(name, "is required but was not set"))
@@ -224,6 +231,29 @@ impl<'a> Inputs<'a> {
             Err(_) => Err(InputError::new(name, format!("`{value}` is not a number"))),
         }
     }
+}
+
+/// The lines of a multi-line input, numbered from 1 and trimmed. A line break is LF or CRLF;
+/// a carriage return anywhere else is refused, because each reader splits on it differently
+/// (the agent's log breaks the line there, Databricks keeps it inside the value).
+pub fn input_lines<'t>(input: &str, text: &'t str) -> Result<Vec<(usize, &'t str)>, InputError> {
+    let mut lines = Vec::new();
+    for (index, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.contains('\r') {
+            return Err(InputError::new(
+                input,
+                format!(
+                    "line {} (`{}`) contains a carriage return (CR) inside it",
+                    index + 1,
+                    line.trim().replace('\r', "\\r")
+                ),
+            )
+            .with_hint("put one entry per line, with LF or CRLF line endings"));
+        }
+        lines.push((index + 1, line.trim()));
+    }
+    Ok(lines)
 }
 
 /// The option closest to a misspelling, if it is close enough to be a likely typo.

@@ -76,6 +76,7 @@ pub async fn run(task: TaskName, host: Rc<dyn Host>, options: &RunOptions) -> i3
     let outcome = match task {
         TaskName::RepoUpdate => match repo_update::Settings::from_inputs(&inputs, &*host) {
             Ok(settings) => {
+                settings.warnings.iter().for_each(|w| log.warning(w));
                 let client = make_client(&settings.connection, &host, &log, options);
                 // Nothing to clean up on cancel: stop at once (a cleanup step with
                 // `condition: always()` deletes a repo this step may have created).
@@ -94,6 +95,7 @@ pub async fn run(task: TaskName, host: Rc<dyn Host>, options: &RunOptions) -> i3
         TaskName::RunNotebookTest => {
             match run_notebook_test::Settings::from_inputs(&inputs, &*host) {
                 Ok(settings) => {
+                    settings.warnings.iter().for_each(|w| log.warning(w));
                     let client = make_client(&settings.connection, &host, &log, options);
                     run_notebook_test::run(&settings, &client, &log).await
                 }

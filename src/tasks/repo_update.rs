@@ -41,6 +41,8 @@ pub struct Settings {
     pub reference: Option<RepoRef>,
     pub expected_commit: Option<String>,
     pub on_mismatch: OnMismatch,
+    /// Inputs that were set but have no effect with the others, said before any request.
+    pub warnings: Vec<String>,
 }
 
 pub const INPUTS: &[&str] = &[
@@ -90,6 +92,39 @@ pub fn check_workspace_path(input: &str, path: &str) -> Result<String, InputErro
     Ok(trimmed.to_string())
 }
 
+/// Inputs that `mode` leaves unused. The classic editor hides them (visibleRule) but keeps
+/// their values, so they are warnings, not errors. `repoUrl` defaults to the build's own
+/// repository, so only another URL counts as set; `gitProvider` only names the kind of host,
+/// and templates often set it for every step.
+fn ignored_by_mode(inputs: &Inputs, mode: Mode) -> Vec<String> {
+    let build_repository = inputs.variable("Build.Repository.Uri");
+    let (mode_name, unused): (&str, &[(&str, Option<&str>)]) = match mode {
+        Mode::CreateOrUpdate => return Vec::new(),
+        Mode::Update => ("update", &[("repoUrl", build_repository.as_deref())]),
+        Mode::Delete => (
+            "delete",
+            &[
+                ("repoUrl", build_repository.as_deref()),
+                ("branch", None),
+                ("tag", None),
+                ("expectedCommit", None),
+                ("onCommitMismatch", Some(ON_COMMIT_MISMATCH.default)),
+            ],
+        ),
+    };
+    unused
+        .iter()
+        .filter(|(input, default)| inputs.is_set(input, *default))
+        .map(|(input, _)| {
+            let why = match *input {
+                "repoUrl" => "it is only used to create the repo (mode `createOrUpdate`)",
+                _ => "a deleted repo has nothing to check out",
+            };
+            format!("input `{input}` is ignored with `mode: {mode_name}`: {why}")
+        })
+        .collect()
+}
+
 impl Settings {
     pub fn from_inputs(inputs: &Inputs, _host: &dyn Host) -> Result<Settings, InputError> {
         let connection = Connection::from_inputs(inputs)?;
@@ -134,6 +169,7 @@ impl Settings {
                 .with_hint("e.g. /Repos/ci/my-project"))
             }
         };
+        let mut warnings = ignored_by_mode(inputs, mode);
         if mode == Mode::Delete {
             return Ok(Settings {
                 connection,
@@ -143,6 +179,7 @@ impl Settings {
                 reference: None,
                 expected_commit: None,
                 on_mismatch: OnMismatch::Ignore,
+                warnings,
             });
         }
         let clone = if mode == Mode::CreateOrUpdate {
@@ -186,6 +223,16 @@ impl Settings {
                 .and_then(|c| check_commit("expectedCommit", &c).ok()),
             None => None,
         };
+        if expected_commit.is_none() && on_mismatch == OnMismatch::Fail {
+            warnings.push(format!(
+                "input `onCommitMismatch` is ignored: there is no commit to compare the head with ({})",
+                if from_build {
+                    "the build's commit is not known"
+                } else {
+                    "set expectedCommit; the build's commit is only used when branch and tag are not set"
+                }
+            ));
+        }
         Ok(Settings {
             connection,
             mode,
@@ -194,6 +241,7 @@ impl Settings {
             reference,
             expected_commit,
             on_mismatch,
+            warnings,
         })
     }
 }

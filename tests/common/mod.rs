@@ -302,7 +302,13 @@ pub fn redact(text: &str, project: Option<&Project>) -> String {
 
 pub async fn emulator_runs(emulator: &Emulator) -> Vec<serde_json::Value> {
     let url = format!("{}/emulator/runs", emulator.base_url());
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+    let answer = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    answer.json().await.unwrap()
 }
 
 pub fn total_api_requests(emulator: &Emulator) -> u64 {

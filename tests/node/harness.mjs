@@ -58,14 +58,16 @@ export async function startEmulator(faults = []) {
     lines.once('line', resolve);
     child.once('exit', (code) => reject(new Error(`emulator exited with ${code}`)));
   });
-  const api = async (route, init) => (await fetch(url + route, init)).json();
+  // The control routes want the token, like the API.
+  const control = (route, init = {}) => fetch(url + route, { ...init, headers: { authorization: `Bearer ${TOKEN}` } });
+  const api = async (route, init) => (await control(route, init)).json();
   return {
     url,
     requests: async () => (await api('/emulator/requests')).total,
     requestCounts: async () => (await api('/emulator/requests')).by_endpoint,
-    resetRequests: () => fetch(url + '/emulator/requests/reset', { method: 'POST' }),
+    resetRequests: () => control('/emulator/requests/reset', { method: 'POST' }),
     runs: () => api('/emulator/runs'),
-    setFaults: (rules) => fetch(url + '/emulator/faults', { method: 'PUT', body: JSON.stringify(rules) }),
+    setFaults: (rules) => control('/emulator/faults', { method: 'PUT', body: JSON.stringify(rules) }),
     stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }),
   };
 }

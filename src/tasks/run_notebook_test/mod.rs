@@ -94,11 +94,46 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
         ));
     }
     let run_id = match or_cancelled(host, client.submit_run(&request)).await {
-        Some(result) => result.map_err(|e| Failure::api("submitting the run", e))?,
+        Some(Ok(run_id)) => run_id,
+        Some(Err(e)) if refused(&e) => return Err(Failure::api("submitting the run", e)),
+        Some(Err(e)) => return Err(abandon_uncertain_submit(client, log, &request, e).await),
         None => return Err(cancel_interrupted_submit(client, log, &request).await),
     };
     log.set_output("runId", &run_id.to_string());
+    // The one way out after the submit: whatever ends following the run early, the run is
+    // cancelled rather than left to go on using the cluster.
+    match follow(settings, client, log, run_id, deadline).await {
+        Ok(report) => Ok(report),
+        Err(Stop::Settled(failure)) => Err(failure),
+        Err(Stop::GaveUp(failure)) => Err(cancel_abandoned(client, log, run_id, failure).await),
+    }
+}
 
+/// How following a submitted run ended, when it did not end in a report.
+enum Stop {
+    /// The run is over, or was cancelled already: nothing is left running.
+    Settled(Failure),
+    /// The step gave up while the run may still be going: it must be cancelled.
+    GaveUp(Failure),
+}
+
+/// An error while following the run (`?`) means giving up on it, unless the path that
+/// returns it says otherwise: a new way to fail cannot leave a run behind by default.
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Stop {
+        Stop::GaveUp(failure)
+    }
+}
+
+/// Polls the run until it ends, then reads and reports its results.
+async fn follow(
+    settings: &Settings,
+    client: &Client,
+    log: &Log,
+    run_id: i64,
+    deadline: Option<Duration>,
+) -> Result<Report, Stop> {
+    let host = client.host();
     let started = host.elapsed();
     let elapsed = || host.elapsed().saturating_sub(started);
     let mut tracker = results::StateTracker::default();
@@ -109,20 +144,28 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
         if let Some(deadline) = deadline {
             let left = deadline.saturating_sub(host.elapsed());
             if left.is_zero() {
-                return Err(timed_out(client, log, run_id, settings).await);
+                return Err(Stop::Settled(
+                    timed_out(client, log, run_id, settings).await,
+                ));
             }
             delay = delay.min(left);
         }
         if or_cancelled(host, host.sleep(delay)).await.is_none() {
-            return Err(cancel(client, log, run_id, CANCELLED, budget(host)).await);
+            let failure = cancel(client, log, run_id, CANCELLED, budget(host)).await;
+            return Err(Stop::Settled(failure));
         }
         let run = match or_cancelled(host, client.get_run(run_id)).await {
             Some(Err(ApiError::OutOfTime { .. })) => {
-                return Err(timed_out(client, log, run_id, settings).await)
+                return Err(Stop::Settled(
+                    timed_out(client, log, run_id, settings).await,
+                ))
             }
             Some(result) => result
                 .map_err(|e| Failure::api(&format!("reading the state of run {run_id}"), e))?,
-            None => return Err(cancel(client, log, run_id, CANCELLED, budget(host)).await),
+            None => {
+                let failure = cancel(client, log, run_id, CANCELLED, budget(host)).await;
+                return Err(Stop::Settled(failure));
+            }
         };
         if polls_made == 0 {
             report_run_page(log, client, run_id, &run);
@@ -155,12 +198,12 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
             "{CANCELLED} while the results were read; run {run_id} had already finished ({})",
             result.unwrap_or_else(|| "no result".into())
         );
-        return Err(
-            Failure::new(FailureKind::Canceled, message).details(json!({ "runId": run_id }))
-        );
+        return Err(Stop::Settled(
+            Failure::new(FailureKind::Canceled, message).details(json!({ "runId": run_id })),
+        ));
     };
     results::publish_reports(host, log, client.base(), run_id, &finished, &results);
-    report_results(log, client.base(), run_id, &finished, results)
+    report_results(log, client.base(), run_id, &finished, results).map_err(Stop::Settled)
 }
 
 /// Prints the run page link and hands it on as `runPageUrl`, only if it leads into the
@@ -229,37 +272,109 @@ async fn within<T>(host: &dyn Host, until: Duration, work: impl Future<Output = 
     }
 }
 
-/// The cancel came while `runs/submit` was in flight: the request may have reached Databricks
-/// even though no answer did. Submitting again with the same idempotency token returns that
-/// run if it exists, so it can be cancelled; a run is never left behind.
-async fn cancel_interrupted_submit(client: &Client, log: &Log, request: &SubmitRun) -> Failure {
-    let host = client.host();
-    let until = budget(host);
+/// The request was answered with a clear no: a 4xx other than 408 and 429 from Databricks, or
+/// a redirect (not followed, so nothing there ran it). No run started.
+fn refused(error: &ApiError) -> bool {
+    error
+        .status()
+        .is_some_and(|s| (300..500).contains(&s) && s != 408 && s != 429)
+}
+
+/// The submit failed without Databricks saying no (no answer, a 5xx, an unreadable answer, the
+/// time limit): the run may have started all the same. It is looked for and cancelled, as
+/// after an interrupted submit, so that giving up leaves nothing running.
+async fn abandon_uncertain_submit(
+    client: &Client,
+    log: &Log,
+    request: &SubmitRun,
+    error: ApiError,
+) -> Failure {
+    let failure = Failure::api("submitting the run", error);
+    log.warning("The submit failed without a clear answer: making sure no run is left behind");
+    let (run_id, outcome) = cancel_any_submitted(client, log, request, budget(client.host())).await;
+    Failure {
+        message: format!("{}; {outcome}", failure.message.trim_end_matches('.')),
+        details: run_id.map(|id| json!({ "runId": id })),
+        ..failure
+    }
+}
+
+/// Submits `request` again, which returns the run if one started (same idempotency token),
+/// and cancels it. Returns the run, if any, and how it went, as the end of the step's message.
+async fn cancel_any_submitted(
+    client: &Client,
+    log: &Log,
+    request: &SubmitRun,
+    until: Duration,
+) -> (Option<i64>, String) {
     client.set_deadline(None);
-    log.warning(&format!(
-        "{CANCELLED} while the run was being submitted: making sure no run is left behind"
-    ));
-    match within(host, until, client.submit_run(request)).await {
-        Some(Ok(run_id)) => cancel(client, log, run_id, CANCELLED, until).await,
-        Some(Err(e)) => Failure::new(
-            FailureKind::Canceled,
-            format!("{CANCELLED} while the run was being submitted; Databricks could not be asked whether it started ({e})"),
+    match within(client.host(), until, client.submit_run(request)).await {
+        Some(Ok(run_id)) => {
+            log.warning(&format!("Run {run_id} had started: cancelling it"));
+            (Some(run_id), stop_run(client, log, run_id, until).await)
+        }
+        Some(Err(e)) => (
+            None,
+            format!("Databricks could not be asked whether a run started ({e})"),
         ),
-        None => Failure::new(
-            FailureKind::Canceled,
-            format!("{CANCELLED} while the run was being submitted; Databricks did not answer in time to confirm that no run started"),
+        None => (
+            None,
+            "Databricks did not answer in time to confirm that no run started".to_string(),
         ),
     }
 }
 
-/// Cancels the run and waits (until `until`) for Databricks to confirm that it stopped.
+/// The cancel came while `runs/submit` was in flight: the request may have reached Databricks
+/// even though no answer did. Submitting again with the same idempotency token returns that
+/// run if it exists, so it can be cancelled; a run is never left behind.
+async fn cancel_interrupted_submit(client: &Client, log: &Log, request: &SubmitRun) -> Failure {
+    log.warning(&format!(
+        "{CANCELLED} while the run was being submitted: making sure no run is left behind"
+    ));
+    let (run_id, outcome) = cancel_any_submitted(client, log, request, budget(client.host())).await;
+    let failure = Failure::new(
+        FailureKind::Canceled,
+        format!("{CANCELLED} while the run was being submitted; {outcome}"),
+    );
+    match run_id {
+        Some(id) => failure.details(json!({ "runId": id })),
+        None => failure,
+    }
+}
+
+/// Cancels the run because the pipeline was cancelled or `timeoutMinutes` passed.
 async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str, until: Duration) -> Failure {
+    log.warning(&format!("{why}: cancelling run {run_id}"));
+    let outcome = stop_run(client, log, run_id, until).await;
+    Failure::new(FailureKind::Canceled, format!("{why}; {outcome}"))
+        .details(json!({ "runId": run_id }))
+}
+
+/// The step gives up on a run that may still be going (it could not be followed any more):
+/// cancels it, so it does not go on using the cluster, and adds how that went to `failure`.
+async fn cancel_abandoned(client: &Client, log: &Log, run_id: i64, failure: Failure) -> Failure {
+    log.warning(&format!(
+        "Could not follow run {run_id} any more: cancelling it, so that it does not go on using the cluster"
+    ));
+    let outcome = stop_run(client, log, run_id, budget(client.host())).await;
+    Failure {
+        message: format!("{}; {outcome}", failure.message.trim_end_matches('.')),
+        ..failure
+    }
+    .details(json!({ "runId": run_id }))
+}
+
+/// Cancels the run and waits (until `until`) for Databricks to confirm that it stopped.
+/// Returns how it went, as the end of the step's message.
+async fn stop_run(client: &Client, log: &Log, run_id: i64, until: Duration) -> String {
     let host = client.host();
     // The cancel has its own budget (`until`), also after the step's time limit.
     client.set_deadline(None);
-    log.warning(&format!("{why}: cancelling run {run_id}"));
+    // One deadline for both steps; `accepted` tells them apart afterwards.
+    let accepted = std::cell::Cell::new(false);
     let confirmed = within(host, until, async {
         client.cancel_run(run_id).await?;
+        accepted.set(true);
         loop {
             let run = client.get_run(run_id).await?;
             if run.is_terminal() {
@@ -269,8 +384,8 @@ async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str, until: Durat
         }
     })
     .await;
-    let message = match confirmed {
-        Some(Ok(run)) => {
+    match (confirmed, accepted.get()) {
+        (Some(Ok(run)), _) => {
             let state = format!(
                 "{} {}",
                 run.life_cycle().map(|s| s.to_string()).unwrap_or_default(),
@@ -281,16 +396,25 @@ async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str, until: Durat
                     .unwrap_or_default()
             );
             log.info(&format!("Run {run_id} stopped ({})", state.trim()));
-            format!("{why}; run {run_id} was cancelled")
+            format!("run {run_id} was cancelled")
         }
-        Some(Err(e)) => {
+        (Some(Err(e)), false) => {
             log.warning(&format!("could not cancel run {run_id}: {e}"));
-            format!("{why}; cancelling run {run_id} failed, it may still be running")
+            format!("cancelling run {run_id} failed, it may still be running")
         }
-        None => {
+        (None, false) => {
+            log.warning(&format!("run {run_id} did not answer the cancel in time"));
+            format!("run {run_id} was asked to cancel, without an answer; it may still be running")
+        }
+        (Some(Err(e)), true) => {
+            log.warning(&format!(
+                "run {run_id} accepted the cancel, but its state could not be read to confirm it: {e}"
+            ));
+            format!("run {run_id} was asked to cancel")
+        }
+        (None, true) => {
             log.warning(&format!("run {run_id} did not confirm the cancel in time"));
-            format!("{why}; run {run_id} was asked to cancel")
+            format!("run {run_id} was asked to cancel")
         }
-    };
-    Failure::new(FailureKind::Canceled, message).details(json!({ "runId": run_id }))
+    }
 }

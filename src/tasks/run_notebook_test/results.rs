@@ -99,11 +99,14 @@ pub struct NotebookResult {
     pub path: String,
     pub task: RunTask,
     pub output: Option<RunOutput>,
+    /// Why Databricks' answer gives no trustworthy result for this entry (a submitted notebook
+    /// missing or listed twice, a task nobody submitted); it then fails whatever its state.
+    pub unverified: Option<String>,
 }
 
 impl NotebookResult {
     fn succeeded(&self) -> bool {
-        self.task.state.result_state == Some(ResultState::Success)
+        self.unverified.is_none() && self.task.state.result_state == Some(ResultState::Success)
     }
 
     fn duration_ms(&self) -> Option<i64> {
@@ -126,6 +129,9 @@ impl NotebookResult {
     /// Why it did not succeed, in words a user acts on. The server's words are masked before
     /// their first line is taken and shortened, so no part of a secret survives the cut.
     fn failure_reason(&self, log: &Log) -> String {
+        if let Some(why) = &self.unverified {
+            return why.clone();
+        }
         let state = &self.task.state;
         let message = state.state_message.as_deref().filter(|m| !m.is_empty());
         let error = self
@@ -153,6 +159,10 @@ impl NotebookResult {
             (_, Some(ResultState::UpstreamFailed | ResultState::UpstreamCanceled)) => {
                 format!("did not run because another task failed{detail}")
             }
+            (lifecycle, None) => format!(
+                "has no result: Databricks reported no result_state (life cycle {}){detail}",
+                lifecycle.as_ref().map_or("unknown", |l| l.as_str())
+            ),
             (lifecycle, result) => format!(
                 "ended in state {}{detail}",
                 describe_state(&RunState {
@@ -165,47 +175,109 @@ impl NotebookResult {
     }
 }
 
-/// Fetches every task's output, a few at a time. A task whose output cannot be read is
-/// reported without it rather than failing the whole step.
+/// Pairs each submitted notebook with its task in the run, by task key. Every submitted
+/// notebook gets exactly one entry, in the order the user listed them: one whose task is
+/// missing or listed twice is unverified, and so is each task the step did not submit
+/// (appended after them). An answer that does not match the submission never passes.
+pub fn match_tasks(run: &Run, notebooks: &[Notebook]) -> Vec<NotebookResult> {
+    let run_id = run
+        .run_id
+        .map_or_else(|| "the run".to_string(), |id| format!("run {id}"));
+    let mut results: Vec<NotebookResult> = notebooks
+        .iter()
+        .map(|notebook| {
+            let key = notebook.task_key.as_str();
+            let mut tasks = run
+                .tasks
+                .iter()
+                .filter(|t| t.task_key.as_deref() == Some(key));
+            let (task, unverified) = match (tasks.next(), tasks.count()) {
+                (Some(task), 0) => (task.clone(), None),
+                (Some(task), others) => (
+                    task.clone(),
+                    Some(format!(
+                        "has no trustworthy result: {run_id} lists its task ({key}) {} times",
+                        others + 1
+                    )),
+                ),
+                (None, _) => (
+                    RunTask {
+                        task_key: Some(key.to_string()),
+                        ..RunTask::default()
+                    },
+                    Some(format!(
+                        "has no result: {run_id} does not list its task ({key}) although it was submitted"
+                    )),
+                ),
+            };
+            NotebookResult {
+                path: notebook.path.clone(),
+                task,
+                output: None,
+                unverified,
+            }
+        })
+        .collect();
+    let submitted = |task: &&RunTask| {
+        notebooks
+            .iter()
+            .any(|n| task.task_key.as_deref() == Some(n.task_key.as_str()))
+    };
+    for task in run.tasks.iter().filter(|t| !submitted(t)) {
+        let key = task
+            .task_key
+            .as_deref()
+            .map_or_else(|| "no task key".to_string(), |k| format!("task key {k}"));
+        results.push(NotebookResult {
+            // Named apart from the submitted notebooks: it may report one of their paths.
+            path: format!("{} (unexpected task)", stranger_name(task)),
+            task: task.clone(),
+            output: None,
+            unverified: Some(format!(
+                "was not submitted by this step ({key}): {run_id} does not match what was submitted"
+            )),
+        });
+    }
+    results
+}
+
+/// What a task the step did not submit says it ran, or its key.
+fn stranger_name(task: &RunTask) -> String {
+    let reported = task.notebook_task.as_ref();
+    match (
+        reported.and_then(|t| t.notebook_path.as_deref()),
+        &task.task_key,
+    ) {
+        (Some(path), _) => path.to_string(),
+        (None, Some(key)) => format!("task {key}"),
+        (None, None) => "a task without a key".to_string(),
+    }
+}
+
+/// Fetches the output of every task in the run, a few at a time. A task whose output cannot
+/// be read is reported without it rather than failing the whole step.
 pub async fn collect_results(
     client: &Client,
     log: &Log,
     run: &Run,
     notebooks: &[Notebook],
 ) -> Vec<NotebookResult> {
-    let listed = |task: &&RunTask| {
-        notebooks
-            .iter()
-            .any(|n| task.task_key.as_deref() == Some(n.task_key.as_str()))
-    };
-    let in_order = notebooks
-        .iter()
-        .filter_map(|n| {
-            run.tasks
-                .iter()
-                .find(|t| t.task_key.as_deref() == Some(n.task_key.as_str()))
-        })
-        .chain(run.tasks.iter().filter(|t| !listed(t)));
-    let fetches = in_order.map(|task| async move {
-        let output = match task.run_id {
-            Some(id) => match client.get_run_output(id).await {
-                Ok(output) => Some(output),
-                Err(e) => {
-                    log.warning(&format!(
+    let fetches = match_tasks(run, notebooks)
+        .into_iter()
+        .map(|mut result| async move {
+            // Only a task's own run has an output: Jobs 2.1 refuses the parent's run id.
+            let task_run = result.task.run_id.filter(|id| Some(*id) != run.run_id);
+            if let Some(id) = task_run {
+                match client.get_run_output(id).await {
+                    Ok(output) => result.output = Some(output),
+                    Err(e) => log.warning(&format!(
                         "could not read the output of {}: {e}",
-                        notebook_name(task, notebooks)
-                    ));
-                    None
+                        result.path
+                    )),
                 }
-            },
-            None => None,
-        };
-        NotebookResult {
-            path: notebook_name(task, notebooks),
-            task: task.clone(),
-            output,
-        }
-    });
+            }
+            result
+        });
     // `buffered` keeps the order, which is the order the user listed the notebooks in.
     stream::iter(fetches)
         .buffered(OUTPUT_CONCURRENCY)
@@ -254,7 +326,11 @@ pub fn report_results(
             .duration_ms()
             .map(|ms| format!(" in {}s", seconds(Duration::from_millis(ms as u64))))
             .unwrap_or_default();
-        let state = describe_state(&result.task.state);
+        let state = match (&result.unverified, result.task.state == RunState::default()) {
+            // A submitted notebook Databricks did not list has no state to show.
+            (Some(_), true) => "no result from Databricks".to_string(),
+            _ => describe_state(&result.task.state),
+        };
         log.info(&format!(
             "{} {}: {state}{duration}",
             if result.succeeded() { "PASS" } else { "FAIL" },
@@ -335,6 +411,7 @@ pub fn report_results(
                 "durationMs": r.duration_ms(),
                 "output": r.exit_value(),
                 "error": r.output.as_ref().and_then(|o| o.error.clone()),
+                "unverified": r.unverified,
             })
         })
         .collect();
@@ -368,11 +445,25 @@ pub fn report_results(
             "run {run_id} ended {run_result}: {}",
             run.state.state_message.as_deref().unwrap_or("no task ran")
         )
-    } else {
+    } else if failed.is_empty() {
         format!(
-            "{} of {total} notebook{} did not pass (run {run_id}: {run_result})",
+            "every notebook passed, but run {run_id} did not succeed ({run_result}): {}",
+            run.state
+                .state_message
+                .as_deref()
+                .filter(|m| !m.is_empty())
+                .unwrap_or("Databricks gave no reason")
+        )
+    } else {
+        let unverified = results.iter().filter(|r| r.unverified.is_some()).count();
+        format!(
+            "{} of {total} notebook{} did not pass (run {run_id}: {run_result}){}",
             failed.len(),
-            if total == 1 { "" } else { "s" }
+            if total == 1 { "" } else { "s" },
+            match unverified {
+                0 => String::new(),
+                n => format!("; {n} without a trustworthy result from Databricks"),
+            }
         )
     };
     Err(Failure::new(FailureKind::Tests, message).details(details))
@@ -511,4 +602,83 @@ fn summary_markdown(run_id: &Masked, run_page: &RunPage, cases: &[TestCase]) -> 
         ));
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notebooks(keys: &[&str]) -> Vec<Notebook> {
+        keys.iter()
+            .map(|k| Notebook {
+                path: format!("/n/{k}"),
+                task_key: k.to_string(),
+            })
+            .collect()
+    }
+
+    /// A run whose tasks have these keys (`-` = no key), all SUCCESS.
+    fn run(keys: &[&str]) -> Run {
+        let tasks: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|k| {
+                let mut task = json!({ "state": { "result_state": "SUCCESS" } });
+                if *k != "-" {
+                    task["task_key"] = json!(k);
+                }
+                task
+            })
+            .collect();
+        serde_json::from_value(json!({ "run_id": 9, "tasks": tasks })).unwrap()
+    }
+
+    #[test]
+    fn every_submitted_notebook_gets_one_entry_and_strangers_fail() {
+        #[rustfmt::skip]
+        let cases: &[(&[&str], &[&str], &[&str])] = &[
+            // submitted, listed by runs/get, entries (path: passes or why not)
+            (&["a", "b"], &["b", "a"], &["/n/a: pass", "/n/b: pass"]),
+            (&["a", "b"], &["a"], &["/n/a: pass", "/n/b: does not list its task (b)"]),
+            (&["a"], &[], &["/n/a: does not list its task (a)"]),
+            (&["a", "b"], &["a", "b", "b"], &["/n/a: pass", "/n/b: lists its task (b) 2 times"]),
+            (&["a"], &["a", "x"], &["/n/a: pass", "task x (unexpected task): was not submitted by this step (task key x)"]),
+            (&["a"], &["-"], &["/n/a: does not list its task (a)", "a task without a key (unexpected task): was not submitted by this step (no task key)"]),
+        ];
+        for (submitted, listed, expected) in cases {
+            let entries: Vec<String> = match_tasks(&run(listed), &notebooks(submitted))
+                .iter()
+                .map(|r| match (&r.unverified, r.succeeded()) {
+                    (None, true) => format!("{}: pass", r.path),
+                    (Some(why), false) => format!("{}: {why}", r.path),
+                    other => panic!("{}: {other:?}", r.path),
+                })
+                .collect();
+            assert_eq!(entries.len(), expected.len(), "{listed:?}: {entries:?}");
+            for (entry, expected) in entries.iter().zip(*expected) {
+                let (path, why) = expected.split_once(": ").unwrap();
+                assert!(
+                    entry.starts_with(&format!("{path}: ")) && entry.contains(why),
+                    "{listed:?}: {entry} is not {expected}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_task_without_a_result_state_does_not_pass() {
+        let run: Run = serde_json::from_value(
+            json!({ "run_id": 9, "tasks": [{ "task_key": "a", "state": { "life_cycle_state": "TERMINATED" } }] }),
+        )
+        .unwrap();
+        let results = match_tasks(&run, &notebooks(&["a"]));
+        assert!(!results[0].succeeded());
+        let sink = || std::sync::Arc::new(std::sync::Mutex::new(std::io::sink()));
+        let host = crate::host::NativeHost::new(Default::default(), sink(), sink());
+        let log = Log::new(std::rc::Rc::new(host), OutputMode::Agent, false);
+        let reason = results[0].failure_reason(&log);
+        assert!(
+            reason.contains("no result_state (life cycle TERMINATED)"),
+            "{reason}"
+        );
+    }
 }

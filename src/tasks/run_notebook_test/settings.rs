@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::databricks::models::{GitReference, GitSource};
 use crate::databricks::RepoRef;
 use crate::host::{Host, MAX_INPUT_FILE_BYTES};
-use crate::pipeline::inputs::PickList;
+use crate::pipeline::inputs::{input_lines, PickList};
 use crate::pipeline::{InputError, Inputs};
 use crate::tasks::connection::Connection;
 use crate::tasks::git_ref;
@@ -88,6 +88,8 @@ pub struct Settings {
     pub timeout: Option<Duration>,
     pub run_name: String,
     pub idempotency_token: String,
+    /// Inputs that were set but have no effect with the others, said before any request.
+    pub warnings: Vec<String>,
 }
 
 impl Settings {
@@ -125,6 +127,7 @@ impl Settings {
         };
         let notebooks = with_task_keys(paths);
         let idempotency_token = idempotency_token(inputs, host, &notebooks, &run_name);
+        let warnings = ignored_inputs(inputs, source, &compute);
         Ok(Settings {
             connection,
             notebooks,
@@ -134,7 +137,58 @@ impl Settings {
             timeout,
             run_name,
             idempotency_token,
+            warnings,
         })
+    }
+}
+
+/// Inputs that the chosen `source` and `clusterMode` leave unused. The classic editor hides
+/// them (visibleRule) but keeps their values, so they are warnings, not errors. `gitProvider`
+/// is not one: it only names the kind of host, and templates often set it for every step.
+fn ignored_inputs(inputs: &Inputs, source: &str, compute: &Compute) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut ignored = |input: &str, choice: &str, why: &str| {
+        warnings.push(format!("input `{input}` is ignored with {choice}: {why}"));
+    };
+    if source == "git" && inputs.is_set("repoPath", None) {
+        ignored(
+            "repoPath",
+            "`source: git`",
+            "notebooks come from repoUrl at the build's commit, relative to the repository root (remove repoPath, or use source `workspace` to run the Repo)",
+        );
+    }
+    if source == "workspace" {
+        let build_repository = inputs.variable("Build.Repository.Uri");
+        if inputs.is_set("repoUrl", build_repository.as_deref()) {
+            ignored(
+                "repoUrl",
+                "`source: workspace`",
+                "it is only used with source `git`",
+            );
+        }
+    }
+    if !matches!(compute, Compute::Existing(_)) && inputs.is_set("existingClusterId", None) {
+        ignored(
+            "existingClusterId",
+            &format!("`clusterMode: {}`", cluster_mode_name(compute)),
+            "set clusterMode to `existing` to run on that cluster",
+        );
+    }
+    if !matches!(compute, Compute::New(_)) && inputs.is_set("newClusterJson", None) {
+        ignored(
+            "newClusterJson",
+            &format!("`clusterMode: {}`", cluster_mode_name(compute)),
+            "set clusterMode to `new` to run on a new job cluster",
+        );
+    }
+    warnings
+}
+
+fn cluster_mode_name(compute: &Compute) -> &'static str {
+    match compute {
+        Compute::Existing(_) => "existing",
+        Compute::New(_) => "new",
+        Compute::Serverless => "serverless",
     }
 }
 
@@ -145,7 +199,7 @@ fn notebook_paths(
 ) -> Result<Vec<String>, InputError> {
     const INPUT: &str = "notebookPaths";
     let mut paths: Vec<String> = Vec::new();
-    for (number, line) in raw.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
+    for (number, line) in input_lines(INPUT, raw)? {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -177,6 +231,9 @@ fn notebook_paths(
             ));
         };
         let path = path.trim_end_matches('/').to_string();
+        if path.is_empty() {
+            return bad("is the workspace root, not a notebook".into());
+        }
         if paths.contains(&path) {
             return bad("is listed twice".into());
         }
@@ -301,6 +358,10 @@ pub fn parse_cluster_spec(text: &str) -> Result<Map<String, Value>, InputError> 
     const INPUT: &str = "newClusterJson";
     let value: Value = serde_json::from_str(text)
         .map_err(|e| InputError::new(INPUT, format!("is not valid JSON: {e}")))?;
+    if let Err(e) = serde_json::from_str::<UniqueKeys>(text) {
+        return Err(InputError::new(INPUT, e.to_string())
+            .with_hint("JSON would keep only the last value: remove one of them"));
+    }
     let Value::Object(spec) = value else {
         return Err(InputError::new(
             INPUT,
@@ -349,34 +410,71 @@ pub fn parse_cluster_spec(text: &str) -> Result<Map<String, Value>, InputError> 
     Ok(spec)
 }
 
-/// `key=value` lines, or a JSON object of strings (numbers and booleans are converted).
+/// Any JSON value, accepted only if no object in it has the same key twice.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !seen.insert(key.clone()) {
+                        return Err(serde::de::Error::custom(format!(
+                            "has the key `{key}` twice"
+                        )));
+                    }
+                    map.next_value::<UniqueKeys>()?;
+                }
+                Ok(UniqueKeys)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                while seq.next_element::<UniqueKeys>()?.is_some() {}
+                Ok(UniqueKeys)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys)
+            }
+            fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// `key=value` lines, or a JSON object of strings (numbers and booleans are passed as written:
+/// `base_parameters` are strings).
 pub fn parse_parameters(text: &str) -> Result<BTreeMap<String, String>, InputError> {
     const INPUT: &str = "parameters";
-    let mut parameters = BTreeMap::new();
     if text.trim_start().starts_with('{') {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| InputError::new(INPUT, format!("is not valid JSON: {e}")))?;
-        let Value::Object(map) = value else {
-            unreachable!("starts with a brace")
-        };
-        for (key, value) in map {
-            let value = match value {
-                Value::String(s) => s,
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                other => {
-                    return Err(InputError::new(
-                        INPUT,
-                        format!("the value of `{key}` is {other}; parameters are strings"),
-                    ))
-                }
-            };
-            check_key(&key)?;
-            parameters.insert(key, value);
-        }
-        return Ok(parameters);
+        return parse_json_parameters(text);
     }
-    for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
+    let mut parameters = BTreeMap::new();
+    for (number, line) in input_lines(INPUT, text)? {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -396,6 +494,63 @@ pub fn parse_parameters(text: &str) -> Result<BTreeMap<String, String>, InputErr
                 INPUT,
                 format!("line {number}: `{key}` is set twice"),
             ));
+        }
+    }
+    Ok(parameters)
+}
+
+/// The members of a JSON object in the order written, each value as its source text.
+struct JsonMembers(Vec<(String, Box<serde_json::value::RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for JsonMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = JsonMembers;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsonMembers, A::Error> {
+                let mut members = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    members.push((key, map.next_value()?));
+                }
+                Ok(JsonMembers(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
+/// Read member by member rather than into a map: a map would keep the last of two equal keys
+/// without a word, and would turn `1e20` into `1e+20` and 30 digits into a float.
+fn parse_json_parameters(text: &str) -> Result<BTreeMap<String, String>, InputError> {
+    const INPUT: &str = "parameters";
+    let JsonMembers(members) = serde_json::from_str(text)
+        .map_err(|e| InputError::new(INPUT, format!("is not valid JSON: {e}")))?;
+    let mut parameters = BTreeMap::new();
+    for (key, raw) in members {
+        check_key(&key)?;
+        let written = raw.get();
+        let value = match written.as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<String>(written).expect("a JSON string"),
+            Some(b'-' | b'0'..=b'9' | b't' | b'f') => written.to_string(),
+            _ => {
+                return Err(InputError::new(
+                    INPUT,
+                    format!(
+                        "the value of `{key}` is {}; parameters are strings, numbers or booleans",
+                        crate::text::shorten(written, 80)
+                    ),
+                ))
+            }
+        };
+        if parameters.insert(key.clone(), value).is_some() {
+            return Err(InputError::new(INPUT, format!("`{key}` is set twice"))
+                .with_hint("JSON would keep only the last value: remove one of them"));
         }
     }
     Ok(parameters)
@@ -422,17 +577,24 @@ fn default_run_name(inputs: &Inputs) -> String {
     }
 }
 
-/// Same pipeline step attempt + same notebooks → same token, so a retried submit (even from a
-/// retried process) never starts a second run. Outside a pipeline, unique per invocation.
-/// Two SipHash passes give 128 bits: uniqueness is all a token needs, and std's hasher keeps
-/// a hashing crate out of the wasm core.
+/// Same pipeline step attempt + same notebooks → same token, on every runtime, so a retried
+/// submit (even one from the other runtime, after the native fallback) returns the first run
+/// instead of starting a second one. Outside a pipeline, unique per invocation.
+///
+/// The token is `azdo-` and, in 32 lower-case hex digits, the 128-bit FNV-1a hash (offset
+/// basis 0x6c62272e07bb014262b821756295c58d, prime 2^88 + 0x13b) of these fields in order:
+/// [`IDENTITY_VERSION`], System.PlanId, System.JobId, System.JobAttempt,
+/// System.TaskInstanceId, the run name, each notebook path (outside a pipeline, then the
+/// invocation's start time); each field as its UTF-8 bytes preceded by their count as a
+/// 4-byte big-endian number. Nothing platform-sized (`usize`) or library-defined (`Hash`,
+/// `DefaultHasher`) goes in, so the native binary and the wasm core agree. FNV-1a rather than
+/// SHA-256: uniqueness is all a token needs, and it costs the wasm core nothing (sha2: 4 KB).
 fn idempotency_token(
     inputs: &Inputs,
     host: &dyn Host,
     notebooks: &[Notebook],
     run_name: &str,
 ) -> String {
-    use std::hash::{Hash, Hasher};
     let identity = [
         "System.PlanId",
         "System.JobId",
@@ -440,17 +602,34 @@ fn idempotency_token(
         "System.TaskInstanceId",
     ]
     .map(|name| inputs.variable(name).unwrap_or_default());
-    let invocation = identity
-        .iter()
-        .all(String::is_empty)
-        .then(|| (host.unix_millis(), host.elapsed().as_nanos()));
-    let digest = |salt: u8| {
-        let mut hasher = std::hash::DefaultHasher::new();
-        (salt, &identity, invocation, run_name).hash(&mut hasher);
-        notebooks.iter().for_each(|n| n.path.hash(&mut hasher));
-        hasher.finish()
-    };
-    format!("azdo-{:016x}{:016x}", digest(1), digest(2))
+    let mut fields: Vec<String> = vec![IDENTITY_VERSION.to_string()];
+    fields.extend(identity.iter().cloned());
+    fields.push(run_name.to_string());
+    fields.extend(notebooks.iter().map(|n| n.path.clone()));
+    if identity.iter().all(String::is_empty) {
+        fields.push(format!(
+            "{}.{}",
+            host.unix_millis(),
+            host.elapsed().as_nanos()
+        ));
+    }
+    token_from_fields(&fields)
+}
+
+/// Names the encoding of [`idempotency_token`]; a new encoding needs a new name.
+const IDENTITY_VERSION: &str = "databricks-azdo idempotency v1";
+
+fn token_from_fields(fields: &[String]) -> String {
+    const OFFSET_BASIS: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013b;
+    let mut hash = OFFSET_BASIS;
+    for field in fields {
+        let length = u32::try_from(field.len()).unwrap_or(u32::MAX);
+        for byte in length.to_be_bytes().iter().chain(field.as_bytes()) {
+            hash = (hash ^ u128::from(*byte)).wrapping_mul(PRIME);
+        }
+    }
+    format!("azdo-{hash:032x}")
 }
 
 #[cfg(test)]
@@ -519,6 +698,68 @@ mod tests {
     }
 
     #[test]
+    fn json_parameters_keep_numbers_as_written() {
+        let p = parse_parameters(
+            r#"{"big": 1e20, "digits": 123456789012345678901234567890, "neg": -0.50, "t": false, "s": "1e20", "u": "\u00e9"}"#,
+        )
+        .unwrap();
+        let got: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("big", "1e20"),
+                ("digits", "123456789012345678901234567890"),
+                ("neg", "-0.50"),
+                ("s", "1e20"),
+                ("t", "false"),
+                ("u", "é"),
+            ]
+        );
+    }
+
+    #[test]
+    fn ambiguous_parameters_and_paths_are_refused() {
+        for (text, needle) in [
+            (r#"{"a": 1, "a": 2}"#, "`a` is set twice"),
+            (r#"{"a": "x", "b": 1, "a": "x"}"#, "`a` is set twice"),
+            (r#"{"a": null}"#, "parameters are strings"),
+            (r#"{"a": [1]}"#, "parameters are strings"),
+            ("env=ci\rdebug=1", "carriage return"),
+            ("env=c\ri", "carriage return"),
+        ] {
+            let err = parse_parameters(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+        assert_eq!(
+            parse_parameters("a=1\r\nb=2\r\n").unwrap().len(),
+            2,
+            "CRLF is a line break"
+        );
+        for (text, needle) in [
+            ("/", "workspace root"),
+            ("test/unit\n/", "line 2"),
+            ("/Repos/ci/p/test/unit\r/Shared/x", "carriage return"),
+            ("test/a\rb", "carriage return"),
+        ] {
+            let err = notebook_paths(text, false, Some("/Repos/ci/p"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+        assert_eq!(
+            notebook_paths("a\r\nb\r\n", true, None).unwrap(),
+            ["a", "b"],
+            "CRLF is a line break"
+        );
+        let err = parse_cluster_spec(
+            r#"{"spark_version": "s", "node_type_id": "n", "num_workers": 1, "spark_conf": {"k": "1", "k": "2"}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("the key `k` twice"), "{err}");
+    }
+
+    #[test]
     fn cluster_specs_are_checked() {
         assert!(parse_cluster_spec(
             r#"{"spark_version": "15.4.x-scala2.12", "node_type_id": "n", "num_workers": 0}"#
@@ -584,6 +825,28 @@ mod tests {
             token(Default::default()),
             token(Default::default()),
             "outside a pipeline: unique"
+        );
+    }
+
+    /// The encoding is specified (see `idempotency_token`): this value was computed from the
+    /// specification alone (a few lines of Python); tests/verdicts.rs and
+    /// tests/node/verdicts.test.mjs check the same specification through both runtimes.
+    #[test]
+    fn idempotency_token_is_pinned_for_a_fixed_identity() {
+        let fields = [
+            "databricks-azdo idempotency v1",
+            "plan-7",
+            "job-7",
+            "1",
+            "step-7",
+            "ci 42",
+            "/Repos/ci/p/test/unit",
+            "/Repos/ci/p/test/ünïcode",
+        ]
+        .map(String::from);
+        assert_eq!(
+            token_from_fields(&fields),
+            "azdo-eb7ab6b1894bf01dd90ae35a633403a1"
         );
     }
 }

@@ -320,25 +320,6 @@ fn links_images_and_html(markdown: &str) -> Vec<String> {
         .collect()
 }
 
-/// The code spans of each table row of the summary, as a GFM renderer reads them.
-fn table_cells(markdown: &str) -> Vec<Vec<String>> {
-    use pulldown_cmark::{Event, Options, Parser, Tag};
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    for event in Parser::new_ext(markdown, Options::ENABLE_TABLES) {
-        match event {
-            Event::Start(Tag::TableHead | Tag::TableRow) => rows.push(Vec::new()),
-            Event::Start(Tag::TableCell) => rows.last_mut().unwrap().push(String::new()),
-            Event::Text(text) | Event::Code(text) => {
-                if let Some(cell) = rows.last_mut().and_then(|r| r.last_mut()) {
-                    cell.push_str(&text);
-                }
-            }
-            _ => {}
-        }
-    }
-    rows
-}
-
 fn summary_of(stdout: &str) -> String {
     let path = stdout
         .lines()
@@ -373,7 +354,7 @@ async fn notebook_text_is_code_in_the_summary() {
         found.len() == 1 && found[0].starts_with(&format!("link {origin}/")),
         "only the run page link: {found:?}\n{markdown}"
     );
-    let rows = table_cells(&markdown);
+    let rows = summary_table(&markdown);
     assert_eq!(rows.len(), 1 + 2 * MARKDOWN.len(), "{markdown}");
     assert!(
         rows.iter().all(|row| row.len() == 4),

@@ -322,3 +322,23 @@ pub fn count(emulator: &Emulator, endpoint: &str) -> u64 {
         .copied()
         .unwrap_or(0)
 }
+
+/// The table of a Markdown document, cell texts by row, as a GFM renderer reads it.
+pub fn summary_table(markdown: &str) -> Vec<Vec<String>> {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for event in Parser::new_ext(markdown, Options::ENABLE_TABLES) {
+        match event {
+            Event::Start(Tag::TableHead | Tag::TableRow) => rows.push(Vec::new()),
+            Event::Start(Tag::TableCell) => rows.last_mut().unwrap().push(String::new()),
+            Event::Text(text) | Event::Code(text) => {
+                if let Some(cell) = rows.last_mut().and_then(|r| r.last_mut()) {
+                    cell.push_str(&text);
+                }
+            }
+            Event::End(TagEnd::Table) => break,
+            _ => {}
+        }
+    }
+    rows
+}

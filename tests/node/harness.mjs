@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
+import { before, after } from 'node:test';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BINARY_DIR = path.join(ROOT, 'target', 'debug');
@@ -141,4 +142,35 @@ export function normalize(stdout) {
     .replace(/\b\d{9,}\b/g, '[ID]')
     .replace(/\[TIME\] run (PENDING|RUNNING|TERMINATING)\n/g, '')
     .replace(/\[TIME\] .*: TERMINATED .*\n/g, '');
+}
+
+/**
+ * For the tests of one file: a workspace emulator with `notebooks` checked out into a Repo at
+ * REPO_PATH, started before the tests and stopped after them. `workspace.emulator` and
+ * `workspace.project` are set once `before` has run; `notebookEnv(inputs)` is a step of
+ * DatabricksRunNotebookTest on that Repo and the emulator's cluster.
+ */
+export function repoWorkspace(notebooks) {
+  const workspace = {
+    emulator: null,
+    project: null,
+    notebookEnv: (inputs) => pipelineEnv(workspace.emulator, workspace.project, { repoPath: REPO_PATH, existingClusterId: CLUSTER, ...inputs }),
+  };
+  before(async () => {
+    workspace.emulator = await startEmulator();
+    workspace.project = makeProject(notebooks);
+    const update = await runTask('DatabricksRepoUpdate', pipelineEnv(workspace.emulator, workspace.project, { repoPath: REPO_PATH }));
+    if (update.code !== 0) throw new Error(`the Repo could not be set up: ${update.stdout}`);
+  });
+  after(async () => {
+    await workspace.emulator.stop();
+    workspace.project.cleanup();
+  });
+  return workspace;
+}
+
+/** The messages of the step's issues of `type` (`error` or `warning`), parsed as the agent does. */
+export function issues(result, type) {
+  const prefix = `##vso[task.logissue type=${type}]`;
+  return result.lines.filter((l) => l.startsWith(prefix)).map((l) => parseCommand(l).message);
 }

@@ -2,7 +2,7 @@
 // with characters that get escaped or cut, one-character secrets, URLs with credentials,
 // notebook output that tries to forge log lines or inject into the build summary, and run
 // page links that lead elsewhere.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import {
-  BINARY_DIR, CLUSTER, REPO_PATH, ROOT, makeProject, outputVariable, parseCommand, pipelineEnv, runTask, startEmulator,
+  BINARY_DIR, CLUSTER, REPO_PATH, ROOT, outputVariable, parseCommand, pipelineEnv, repoWorkspace, runTask,
 } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
@@ -65,24 +65,11 @@ const MARKDOWN = [
   '&lt;entity&gt; &amp; &#124;',
 ];
 
-let emulator;
-let project;
 const forge = hostileNotebooks('forge_', FORGERIES);
 const md = hostileNotebooks('md_', MARKDOWN);
 
-before(async () => {
-  emulator = await startEmulator();
-  project = makeProject({ exit: EXIT_PADDED, raise: RAISE_PADDED, ...forge.sources, ...md.sources });
-  const update = await runTask('DatabricksRepoUpdate', pipelineEnv(emulator, project, { repoPath: REPO_PATH }));
-  assert.equal(update.code, 0, update.stdout);
-});
-
-after(async () => {
-  await emulator.stop();
-  project.cleanup();
-});
-
-const notebookEnv = (inputs) => pipelineEnv(emulator, project, { repoPath: REPO_PATH, existingClusterId: CLUSTER, ...inputs });
+const repo = repoWorkspace({ exit: EXIT_PADDED, raise: RAISE_PADDED, ...forge.sources, ...md.sources });
+const notebookEnv = repo.notebookEnv;
 
 /** Runs the padded notebooks with `secret` as a secret variable; returns the run and its report files. */
 async function runLeaky(secret, padExit, padError, extra = {}) {
@@ -179,7 +166,7 @@ test('masking never breaks a document', async () => {
 });
 
 test('URLs with credentials are refused without repeating them', async () => {
-  const update = pipelineEnv(emulator, project, { repoPath: REPO_PATH });
+  const update = pipelineEnv(repo.emulator, repo.project, { repoPath: REPO_PATH });
   const cases = [
     ['DatabricksRepoUpdate', 'databricksHost', 'https://ci:S3CRET@adb-1.2.azuredatabricks.net'],
     ['DatabricksRepoUpdate', 'databricksHost', 'https://S3CRET@adb-1.2.azuredatabricks.net'],
@@ -195,7 +182,7 @@ test('URLs with credentials are refused without repeating them', async () => {
     ['DatabricksRepoUpdate', 'repoUrl', 'S3CRET@github.com:o/r.git'],
     ['DatabricksRunNotebookTest', 'repoUrl', 'https://github.com/o/r.git?token=S3CRET'],
   ];
-  const before = await emulator.requests();
+  const before = await repo.emulator.requests();
   for (const [task, input, value] of cases) {
     const env = task === 'DatabricksRepoUpdate'
       ? { ...update, [`INPUT_${input.toUpperCase()}`]: value }
@@ -205,7 +192,7 @@ test('URLs with credentials are refused without repeating them', async () => {
     assert.match(result.stdout, new RegExp(`input \`${input}\``), `${input}=${value}: ${result.stdout}`);
     assert.ok(!`${result.stdout}${result.stderr}`.includes('S3'), `${input}=${value} repeats the secret: ${result.stdout}`);
   }
-  assert.equal(await emulator.requests(), before, 'refused before any request');
+  assert.equal(await repo.emulator.requests(), before, 'refused before any request');
 });
 
 /** What the agent makes of our stdout: lines split at LF and CR, an issue's message unescaped
@@ -270,7 +257,7 @@ test('notebook text is code in the build summary', async () => {
   const markdown = readFileSync(summary, 'utf8');
   rmSync(reports, { recursive: true, force: true });
   const [heading, ...body] = markdown.split('\n');
-  assert.match(heading, new RegExp(`\\(\\[run \\d+\\]\\(<${emulator.url}/[^>]*>\\)\\)$`), heading);
+  assert.match(heading, new RegExp(`\\(\\[run \\d+\\]\\(<${repo.emulator.url}/[^>]*>\\)\\)$`), heading);
   assert.deepEqual(markupOutsideCode(body.join('\n')), [], markdown);
   const rows = tableRows(markdown);
   assert.equal(rows.length, 1 + 2 * MARKDOWN.length, markdown);
@@ -318,7 +305,7 @@ async function fakeWorkspace(runPageUrl) {
 
 async function runAgainst(workspace) {
   const reports = mkdtempSync(path.join(tmpdir(), 'azdo-link-'));
-  const env = { ...pipelineEnv(emulator, project, { notebookPaths: '/Shared/unit', existingClusterId: CLUSTER, AGENT_TEMPDIRECTORY: reports }) };
+  const env = { ...pipelineEnv(repo.emulator, repo.project, { notebookPaths: '/Shared/unit', existingClusterId: CLUSTER, AGENT_TEMPDIRECTORY: reports }) };
   env.INPUT_DATABRICKSHOST = workspace.url;
   env.DATABRICKS_HOST = workspace.url;
   const result = await runTask('DatabricksRunNotebookTest', env);

@@ -1,6 +1,6 @@
 // The task folders exactly as the agent runs them: `node index.js`, inputs and variables in the
 // environment, stdout parsed as the agent parses it.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,26 +11,12 @@ import net from 'node:net';
 import path from 'node:path';
 
 import {
-  BINARY_DIR, CLUSTER, FAILING, HOSTILE_EXIT, PASSING, REPO_PATH, ROOT, SLOW, TOKEN,
-  makeProject, normalize, outputVariable, parseCommand, pipelineEnv, runTask, startEmulator,
+  BINARY_DIR, FAILING, HOSTILE_EXIT, PASSING, REPO_PATH, ROOT, SLOW, TOKEN,
+  normalize, outputVariable, parseCommand, pipelineEnv, repoWorkspace, runTask,
 } from './harness.mjs';
 
-let emulator;
-let project;
-
-before(async () => {
-  emulator = await startEmulator();
-  project = makeProject({ unit: PASSING, bad: FAILING, hostile: HOSTILE_EXIT, slow: SLOW });
-  const update = await runTask('DatabricksRepoUpdate', pipelineEnv(emulator, project, { repoPath: REPO_PATH }));
-  assert.equal(update.code, 0, update.stdout);
-});
-
-after(async () => {
-  await emulator.stop();
-  project.cleanup();
-});
-
-const notebookEnv = (inputs) => pipelineEnv(emulator, project, { repoPath: REPO_PATH, existingClusterId: CLUSTER, ...inputs });
+const repo = repoWorkspace({ unit: PASSING, bad: FAILING, hostile: HOSTILE_EXIT, slow: SLOW });
+const notebookEnv = repo.notebookEnv;
 
 function assertEveryCommandParses(result) {
   for (const line of result.lines.filter((l) => l.startsWith('##vso['))) {
@@ -44,9 +30,9 @@ function assertEveryCommandParses(result) {
 }
 
 test('repo update reports the head commit as an output variable', async () => {
-  const result = await runTask('DatabricksRepoUpdate', pipelineEnv(emulator, project, { repoPath: REPO_PATH }));
+  const result = await runTask('DatabricksRepoUpdate', pipelineEnv(repo.emulator, repo.project, { repoPath: REPO_PATH }));
   assert.equal(result.code, 0, result.stdout);
-  assert.equal(outputVariable(result, 'headCommitId'), project.head);
+  assert.equal(outputVariable(result, 'headCommitId'), repo.project.head);
   assert.equal(outputVariable(result, 'repoPath'), REPO_PATH);
   assert.equal(parseCommand(result.lines[0]).command, 'task.setsecret', 'the token is masked before anything else');
   assertEveryCommandParses(result);
@@ -90,13 +76,13 @@ test('hostile characters in values round-trip through the agent parser', async (
 });
 
 test('bad input fails before any request', async () => {
-  await emulator.resetRequests();
+  await repo.emulator.resetRequests();
   const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/unit', clusterMode: 'serverles' }));
   assert.equal(result.code, 2, result.stdout);
   const error = parseCommand(result.lines.find((l) => l.startsWith('##vso[task.logissue')));
   assert.match(error.message, /input `clusterMode`: `serverles` is not one of/);
   assert.match(error.message, /did you mean `serverless`\?/);
-  assert.equal(await emulator.requests(), 0);
+  assert.equal(await repo.emulator.requests(), 0);
 });
 
 test('a missing token says which variable to add', async () => {
@@ -114,7 +100,7 @@ test('a workspace that cannot be reached is reported with the reason, not a Node
       server.close(() => resolve(port));
     });
   });
-  const env = pipelineEnv(emulator, project, { repoPath: REPO_PATH, databricksHost: `http://127.0.0.1:${port}` });
+  const env = pipelineEnv(repo.emulator, repo.project, { repoPath: REPO_PATH, databricksHost: `http://127.0.0.1:${port}` });
   const result = await runTask('DatabricksRepoUpdate', env, {
     signalWhen: (stdout) => stdout.includes('retrying in'),
   });
@@ -146,13 +132,13 @@ const PROXY_CREDENTIALS = `Basic ${Buffer.from('ci-proxy:pr0xy%;pass]').toString
 test("the wasm core's requests go through the agent's proxy with its credentials", async () => {
   const proxy = await startForwardProxy();
   try {
-    const before = await emulator.requests();
+    const before = await repo.emulator.requests();
     const env = { ...notebookEnv({ notebookPaths: 'test/unit' }), ...PROXY_ENV, AGENT_PROXYURL: proxy.url };
     const result = await runTask('DatabricksRunNotebookTest', env);
     assert.equal(result.code, 0, result.stdout);
-    assert.equal(proxy.seen.length, (await emulator.requests()) - before, 'every request went through the proxy');
+    assert.equal(proxy.seen.length, (await repo.emulator.requests()) - before, 'every request went through the proxy');
     for (const { url, credentials } of proxy.seen) {
-      assert.ok(url.startsWith(`${emulator.url}/api/`), url);
+      assert.ok(url.startsWith(`${repo.emulator.url}/api/`), url);
       assert.equal(credentials, PROXY_CREDENTIALS);
     }
     assert.ok(!result.stdout.replace(/^##vso\[task\.setsecret\].*$/gm, '').includes('pr0xy%;pass]'));
@@ -185,7 +171,7 @@ test('a proxy that refuses the tunnel credentials fails the step at once, with a
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
     const env = {
-      ...pipelineEnv(emulator, project, { repoPath: REPO_PATH, mode: 'delete', databricksHost: 'https://adb-1234567890123456.7.azuredatabricks.net' }),
+      ...pipelineEnv(repo.emulator, repo.project, { repoPath: REPO_PATH, mode: 'delete', databricksHost: 'https://adb-1234567890123456.7.azuredatabricks.net' }),
       ...PROXY_ENV, AGENT_PROXYURL: `http://127.0.0.1:${server.address().port}`,
     };
     const result = await runTask('DatabricksRepoUpdate', env);
@@ -206,9 +192,9 @@ test("HTTPS through the agent's proxy: a CONNECT tunnel, then TLS to the workspa
   const [keyFile, certFile] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile,
     '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
-  const emulatorPort = Number(new URL(emulator.url).port);
+  const emulatorPort = Number(new URL(repo.emulator.url).port);
   const relay = (a, b) => { a.pipe(b).pipe(a); a.on('error', () => b.destroy()); b.on('error', () => a.destroy()); };
-  // An HTTPS workspace: TLS in front of the emulator.
+  // An HTTPS workspace: TLS in front of the repo.emulator.
   const front = tls.createServer({ key: readFileSync(keyFile), cert: readFileSync(certFile) },
     (socket) => relay(socket, net.connect(emulatorPort, '127.0.0.1')));
   const tunnels = [];
@@ -225,7 +211,7 @@ test("HTTPS through the agent's proxy: a CONNECT tunnel, then TLS to the workspa
   try {
     const workspace = `https://localhost:${front.address().port}`;
     const env = {
-      ...pipelineEnv(emulator, project, { repoPath: REPO_PATH, databricksHost: workspace }),
+      ...pipelineEnv(repo.emulator, repo.project, { repoPath: REPO_PATH, databricksHost: workspace }),
       ...PROXY_ENV, AGENT_PROXYURL: `http://127.0.0.1:${proxy.address().port}`, NODE_EXTRA_CA_CERTS: certFile,
     };
     const result = await runTask('DatabricksRepoUpdate', env);
@@ -242,13 +228,13 @@ test("HTTPS through the agent's proxy: a CONNECT tunnel, then TLS to the workspa
 });
 
 test("a malformed agent proxy setting is one clear error, before any request", async () => {
-  const before = await emulator.requests();
+  const before = await repo.emulator.requests();
   const env = { ...notebookEnv({ notebookPaths: 'test/unit' }), AGENT_PROXYURL: 'proxy.corp:8080' };
   const result = await runTask('DatabricksRunNotebookTest', env);
   assert.equal(result.code, 2, result.stdout);
   const error = parseCommand(result.lines.find((l) => l.startsWith('##vso[task.logissue type=error]')));
   assert.match(error.message, /variable `Agent\.ProxyUrl`: `proxy\.corp:8080` is not an http\(s\) URL/);
-  assert.equal(await emulator.requests(), before);
+  assert.equal(await repo.emulator.requests(), before);
 });
 
 test('SIGINT while polling cancels the Databricks run', async () => {
@@ -257,7 +243,7 @@ test('SIGINT while polling cancels the Databricks run', async () => {
   });
   assert.equal(result.code, 130, result.stdout);
   assert.match(result.stdout, /stopped \(TERMINATED CANCELED\)/);
-  const runs = await emulator.runs();
+  const runs = await repo.emulator.runs();
   assert.equal(runs.at(-1).result_state, 'CANCELED');
 });
 
@@ -296,14 +282,14 @@ test('a wasm core that cannot load falls back to the native binary', async () =>
 });
 
 test('SIGINT during a submit retry cancels the run the lost submit started (wasm)', async () => {
-  await emulator.setFaults(['POST /api/2.1/jobs/runs/submit=drop-after*1']);
-  const before = (await emulator.runs()).length;
+  await repo.emulator.setFaults(['POST /api/2.1/jobs/runs/submit=drop-after*1']);
+  const before = (await repo.emulator.runs()).length;
   const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/slow' }), {
     signalWhen: (stdout) => stdout.includes('POST /api/2.1/jobs/runs/submit:'),
   });
-  await emulator.setFaults([]);
+  await repo.emulator.setFaults([]);
   assert.equal(result.code, 130, result.stdout);
-  const runs = await emulator.runs();
+  const runs = await repo.emulator.runs();
   assert.equal(runs.length, before + 1, 'exactly one run started');
   assert.equal(runs.at(-1).result_state, 'CANCELED');
 });
@@ -315,7 +301,7 @@ test('SIGTERM while polling cancels the run (native, through index.js)', async (
   }, { signalWhen: (stdout) => stdout.includes('run RUNNING'), signal: 'SIGTERM' });
   assert.equal(result.code, 130, result.stdout);
   assert.match(result.stdout, /stopped \(TERMINATED CANCELED\)/);
-  assert.equal((await emulator.runs()).at(-1).result_state, 'CANCELED');
+  assert.equal((await repo.emulator.runs()).at(-1).result_state, 'CANCELED');
 });
 
 test('a signal at any moment leaves no run behind (wasm and native)', async () => {
@@ -331,7 +317,7 @@ test('a signal at any moment leaves no run behind (wasm and native)', async () =
     const label = `${native ? 'native' : 'wasm'} ${signal} after ${ms} ms`;
     // Either our handler ran (130) or the signal came before Node could install it (killed).
     assert.ok(result.code === 130 || result.code === 128, `${label}: exit ${result.code}\n${result.stdout}`);
-    const running = (await emulator.runs()).filter((r) => live.includes(r.life_cycle_state));
+    const running = (await repo.emulator.runs()).filter((r) => live.includes(r.life_cycle_state));
     assert.deepEqual(running, [], `${label}: a run was left behind\n${result.stdout}`);
   }
 });

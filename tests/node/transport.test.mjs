@@ -12,7 +12,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { BINARY_DIR, CLUSTER, TOKEN, parseCommand, runTask } from './harness.mjs';
+import { BINARY_DIR, CLUSTER, TOKEN, issues, runTask } from './harness.mjs';
 
 const RUNTIMES = {
   wasm: {},
@@ -89,9 +89,7 @@ function stepEnv(workspaceUrl, inputs = {}) {
   };
 }
 
-function errors(result) {
-  return result.lines.filter((l) => l.startsWith('##vso[task.logissue type=error]')).map((l) => parseCommand(l).message);
-}
+const errors = (result) => issues(result, 'error');
 
 async function timed(work) {
   const started = Date.now();

@@ -1,38 +1,35 @@
 // Verdicts through the wasm core (`node index.js`): an answer that does not match the
 // submission never passes, a step that gives up cancels its run, inputs read two ways are
 // refused, parameters arrive as written, and the idempotency token is the specified one.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import {
-  BINARY_DIR, CLUSTER, PASSING, REPO_PATH, SLOW,
-  makeProject, parseCommand, pipelineEnv, runTask, startEmulator,
+  BINARY_DIR, PASSING, REPO_PATH, SLOW,
+  issues, parseCommand, pipelineEnv, repoWorkspace, runTask,
 } from './harness.mjs';
 
 const RUNS_GET = 'GET /api/2.1/jobs/runs/get';
 const WITH_PARAM = '# Databricks notebook source\ndbutils.widgets.text("env", "dev")\ndbutils.notebook.exit("env=" + dbutils.widgets.get("env"))\n';
 
-let emulator;
-let project;
+const repo = repoWorkspace({ unit: PASSING, other: PASSING, slow: SLOW, params: WITH_PARAM });
+const notebookEnv = repo.notebookEnv;
+const errors = (result) => issues(result, 'error');
 
-before(async () => {
-  emulator = await startEmulator();
-  project = makeProject({ unit: PASSING, other: PASSING, slow: SLOW, params: WITH_PARAM });
-  const update = await runTask('DatabricksRepoUpdate', pipelineEnv(emulator, project, { repoPath: REPO_PATH }));
-  assert.equal(update.code, 0, update.stdout);
-});
-
-after(async () => {
-  await emulator.stop();
-  project.cleanup();
-});
-
-const notebookEnv = (inputs) => pipelineEnv(emulator, project, { repoPath: REPO_PATH, existingClusterId: CLUSTER, ...inputs });
-const errors = (result) => result.lines.filter((l) => l.startsWith('##vso[task.logissue type=error]')).map((l) => parseCommand(l).message);
-const warnings = (result) => result.lines.filter((l) => l.startsWith('##vso[task.logissue type=warning]')).map((l) => parseCommand(l).message);
+/** The emulator's latest run, once it has ended (a cancel takes a moment to land), or as it is after 5 s. */
+async function lastRunOnceOver() {
+  let run;
+  for (let i = 0; i < 100; i++) {
+    run = (await repo.emulator.runs()).at(-1);
+    if (run.life_cycle_state === 'TERMINATED') break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return run;
+}
+const warnings = (result) => issues(result, 'warning');
 
 test('an answer that does not match the submission never passes', async () => {
   const unit = `${REPO_PATH}/test/unit`;
@@ -49,7 +46,7 @@ test('an answer that does not match the submission never passes', async () => {
   try {
     for (const [rewrite, notebookPaths, named, said] of cases) {
       const label = `${rewrite} with ${JSON.stringify(notebookPaths)}`;
-      await emulator.setFaults([`${RUNS_GET}=rewrite:${rewrite}`]);
+      await repo.emulator.setFaults([`${RUNS_GET}=rewrite:${rewrite}`]);
       const reports = mkdtempSync(path.join(tmpdir(), 'azdo-verdicts-'));
       const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths, AGENT_TEMPDIRECTORY: reports }));
       const junitFile = readdirSync(reports).find((f) => f.endsWith('.xml'));
@@ -62,7 +59,7 @@ test('an answer that does not match the submission never passes', async () => {
       assert.ok(testCase?.includes('<failure'), `${label}: a failed test case for ${named}: ${junit}`);
     }
   } finally {
-    await emulator.setFaults([]);
+    await repo.emulator.setFaults([]);
   }
 });
 
@@ -74,22 +71,17 @@ test('a step that gives up on its run cancels it', async () => {
   ];
   try {
     for (const [fault, said] of cases) {
-      await emulator.setFaults([`${RUNS_GET}=${fault}`]);
+      await repo.emulator.setFaults([`${RUNS_GET}=${fault}`]);
       const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/slow' }));
       assert.equal(result.code, 3, `${fault}: ${result.stdout}`);
       assert.ok(warnings(result).some((w) => w.startsWith('Could not follow run') && w.includes('cancelling it')), `${fault}: ${result.stdout}`);
       const last = errors(result).at(-1);
       assert.ok(last.includes(said) && last.includes(' was cancelled'), `${fault}: ${last}`);
-      let run;
-      for (let i = 0; i < 100; i++) {
-        run = (await emulator.runs()).at(-1);
-        if (run.life_cycle_state === 'TERMINATED') break;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      const run = await lastRunOnceOver();
       assert.equal(run.result_state, 'CANCELED', `${fault}: ${JSON.stringify(run)}`);
     }
   } finally {
-    await emulator.setFaults([]);
+    await repo.emulator.setFaults([]);
   }
 });
 
@@ -102,25 +94,20 @@ test('a submit without a clear answer leaves no run behind', async () => {
   ];
   try {
     for (const [fault, started, said] of cases) {
-      const before = (await emulator.runs()).length;
-      await emulator.setFaults([`POST /api/2.1/jobs/runs/submit=${fault}`]);
+      const before = (await repo.emulator.runs()).length;
+      await repo.emulator.setFaults([`POST /api/2.1/jobs/runs/submit=${fault}`]);
       const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/slow' }));
       assert.equal(result.code, 3, `${fault}: ${result.stdout}`);
       assert.ok(errors(result).at(-1).includes(said), `${fault}: ${result.stdout}`);
-      const runs = await emulator.runs();
+      const runs = await repo.emulator.runs();
       assert.equal(runs.length - before, started, `${fault}: ${JSON.stringify(runs)}`);
       if (started) {
-        let run;
-        for (let i = 0; i < 100; i++) {
-          run = (await emulator.runs()).at(-1);
-          if (run.life_cycle_state === 'TERMINATED') break;
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
+        const run = await lastRunOnceOver();
         assert.equal(run.result_state, 'CANCELED', `${fault}: ${JSON.stringify(run)}`);
       }
     }
   } finally {
-    await emulator.setFaults([]);
+    await repo.emulator.setFaults([]);
   }
 });
 
@@ -134,13 +121,13 @@ test('inputs read two ways are refused before any request', async () => {
   ];
   for (const [inputs, input, needle] of cases) {
     const label = JSON.stringify(inputs);
-    const before = await emulator.requests();
+    const before = await repo.emulator.requests();
     const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/unit', ...inputs }));
     assert.equal(result.code, 2, `${label}: ${result.stdout}`);
     const [error, ...more] = errors(result);
     assert.equal(more.length, 0, `${label}: one error: ${result.stdout}`);
     assert.ok(error.includes(`input \`${input}\``) && error.includes(needle), `${label}: ${error}`);
-    assert.equal(await emulator.requests(), before, `${label}: no request`);
+    assert.equal(await repo.emulator.requests(), before, `${label}: no request`);
   }
 });
 
@@ -154,7 +141,7 @@ test('ignored inputs are warned about before any request', async () => {
     [{ branch: 'main', onCommitMismatch: 'fail' }, 'input `onCommitMismatch` is ignored: there is no commit'],
   ];
   for (const [inputs, warning] of repoCases) {
-    const result = await runTask('DatabricksRepoUpdate', pipelineEnv(emulator, project, { repoPath: `${REPO_PATH}-warned`, ...inputs }));
+    const result = await runTask('DatabricksRepoUpdate', pipelineEnv(repo.emulator, repo.project, { repoPath: `${REPO_PATH}-warned`, ...inputs }));
     assert.equal(result.code, 0, result.stdout);
     const warned = result.lines.findIndex((l) => l.startsWith('##vso[task.logissue type=warning]') && l.includes(warning));
     const first = result.lines.findIndex((l) => l.includes('Databricks workspace:'));
@@ -186,29 +173,29 @@ test('parameters reach the notebook as written', async () => {
 // src/tasks/run_notebook_test/settings.rs. The step is then retried on the native runtime, as
 // the fallback would: it gets the first run back instead of starting a second one.
 test('the idempotency token is the specified one on both runtimes', async () => {
-  const before = (await emulator.runs()).length;
+  const before = (await repo.emulator.runs()).length;
   const env = notebookEnv({
     SYSTEM_PLANID: 'plan-7', SYSTEM_JOBID: 'job-7', SYSTEM_JOBATTEMPT: '1', SYSTEM_TASKINSTANCEID: 'step-7',
     runName: 'ci 42', notebookPaths: '/Shared/pinned/ünïcode\n/Shared/pinned/unit',
   });
   const wasm = await runTask('DatabricksRunNotebookTest', env);
-  const runs = await emulator.runs();
+  const runs = await repo.emulator.runs();
   assert.equal(runs.length, before + 1);
   assert.equal(runs.at(-1).idempotency_token, 'azdo-60a930a1f41dcc65e27234baed567805');
   const native = await runTask('DatabricksRunNotebookTest', {
     ...env, DATABRICKS_AZDO_RUNTIME: 'native', PATH: `${BINARY_DIR}${path.delimiter}${env.PATH}`,
   });
-  assert.equal((await emulator.runs()).length, before + 1, `no second run: ${native.stdout}`);
+  assert.equal((await repo.emulator.runs()).length, before + 1, `no second run: ${native.stdout}`);
   const runId = (result) => result.lines.find((l) => l.startsWith('##vso[task.setvariable variable=runId;'));
   assert.equal(runId(native), runId(wasm));
 });
 
 test('the control routes need the token', async () => {
   for (const [method, route] of [['GET', '/emulator/runs'], ['GET', '/emulator/requests'], ['POST', '/emulator/requests/reset'], ['PUT', '/emulator/faults']]) {
-    const anonymous = await fetch(emulator.url + route, { method, body: method === 'PUT' ? '[]' : undefined });
+    const anonymous = await fetch(repo.emulator.url + route, { method, body: method === 'PUT' ? '[]' : undefined });
     assert.equal(anonymous.status, 401, `${method} ${route}`);
-    const guessed = await fetch(emulator.url + route, { method, headers: { authorization: 'Bearer dapi-guess' }, body: method === 'PUT' ? '[]' : undefined });
+    const guessed = await fetch(repo.emulator.url + route, { method, headers: { authorization: 'Bearer dapi-guess' }, body: method === 'PUT' ? '[]' : undefined });
     assert.equal(guessed.status, 403, `${method} ${route}`);
   }
-  assert.ok(Array.isArray(await emulator.runs()), 'with the token they answer');
+  assert.ok(Array.isArray(await repo.emulator.runs()), 'with the token they answer');
 });

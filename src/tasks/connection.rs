@@ -72,7 +72,7 @@ impl Connection {
     }
 }
 
-/// In Node the proxy lives below the core: `task/proxy.js` gives it a fetch that uses it.
+/// In Node the proxy lives below the core: `task/http.js` reads the same variables and uses them.
 #[cfg(target_arch = "wasm32")]
 fn agent_proxy(_: &Inputs) -> Result<Option<ProxySettings>, InputError> {
     Ok(None)

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -335,11 +335,16 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
       assert.match(untrusted.stdout, /SSL_CERT_FILE/);
       assert.deepEqual(workspace.counts, {}, 'a request got through');
 
-      // The usual way to add a company CA, per runtime.
-      const trust = runtime === 'wasm' ? { NODE_EXTRA_CA_CERTS: certFile } : { SSL_CERT_FILE: certFile };
-      const trusted = await runTask('DatabricksRunNotebookTest', { ...stepEnv(url), ...runtimeEnv, ...trust });
-      assert.equal(trusted.code, 0, trusted.stdout);
-      assert.equal(workspace.counts['POST /api/2.1/jobs/runs/submit'], 1);
+      // The usual ways to add a company CA, per runtime: a file, or (native) a folder of them.
+      const caFolder = path.join(dir, 'ca-folder');
+      mkdirSync(caFolder);
+      copyFileSync(certFile, path.join(caFolder, 'company-ca.pem'));
+      const ways = runtime === 'wasm' ? [{ NODE_EXTRA_CA_CERTS: certFile }] : [{ SSL_CERT_FILE: certFile }, { SSL_CERT_DIR: caFolder }];
+      for (const trust of ways) {
+        const trusted = await runTask('DatabricksRunNotebookTest', { ...stepEnv(url), ...runtimeEnv, ...trust });
+        assert.equal(trusted.code, 0, `${JSON.stringify(trust)}: ${trusted.stdout}`);
+      }
+      assert.equal(workspace.counts['POST /api/2.1/jobs/runs/submit'], ways.length);
     } finally {
       await closeAll(server);
       rmSync(dir, { recursive: true, force: true });

@@ -19,6 +19,13 @@ struct AbortOnDrop {
     abort: Option<Function>,
 }
 
+impl AbortOnDrop {
+    /// The request settled: nothing to abort any more.
+    fn disarm(&mut self) {
+        self.abort = None;
+    }
+}
+
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         if let Some(abort) = self.abort.take() {
@@ -90,17 +97,22 @@ fn response(answer: JsValue) -> HttpResponse {
 
 impl HttpTransport for NodeTransport {
     fn send(&self, request: HttpRequest) -> LocalBoxFuture<'static, HttpResult> {
-        let started = self.request.call1(&JsValue::NULL, &spec(&request));
+        // The request starts now; the guard is taken now too, so a future dropped before it
+        // is ever polled still aborts it.
+        let handle = match self.request.call1(&JsValue::NULL, &spec(&request)) {
+            Ok(handle) => handle,
+            Err(error) => return Box::pin(futures::future::ready(Err(failure(error)))),
+        };
+        let guard = AbortOnDrop {
+            abort: get(&handle, "abort").dyn_into::<Function>().ok(),
+        };
         Box::pin(async move {
-            let handle = started.map_err(failure)?;
-            let mut guard = AbortOnDrop {
-                abort: get(&handle, "abort").dyn_into::<Function>().ok(),
-            };
+            let mut guard = guard;
             let promise: Promise = get(&handle, "promise")
                 .dyn_into()
                 .map_err(|_| failure(JsValue::from_str("io.request returned no promise")))?;
             let outcome = JsFuture::from(promise).await;
-            guard.abort = None;
+            guard.disarm();
             outcome.map(response).map_err(failure)
         })
     }

@@ -314,3 +314,22 @@ async fn redirects_are_not_followed_and_the_token_stays_home() {
         "the redirect was not followed"
     );
 }
+
+/// What an unreadable answer quotes (an HTML title, its first characters) is shortened only
+/// after the token is hidden: a cut through the token would leave its first part readable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotes_from_unreadable_answers_never_show_part_of_the_token() {
+    let padding = "x".repeat(90);
+    let title: &'static str = Box::leak(
+        format!("<html><head><title>{padding}{TOKEN}</title></head></html>").into_boxed_str(),
+    );
+    let text: &'static str = Box::leak(format!("{}{TOKEN}", &padding[..50]).into_boxed_str());
+    for (content_type, body) in [("text/html", title), ("text/plain", text)] {
+        let error = get_run_answering(StatusCode::OK, content_type, body)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("dapi-t"), "{error}");
+        assert!(error.contains("***"), "{error}");
+    }
+}

@@ -341,8 +341,13 @@ impl Client {
                 retry_after: response.header("retry-after").and_then(parse_retry_after),
             });
         }
-        decode_answer(&response.body, status, response.header("content-type"))
-            .map_err(|message| ApiError::Decode { request, message })
+        decode_answer(
+            &response.body,
+            status,
+            response.header("content-type"),
+            |t| self.hide_secrets(t),
+        )
+        .map_err(|message| ApiError::Decode { request, message })
     }
 
     /// How long the next attempt may take: the per-request timeout, cut to what is left
@@ -408,10 +413,13 @@ fn redirect_message(location: Option<String>) -> String {
 /// Reads a success answer. Every endpoint we call answers with a JSON object, so an empty
 /// body, an HTML page or anything else is named for what it is, not parsed into an empty
 /// (and therefore "still running") value.
+/// `hide` masks what is quoted from an answer that cannot be read, before it is shortened; the
+/// answer itself is parsed as it came (masking would change its values).
 fn decode_answer<T: DeserializeOwned>(
     body: &[u8],
     status: u16,
     content_type: Option<&str>,
+    hide: impl Fn(&str) -> String,
 ) -> Result<T, String> {
     let text = String::from_utf8_lossy(body);
     let trimmed = text.trim();
@@ -428,7 +436,7 @@ fn decode_answer<T: DeserializeOwned>(
         let title = if title.is_empty() {
             String::new()
         } else {
-            format!(" (\"{}\")", shorten(&title, 100))
+            format!(" (\"{}\")", shorten(&hide(&title), 100))
         };
         return Err(format!(
             "HTTP {status} with an HTML page{title}, not JSON: a sign-in page of a proxy or of single sign-on, or databricksHost is not a Databricks workspace URL"
@@ -442,7 +450,7 @@ fn decode_answer<T: DeserializeOwned>(
         };
         format!(
             "HTTP {status} with {what} ({e}); it starts with `{}`",
-            shorten(&trimmed.replace(['\r', '\n'], " "), 60)
+            shorten(&hide(trimmed).replace(['\r', '\n'], " "), 60)
         )
     })
 }

@@ -541,11 +541,16 @@ fn parse_json_parameters(text: &str) -> Result<BTreeMap<String, String>, InputEr
             _ => {
                 return Err(InputError::new(
                     INPUT,
+                    // Named by its kind, not quoted: a parameter may carry a secret.
                     format!(
                         "the value of `{key}` is {}; parameters are strings, numbers or booleans",
-                        crate::text::shorten(written, 80)
+                        match written.as_bytes().first() {
+                            Some(b'{') => "an object",
+                            Some(b'[') => "an array",
+                            _ => "null",
+                        }
                     ),
-                ))
+                ));
             }
         };
         if parameters.insert(key.clone(), value).is_some() {

@@ -87,7 +87,7 @@ fn pick_lists_and_defaults_match_the_core() {
         .map(String::as_str)
         .filter(|p| !p.is_empty())
         .collect();
-    let known: BTreeSet<&str> = databricks_azdo::tasks::git_ref::PROVIDERS
+    let known: BTreeSet<&str> = databricks_azdo::databricks::models::PROVIDERS
         .iter()
         .copied()
         .collect();

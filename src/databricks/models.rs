@@ -92,6 +92,19 @@ open_enum!(ObjectType {
     Dashboard = "DASHBOARD",
 });
 
+/// The Git providers Databricks knows, spelled as its API spells them (a Repo's and a
+/// `git_source`'s `provider`/`git_provider`). One list for the tasks and the emulator.
+pub const PROVIDERS: &[&str] = &[
+    "gitHub",
+    "bitbucketCloud",
+    "gitLab",
+    "azureDevOpsServices",
+    "gitHubEnterprise",
+    "bitbucketServer",
+    "gitLabEnterpriseEdition",
+    "awsCodeCommit",
+];
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RepoInfo {
     pub id: i64,

@@ -8,7 +8,7 @@ use tokio::process::Command;
 
 /// Git providers Databricks accepts, in their canonical spelling (one list for the client and
 /// the emulator).
-pub(crate) use crate::tasks::git_ref::PROVIDERS;
+pub(crate) use crate::databricks::models::PROVIDERS;
 
 /// The canonical spelling of a provider name given in any case.
 pub(crate) fn canonical_provider(provider: &str) -> Option<&'static str> {

@@ -1,20 +1,9 @@
 //! Git facts derived from the pipeline: which branch or tag it builds, which commit, and which
 //! Databricks Git provider a repository URL belongs to.
 
+use crate::databricks::models::PROVIDERS;
 use crate::databricks::RepoRef;
 use crate::pipeline::{InputError, Inputs};
-
-/// The providers Databricks knows, spelled as its API spells them.
-pub const PROVIDERS: &[&str] = &[
-    "gitHub",
-    "bitbucketCloud",
-    "gitLab",
-    "azureDevOpsServices",
-    "gitHubEnterprise",
-    "bitbucketServer",
-    "gitLabEnterpriseEdition",
-    "awsCodeCommit",
-];
 
 /// The provider of a well-known Git host, or `None` for self-hosted and local URLs.
 pub fn provider_from_url(url: &str) -> Option<&'static str> {

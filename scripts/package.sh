@@ -22,9 +22,11 @@ scripts/build.sh
 rm -rf task/*/bin
 if $with_native; then
   log "building the static linux-x64 binary"
-  # glibc linked statically: runs on any x64 Linux agent, no musl toolchain needed.
+  # glibc linked statically: runs on any x64 Linux agent, no musl toolchain needed. Without the
+  # workspace emulator and the demo (the default feature `emulator`): agents only run tasks.
   target=x86_64-unknown-linux-gnu
-  RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --bin databricks-azdo --target "$target"
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --no-default-features \
+    --bin databricks-azdo --target "$target"
   for folder in task/*/; do
     mkdir -p "$folder/bin/linux-x64"
     cp "target/$target/release/databricks-azdo" "$folder/bin/linux-x64/"

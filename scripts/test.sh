@@ -13,6 +13,10 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
+# The binary for agents (scripts/package.sh --with-native) is built without the emulator.
+log "cargo clippy, without the emulator (the agents' binary)"
+cargo clippy --locked --no-default-features --lib --bins -- -D warnings
+
 log "cargo test"
 cargo test --locked --all-targets
 

@@ -4,7 +4,22 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+#[cfg(feature = "emulator")]
 use databricks_azdo::emulator::EmulatorArgs;
+
+/// The first example of `--help`, in a build that has the demo (feature `emulator`).
+#[cfg(feature = "emulator")]
+macro_rules! demo_example {
+    () => {
+        "databricks-azdo demo\n  "
+    };
+}
+#[cfg(not(feature = "emulator"))]
+macro_rules! demo_example {
+    () => {
+        ""
+    };
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -15,14 +30,16 @@ use databricks_azdo::emulator::EmulatorArgs;
         The same core runs the Azure Pipelines tasks DatabricksRepoUpdate@1 and \
         DatabricksRunNotebookTest@1. The workspace comes from --host or DATABRICKS_HOST, the \
         token from DATABRICKS_TOKEN or --token-file (never from a flag value).",
-    after_help = "Examples:\n  \
-        databricks-azdo demo\n  \
-        export DATABRICKS_HOST=https://adb-123.4.azuredatabricks.net DATABRICKS_TOKEN=dapi...\n  \
+    after_help = concat!(
+        "Examples:\n  ",
+        demo_example!(),
+        "export DATABRICKS_HOST=https://adb-123.4.azuredatabricks.net DATABRICKS_TOKEN=dapi...\n  \
         databricks-azdo repo-update --repo-path /Repos/ci/proj \\\n      \
         --repo-url https://github.com/org/proj --branch main\n  \
         databricks-azdo run-notebook-test --repo-path /Repos/ci/proj \\\n      \
         --notebook test/unit --cluster-id 0923-164208-abcd123\n  \
         databricks-azdo task DatabricksRunNotebookTest    # agent mode: reads INPUT_*"
+    )
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -51,11 +68,13 @@ pub enum Command {
         name: String,
     },
     /// Serve the local Databricks workspace emulator (prints its URL first).
+    #[cfg(feature = "emulator")]
     #[command(after_help = "Example:\n  \
         databricks-azdo emulator --listen 127.0.0.1:0 --token local-token \\\n      \
         --fault 'POST /api/2.1/jobs/runs/submit=503*2'")]
     Emulator(EmulatorArgs),
     /// Run the whole flow offline against the emulator: repo update, notebook run, cleanup.
+    #[cfg(feature = "emulator")]
     Demo(DemoArgs),
 }
 
@@ -156,6 +175,7 @@ pub struct RunNotebookTestArgs {
     pub run_name: Option<String>,
 }
 
+#[cfg(feature = "emulator")]
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Add a notebook that fails, to see how a failure looks (exits non-zero).
@@ -182,5 +202,25 @@ mod tests {
             panic!("parsed as {:?}", cli.command);
         };
         assert_eq!(args.cluster_id.as_deref(), Some("0923-164208-abcd123"));
+    }
+
+    /// The agents' binary (built without the feature `emulator`) has every other command, and
+    /// its help does not mention the emulator or the demo.
+    #[test]
+    fn the_emulator_and_the_demo_are_offered_only_with_the_emulator() {
+        use clap::CommandFactory as _;
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        for name in ["repo-update", "run-notebook-test", "task"] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+        let help = Cli::command().render_long_help().to_string();
+        let with = cfg!(feature = "emulator");
+        for word in ["emulator", "demo"] {
+            assert_eq!(names.iter().any(|n| n == word), with, "{word} in {names:?}");
+            assert_eq!(help.contains(word), with, "{word} in:\n{help}");
+        }
     }
 }

@@ -8,9 +8,11 @@ pub mod pipeline;
 pub mod tasks;
 pub mod text;
 
-#[cfg(not(target_arch = "wasm32"))]
+// The local workspace and the offline demo: development, tests and benchmarks only (feature
+// `emulator`, on by default). The binary for agents and the wasm core are built without them.
+#[cfg(all(feature = "emulator", not(target_arch = "wasm32")))]
 pub mod demo;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "emulator", not(target_arch = "wasm32")))]
 pub mod emulator;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

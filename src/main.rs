@@ -42,6 +42,7 @@ async fn run(cli: Cli) -> i32 {
             let host: Rc<dyn Host> = Rc::new(NativeHost::for_process(process_env(), false));
             return tasks::run(task, host, &RunOptions::default()).await;
         }
+        #[cfg(feature = "emulator")]
         Command::Emulator(args) => {
             return match databricks_azdo::emulator::serve(args).await {
                 Ok(()) => 0,
@@ -51,6 +52,7 @@ async fn run(cli: Cli) -> i32 {
                 }
             };
         }
+        #[cfg(feature = "emulator")]
         Command::Demo(args) => {
             return match databricks_azdo::demo::run(args.fail).await {
                 Ok(code) => code,

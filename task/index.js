@@ -36,7 +36,7 @@ function runNative() {
   const binary = findNative();
   if (!binary) {
     return fail(`${TASK}: the native databricks-azdo binary was not found (looked in ${path.join(__dirname, 'bin')} and on PATH). ` +
-      'On a self-hosted agent, put databricks-azdo on the PATH of the agent service (build it with `cargo install --path .` ' +
+      'On a self-hosted agent, put databricks-azdo on the PATH of the agent service (build it with `cargo install --locked --path . --no-default-features` ' +
       'from the databricks-azdo repository), or remove DATABRICKS_AZDO_RUNTIME=native to use the built-in wasm core.');
   }
   const child = spawn(binary, ['task', TASK], { stdio: 'inherit', env: process.env });

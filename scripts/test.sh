@@ -15,7 +15,7 @@ cargo clippy --locked --all-targets -- -D warnings
 
 # The binary for agents (scripts/package.sh --with-native) is built without the emulator.
 log "cargo clippy, without the emulator (the agents' binary)"
-cargo clippy --locked --no-default-features --lib --bins -- -D warnings
+cargo clippy --locked --no-default-features --all-targets -- -D warnings
 
 log "cargo test"
 cargo test --locked --all-targets

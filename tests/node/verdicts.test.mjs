@@ -169,7 +169,7 @@ test('parameters reach the notebook as written', async () => {
   }
 });
 
-// The same identity and value as tests/verdicts.rs (the native runtime) and the unit test in
+// The same identity and value as tests/it/verdicts.rs (the native runtime) and the unit test in
 // src/tasks/run_notebook_test/settings.rs. The step is then retried on the native runtime, as
 // the fallback would: it gets the first run back instead of starting a second one.
 test('the idempotency token is the specified one on both runtimes', async () => {

@@ -834,7 +834,7 @@ mod tests {
     }
 
     /// The encoding is specified (see `idempotency_token`): this value was computed from the
-    /// specification alone (a few lines of Python); tests/verdicts.rs and
+    /// specification alone (a few lines of Python); tests/it/verdicts.rs and
     /// tests/node/verdicts.test.mjs check the same specification through both runtimes.
     #[test]
     fn idempotency_token_is_pinned_for_a_fixed_identity() {

@@ -1,12 +1,11 @@
 //! The binary, run as a user or the agent would: a clean environment, real signals.
-mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_databricks-azdo"));

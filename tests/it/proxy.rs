@@ -1,12 +1,11 @@
 //! The agent's web proxy (`Agent.ProxyUrl`): requests go through it with its credentials, the
 //! bypass list sends matching URLs direct, its password is masked like any secret, and a bad
 //! proxy URL is an input error before any request.
-mod common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 use databricks_azdo::emulator::Emulator;
 use databricks_azdo::pipeline::OutputMode;
 use databricks_azdo::tasks::TaskName;

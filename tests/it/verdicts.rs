@@ -1,14 +1,13 @@
 //! Verdicts only on what Databricks really said: a run whose answer does not match what was
 //! submitted never passes, a step that gives up on its run cancels it, parameters reach the
 //! notebook as written, and the idempotency token is the specified one.
-mod common;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use databricks_azdo::databricks::RetryPolicy;
 use databricks_azdo::emulator::Emulator;
 use databricks_azdo::host::{Host, NativeHost};

@@ -1,8 +1,7 @@
 //! One step with 100 notebooks: one submit, one poll stream for the whole run, outputs fetched
 //! concurrently with a bound.
-mod common;
 
-use common::*;
+use crate::common::*;
 use databricks_azdo::pipeline::OutputMode;
 use databricks_azdo::tasks::TaskName;
 

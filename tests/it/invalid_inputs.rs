@@ -1,7 +1,6 @@
 //! Bad input gets one clear error naming the input, exit code 2, and no request at all.
-mod common;
 
-use common::*;
+use crate::common::*;
 use databricks_azdo::pipeline::OutputMode;
 use databricks_azdo::tasks::TaskName;
 

@@ -1,12 +1,11 @@
 //! The client's retry strategy against the emulator's injected faults: what it retries, what
 //! it tells the user while it does, and when it gives up.
-mod common;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 use databricks_azdo::databricks::{Client, RetryPolicy, WorkspaceUrl};

@@ -1,11 +1,10 @@
 //! Secret hunt: the token never appears in anything we print, whatever the path (success,
 //! failures, retries, bad input, debug mode, every output mode), except in the one
 //! `##vso[task.setsecret]` line that tells the agent to mask it.
-mod common;
 
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use databricks_azdo::emulator::Emulator;
 use databricks_azdo::pipeline::escape::{escape_message, escape_property};
 use databricks_azdo::pipeline::OutputMode;

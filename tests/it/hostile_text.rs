@@ -1,16 +1,15 @@
 //! Text from outside (a notebook's output and errors, a server's messages and links) cannot
 //! forge log lines, steer a terminal, or put links, images or HTML into the build summary.
-mod common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::common::*;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::*;
 use databricks_azdo::emulator::Emulator;
 use databricks_azdo::pipeline::OutputMode;
 use databricks_azdo::tasks::TaskName;

@@ -1,18 +1,17 @@
 //! Strange answers from the server: a clear error or a tolerated value, never a panic, never a
 //! hang, never the token sent elsewhere.
-mod common;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use common::*;
 use databricks_azdo::databricks::{ApiError, Client, RetryPolicy, WorkspaceUrl};
 use databricks_azdo::host::{Host, NativeHost};
 

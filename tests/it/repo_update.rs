@@ -1,6 +1,4 @@
-mod common;
-
-use common::*;
+use crate::common::*;
 use databricks_azdo::pipeline::OutputMode;
 use databricks_azdo::tasks::TaskName;
 

@@ -1,11 +1,10 @@
 //! A cancel (SIGINT/SIGTERM from the agent) at any moment: the run is cancelled or never
 //! started, the step ends at once with exit code 130, and the log says what happened.
-mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use databricks_azdo::databricks::RetryPolicy;
 use databricks_azdo::emulator::Emulator;
 use databricks_azdo::pipeline::OutputMode;

@@ -55,7 +55,7 @@ assert predicted_income(30) == 31000, "model regression: predicted_income(30) is
 "#;
 
 /// Runs `git` in `dir` with a pinned identity, ignoring the machine's configuration.
-pub fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     let output = std::process::Command::new("git")
         .args([
             "-c",

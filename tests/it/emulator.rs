@@ -2,7 +2,6 @@
 //! repositories and real `python3` notebook runs.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use databricks_azdo::emulator::{Emulator, EmulatorConfig, Fault, FaultRule};
@@ -87,17 +86,14 @@ fn version_notebook(version: &str) -> String {
 
 struct SourceRepo {
     dir: PathBuf,
-    home: PathBuf,
 }
 
 impl SourceRepo {
     fn new(scratch: &Path) -> SourceRepo {
         let repo = SourceRepo {
             dir: scratch.join("source"),
-            home: scratch.join("home"),
         };
         std::fs::create_dir_all(&repo.dir).unwrap();
-        std::fs::create_dir_all(&repo.home).unwrap();
         repo.git(&["init", "--quiet", "--initial-branch=main"]);
         repo.write("README.md", "# demo\n");
         repo.write("test/unit.py", UNIT_NOTEBOOK);
@@ -127,29 +123,9 @@ impl SourceRepo {
         self.git(&["rev-parse", "HEAD"])
     }
 
-    /// Runs git isolated from the machine's configuration.
+    /// Runs git in the repository, isolated from the machine's configuration.
     fn git(&self, args: &[&str]) -> String {
-        let output = Command::new("git")
-            .args([
-                "-c",
-                "user.name=Emulator Test",
-                "-c",
-                "user.email=test@example.com",
-            ])
-            .args(["-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"])
-            .args(args)
-            .current_dir(&self.dir)
-            .env("HOME", &self.home)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env_remove("GIT_DIR")
-            .output()
-            .expect("git runs");
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
+        crate::common::git(&self.dir, args)
     }
 }
 
@@ -343,7 +319,7 @@ fn process_alive(pid: u32) -> bool {
 
 #[cfg(not(target_os = "linux"))]
 fn process_alive(pid: u32) -> bool {
-    Command::new("kill")
+    std::process::Command::new("kill")
         .args(["-0", &pid.to_string()])
         .stderr(std::process::Stdio::null())
         .status()

@@ -24,8 +24,26 @@ pub const FAILING: &str = "# Databricks notebook source\nx = 1\n\n# COMMAND ----
 pub const WITH_PARAM: &str = "# Databricks notebook source\ndbutils.widgets.text('env', 'dev')\ndbutils.notebook.exit('env=' + dbutils.widgets.get('env'))\n";
 pub const SLOW: &str = "# Databricks notebook source\nimport time\ntime.sleep(60)\n";
 
+/// Runs `git` in `dir` with a pinned identity, isolated from the machine's configuration;
+/// returns its output, trimmed, and fails the test when git fails.
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    databricks_azdo::demo::git(dir, args).unwrap_or_else(|e| panic!("{e:#}"))
+    let output = std::process::Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(["-c", "init.defaultBranch=main"])
+        .args(["-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env_remove("GIT_DIR")
+        .output()
+        .unwrap_or_else(|e| panic!("running git {args:?}: is git installed? {e}"));
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
 /// A Git repository with `test/<name>.py` notebooks, committed on `main`.

@@ -2,15 +2,15 @@
 //! repositories and real `python3` notebook runs.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use databricks_azdo::emulator::{Emulator, EmulatorConfig, Fault, FaultRule};
+use crate::common::api::{error_code, message, notebook_task, single_run, Workspace};
+use crate::common::{ms, process_alive, wait_until_gone, CLUSTER, DEADLINE};
+use databricks_azdo::emulator::{Fault, FaultRule};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "dapi-emulator-test-token";
-const CLUSTER: &str = "0101-000000-emulator";
-const DEADLINE: Duration = Duration::from_secs(10);
 
 // ----- notebooks of the source repository -----
 
@@ -129,78 +129,9 @@ impl SourceRepo {
     }
 }
 
-// ----- the emulator under test -----
-
-struct Workspace {
-    emulator: Emulator,
-    http: reqwest::Client,
-    base: String,
-    scratch: tempfile::TempDir,
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+// ----- the emulator under test (common::api::Workspace), with this file's source repo -----
 
 impl Workspace {
-    async fn start() -> Workspace {
-        let config = EmulatorConfig {
-            token: TOKEN.into(),
-            pending: ms(20),
-            terminating: ms(10),
-            ..EmulatorConfig::default()
-        };
-        let emulator = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let base = emulator.base_url();
-        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-        Workspace {
-            emulator,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-            base,
-            scratch: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.request(method, path);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-        (status, body)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, Some(body)).await
-    }
-
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (status, answer) = self.call(method, path, body).await;
-        assert_eq!(status, StatusCode::OK, "{path}: {answer}");
-        answer
-    }
-
-    async fn mkdirs(&self, path: &str) -> Value {
-        let body = json!({ "path": path });
-        self.ok(Method::POST, "/api/2.0/workspace/mkdirs", Some(body))
-            .await
-    }
-
     fn source(&self) -> SourceRepo {
         SourceRepo::new(self.scratch.path())
     }
@@ -211,63 +142,6 @@ impl Workspace {
         let body =
             json!({ "url": source.url(), "provider": "gitHub", "path": "/Repos/ci/project" });
         self.ok(Method::POST, "/api/2.0/repos", Some(body)).await
-    }
-
-    async fn submit(&self, body: Value) -> i64 {
-        let answer = self
-            .ok(Method::POST, "/api/2.1/jobs/runs/submit", Some(body))
-            .await;
-        answer["run_id"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no run_id: {answer}"))
-    }
-
-    async fn run(&self, run_id: i64) -> Value {
-        self.ok(
-            Method::GET,
-            &format!("/api/2.1/jobs/runs/get?run_id={run_id}"),
-            None,
-        )
-        .await
-    }
-
-    /// Polls `runs/get` until the run is terminal; returns it and the life cycle states seen.
-    async fn wait_terminal(&self, run_id: i64) -> (Value, Vec<String>) {
-        let deadline = Instant::now() + DEADLINE;
-        let mut seen: Vec<String> = Vec::new();
-        loop {
-            let run = self.run(run_id).await;
-            let state = run["state"]["life_cycle_state"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            if seen.last() != Some(&state) {
-                seen.push(state.clone());
-            }
-            if ["TERMINATED", "INTERNAL_ERROR", "SKIPPED"].contains(&state.as_str()) {
-                return (run, seen);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "run {run_id} is still {state}: {run}"
-            );
-            tokio::time::sleep(ms(10)).await;
-        }
-    }
-
-    async fn output(&self, run_id: i64) -> Value {
-        self.ok(
-            Method::GET,
-            &format!("/api/2.1/jobs/runs/get-output?run_id={run_id}"),
-            None,
-        )
-        .await
-    }
-
-    async fn control(&self, method: Method, path: &str) -> Value {
-        let response = self.request(method, path).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
     }
 
     /// Waits until a sleepy notebook reports `(pid, cwd)`.
@@ -283,62 +157,11 @@ impl Workspace {
     }
 }
 
-fn notebook_task(key: &str, path: &str) -> Value {
-    json!({ "task_key": key, "existing_cluster_id": CLUSTER, "notebook_task": { "notebook_path": path } })
-}
-
-fn single_run(task: Value) -> Value {
-    json!({ "run_name": "emulator test", "tasks": [task] })
-}
-
-fn error_code(body: &Value) -> &str {
-    body["error_code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error_code: {body}"))
-}
-
-fn message(body: &Value) -> &str {
-    body["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no message: {body}"))
-}
-
-/// Whether a process exists and is not a zombie.
-#[cfg(target_os = "linux")]
-fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn process_alive(pid: u32) -> bool {
-    std::process::Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
-async fn wait_until_gone(pid: u32) {
-    let deadline = Instant::now() + DEADLINE;
-    while process_alive(pid) {
-        assert!(Instant::now() < deadline, "process {pid} is still alive");
-        tokio::time::sleep(ms(10)).await;
-    }
-}
-
 // ----- authentication and envelopes -----
 
 #[tokio::test]
 async fn rejects_missing_and_wrong_credentials_with_the_real_envelopes() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let url = format!("{}/api/2.0/workspace/get-status?path=/", ws.base);
 
     let missing = ws.http.get(&url).send().await.unwrap();
@@ -425,7 +248,7 @@ async fn rejects_missing_and_wrong_credentials_with_the_real_envelopes() {
 
 #[tokio::test]
 async fn workspace_folders_can_be_made_listed_and_inspected() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let root = ws
         .ok(Method::GET, "/api/2.0/workspace/get-status?path=/", None)
         .await;
@@ -492,7 +315,7 @@ async fn workspace_folders_can_be_made_listed_and_inspected() {
 
 #[tokio::test]
 async fn repo_checkouts_show_notebooks_without_their_extension() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let source = ws.source();
     let repo = ws.create_repo(&source).await;
     let status = async |path: &str| {
@@ -592,7 +415,7 @@ async fn repo_checkouts_show_notebooks_without_their_extension() {
 
 #[tokio::test]
 async fn repos_follow_branches_and_tags_of_the_source() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let source = ws.source();
     let first = source.git(&["rev-parse", "HEAD"]);
     source.git(&["tag", "v1"]);
@@ -734,7 +557,7 @@ async fn repos_follow_branches_and_tags_of_the_source() {
 
 #[tokio::test]
 async fn repo_creation_rejects_what_databricks_rejects() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let source = ws.source();
     ws.create_repo(&source).await;
     let create = |body: Value| ws.post("/api/2.0/repos", body);
@@ -811,7 +634,7 @@ async fn repo_creation_rejects_what_databricks_rejects() {
 
 #[tokio::test]
 async fn repo_lists_are_paged_by_twenty() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let source = ws.source();
     ws.mkdirs("/Repos/many").await;
     for n in 0..21 {
@@ -840,7 +663,7 @@ async fn repo_lists_are_paged_by_twenty() {
 
 #[tokio::test]
 async fn a_notebook_run_succeeds_with_its_exit_value() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let source = ws.source();
     ws.create_repo(&source).await;
     let mut task = notebook_task("unit", "/Repos/ci/project/test/unit");
@@ -920,7 +743,7 @@ async fn a_notebook_run_succeeds_with_its_exit_value() {
 
 #[tokio::test]
 async fn a_failing_notebook_reports_its_exception_and_traceback() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     ws.create_repo(&ws.source()).await;
     let run_id = ws
         .submit(single_run(notebook_task(
@@ -965,7 +788,7 @@ async fn a_failing_notebook_reports_its_exception_and_traceback() {
 
 #[tokio::test]
 async fn multi_task_runs_pass_widgets_and_reject_parent_output() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     ws.create_repo(&ws.source()).await;
     let mut widgets = notebook_task("widgets", "/Repos/ci/project/test/widgets");
     widgets["notebook_task"]["base_parameters"] = json!({ "env": "prod" });
@@ -1021,7 +844,7 @@ async fn multi_task_runs_pass_widgets_and_reject_parent_output() {
 
 #[tokio::test]
 async fn submit_validates_like_databricks() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let submit = |body: Value| ws.post("/api/2.1/jobs/runs/submit", body);
 
     let mut unknown = notebook_task("t", "/x");
@@ -1073,7 +896,7 @@ async fn submit_validates_like_databricks() {
 
 #[tokio::test]
 async fn an_idempotency_token_makes_a_second_submit_return_the_first_run() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     ws.create_repo(&ws.source()).await;
     let mut body = single_run(notebook_task("unit", "/Repos/ci/project/test/version"));
     body["idempotency_token"] = json!("build-42-attempt");
@@ -1101,7 +924,7 @@ async fn an_idempotency_token_makes_a_second_submit_return_the_first_run() {
 
 #[tokio::test]
 async fn a_missing_notebook_fails_the_task_not_the_submit() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let run_id = ws
         .submit(single_run(notebook_task("gone", "/Repos/ci/nothing/here")))
         .await;
@@ -1122,7 +945,7 @@ async fn a_missing_notebook_fails_the_task_not_the_submit() {
 
 #[tokio::test]
 async fn cancel_stops_the_run_and_kills_the_notebook() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     ws.create_repo(&ws.source()).await;
     let report = ws.scratch.path().join("sleepy.report");
     let mut task = notebook_task("sleepy", "/Repos/ci/project/test/sleepy");
@@ -1178,7 +1001,7 @@ async fn cancel_stops_the_run_and_kills_the_notebook() {
 
 #[tokio::test]
 async fn a_run_past_its_timeout_ends_timedout() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     ws.create_repo(&ws.source()).await;
     let report = ws.scratch.path().join("timeout.report");
     let mut task = notebook_task("sleepy", "/Repos/ci/project/test/sleepy");
@@ -1197,7 +1020,7 @@ async fn a_run_past_its_timeout_ends_timedout() {
 
 #[tokio::test]
 async fn git_source_runs_use_the_requested_commit() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let source = ws.source();
     let v1 = source.git(&["rev-parse", "HEAD"]);
     source.write("test/version.py", &version_notebook("v2"));
@@ -1248,7 +1071,7 @@ async fn git_source_runs_use_the_requested_commit() {
 
 #[tokio::test]
 async fn jobs_2_0_accepts_the_single_task_form() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     ws.create_repo(&ws.source()).await;
     let body = json!({
         "run_name": "legacy",
@@ -1298,7 +1121,7 @@ async fn jobs_2_0_accepts_the_single_task_form() {
 
 #[tokio::test]
 async fn status_faults_fire_the_given_number_of_times() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     ws.create_repo(&ws.source()).await;
     ws.emulator
         .set_faults(vec!["POST /api/2.1/jobs/runs/submit=503*2"
@@ -1328,7 +1151,7 @@ async fn status_faults_fire_the_given_number_of_times() {
 
 #[tokio::test]
 async fn rate_limit_faults_carry_retry_after() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     ws.emulator.set_faults(vec![FaultRule {
         endpoint: "*".into(),
         fault: Fault::Status {
@@ -1356,7 +1179,7 @@ async fn rate_limit_faults_carry_retry_after() {
 
 #[tokio::test]
 async fn dropped_answers_still_have_their_side_effects() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let source = ws.source();
     ws.mkdirs("/Repos/ci").await;
     ws.emulator.set_faults(vec![
@@ -1406,7 +1229,7 @@ async fn dropped_answers_still_have_their_side_effects() {
 
 #[tokio::test]
 async fn faults_can_be_set_over_http() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let set = |rules: Value| {
         ws.request(Method::PUT, "/emulator/faults")
             .json(&rules)
@@ -1441,7 +1264,7 @@ async fn faults_can_be_set_over_http() {
 
 #[tokio::test]
 async fn control_routes_need_the_token() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     let routes = [
         (Method::GET, "/emulator/runs"),
         (Method::GET, "/emulator/requests"),
@@ -1528,7 +1351,7 @@ fn the_binary_warns_when_it_listens_on_every_interface() {
 
 #[tokio::test]
 async fn shutdown_kills_notebooks_and_removes_temporary_files() {
-    let ws = Workspace::start().await;
+    let ws = Workspace::start(TOKEN).await;
     ws.create_repo(&ws.source()).await;
     let report = ws.scratch.path().join("shutdown.report");
     let mut task = notebook_task("sleepy", "/Repos/ci/project/test/sleepy");

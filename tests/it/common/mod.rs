@@ -2,12 +2,14 @@
 //! tasks run in-process (captured output) or through the binary (clean, pinned environment).
 #![allow(dead_code)]
 
+pub mod api;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use databricks_azdo::databricks::RetryPolicy;
 use databricks_azdo::emulator::{Emulator, EmulatorConfig, FaultRule};
@@ -15,6 +17,8 @@ use databricks_azdo::host::{Host, NativeHost};
 use databricks_azdo::pipeline::OutputMode;
 use databricks_azdo::tasks::{self, RunOptions, TaskName};
 
+/// How long a test waits for something that takes milliseconds.
+pub const DEADLINE: Duration = Duration::from_secs(10);
 pub const TOKEN: &str = "dapi-test-5ecret%;]value";
 pub const CLUSTER: &str = "0101-000000-emulator";
 pub const REPO_PATH: &str = "/Repos/ci/project";
@@ -359,4 +363,40 @@ pub fn summary_table(markdown: &str) -> Vec<Vec<String>> {
         }
     }
     rows
+}
+
+/// `n` milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Whether a process exists and is not a zombie.
+#[cfg(target_os = "linux")]
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn process_alive(pid: u32) -> bool {
+    std::process::Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+pub async fn wait_until_gone(pid: u32) {
+    let deadline = Instant::now() + DEADLINE;
+    while process_alive(pid) {
+        assert!(Instant::now() < deadline, "process {pid} is still alive");
+        tokio::time::sleep(ms(10)).await;
+    }
 }

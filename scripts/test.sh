@@ -13,9 +13,11 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 
-# The binary for agents (scripts/package.sh --with-native) is built without the emulator.
-log "cargo clippy, without the emulator (the agents' binary)"
+# The binary for agents (scripts/package.sh --with-native) is built without the emulator: it
+# must build, lint clean, and offer every other command (the CLI's unit tests).
+log "cargo clippy and the CLI's tests, without the emulator (the agents' binary)"
 cargo clippy --locked --no-default-features --all-targets -- -D warnings
+cargo test --locked --no-default-features --bins
 
 log "cargo test"
 cargo test --locked --all-targets

@@ -6,7 +6,7 @@
 const fs = require('fs');
 const path = require('path');
 const { spawn } = require('child_process');
-const { agentProxy, createRequest, ProxySettingError } = require('./http.js');
+const { createRequest } = require('./http.js');
 
 const TASK = require('./task.json').name;
 const EXE = process.platform === 'win32' ? 'databricks-azdo.exe' : 'databricks-azdo';
@@ -69,13 +69,6 @@ function readSmallFile(file, maxBytes) {
 }
 
 async function runWasm() {
-  let proxy;
-  try {
-    proxy = agentProxy(process.env);
-  } catch (error) {
-    if (error instanceof ProxySettingError) return fail(error.message, 2);
-    throw error;
-  }
   let core;
   try {
     core = require('./core/databricks_azdo.js');
@@ -92,7 +85,7 @@ async function runWasm() {
     write: (line) => { process.stdout.write(line + '\n'); },
     writeErr: (line) => { process.stderr.write(line + '\n'); },
     readFile: readSmallFile,
-    request: createRequest(proxy),
+    request: createRequest(),
     writeFile: (file, text) => fs.writeFileSync(file, text),
     cancelled,
   };

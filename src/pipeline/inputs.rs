@@ -4,17 +4,20 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Bad input: names the input, says what is wrong and, where it helps, what to do.
+/// Bad input: names the input (or the agent variable), says what is wrong and, where it
+/// helps, what to do.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct InputError {
     pub input: String,
+    /// True when `input` names an agent variable rather than a task input.
+    pub is_variable: bool,
     pub message: String,
     pub hint: Option<String>,
 }
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "input `{}`: {}", self.input, self.message)?;
+        f.write_str(&self.headline())?;
         if let Some(hint) = &self.hint {
             write!(f, "\nhint: {hint}")?;
         }
@@ -26,9 +29,28 @@ impl InputError {
     pub fn new(input: &str, message: impl Into<String>) -> InputError {
         InputError {
             input: input.to_string(),
+            is_variable: false,
             message: message.into(),
             hint: None,
         }
+    }
+
+    /// A bad value of an agent variable (the agent's proxy settings, say).
+    pub fn variable(name: &str, message: impl Into<String>) -> InputError {
+        InputError {
+            is_variable: true,
+            ..InputError::new(name, message)
+        }
+    }
+
+    /// "input `x`: what is wrong", without the hint.
+    pub fn headline(&self) -> String {
+        let subject = if self.is_variable {
+            "variable"
+        } else {
+            "input"
+        };
+        format!("{subject} `{}`: {}", self.input, self.message)
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> InputError {

@@ -4,11 +4,16 @@ use std::collections::BTreeMap;
 
 use crate::databricks::{ProxySettings, WorkspaceUrl, WORKSPACE_URL_EXAMPLE};
 use crate::pipeline::{InputError, Inputs};
+use crate::rest::{Credential, StaticToken};
 
 pub const HOST_INPUT: &str = "databricksHost";
 pub const TOKEN_INPUT: &str = "databricksToken";
 pub const HOST_VARIABLE: &str = "DATABRICKS_HOST";
 pub const TOKEN_VARIABLE: &str = "DATABRICKS_TOKEN";
+pub const PROXY_URL_VARIABLE: &str = "Agent.ProxyUrl";
+pub const PROXY_USERNAME_VARIABLE: &str = "Agent.ProxyUsername";
+pub const PROXY_PASSWORD_VARIABLE: &str = "Agent.ProxyPassword";
+pub const PROXY_BYPASS_VARIABLE: &str = "Agent.ProxyBypassList";
 
 #[derive(Clone)]
 pub struct Connection {
@@ -29,6 +34,11 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// Where the client takes the `Authorization` value of each request from.
+    pub fn credential(&self) -> std::rc::Rc<dyn Credential> {
+        std::rc::Rc::new(StaticToken::new(&self.token))
+    }
+
     pub fn from_inputs(inputs: &Inputs) -> Result<Connection, InputError> {
         let host = match inputs.get(HOST_INPUT)? {
             Some(host) => host,
@@ -72,59 +82,41 @@ impl Connection {
     }
 }
 
-/// In Node the proxy lives below the core: `task/http.js` reads the same variables and uses them.
-#[cfg(target_arch = "wasm32")]
-fn agent_proxy(_: &Inputs) -> Result<Option<ProxySettings>, InputError> {
-    Ok(None)
-}
-
-/// The proxy the agent was configured with (`config.sh --proxyurl ...`), if any.
-#[cfg(not(target_arch = "wasm32"))]
+/// The proxy the agent was configured with (`config.sh --proxyurl ...`), if any: read and
+/// checked here, for both runtimes, and handed to the transport as data.
 fn agent_proxy(inputs: &Inputs) -> Result<Option<ProxySettings>, InputError> {
-    const PROXY_URL_VARIABLE: &str = "Agent.ProxyUrl";
-    const PROXY_BYPASS_VARIABLE: &str = "Agent.ProxyBypassList";
     let Some(raw) = inputs
         .variable(PROXY_URL_VARIABLE)
         .filter(|u| !u.trim().is_empty())
     else {
         return Ok(None);
     };
-    let mut url = url::Url::parse(raw.trim())
+    let url = url::Url::parse(raw.trim())
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
         .ok_or_else(|| {
             // Quoted with its credentials, query values and fragment hidden: they may not be
             // registered secrets.
             let value = crate::text::redact_url(raw.trim());
-            InputError::new(PROXY_URL_VARIABLE, format!("`{value}` is not an http(s) URL"))
+            InputError::variable(PROXY_URL_VARIABLE, format!("`{value}` is not an http(s) URL"))
                 .with_hint("the agent's proxy comes from `config.sh --proxyurl`; reconfigure it as http://host:port")
         })?;
-    // Credentials written into the URL itself are used, and kept out of everything printed.
-    let embedded_username = Some(url.username().to_string()).filter(|u| !u.is_empty());
-    let embedded_password = url.password().map(str::to_string);
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
     let bypass = match inputs.variable(PROXY_BYPASS_VARIABLE) {
         None => Vec::new(),
         Some(list) if list.trim().is_empty() => Vec::new(),
         Some(list) => serde_json::from_str::<Vec<String>>(&list).map_err(|_| {
-            InputError::new(
+            InputError::variable(
                 PROXY_BYPASS_VARIABLE,
                 "is not a JSON array of regular expressions",
             )
         })?,
     };
-    Ok(Some(ProxySettings {
+    Ok(Some(ProxySettings::new(
         url,
-        username: inputs
-            .variable("Agent.ProxyUsername")
-            .filter(|u| !u.is_empty())
-            .or(embedded_username),
-        password: inputs
-            .secret_variable("Agent.ProxyPassword")
-            .or(embedded_password),
+        inputs.variable(PROXY_USERNAME_VARIABLE),
+        inputs.secret_variable(PROXY_PASSWORD_VARIABLE),
         bypass,
-    }))
+    )))
 }
 
 /// Every value in the environment that is, or may be, a secret: masked before anything is

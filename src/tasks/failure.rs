@@ -109,10 +109,7 @@ impl Failure {
 
 impl From<InputError> for Failure {
     fn from(error: InputError) -> Failure {
-        let mut failure = Failure::new(
-            FailureKind::Input,
-            format!("input `{}`: {}", error.input, error.message),
-        );
+        let mut failure = Failure::new(FailureKind::Input, error.headline());
         if let Some(hint) = error.hint {
             failure = failure.hint(hint);
         }

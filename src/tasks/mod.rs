@@ -140,7 +140,7 @@ fn make_client(
     let notice_log = log.clone();
     let client = Client::new(
         connection.url.clone(),
-        connection.token.clone(),
+        connection.credential(),
         user_agent(in_pipeline || options.mode == OutputMode::Agent),
         options.retry.clone(),
         host.clone(),
@@ -152,7 +152,7 @@ fn make_client(
     }));
     let client = match &connection.proxy {
         Some(proxy) => {
-            let shown = crate::text::redact_url(proxy.url.as_str());
+            let shown = crate::text::redact_url(proxy.url().as_str());
             log.debug(&format!("through the agent's proxy {shown}"));
             client.with_proxy(proxy)
         }

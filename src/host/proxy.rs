@@ -15,7 +15,45 @@ pub struct ProxySettings {
     /// The agent's bypass list as written, for the debug log.
     patterns: Vec<String>,
     /// The patterns that compile; like the agent, the others are skipped.
-    bypass: Vec<regex_lite::Regex>,
+    bypass: Vec<Pattern>,
+}
+
+/// A bypass pattern, compiled by the runtime's own engine: JavaScript's under Node (the
+/// agent's Node tasks match the list that way too, and the wasm core stays small), regex-lite
+/// natively. Patterns are matched case-insensitively, as the agent does.
+#[cfg(not(target_arch = "wasm32"))]
+type Pattern = regex_lite::Regex;
+#[cfg(target_arch = "wasm32")]
+type Pattern = js_sys::RegExp;
+
+#[cfg(not(target_arch = "wasm32"))]
+fn compile(pattern: &str) -> Option<Pattern> {
+    regex_lite::RegexBuilder::new(pattern)
+        .case_insensitive(true)
+        .build()
+        .ok()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn compile(pattern: &str) -> Option<Pattern> {
+    use wasm_bindgen::JsCast;
+    // `new RegExp` throws on a bad pattern: constructed through Reflect, which catches it.
+    let constructor: js_sys::Function = js_sys::RegExp::new("", "").constructor().unchecked_into();
+    let arguments = js_sys::Array::of2(&pattern.into(), &"i".into());
+    js_sys::Reflect::construct(&constructor, &arguments)
+        .ok()?
+        .dyn_into()
+        .ok()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn matches(pattern: &Pattern, text: &str) -> bool {
+    pattern.is_match(text)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn matches(pattern: &Pattern, text: &str) -> bool {
+    pattern.test(text)
 }
 
 impl std::fmt::Debug for ProxySettings {
@@ -59,15 +97,7 @@ impl ProxySettings {
         let embedded_password = url.password().map(decoded);
         let _ = url.set_username("");
         let _ = url.set_password(None);
-        let compiled = bypass
-            .iter()
-            .filter_map(|pattern| {
-                regex_lite::RegexBuilder::new(pattern)
-                    .case_insensitive(true)
-                    .build()
-                    .ok()
-            })
-            .collect();
+        let compiled = bypass.iter().filter_map(|p| compile(p)).collect();
         ProxySettings {
             url,
             username: username.filter(|u| !u.is_empty()).or(embedded_username),
@@ -84,7 +114,7 @@ impl ProxySettings {
 
     /// The route for a request to `target`, or `None` when it is on the bypass list.
     pub fn route(&self, target: &str) -> Option<ProxyRoute> {
-        if self.bypass.iter().any(|pattern| pattern.is_match(target)) {
+        if self.bypass.iter().any(|pattern| matches(pattern, target)) {
             return None;
         }
         let secure = self.url.scheme() == "https";

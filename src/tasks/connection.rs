@@ -5,15 +5,7 @@ use std::collections::BTreeMap;
 use crate::databricks::{ProxySettings, WorkspaceUrl, WORKSPACE_URL_EXAMPLE};
 use crate::pipeline::{InputError, Inputs};
 use crate::rest::{Credential, StaticToken};
-
-pub const HOST_INPUT: &str = "databricksHost";
-pub const TOKEN_INPUT: &str = "databricksToken";
-pub const HOST_VARIABLE: &str = "DATABRICKS_HOST";
-pub const TOKEN_VARIABLE: &str = "DATABRICKS_TOKEN";
-pub const PROXY_URL_VARIABLE: &str = "Agent.ProxyUrl";
-pub const PROXY_USERNAME_VARIABLE: &str = "Agent.ProxyUsername";
-pub const PROXY_PASSWORD_VARIABLE: &str = "Agent.ProxyPassword";
-pub const PROXY_BYPASS_VARIABLE: &str = "Agent.ProxyBypassList";
+use crate::tasks::names::{input, variable};
 
 #[derive(Clone)]
 pub struct Connection {
@@ -40,40 +32,42 @@ impl Connection {
     }
 
     pub fn from_inputs(inputs: &Inputs) -> Result<Connection, InputError> {
-        let host = match inputs.get(HOST_INPUT)? {
+        let host = match inputs.get(input::DATABRICKS_HOST)? {
             Some(host) => host,
-            None => inputs.secret_variable(HOST_VARIABLE).ok_or_else(|| {
-                InputError::new(HOST_INPUT, format!("is not set, and there is no {HOST_VARIABLE} variable"))
+            None => inputs.secret_variable(variable::DATABRICKS_HOST).ok_or_else(|| {
+                InputError::new(input::DATABRICKS_HOST, format!("is not set, and there is no {} variable", variable::DATABRICKS_HOST))
                     .with_hint(format!(
-                        "add {HOST_VARIABLE} (e.g. {WORKSPACE_URL_EXAMPLE}) to a variable group linked to this pipeline, or set the input"
+                        "add {} (e.g. {WORKSPACE_URL_EXAMPLE}) to a variable group linked to this pipeline, or set the input",
+                        variable::DATABRICKS_HOST
                     ))
             })?,
         };
         let url = WorkspaceUrl::parse(&host).map_err(|e| {
-            InputError::new(HOST_INPUT, e.reason).with_hint(format!(
+            InputError::new(input::DATABRICKS_HOST, e.reason).with_hint(format!(
                 "expected a workspace URL such as {WORKSPACE_URL_EXAMPLE}"
             ))
         })?;
-        let token = match inputs.get(TOKEN_INPUT)? {
+        let token = match inputs.get(input::DATABRICKS_TOKEN)? {
             Some(token) => token,
-            None => inputs.secret_variable(TOKEN_VARIABLE).ok_or_else(|| {
-                InputError::new(TOKEN_INPUT, format!("is not set, and there is no {TOKEN_VARIABLE} variable"))
+            None => inputs.secret_variable(variable::DATABRICKS_TOKEN).ok_or_else(|| {
+                InputError::new(input::DATABRICKS_TOKEN, format!("is not set, and there is no {} variable", variable::DATABRICKS_TOKEN))
                     .with_hint(format!(
-                        "add {TOKEN_VARIABLE} as a secret variable (a Databricks personal access token) to a variable group linked to this pipeline"
+                        "add {} as a secret variable (a Databricks personal access token) to a variable group linked to this pipeline",
+                        variable::DATABRICKS_TOKEN
                     ))
             })?,
         };
         // Never echo the value: it is a secret even when it is malformed.
         if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(InputError::new(
-                TOKEN_INPUT,
+                input::DATABRICKS_TOKEN,
                 "contains spaces or line breaks; a token is a single word",
             )
             .with_hint("copy the token again without surrounding text"));
         }
         if !token.is_ascii() {
             return Err(InputError::new(
-                TOKEN_INPUT,
+                input::DATABRICKS_TOKEN,
                 "contains non-ASCII characters, which an HTTP header cannot carry",
             ));
         }
@@ -86,7 +80,7 @@ impl Connection {
 /// checked here, for both runtimes, and handed to the transport as data.
 fn agent_proxy(inputs: &Inputs) -> Result<Option<ProxySettings>, InputError> {
     let Some(raw) = inputs
-        .variable(PROXY_URL_VARIABLE)
+        .variable(variable::PROXY_URL)
         .filter(|u| !u.trim().is_empty())
     else {
         return Ok(None);
@@ -98,23 +92,23 @@ fn agent_proxy(inputs: &Inputs) -> Result<Option<ProxySettings>, InputError> {
             // Quoted with its credentials, query values and fragment hidden: they may not be
             // registered secrets.
             let value = crate::text::redact_url(raw.trim());
-            InputError::variable(PROXY_URL_VARIABLE, format!("`{value}` is not an http(s) URL"))
+            InputError::variable(variable::PROXY_URL, format!("`{value}` is not an http(s) URL"))
                 .with_hint("the agent's proxy comes from `config.sh --proxyurl`; reconfigure it as http://host:port")
         })?;
-    let bypass = match inputs.variable(PROXY_BYPASS_VARIABLE) {
+    let bypass = match inputs.variable(variable::PROXY_BYPASS_LIST) {
         None => Vec::new(),
         Some(list) if list.trim().is_empty() => Vec::new(),
         Some(list) => serde_json::from_str::<Vec<String>>(&list).map_err(|_| {
             InputError::variable(
-                PROXY_BYPASS_VARIABLE,
+                variable::PROXY_BYPASS_LIST,
                 "is not a JSON array of regular expressions",
             )
         })?,
     };
     Ok(Some(ProxySettings::new(
         url,
-        inputs.variable(PROXY_USERNAME_VARIABLE),
-        inputs.secret_variable(PROXY_PASSWORD_VARIABLE),
+        inputs.variable(variable::PROXY_USERNAME),
+        inputs.secret_variable(variable::PROXY_PASSWORD),
         bypass,
     )))
 }
@@ -130,7 +124,7 @@ pub fn secrets_in(env: &BTreeMap<String, String>) -> Vec<String> {
         .filter(|(key, _)| {
             key.starts_with("SECRET_")
                 || *key == "INPUT_DATABRICKSTOKEN"
-                || *key == TOKEN_VARIABLE
+                || *key == variable::DATABRICKS_TOKEN
                 || *key == "DATABRICKS_CLIENT_SECRET"
                 || *key == "AGENT_PROXYPASSWORD"
         })

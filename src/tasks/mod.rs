@@ -2,8 +2,10 @@
 //! own: they talk to Databricks through [`Client`] and to the user through [`Log`].
 
 pub mod connection;
+mod document;
 pub mod failure;
 pub mod git_ref;
+pub mod names;
 pub mod repo_update;
 pub mod run_notebook_test;
 
@@ -12,6 +14,7 @@ use std::rc::Rc;
 use crate::databricks::{user_agent, Client, RetryPolicy};
 use crate::host::Host;
 use crate::pipeline::{Inputs, Log, OutputMode, TaskResult};
+use crate::tasks::names::variable;
 pub use failure::{Failure, FailureKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +68,7 @@ pub async fn run(task: TaskName, host: Rc<dyn Host>, options: &RunOptions) -> i3
     let inputs = Inputs::new(env);
     let debug = options.verbose
         || inputs
-            .variable("System.Debug")
+            .variable(variable::SYSTEM_DEBUG)
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let log = Rc::new(Log::new(host.clone(), options.mode, debug));
     // Masking comes first: nothing is printed before every secret is registered.
@@ -104,9 +107,10 @@ pub async fn run(task: TaskName, host: Rc<dyn Host>, options: &RunOptions) -> i3
         }
     };
 
+    let json = document::document(task, &outcome);
     match outcome {
         Ok(report) => {
-            log.json_document(&report.json);
+            log.json_document(&json);
             let result = if report.issues {
                 TaskResult::SucceededWithIssues
             } else {
@@ -117,7 +121,7 @@ pub async fn run(task: TaskName, host: Rc<dyn Host>, options: &RunOptions) -> i3
         }
         Err(failure) => {
             failure.report(&log);
-            log.json_document(&failure.json(task));
+            log.json_document(&json);
             let result = match failure.kind {
                 FailureKind::Canceled => TaskResult::Canceled,
                 _ => TaskResult::Failed,
@@ -135,7 +139,7 @@ fn make_client(
     options: &RunOptions,
 ) -> Client {
     let in_pipeline = Inputs::new(host.env())
-        .variable("TF_BUILD")
+        .variable(variable::TF_BUILD)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let notice_log = log.clone();
     let client = Client::new(
@@ -173,6 +177,6 @@ pub struct Report {
     pub summary: String,
     /// True when it succeeded with warnings.
     pub issues: bool,
-    /// The `--output json` document.
-    pub json: serde_json::Value,
+    /// The task's part of the `--output json` document (a JSON object; see `document`).
+    pub details: serde_json::Value,
 }

@@ -180,3 +180,109 @@ pub struct Report {
     /// The task's part of the `--output json` document (a JSON object; see `document`).
     pub details: serde_json::Value,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::{repo_update, run_notebook_test};
+    use crate::pipeline::inputs::env_name;
+    use crate::pipeline::Inputs;
+    use crate::rest::scripted::test_host;
+
+    fn env(inputs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = inputs
+            .iter()
+            .map(|(name, value)| (format!("INPUT_{}", env_name(name)), value.to_string()))
+            .collect();
+        env.insert(
+            "BUILD_REPOSITORY_URI".into(),
+            "https://github.com/o/r".into(),
+        );
+        env.insert("BUILD_SOURCEBRANCH".into(), "refs/heads/main".into());
+        env.insert("BUILD_SOURCEVERSION".into(), "a".repeat(40));
+        env
+    }
+
+    /// Every input the code reads is one the task declares (`INPUTS`, which the manifest test
+    /// compares with task.json): a name typed differently where it is read would be an input
+    /// no pipeline can set.
+    #[tokio::test]
+    async fn the_tasks_read_only_the_inputs_they_declare() {
+        let host = test_host();
+        let common = [
+            ("databricksHost", "https://adb-1.2.azuredatabricks.net"),
+            ("databricksToken", "dapi1"),
+        ];
+        let repo_cases: &[&[(&str, &str)]] = &[
+            &[
+                ("mode", "createOrUpdate"),
+                ("repoPath", "/Repos/ci/p"),
+                ("repoUrl", "https://github.com/o/r"),
+                ("gitProvider", "gitHub"),
+                ("branch", "main"),
+                ("expectedCommit", "abc1234"),
+                ("onCommitMismatch", "fail"),
+            ],
+            &[("mode", "update"), ("repoId", "12"), ("tag", "v1")],
+            &[("mode", "delete"), ("repoPath", "/Repos/ci/p")],
+        ];
+        for case in repo_cases {
+            let env = env(&[&common[..], case].concat());
+            let inputs = Inputs::new(&env);
+            repo_update::Settings::from_inputs(&inputs, &*host).unwrap();
+            let asked = inputs.asked();
+            for name in &asked {
+                assert!(repo_update::INPUTS.contains(&name.as_str()), "{name}");
+            }
+            for (name, _) in common.iter().chain(case.iter()) {
+                assert!(
+                    asked.iter().any(|a| a == name),
+                    "{name} was set but not read"
+                );
+            }
+        }
+        let run_cases: &[&[(&str, &str)]] = &[
+            &[
+                ("notebookPaths", "test/a"),
+                ("repoPath", "/Repos/ci/p"),
+                ("source", "workspace"),
+                ("clusterMode", "existing"),
+                ("existingClusterId", "0101-x"),
+                ("parameters", "a=b"),
+                ("timeoutMinutes", "5"),
+                ("runName", "r"),
+            ],
+            &[
+                ("notebookPaths", "test/a"),
+                ("source", "git"),
+                ("repoUrl", "https://github.com/o/r"),
+                ("gitProvider", "gitHub"),
+                ("clusterMode", "serverless"),
+            ],
+            &[
+                ("notebookPaths", "/Repos/x/test/a"),
+                ("clusterMode", "new"),
+                (
+                    "newClusterJson",
+                    r#"{"spark_version":"x","node_type_id":"y","num_workers":1}"#,
+                ),
+            ],
+        ];
+        for case in run_cases {
+            let env = env(&[&common[..], case].concat());
+            let inputs = Inputs::new(&env);
+            run_notebook_test::Settings::from_inputs(&inputs, &*host).unwrap();
+            let asked = inputs.asked();
+            for name in &asked {
+                assert!(run_notebook_test::INPUTS.contains(&name.as_str()), "{name}");
+            }
+            for (name, _) in common.iter().chain(case.iter()) {
+                assert!(
+                    asked.iter().any(|a| a == name),
+                    "{name} was set but not read"
+                );
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@ use super::workspace_url::WorkspaceUrl;
 use crate::host::http::Transport;
 use crate::host::proxy::ProxySettings;
 use crate::host::Host;
-use crate::rest::{Caller, Credential, Masker, Method, Notice, Request, RetryPolicy};
+use crate::rest::{Answer, Caller, Credential, Masker, Method, Notice, Request, RetryPolicy};
 
 pub struct Client {
     caller: Caller,
@@ -123,12 +123,27 @@ impl Client {
     ) -> Result<T, ApiError> {
         let body = body.map(|b| serde_json::to_vec(b).expect("request bodies serialize"));
         let request = self.request(method, path, query, body);
-        self.retrying(
-            &request,
-            || self.attempt(request.clone()),
-            || async { None },
-        )
-        .await
+        let (answer, started) = self.call_answer(&request).await?;
+        let result = self.caller.read(answer);
+        self.caller
+            .traced(&request.label(), started, result.as_ref().err());
+        result
+    }
+
+    /// The retried part of a call, written once for every answer type: the answer comes back
+    /// unread, with the time its attempt started (for the trace, told once it is read).
+    async fn call_answer(&self, request: &Request) -> Result<(Answer, Duration), ApiError> {
+        let attempt = || async {
+            let started = self.host().elapsed();
+            match self.exchange(request.clone()).await {
+                Ok(answer) => Ok((answer, started)),
+                Err(error) => {
+                    self.caller.traced(&request.label(), started, Some(&error));
+                    Err(error)
+                }
+            }
+        };
+        self.retrying(request, attempt, || async { None }).await
     }
 
     /// A request to the workspace, without its credential (each attempt asks for it).
@@ -181,11 +196,21 @@ impl Client {
         &self,
         request: Request,
     ) -> Result<T, ApiError> {
-        let first = self.attempt_with_credential(request.clone()).await;
-        match first {
+        let started = self.host().elapsed();
+        let label = request.label();
+        let result = match self.exchange(request).await {
+            Ok(answer) => self.caller.read(answer),
+            Err(error) => Err(error),
+        };
+        self.caller.traced(&label, started, result.as_ref().err());
+        result
+    }
+
+    async fn exchange(&self, request: Request) -> Result<Answer, ApiError> {
+        match self.exchange_with_credential(request.clone()).await {
             Err(error) if error.status() == Some(401) => {
                 if self.credential.refresh().await? {
-                    self.attempt_with_credential(request).await
+                    self.exchange_with_credential(request).await
                 } else {
                     Err(error)
                 }
@@ -194,13 +219,10 @@ impl Client {
         }
     }
 
-    async fn attempt_with_credential<T: DeserializeOwned>(
-        &self,
-        mut request: Request,
-    ) -> Result<T, ApiError> {
+    async fn exchange_with_credential(&self, mut request: Request) -> Result<Answer, ApiError> {
         let authorization = self.credential.authorization().await?;
         request.headers.push(("authorization", authorization));
-        self.caller.attempt(request, parse_error_body).await
+        self.caller.exchange(request, parse_error_body).await
     }
 }
 

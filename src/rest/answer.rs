@@ -26,18 +26,30 @@ pub(crate) fn decode_answer<T: DeserializeOwned>(
     body: &[u8],
     status: u16,
     content_type: Option<&str>,
-    hide: impl Fn(&str) -> String,
+    hide: &dyn Fn(&str) -> String,
 ) -> Result<T, String> {
+    // Only the parse itself is generic: the rest is written once, not once per answer type
+    // (that alone was a tenth of the wasm core).
     let text = String::from_utf8_lossy(body);
+    let json = json_text(&text, status, content_type, hide)?;
+    let parsed = match json {
+        Some(json) => serde_json::from_str(json),
+        // Fine where no answer is expected (a cancel, a delete): those read into a JSON value.
+        None => serde_json::from_str("null"),
+    };
+    parsed.map_err(|e| unreadable(json.unwrap_or_default(), status, &e, hide))
+}
+
+/// The answer's text when it may be JSON; `Ok(None)` when it is empty.
+fn json_text<'t>(
+    text: &'t str,
+    status: u16,
+    content_type: Option<&str>,
+    hide: &dyn Fn(&str) -> String,
+) -> Result<Option<&'t str>, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        // Fine where no answer is expected (a cancel, a delete): those read into a JSON value.
-        if let Ok(nothing) = serde_json::from_str::<T>("null") {
-            return Ok(nothing);
-        }
-        return Err(format!(
-            "HTTP {status} with an empty body, where a JSON document was expected: something between the agent and Databricks (a proxy, a gateway) answered instead of the workspace"
-        ));
+        return Ok(None);
     }
     if let Some(title) = html_page_title(trimmed, content_type) {
         let title = if title.is_empty() {
@@ -49,17 +61,29 @@ pub(crate) fn decode_answer<T: DeserializeOwned>(
             "HTTP {status} with an HTML page{title}, not JSON: a sign-in page of a proxy or of single sign-on, or databricksHost is not a Databricks workspace URL"
         ));
     }
-    serde_json::from_str(trimmed).map_err(|e| {
-        let what = if trimmed.starts_with('{') {
-            "a JSON document that is not what this endpoint answers"
-        } else {
-            "not JSON"
-        };
-        format!(
-            "HTTP {status} with {what} ({e}); it starts with `{}`",
-            shorten(&hide(trimmed).replace(['\r', '\n'], " "), 60)
-        )
-    })
+    Ok(Some(trimmed))
+}
+
+fn unreadable(
+    trimmed: &str,
+    status: u16,
+    error: &serde_json::Error,
+    hide: &dyn Fn(&str) -> String,
+) -> String {
+    if trimmed.is_empty() {
+        return format!(
+            "HTTP {status} with an empty body, where a JSON document was expected: something between the agent and Databricks (a proxy, a gateway) answered instead of the workspace"
+        );
+    }
+    let what = if trimmed.starts_with('{') {
+        "a JSON document that is not what this endpoint answers"
+    } else {
+        "not JSON"
+    };
+    format!(
+        "HTTP {status} with {what} ({error}); it starts with `{}`",
+        shorten(&hide(trimmed).replace(['\r', '\n'], " "), 60)
+    )
 }
 
 /// The title of an HTML page (empty when it has none), or `None` when `body` is not one.

@@ -79,6 +79,16 @@ impl Request {
     }
 }
 
+/// A success answer, not yet read.
+pub struct Answer {
+    request: RequestLabel,
+    status: u16,
+    content_type: Option<String>,
+    body: Vec<u8>,
+    /// The credential sent, hidden wherever the answer is quoted.
+    credentials: Vec<String>,
+}
+
 /// Sends requests for one step: the transport (and the agent's proxy), the retry policy, the
 /// step's deadline, and where notices, traces and masking go.
 pub struct Caller {
@@ -163,38 +173,51 @@ impl Caller {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            if !is_retryable(&error) {
-                return Err(error);
-            }
-            let elapsed = self.host.elapsed().saturating_sub(started);
-            let jitter = self.jitter.borrow_mut().f64();
-            let Some(delay) = self.policy.delay_after(attempts, &error, elapsed, jitter) else {
-                return Err(ApiError::GaveUp {
-                    attempts,
-                    elapsed,
-                    last: Box::new(error),
-                });
-            };
-            let now = self.host.elapsed();
-            if self.deadline.get().is_some_and(|d| now + delay >= d) {
-                return Err(ApiError::OutOfTime {
-                    request: request.clone(),
-                    last: Some(Box::new(error)),
-                });
-            }
-            if let Some(notice) = &self.notice {
-                notice(&format!(
-                    "{request}: {}; retrying in {}s (attempt {})",
-                    shorten(&retry_reason(&error), 200),
-                    seconds(delay),
-                    attempts + 1
-                ));
-            }
+            let delay = self.backoff(request, attempts, error, started)?;
             self.host.sleep(delay).await;
             if let Some(value) = reconcile().await {
                 return Ok(value);
             }
         }
+    }
+
+    /// After failed attempt number `attempts`: how long to wait before the next one, or the
+    /// error to give up with (not worth retrying, budget spent, deadline reached).
+    fn backoff(
+        &self,
+        request: &RequestLabel,
+        attempts: u32,
+        error: ApiError,
+        started: Duration,
+    ) -> Result<Duration, ApiError> {
+        if !is_retryable(&error) {
+            return Err(error);
+        }
+        let elapsed = self.host.elapsed().saturating_sub(started);
+        let jitter = self.jitter.borrow_mut().f64();
+        let Some(delay) = self.policy.delay_after(attempts, &error, elapsed, jitter) else {
+            return Err(ApiError::GaveUp {
+                attempts,
+                elapsed,
+                last: Box::new(error),
+            });
+        };
+        let now = self.host.elapsed();
+        if self.deadline.get().is_some_and(|d| now + delay >= d) {
+            return Err(ApiError::OutOfTime {
+                request: request.clone(),
+                last: Some(Box::new(error)),
+            });
+        }
+        if let Some(notice) = &self.notice {
+            notice(&format!(
+                "{request}: {}; retrying in {}s (attempt {})",
+                shorten(&retry_reason(&error), 200),
+                seconds(delay),
+                attempts + 1
+            ));
+        }
+        Ok(delay)
     }
 
     /// One attempt, without retries: the answer read as `T`, or the error `envelope` reads.
@@ -205,24 +228,44 @@ impl Caller {
     ) -> Result<T, ApiError> {
         let started = self.host.elapsed();
         let label = request.label();
-        let result = self.attempt_untraced(request, envelope).await;
-        if let Some(trace) = &self.trace {
-            let ms = self.host.elapsed().saturating_sub(started).as_millis();
-            let outcome = match &result {
-                Ok(_) => "ok".to_string(),
-                Err(ApiError::Http { status, .. }) => format!("HTTP {status}"),
-                Err(e) => e.message().to_string(),
-            };
-            trace(&format!("{label}: {outcome} in {ms} ms"));
-        }
+        let result = match self.exchange(request, envelope).await {
+            Ok(answer) => self.read(answer),
+            Err(error) => Err(error),
+        };
+        self.traced(&label, started, result.as_ref().err());
         result
     }
 
-    async fn attempt_untraced<T: DeserializeOwned>(
-        &self,
-        request: Request,
-        envelope: Envelope,
-    ) -> Result<T, ApiError> {
+    /// Reads a success answer as `T`: the only part of an attempt written per answer type.
+    pub fn read<T: DeserializeOwned>(&self, answer: Answer) -> Result<T, ApiError> {
+        let hide = |text: &str| self.hide_secrets(text, &answer.credentials);
+        decode_answer(
+            &answer.body,
+            answer.status,
+            answer.content_type.as_deref(),
+            &hide,
+        )
+        .map_err(|message| ApiError::Decode {
+            request: answer.request,
+            message,
+        })
+    }
+
+    /// Tells the trace (debug lines) how an attempt went.
+    pub fn traced(&self, request: &RequestLabel, started: Duration, error: Option<&ApiError>) {
+        let Some(trace) = &self.trace else { return };
+        let ms = self.host.elapsed().saturating_sub(started).as_millis();
+        let outcome = match error {
+            None => "ok".to_string(),
+            Some(ApiError::Http { status, .. }) => format!("HTTP {status}"),
+            Some(e) => e.message().to_string(),
+        };
+        trace(&format!("{request}: {outcome} in {ms} ms"));
+    }
+
+    /// Sends one request and returns a success answer unread, or the error: no answer, a
+    /// redirect, or an error status read with `envelope`.
+    pub async fn exchange(&self, request: Request, envelope: Envelope) -> Result<Answer, ApiError> {
         let label = request.label();
         let Some(timeout) = self.attempt_timeout() else {
             return Err(ApiError::OutOfTime {
@@ -292,15 +335,12 @@ impl Caller {
                 retry_after: response.header("retry-after").and_then(parse_retry_after),
             });
         }
-        decode_answer(
-            &response.body,
-            status,
-            response.header("content-type"),
-            hide,
-        )
-        .map_err(|message| ApiError::Decode {
+        Ok(Answer {
             request: label,
-            message,
+            status,
+            content_type: response.header("content-type").map(str::to_string),
+            body: response.body,
+            credentials,
         })
     }
 

@@ -9,7 +9,7 @@ pub mod credential;
 pub mod error;
 pub mod retry;
 
-pub use call::{Caller, Envelope, Masker, Method, Notice, Request, MAX_BODY_BYTES};
+pub use call::{Answer, Caller, Envelope, Masker, Method, Notice, Request, MAX_BODY_BYTES};
 pub use credential::{Credential, StaticToken};
 pub use error::{ApiError, RequestLabel};
 pub use retry::RetryPolicy;

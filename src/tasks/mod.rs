@@ -204,6 +204,28 @@ mod tests {
         env
     }
 
+    /// Parses `inputs` with `parse` and checks what it read: only `declared` inputs, and every
+    /// input that was set.
+    fn check(
+        inputs: &[(&str, &str)],
+        declared: &[&str],
+        parse: impl Fn(&Inputs) -> Result<(), crate::pipeline::InputError>,
+    ) {
+        let env = env(inputs);
+        let read = Inputs::new(&env);
+        parse(&read).unwrap();
+        let asked = read.asked();
+        for name in &asked {
+            assert!(declared.contains(&name.as_str()), "{name} is not declared");
+        }
+        for (name, _) in inputs {
+            assert!(
+                asked.iter().any(|a| a == name),
+                "{name} was set but not read"
+            );
+        }
+    }
+
     /// Every input the code reads is one the task declares (`INPUTS`, which the manifest test
     /// compares with task.json): a name typed differently where it is read would be an input
     /// no pipeline can set.
@@ -228,19 +250,10 @@ mod tests {
             &[("mode", "delete"), ("repoPath", "/Repos/ci/p")],
         ];
         for case in repo_cases {
-            let env = env(&[&common[..], case].concat());
-            let inputs = Inputs::new(&env);
-            repo_update::Settings::from_inputs(&inputs, &*host).unwrap();
-            let asked = inputs.asked();
-            for name in &asked {
-                assert!(repo_update::INPUTS.contains(&name.as_str()), "{name}");
-            }
-            for (name, _) in common.iter().chain(case.iter()) {
-                assert!(
-                    asked.iter().any(|a| a == name),
-                    "{name} was set but not read"
-                );
-            }
+            let inputs = [&common[..], case].concat();
+            check(&inputs, repo_update::INPUTS, |read| {
+                repo_update::Settings::from_inputs(read, &*host).map(drop)
+            });
         }
         let run_cases: &[&[(&str, &str)]] = &[
             &[
@@ -270,19 +283,10 @@ mod tests {
             ],
         ];
         for case in run_cases {
-            let env = env(&[&common[..], case].concat());
-            let inputs = Inputs::new(&env);
-            run_notebook_test::Settings::from_inputs(&inputs, &*host).unwrap();
-            let asked = inputs.asked();
-            for name in &asked {
-                assert!(run_notebook_test::INPUTS.contains(&name.as_str()), "{name}");
-            }
-            for (name, _) in common.iter().chain(case.iter()) {
-                assert!(
-                    asked.iter().any(|a| a == name),
-                    "{name} was set but not read"
-                );
-            }
+            let inputs = [&common[..], case].concat();
+            check(&inputs, run_notebook_test::INPUTS, |read| {
+                run_notebook_test::Settings::from_inputs(read, &*host).map(drop)
+            });
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod databricks;
 pub mod host;
 pub mod pipeline;
+pub mod rest;
 pub mod tasks;
 pub mod text;
 

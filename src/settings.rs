@@ -9,6 +9,7 @@ use databricks_azdo::pipeline::inputs::env_name;
 use databricks_azdo::pipeline::OutputMode;
 
 use crate::cli::{Common, OutputFormat, RepoUpdateArgs, RunNotebookTestArgs};
+use databricks_azdo::tasks::names::{input, variable};
 
 pub struct Resolved {
     pub env: BTreeMap<String, String>,
@@ -29,7 +30,7 @@ fn base(common: &Common, process_env: BTreeMap<String, String>) -> anyhow::Resul
         .filter(|(k, _)| !k.starts_with("INPUT_"))
         .collect();
     if let Some(host) = host {
-        env.insert(input("databricksHost"), host.clone());
+        env.insert(input(input::DATABRICKS_HOST), host.clone());
     }
     if let Some(path) = token_file {
         // A token file is a few hundred bytes: /dev/zero or a FIFO must not hang the CLI.
@@ -39,10 +40,10 @@ fn base(common: &Common, process_env: BTreeMap<String, String>) -> anyhow::Resul
                 path.display()
             )
         })?;
-        env.insert(input("databricksToken"), token.trim().to_string());
+        env.insert(input(input::DATABRICKS_TOKEN), token.trim().to_string());
     }
     let in_pipeline = env
-        .get("TF_BUILD")
+        .get(variable::TF_BUILD)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let mode = match output {
         OutputFormat::Json => OutputMode::Json,
@@ -84,15 +85,15 @@ pub fn repo_update(
     } = args;
     let mut resolved = base(common, process_env)?;
     let env = &mut resolved.env;
-    set(env, "mode", mode);
-    set(env, "repoPath", repo_path);
-    set(env, "repoId", repo_id);
-    set(env, "repoUrl", repo_url);
-    set(env, "gitProvider", git_provider);
-    set(env, "branch", branch);
-    set(env, "tag", tag);
-    set(env, "expectedCommit", expected_commit);
-    set(env, "onCommitMismatch", on_commit_mismatch);
+    set(env, input::MODE, mode);
+    set(env, input::REPO_PATH, repo_path);
+    set(env, input::REPO_ID, repo_id);
+    set(env, input::REPO_URL, repo_url);
+    set(env, input::GIT_PROVIDER, git_provider);
+    set(env, input::BRANCH, branch);
+    set(env, input::TAG, tag);
+    set(env, input::EXPECTED_COMMIT, expected_commit);
+    set(env, input::ON_COMMIT_MISMATCH, on_commit_mismatch);
     Ok(resolved)
 }
 
@@ -117,11 +118,11 @@ pub fn run_notebook_test(
     } = args;
     let mut resolved = base(common, process_env)?;
     let env = &mut resolved.env;
-    env.insert(input("notebookPaths"), notebooks.join("\n"));
-    set(env, "repoPath", repo_path);
-    set(env, "source", source);
-    set(env, "repoUrl", repo_url);
-    set(env, "gitProvider", git_provider);
+    env.insert(input(input::NOTEBOOK_PATHS), notebooks.join("\n"));
+    set(env, input::REPO_PATH, repo_path);
+    set(env, input::SOURCE, source);
+    set(env, input::REPO_URL, repo_url);
+    set(env, input::GIT_PROVIDER, git_provider);
     if let Some(commit) = commit {
         env.insert("BUILD_SOURCEVERSION".into(), commit.clone());
     }
@@ -130,13 +131,17 @@ pub fn run_notebook_test(
         (None, Some(_)) => Some("new".to_string()),
         _ => None,
     };
-    set(env, "clusterMode", &cluster_mode.clone().or(implied_mode));
-    set(env, "existingClusterId", cluster_id);
-    set(env, "newClusterJson", new_cluster);
+    set(
+        env,
+        input::CLUSTER_MODE,
+        &cluster_mode.clone().or(implied_mode),
+    );
+    set(env, input::EXISTING_CLUSTER_ID, cluster_id);
+    set(env, input::NEW_CLUSTER_JSON, new_cluster);
     if !params.is_empty() {
-        env.insert(input("parameters"), params.join("\n"));
+        env.insert(input(input::PARAMETERS), params.join("\n"));
     }
-    set(env, "timeoutMinutes", timeout_minutes);
-    set(env, "runName", run_name);
+    set(env, input::TIMEOUT_MINUTES, timeout_minutes);
+    set(env, input::RUN_NAME, run_name);
     Ok(resolved)
 }

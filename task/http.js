@@ -8,46 +8,10 @@
 // - the body is counted as it streams and the read stops past `maxBytes`;
 // - a redirect is returned as it is, never followed (Node's http never follows one);
 // - a failure rejects with `{ kind, message }`, the kind taken from Node's error codes.
-// Through the agent's web proxy (`config.sh --proxyurl`): plain HTTP in absolute form, HTTPS
-// through a CONNECT tunnel, with the agent's proxy credentials; URLs on its bypass list go
-// direct. scripts/build.sh copies this file next to index.js.
-
-class ProxySettingError extends Error {}
-
-/** The proxy the agent hands to tasks (`Agent.ProxyUrl` and friends), or null. */
-function agentProxy(env) {
-  const raw = (env.AGENT_PROXYURL || '').trim();
-  if (!raw) return null;
-  let url = null;
-  try { url = new URL(raw); } catch (_) { /* reported below */ }
-  if (!url || !['http:', 'https:'].includes(url.protocol) || !url.hostname) {
-    // Repeated only when it cannot hold credentials (user:password@, ?token=, #...): those
-    // may not be masked.
-    const value = /^[A-Za-z0-9.:/[\]_-]*$/.test(raw) ? `\`${raw}\`` : 'the value';
-    throw new ProxySettingError(`variable \`Agent.ProxyUrl\`: ${value} is not an http(s) URL\n` +
-      "hint: the agent's proxy comes from `config.sh --proxyurl`; reconfigure it as http://host:port");
-  }
-  const decoded = (text) => { try { return decodeURIComponent(text); } catch (_) { return text; } };
-  const username = env.AGENT_PROXYUSERNAME || decoded(url.username);
-  const password = env.SECRET_AGENT_PROXYPASSWORD || env.AGENT_PROXYPASSWORD || decoded(url.password);
-  let bypass = [];
-  if ((env.AGENT_PROXYBYPASSLIST || '').trim()) {
-    try {
-      bypass = JSON.parse(env.AGENT_PROXYBYPASSLIST);
-    } catch (_) { bypass = null; }
-    if (!Array.isArray(bypass)) {
-      throw new ProxySettingError('variable `Agent.ProxyBypassList`: is not a JSON array of regular expressions');
-    }
-  }
-  return {
-    host: url.hostname,
-    port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
-    secure: url.protocol === 'https:',
-    authorization: username ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` : null,
-    // As the agent: patterns that are not regular expressions are skipped.
-    bypass: bypass.flatMap((pattern) => { try { return [new RegExp(String(pattern), 'i')]; } catch (_) { return []; } }),
-  };
-}
+// The core decides whether a request goes through the agent's web proxy and with which
+// credentials (src/host/proxy.rs); when `spec.proxy` is set, this file only carries it out:
+// plain HTTP in absolute form, HTTPS through a CONNECT tunnel.
+// scripts/build.sh copies this file next to index.js.
 
 // OpenSSL's verification failures as Node reports them: waiting does not fix any of them.
 const CERTIFICATE_CODES = new Set([
@@ -76,11 +40,12 @@ function describe(error) {
 
 /**
  * The request function handed to the core: `request(spec)` → `{ promise, abort }`.
- * spec: { method, url, headers: [[name, value]...], body: Uint8Array | null, timeoutMs, maxBytes }.
+ * spec: { method, url, headers: [[name, value]...], body: Uint8Array | null, timeoutMs, maxBytes,
+ *         proxy: { host, port, secure, authorization: string | null } | null }.
  * The promise resolves to { status, headers: [[name, value]...], body: Uint8Array }.
  * After `abort()` (the core dropped the request) it never settles.
  */
-function createRequest(proxy) {
+function createRequest() {
   return (spec) => {
     let settle = null;
     const promise = new Promise((resolve, reject) => { settle = { resolve, reject }; });
@@ -103,7 +68,7 @@ function createRequest(proxy) {
     };
     timer = setTimeout(() => failed('timed-out', `no complete answer within ${spec.timeoutMs / 1000}s`), spec.timeoutMs);
     try {
-      start(spec, proxy, sockets, finish, failed);
+      start(spec, sockets, finish, failed);
     } catch (error) {
       failed(kindOf(error), describe(error));
     }
@@ -112,7 +77,7 @@ function createRequest(proxy) {
 }
 
 // Node's modules are loaded on first use: a step that only talks plain HTTP never loads tls.
-function start(spec, proxy, sockets, finish, failed) {
+function start(spec, sockets, finish, failed) {
   const target = new URL(spec.url);
   const headers = {};
   for (const [name, value] of spec.headers) headers[name] = value;
@@ -147,9 +112,9 @@ function start(spec, proxy, sockets, finish, failed) {
   };
   const secure = target.protocol === 'https:';
   const port = Number(target.port) || (secure ? 443 : 80);
-  const direct = !proxy || proxy.bypass.some((pattern) => pattern.test(target.href));
+  const proxy = spec.proxy;
   const path = `${target.pathname}${target.search}`;
-  if (direct) {
+  if (!proxy) {
     // A fresh connection per request (agent: false): nothing stays open to keep Node running
     // after the step, and a cancelled request closes its own socket.
     return send(require(secure ? 'https' : 'http'), {
@@ -185,4 +150,4 @@ function start(spec, proxy, sockets, finish, failed) {
   return tunnel.end();
 }
 
-module.exports = { agentProxy, createRequest, ProxySettingError };
+module.exports = { createRequest };

@@ -6,16 +6,20 @@
 const fs = require('fs');
 const path = require('path');
 const { spawn } = require('child_process');
-const { agentProxy, createRequest, ProxySettingError } = require('./http.js');
+const { createRequest } = require('./http.js');
 
 const TASK = require('./task.json').name;
 const EXE = process.platform === 'win32' ? 'databricks-azdo.exe' : 'databricks-azdo';
 
+// Everything the core prints goes through its own escaping (src/pipeline/escape.rs). These few
+// lines are printed when the core cannot run, so they hold our own words and, of outside text
+// (a path, an error message), only characters that need no escaping in a logging command.
+function plain(text) {
+  return String(text).replace(/[^A-Za-z0-9 _.,:;()'/\\@+=-]/g, '?');
+}
+
 function fail(message, code = 1) {
-  // The message of a logging command: %, CR and LF escaped; no second command inside it.
-  const data = String(message).replace(/##vso\[/g, '**vso[')
-    .replace(/%/g, '%AZP25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
-  process.stdout.write(`##vso[task.logissue type=error]${data}\n##vso[task.complete result=Failed]${data}\n`);
+  process.stdout.write(`##vso[task.logissue type=error]${message}\n##vso[task.complete result=Failed]${message}\n`);
   process.exitCode = code;
 }
 
@@ -35,13 +39,13 @@ function findNative() {
 function runNative() {
   const binary = findNative();
   if (!binary) {
-    return fail(`${TASK}: the native databricks-azdo binary was not found (looked in ${path.join(__dirname, 'bin')} and on PATH). ` +
+    return fail(`${TASK}: the native databricks-azdo binary was not found (looked in ${plain(path.join(__dirname, 'bin'))} and on PATH). ` +
       'On a self-hosted agent, put databricks-azdo on the PATH of the agent service (build it with `cargo install --locked --path . --no-default-features` ' +
       'from the databricks-azdo repository), or remove DATABRICKS_AZDO_RUNTIME=native to use the built-in wasm core.');
   }
   const child = spawn(binary, ['task', TASK], { stdio: 'inherit', env: process.env });
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
-  child.on('error', (error) => fail(`${TASK}: could not start ${binary}: ${error.message}`));
+  child.on('error', (error) => fail(`${TASK}: could not start ${plain(binary)}: ${plain(error.message)}`));
   child.on('exit', (code, signal) => { process.exitCode = code ?? (signal ? 130 : 1); });
 }
 
@@ -69,20 +73,12 @@ function readSmallFile(file, maxBytes) {
 }
 
 async function runWasm() {
-  let proxy;
-  try {
-    proxy = agentProxy(process.env);
-  } catch (error) {
-    if (error instanceof ProxySettingError) return fail(error.message, 2);
-    throw error;
-  }
   let core;
   try {
     core = require('./core/databricks_azdo.js');
   } catch (error) {
     // One line, and no command or log format of its own inside.
-    const reason = String(error.message).split(/[\r\n]/)[0].replace(/##/g, '**');
-    process.stdout.write(`##[warning]The wasm core could not be loaded (${reason}); using the native binary.\n`);
+    process.stdout.write(`##[warning]The wasm core could not be loaded (${plain(error.message)}); using the native binary.\n`);
     return runNative();
   }
   const controller = new AbortController();
@@ -92,14 +88,14 @@ async function runWasm() {
     write: (line) => { process.stdout.write(line + '\n'); },
     writeErr: (line) => { process.stderr.write(line + '\n'); },
     readFile: readSmallFile,
-    request: createRequest(proxy),
+    request: createRequest(),
     writeFile: (file, text) => fs.writeFileSync(file, text),
     cancelled,
   };
   try {
     process.exitCode = await core.runTask(TASK, { ...process.env }, io);
   } catch (error) {
-    fail(`${TASK}: internal error: ${error && error.message ? error.message : error}`);
+    fail(`${TASK}: internal error: ${plain(error && error.message ? error.message : error)}`);
   }
 }
 

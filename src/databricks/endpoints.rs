@@ -3,9 +3,10 @@
 
 use serde_json::json;
 
-use super::client::{Client, Method};
+use super::client::Client;
 use super::error::{ApiError, RequestLabel};
 use super::models::*;
+use crate::rest::Method;
 
 const REPOS: &str = "/api/2.0/repos";
 const JOBS: &str = "/api/2.1/jobs";
@@ -58,10 +59,10 @@ impl Client {
     ) -> Result<RepoInfo, ApiError> {
         let body = serde_json::to_vec(&json!({ "url": url, "provider": provider, "path": path }))
             .expect("JSON values serialize");
+        let request = self.request(Method::Post, REPOS, &[], Some(body));
         self.retrying(
-            &Method::Post,
-            REPOS,
-            || self.attempt(Method::Post, REPOS, &[], Some(body.clone())),
+            &request,
+            || self.attempt(request.clone()),
             || async { self.find_repo_by_path(path).await.ok().flatten() },
         )
         .await

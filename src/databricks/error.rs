@@ -1,111 +1,15 @@
-//! Typed errors of the REST client. They name the request (method and path) and never carry
-//! the token: it travels only in the `Authorization` header, which no error formats.
+//! What Databricks says when a call fails: its error envelope, and hints for the failures
+//! people hit most. The error type itself is the REST layer's (`rest::error`).
 
-use std::fmt;
-use std::time::Duration;
-
-pub use crate::host::http::TransportKind;
+use crate::rest::answer::{collapse_whitespace, html_title, looks_like_html, status_text};
+pub use crate::rest::error::{ApiError, RequestLabel, TransportKind};
 use crate::text::shorten;
-
-/// Which request failed, for messages: `GET /api/2.1/jobs/runs/get`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestLabel {
-    pub method: &'static str,
-    pub path: String,
-}
-
-impl fmt::Display for RequestLabel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.method, self.path)
-    }
-}
-
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ApiError {
-    /// The server answered with an error status.
-    #[error("{request} failed: {}: {message}", status_and_code(*status, error_code))]
-    Http {
-        request: RequestLabel,
-        status: u16,
-        error_code: Option<String>,
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    /// No answer: unknown host, connection refused or reset, timeout, broken body.
-    #[error("{request} failed: {message}")]
-    Transport {
-        request: RequestLabel,
-        message: String,
-        kind: TransportKind,
-    },
-    /// A success status with a body we could not read.
-    #[error("{request} returned an unreadable answer: {message}")]
-    Decode {
-        request: RequestLabel,
-        message: String,
-    },
-    /// The step's time limit (`timeoutMinutes`) came before an answer; `last` is the failure
-    /// that was about to be retried, if any.
-    #[error("{request}: the step's time limit was reached{}", last.as_ref().map(|l| format!(" (last attempt: {})", l.message())).unwrap_or_default())]
-    OutOfTime {
-        request: RequestLabel,
-        last: Option<Box<ApiError>>,
-    },
-    /// The retry budget ran out; `last` is the final failure.
-    #[error("{last} (gave up after {attempts} attempts over {}s)", elapsed.as_secs())]
-    GaveUp {
-        attempts: u32,
-        elapsed: Duration,
-        last: Box<ApiError>,
-    },
-}
 
 const PROXY_CREDENTIALS_HINT: &str = "the agent's proxy did not accept its credentials: check the proxy user name and password the agent was configured with (config.sh --proxyusername, --proxypassword)";
 
 const CERTIFICATE_HINT: &str = "the agent does not trust the workspace's TLS certificate. If your network inspects TLS with a company certificate authority, give the agent its CA certificate (PEM): for the Node handler set NODE_EXTRA_CA_CERTS=/path/ca.pem in the agent's environment (.env file of the agent); the native binary trusts the operating system's store, or SSL_CERT_FILE / SSL_CERT_DIR. Otherwise check that databricksHost is the workspace's own URL";
 
-/// `HTTP 400 INVALID_PARAMETER_VALUE`; a code that only repeats the status (Databricks
-/// answers a bad token with `"error_code": "403"`) is left out.
-pub(crate) fn status_and_code(status: u16, code: &Option<String>) -> String {
-    match code.as_deref() {
-        Some(code) if code != status.to_string() => format!("HTTP {status} {code}"),
-        _ => format!("HTTP {status}"),
-    }
-}
-
 impl ApiError {
-    /// The innermost failure (unwrapping `GaveUp`).
-    pub fn root(&self) -> &ApiError {
-        match self {
-            ApiError::GaveUp { last, .. } => last.root(),
-            other => other,
-        }
-    }
-
-    pub fn status(&self) -> Option<u16> {
-        match self.root() {
-            ApiError::Http { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    pub fn error_code(&self) -> Option<&str> {
-        match self.root() {
-            ApiError::Http { error_code, .. } => error_code.as_deref(),
-            _ => None,
-        }
-    }
-
-    pub fn message(&self) -> &str {
-        match self.root() {
-            ApiError::Http { message, .. }
-            | ApiError::Transport { message, .. }
-            | ApiError::Decode { message, .. } => message,
-            ApiError::OutOfTime { .. } => "the step's time limit was reached",
-            ApiError::GaveUp { .. } => unreachable!("root() unwraps GaveUp"),
-        }
-    }
-
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
             || matches!(
@@ -188,52 +92,6 @@ pub fn parse_error_body(status: u16, body: &str) -> (Option<String>, String) {
         (None, status_text(status).to_string())
     } else {
         (None, text)
-    }
-}
-
-/// The title of an HTML page (empty when it has none), or `None` when `body` is not one.
-pub(crate) fn html_page_title(body: &str, content_type: Option<&str>) -> Option<String> {
-    let declared = content_type.is_some_and(|t| t.to_ascii_lowercase().contains("text/html"));
-    (declared || looks_like_html(body))
-        .then(|| collapse_whitespace(&html_title(body).unwrap_or_default()))
-}
-
-fn looks_like_html(body: &str) -> bool {
-    let head = body
-        .trim_start()
-        .get(..15.min(body.trim_start().len()))
-        .unwrap_or("");
-    let head = head.to_ascii_lowercase();
-    head.starts_with("<!doctype")
-        || head.starts_with("<html")
-        || head.starts_with("<head")
-        || head.starts_with("<body")
-}
-
-fn html_title(body: &str) -> Option<String> {
-    let lower = body.to_ascii_lowercase();
-    let start = lower.find("<title>")? + "<title>".len();
-    let end = start + lower[start..].find("</title>")?;
-    Some(body.get(start..end)?.trim().to_string())
-}
-
-fn collapse_whitespace(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn status_text(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        409 => "Conflict",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Unexpected status",
     }
 }
 

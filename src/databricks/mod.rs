@@ -4,12 +4,12 @@ mod client;
 mod endpoints;
 pub mod error;
 pub mod models;
-pub mod retry;
 pub mod workspace_url;
 
 pub use crate::host::proxy::ProxySettings;
-pub use client::{user_agent, Client, Method, Notice};
+pub use crate::rest::RetryPolicy;
+pub use crate::rest::{retry, Method, Notice};
+pub use client::{user_agent, Client};
 pub use endpoints::RepoRef;
 pub use error::ApiError;
-pub use retry::RetryPolicy;
 pub use workspace_url::{WorkspaceLink, WorkspaceUrl, WorkspaceUrlError, WORKSPACE_URL_EXAMPLE};

@@ -21,7 +21,7 @@ impl ReqwestTransport {
     pub fn new(proxy: Option<&ProxySettings>) -> ReqwestTransport {
         let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if let Some(proxy) = proxy {
-            builder = builder.proxy(proxy.to_reqwest());
+            builder = builder.proxy(through(proxy.clone()));
         }
         ReqwestTransport {
             client: builder.build().unwrap_or_default(),
@@ -40,6 +40,24 @@ impl HttpTransport for ReqwestTransport {
             }
         }
         .boxed_local()
+    }
+}
+
+/// reqwest asks for each request whether it goes through the proxy: [`ProxySettings::route`]
+/// answers, and its credentials are sent as the same header the Node side sends.
+fn through(proxy: ProxySettings) -> reqwest::Proxy {
+    let authorization = proxy
+        .authorization()
+        .and_then(|value| reqwest::header::HeaderValue::from_str(&value).ok());
+    let target = proxy.url().clone();
+    let custom =
+        reqwest::Proxy::custom(move |url| proxy.route(url.as_str()).map(|_| target.clone()));
+    match authorization {
+        Some(mut value) => {
+            value.set_sensitive(true);
+            custom.custom_http_auth(value)
+        }
+        None => custom,
     }
 }
 

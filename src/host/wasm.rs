@@ -113,10 +113,10 @@ impl Host for WasmHost {
             .map_err(io_error)
     }
 
-    /// The agent's proxy is applied in `task/http.js`, which reads the same variables.
-    fn transport(&self, _proxy: Option<&ProxySettings>) -> Transport {
+    fn transport(&self, proxy: Option<&ProxySettings>) -> Transport {
         Rc::new(NodeTransport {
             request: self.request.clone(),
+            proxy: proxy.cloned(),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The wasm side of the HTTP seam: the `request` function `index.js` hands over
-//! (`task/http.js`, over Node's http/https). Dropping a request's future aborts it in Node.
+//! (`task/http.js`, over Node's http/https). Each request carries its proxy route, decided
+//! here; Node only opens the tunnel. Dropping a request's future aborts it in Node.
 
 use futures::future::LocalBoxFuture;
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
@@ -9,9 +10,11 @@ use wasm_bindgen_futures::JsFuture;
 use super::http::{
     HttpRequest, HttpResponse, HttpResult, HttpTransport, TransportError, TransportKind,
 };
+use super::proxy::{ProxyRoute, ProxySettings};
 
 pub struct NodeTransport {
     pub(super) request: Function,
+    pub(super) proxy: Option<ProxySettings>,
 }
 
 /// Calls `abort()` of a request still in flight when its future is dropped.
@@ -42,7 +45,23 @@ fn set(object: &Object, name: &str, value: &JsValue) {
     let _ = Reflect::set(object, &JsValue::from_str(name), value);
 }
 
-fn spec(request: &HttpRequest) -> Object {
+fn route(route: Option<ProxyRoute>) -> JsValue {
+    let Some(route) = route else {
+        return JsValue::NULL;
+    };
+    let object = Object::new();
+    set(&object, "host", &JsValue::from_str(&route.host));
+    set(&object, "port", &JsValue::from_f64(f64::from(route.port)));
+    set(&object, "secure", &JsValue::from_bool(route.secure));
+    let authorization = match &route.authorization {
+        Some(value) => JsValue::from_str(value),
+        None => JsValue::NULL,
+    };
+    set(&object, "authorization", &authorization);
+    object.into()
+}
+
+fn spec(request: &HttpRequest, proxy: Option<ProxyRoute>) -> Object {
     let spec = Object::new();
     set(&spec, "method", &JsValue::from_str(request.method));
     set(&spec, "url", &JsValue::from_str(&request.url));
@@ -67,6 +86,7 @@ fn spec(request: &HttpRequest) -> Object {
         "maxBytes",
         &JsValue::from_f64(request.max_body as f64),
     );
+    set(&spec, "proxy", &route(proxy));
     spec
 }
 
@@ -99,7 +119,8 @@ impl HttpTransport for NodeTransport {
     fn send(&self, request: HttpRequest) -> LocalBoxFuture<'static, HttpResult> {
         // The request starts now; the guard is taken now too, so a future dropped before it
         // is ever polled still aborts it.
-        let handle = match self.request.call1(&JsValue::NULL, &spec(&request)) {
+        let proxy = self.proxy.as_ref().and_then(|p| p.route(&request.url));
+        let handle = match self.request.call1(&JsValue::NULL, &spec(&request, proxy)) {
             Ok(handle) => handle,
             Err(error) => return Box::pin(futures::future::ready(Err(failure(error)))),
         };

@@ -4,17 +4,20 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Bad input: names the input, says what is wrong and, where it helps, what to do.
+/// Bad input: names the input (or the agent variable), says what is wrong and, where it
+/// helps, what to do.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct InputError {
     pub input: String,
+    /// True when `input` names an agent variable rather than a task input.
+    pub is_variable: bool,
     pub message: String,
     pub hint: Option<String>,
 }
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "input `{}`: {}", self.input, self.message)?;
+        f.write_str(&self.headline())?;
         if let Some(hint) = &self.hint {
             write!(f, "\nhint: {hint}")?;
         }
@@ -26,9 +29,28 @@ impl InputError {
     pub fn new(input: &str, message: impl Into<String>) -> InputError {
         InputError {
             input: input.to_string(),
+            is_variable: false,
             message: message.into(),
             hint: None,
         }
+    }
+
+    /// A bad value of an agent variable (the agent's proxy settings, say).
+    pub fn variable(name: &str, message: impl Into<String>) -> InputError {
+        InputError {
+            is_variable: true,
+            ..InputError::new(name, message)
+        }
+    }
+
+    /// "input `x`: what is wrong", without the hint.
+    pub fn headline(&self) -> String {
+        let subject = if self.is_variable {
+            "variable"
+        } else {
+            "input"
+        };
+        format!("{subject} `{}`: {}", self.input, self.message)
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> InputError {
@@ -52,6 +74,8 @@ pub struct PickList {
 
 pub struct Inputs<'a> {
     env: &'a BTreeMap<String, String>,
+    /// The task inputs asked for, so a test can check each is one `task.json` declares.
+    asked: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 /// The environment name of an input or variable: upper case, `.` and space → `_`.
@@ -85,7 +109,20 @@ fn embedded_macro(value: &str) -> Option<&str> {
 
 impl<'a> Inputs<'a> {
     pub fn new(env: &'a BTreeMap<String, String>) -> Inputs<'a> {
-        Inputs { env }
+        Inputs {
+            env,
+            asked: Default::default(),
+        }
+    }
+
+    /// Every task input asked for so far (by name, whether or not it was set).
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.borrow().iter().cloned().collect()
+    }
+
+    fn input(&self, name: &str) -> Option<&'a str> {
+        self.asked.borrow_mut().insert(name.to_string());
+        self.lookup(&format!("INPUT_{}", env_name(name)))
     }
 
     pub fn env(&self) -> &'a BTreeMap<String, String> {
@@ -138,26 +175,18 @@ impl<'a> Inputs<'a> {
 
     /// A single-line input; empty or an unexpanded `$(X)` counts as missing.
     pub fn get(&self, name: &str) -> Result<Option<String>, InputError> {
-        self.checked(
-            name,
-            self.lookup(&format!("INPUT_{}", env_name(name))),
-            false,
-        )
+        self.checked(name, self.input(name), false)
     }
 
     /// A multi-line input (lines are kept).
     pub fn text(&self, name: &str) -> Result<Option<String>, InputError> {
-        self.checked(
-            name,
-            self.lookup(&format!("INPUT_{}", env_name(name))),
-            true,
-        )
+        self.checked(name, self.input(name), true)
     }
 
     /// Whether the input has a value other than `default` (the agent passes every input's
     /// task.json default, so "set" means "set to something else").
     pub fn is_set(&self, name: &str, default: Option<&str>) -> bool {
-        self.lookup(&format!("INPUT_{}", env_name(name)))
+        self.input(name)
             .is_some_and(|value| default.is_none_or(|d| !value.eq_ignore_ascii_case(d)))
     }
 

@@ -75,6 +75,11 @@ impl Log {
         }
     }
 
+    /// The registered secrets, for code that masks without printing (the verdict's reasons).
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
     /// `text` with every registered secret masked: what renderers of files (JUnit, summary)
     /// take, so they escape masked values and never mask their own markup.
     pub fn mask(&self, text: &str) -> Masked {

@@ -2,7 +2,6 @@
 
 pub mod escape;
 pub mod inputs;
-pub mod junit;
 pub mod log;
 pub mod markdown;
 pub mod secrets;

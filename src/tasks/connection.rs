@@ -4,11 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::databricks::{ProxySettings, WorkspaceUrl, WORKSPACE_URL_EXAMPLE};
 use crate::pipeline::{InputError, Inputs};
-
-pub const HOST_INPUT: &str = "databricksHost";
-pub const TOKEN_INPUT: &str = "databricksToken";
-pub const HOST_VARIABLE: &str = "DATABRICKS_HOST";
-pub const TOKEN_VARIABLE: &str = "DATABRICKS_TOKEN";
+use crate::rest::{Credential, StaticToken};
+use crate::tasks::names::{input, variable};
 
 #[derive(Clone)]
 pub struct Connection {
@@ -29,41 +26,48 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// Where the client takes the `Authorization` value of each request from.
+    pub fn credential(&self) -> std::rc::Rc<dyn Credential> {
+        std::rc::Rc::new(StaticToken::new(&self.token))
+    }
+
     pub fn from_inputs(inputs: &Inputs) -> Result<Connection, InputError> {
-        let host = match inputs.get(HOST_INPUT)? {
+        let host = match inputs.get(input::DATABRICKS_HOST)? {
             Some(host) => host,
-            None => inputs.secret_variable(HOST_VARIABLE).ok_or_else(|| {
-                InputError::new(HOST_INPUT, format!("is not set, and there is no {HOST_VARIABLE} variable"))
+            None => inputs.secret_variable(variable::DATABRICKS_HOST).ok_or_else(|| {
+                InputError::new(input::DATABRICKS_HOST, format!("is not set, and there is no {} variable", variable::DATABRICKS_HOST))
                     .with_hint(format!(
-                        "add {HOST_VARIABLE} (e.g. {WORKSPACE_URL_EXAMPLE}) to a variable group linked to this pipeline, or set the input"
+                        "add {} (e.g. {WORKSPACE_URL_EXAMPLE}) to a variable group linked to this pipeline, or set the input",
+                        variable::DATABRICKS_HOST
                     ))
             })?,
         };
         let url = WorkspaceUrl::parse(&host).map_err(|e| {
-            InputError::new(HOST_INPUT, e.reason).with_hint(format!(
+            InputError::new(input::DATABRICKS_HOST, e.reason).with_hint(format!(
                 "expected a workspace URL such as {WORKSPACE_URL_EXAMPLE}"
             ))
         })?;
-        let token = match inputs.get(TOKEN_INPUT)? {
+        let token = match inputs.get(input::DATABRICKS_TOKEN)? {
             Some(token) => token,
-            None => inputs.secret_variable(TOKEN_VARIABLE).ok_or_else(|| {
-                InputError::new(TOKEN_INPUT, format!("is not set, and there is no {TOKEN_VARIABLE} variable"))
+            None => inputs.secret_variable(variable::DATABRICKS_TOKEN).ok_or_else(|| {
+                InputError::new(input::DATABRICKS_TOKEN, format!("is not set, and there is no {} variable", variable::DATABRICKS_TOKEN))
                     .with_hint(format!(
-                        "add {TOKEN_VARIABLE} as a secret variable (a Databricks personal access token) to a variable group linked to this pipeline"
+                        "add {} as a secret variable (a Databricks personal access token) to a variable group linked to this pipeline",
+                        variable::DATABRICKS_TOKEN
                     ))
             })?,
         };
         // Never echo the value: it is a secret even when it is malformed.
         if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(InputError::new(
-                TOKEN_INPUT,
+                input::DATABRICKS_TOKEN,
                 "contains spaces or line breaks; a token is a single word",
             )
             .with_hint("copy the token again without surrounding text"));
         }
         if !token.is_ascii() {
             return Err(InputError::new(
-                TOKEN_INPUT,
+                input::DATABRICKS_TOKEN,
                 "contains non-ASCII characters, which an HTTP header cannot carry",
             ));
         }
@@ -72,59 +76,41 @@ impl Connection {
     }
 }
 
-/// In Node the proxy lives below the core: `task/http.js` reads the same variables and uses them.
-#[cfg(target_arch = "wasm32")]
-fn agent_proxy(_: &Inputs) -> Result<Option<ProxySettings>, InputError> {
-    Ok(None)
-}
-
-/// The proxy the agent was configured with (`config.sh --proxyurl ...`), if any.
-#[cfg(not(target_arch = "wasm32"))]
+/// The proxy the agent was configured with (`config.sh --proxyurl ...`), if any: read and
+/// checked here, for both runtimes, and handed to the transport as data.
 fn agent_proxy(inputs: &Inputs) -> Result<Option<ProxySettings>, InputError> {
-    const PROXY_URL_VARIABLE: &str = "Agent.ProxyUrl";
-    const PROXY_BYPASS_VARIABLE: &str = "Agent.ProxyBypassList";
     let Some(raw) = inputs
-        .variable(PROXY_URL_VARIABLE)
+        .variable(variable::PROXY_URL)
         .filter(|u| !u.trim().is_empty())
     else {
         return Ok(None);
     };
-    let mut url = url::Url::parse(raw.trim())
+    let url = url::Url::parse(raw.trim())
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
         .ok_or_else(|| {
             // Quoted with its credentials, query values and fragment hidden: they may not be
             // registered secrets.
             let value = crate::text::redact_url(raw.trim());
-            InputError::new(PROXY_URL_VARIABLE, format!("`{value}` is not an http(s) URL"))
+            InputError::variable(variable::PROXY_URL, format!("`{value}` is not an http(s) URL"))
                 .with_hint("the agent's proxy comes from `config.sh --proxyurl`; reconfigure it as http://host:port")
         })?;
-    // Credentials written into the URL itself are used, and kept out of everything printed.
-    let embedded_username = Some(url.username().to_string()).filter(|u| !u.is_empty());
-    let embedded_password = url.password().map(str::to_string);
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    let bypass = match inputs.variable(PROXY_BYPASS_VARIABLE) {
+    let bypass = match inputs.variable(variable::PROXY_BYPASS_LIST) {
         None => Vec::new(),
         Some(list) if list.trim().is_empty() => Vec::new(),
         Some(list) => serde_json::from_str::<Vec<String>>(&list).map_err(|_| {
-            InputError::new(
-                PROXY_BYPASS_VARIABLE,
+            InputError::variable(
+                variable::PROXY_BYPASS_LIST,
                 "is not a JSON array of regular expressions",
             )
         })?,
     };
-    Ok(Some(ProxySettings {
+    Ok(Some(ProxySettings::new(
         url,
-        username: inputs
-            .variable("Agent.ProxyUsername")
-            .filter(|u| !u.is_empty())
-            .or(embedded_username),
-        password: inputs
-            .secret_variable("Agent.ProxyPassword")
-            .or(embedded_password),
+        inputs.variable(variable::PROXY_USERNAME),
+        inputs.secret_variable(variable::PROXY_PASSWORD),
         bypass,
-    }))
+    )))
 }
 
 /// Every value in the environment that is, or may be, a secret: masked before anything is
@@ -138,7 +124,7 @@ pub fn secrets_in(env: &BTreeMap<String, String>) -> Vec<String> {
         .filter(|(key, _)| {
             key.starts_with("SECRET_")
                 || *key == "INPUT_DATABRICKSTOKEN"
-                || *key == TOKEN_VARIABLE
+                || *key == variable::DATABRICKS_TOKEN
                 || *key == "DATABRICKS_CLIENT_SECRET"
                 || *key == "AGENT_PROXYPASSWORD"
         })

@@ -3,8 +3,6 @@
 use crate::databricks::ApiError;
 use crate::pipeline::{InputError, Log};
 
-use super::TaskName;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureKind {
     /// A notebook failed, timed out on the server, was cancelled or skipped.
@@ -31,7 +29,7 @@ impl FailureKind {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Tests => "tests",
             FailureKind::Input => "input",
@@ -88,31 +86,11 @@ impl Failure {
         }
         log.error(&text);
     }
-
-    pub fn json(&self, task: TaskName) -> serde_json::Value {
-        let mut doc = serde_json::json!({
-            "task": task.as_str(),
-            "ok": false,
-            "exitCode": self.kind.exit_code(),
-            "error": { "kind": self.kind.as_str(), "message": self.message, "hints": self.hints },
-        });
-        if let (Some(serde_json::Value::Object(details)), Some(map)) =
-            (&self.details, doc.as_object_mut())
-        {
-            for (k, v) in details {
-                map.insert(k.clone(), v.clone());
-            }
-        }
-        doc
-    }
 }
 
 impl From<InputError> for Failure {
     fn from(error: InputError) -> Failure {
-        let mut failure = Failure::new(
-            FailureKind::Input,
-            format!("input `{}`: {}", error.input, error.message),
-        );
+        let mut failure = Failure::new(FailureKind::Input, error.headline());
         if let Some(hint) = error.hint {
             failure = failure.hint(hint);
         }

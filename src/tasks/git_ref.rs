@@ -4,6 +4,7 @@
 use crate::databricks::models::PROVIDERS;
 use crate::databricks::RepoRef;
 use crate::pipeline::{InputError, Inputs};
+use crate::tasks::names::variable;
 
 /// The provider of a well-known Git host, or `None` for self-hosted and local URLs.
 pub fn provider_from_url(url: &str) -> Option<&'static str> {
@@ -62,13 +63,15 @@ pub fn provider(inputs: &Inputs, input: &str, url: &str) -> Result<String, Input
 pub fn repository_url(inputs: &Inputs, input: &str) -> Result<String, InputError> {
     let raw = match inputs.get(input)? {
         Some(url) => url,
-        None => inputs.variable("Build.Repository.Uri").ok_or_else(|| {
-            InputError::new(
-                input,
-                "is not set, and Build.Repository.Uri is not available",
-            )
-            .with_hint("set it to the HTTPS clone URL of the repository")
-        })?,
+        None => inputs
+            .variable(variable::BUILD_REPOSITORY_URI)
+            .ok_or_else(|| {
+                InputError::new(
+                    input,
+                    "is not set, and Build.Repository.Uri is not available",
+                )
+                .with_hint("set it to the HTTPS clone URL of the repository")
+            })?,
     };
     let shown = crate::text::redact_url(&raw);
     if raw.contains(char::is_whitespace) {
@@ -109,14 +112,14 @@ pub fn repository_url(inputs: &Inputs, input: &str) -> Result<String, InputError
 /// Short branch names from full refs: `refs/heads/x` → branch `x`, `refs/tags/v1` → tag `v1`.
 pub fn ref_from_build(inputs: &Inputs) -> Option<RepoRef> {
     let is_pr = inputs
-        .variable("Build.Reason")
+        .variable(variable::BUILD_REASON)
         .is_some_and(|r| r.eq_ignore_ascii_case("PullRequest"));
     let full = if is_pr {
-        inputs.variable("System.PullRequest.SourceBranch")
+        inputs.variable(variable::PULL_REQUEST_SOURCE_BRANCH)
     } else {
         None
     }
-    .or_else(|| inputs.variable("Build.SourceBranch"))?;
+    .or_else(|| inputs.variable(variable::BUILD_SOURCE_BRANCH))?;
     if let Some(branch) = full.strip_prefix("refs/heads/") {
         Some(RepoRef::Branch(branch.to_string()))
     } else if let Some(tag) = full.strip_prefix("refs/tags/") {
@@ -132,14 +135,14 @@ pub fn ref_from_build(inputs: &Inputs) -> Option<RepoRef> {
 /// `Build.SourceVersion`.
 pub fn commit_from_build(inputs: &Inputs) -> Option<String> {
     let is_pr = inputs
-        .variable("Build.Reason")
+        .variable(variable::BUILD_REASON)
         .is_some_and(|r| r.eq_ignore_ascii_case("PullRequest"));
     if is_pr {
-        if let Some(commit) = inputs.variable("System.PullRequest.SourceCommitId") {
+        if let Some(commit) = inputs.variable(variable::PULL_REQUEST_SOURCE_COMMIT_ID) {
             return Some(commit);
         }
     }
-    inputs.variable("Build.SourceVersion")
+    inputs.variable(variable::BUILD_SOURCE_VERSION)
 }
 
 /// Checks a branch or tag name against git's rules for ref names (the parts users trip on).

@@ -2,8 +2,10 @@
 //! own: they talk to Databricks through [`Client`] and to the user through [`Log`].
 
 pub mod connection;
+mod document;
 pub mod failure;
 pub mod git_ref;
+pub mod names;
 pub mod repo_update;
 pub mod run_notebook_test;
 
@@ -12,6 +14,7 @@ use std::rc::Rc;
 use crate::databricks::{user_agent, Client, RetryPolicy};
 use crate::host::Host;
 use crate::pipeline::{Inputs, Log, OutputMode, TaskResult};
+use crate::tasks::names::variable;
 pub use failure::{Failure, FailureKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +68,7 @@ pub async fn run(task: TaskName, host: Rc<dyn Host>, options: &RunOptions) -> i3
     let inputs = Inputs::new(env);
     let debug = options.verbose
         || inputs
-            .variable("System.Debug")
+            .variable(variable::SYSTEM_DEBUG)
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let log = Rc::new(Log::new(host.clone(), options.mode, debug));
     // Masking comes first: nothing is printed before every secret is registered.
@@ -104,9 +107,10 @@ pub async fn run(task: TaskName, host: Rc<dyn Host>, options: &RunOptions) -> i3
         }
     };
 
+    let json = document::document(task, &outcome);
     match outcome {
         Ok(report) => {
-            log.json_document(&report.json);
+            log.json_document(&json);
             let result = if report.issues {
                 TaskResult::SucceededWithIssues
             } else {
@@ -117,7 +121,7 @@ pub async fn run(task: TaskName, host: Rc<dyn Host>, options: &RunOptions) -> i3
         }
         Err(failure) => {
             failure.report(&log);
-            log.json_document(&failure.json(task));
+            log.json_document(&json);
             let result = match failure.kind {
                 FailureKind::Canceled => TaskResult::Canceled,
                 _ => TaskResult::Failed,
@@ -135,12 +139,12 @@ fn make_client(
     options: &RunOptions,
 ) -> Client {
     let in_pipeline = Inputs::new(host.env())
-        .variable("TF_BUILD")
+        .variable(variable::TF_BUILD)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let notice_log = log.clone();
     let client = Client::new(
         connection.url.clone(),
-        connection.token.clone(),
+        connection.credential(),
         user_agent(in_pipeline || options.mode == OutputMode::Agent),
         options.retry.clone(),
         host.clone(),
@@ -152,7 +156,7 @@ fn make_client(
     }));
     let client = match &connection.proxy {
         Some(proxy) => {
-            let shown = crate::text::redact_url(proxy.url.as_str());
+            let shown = crate::text::redact_url(proxy.url().as_str());
             log.debug(&format!("through the agent's proxy {shown}"));
             client.with_proxy(proxy)
         }
@@ -173,6 +177,116 @@ pub struct Report {
     pub summary: String,
     /// True when it succeeded with warnings.
     pub issues: bool,
-    /// The `--output json` document.
-    pub json: serde_json::Value,
+    /// The task's part of the `--output json` document (a JSON object; see `document`).
+    pub details: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::{repo_update, run_notebook_test};
+    use crate::pipeline::inputs::env_name;
+    use crate::pipeline::Inputs;
+    use crate::rest::scripted::test_host;
+
+    fn env(inputs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = inputs
+            .iter()
+            .map(|(name, value)| (format!("INPUT_{}", env_name(name)), value.to_string()))
+            .collect();
+        env.insert(
+            "BUILD_REPOSITORY_URI".into(),
+            "https://github.com/o/r".into(),
+        );
+        env.insert("BUILD_SOURCEBRANCH".into(), "refs/heads/main".into());
+        env.insert("BUILD_SOURCEVERSION".into(), "a".repeat(40));
+        env
+    }
+
+    /// Parses `inputs` with `parse` and checks what it read: only `declared` inputs, and every
+    /// input that was set.
+    fn check(
+        inputs: &[(&str, &str)],
+        declared: &[&str],
+        parse: impl Fn(&Inputs) -> Result<(), crate::pipeline::InputError>,
+    ) {
+        let env = env(inputs);
+        let read = Inputs::new(&env);
+        parse(&read).unwrap();
+        let asked = read.asked();
+        for name in &asked {
+            assert!(declared.contains(&name.as_str()), "{name} is not declared");
+        }
+        for (name, _) in inputs {
+            assert!(
+                asked.iter().any(|a| a == name),
+                "{name} was set but not read"
+            );
+        }
+    }
+
+    /// Every input the code reads is one the task declares (`INPUTS`, which the manifest test
+    /// compares with task.json): a name typed differently where it is read would be an input
+    /// no pipeline can set.
+    #[tokio::test]
+    async fn the_tasks_read_only_the_inputs_they_declare() {
+        let host = test_host();
+        let common = [
+            ("databricksHost", "https://adb-1.2.azuredatabricks.net"),
+            ("databricksToken", "dapi1"),
+        ];
+        let repo_cases: &[&[(&str, &str)]] = &[
+            &[
+                ("mode", "createOrUpdate"),
+                ("repoPath", "/Repos/ci/p"),
+                ("repoUrl", "https://github.com/o/r"),
+                ("gitProvider", "gitHub"),
+                ("branch", "main"),
+                ("expectedCommit", "abc1234"),
+                ("onCommitMismatch", "fail"),
+            ],
+            &[("mode", "update"), ("repoId", "12"), ("tag", "v1")],
+            &[("mode", "delete"), ("repoPath", "/Repos/ci/p")],
+        ];
+        for case in repo_cases {
+            let inputs = [&common[..], case].concat();
+            check(&inputs, repo_update::INPUTS, |read| {
+                repo_update::Settings::from_inputs(read, &*host).map(drop)
+            });
+        }
+        let run_cases: &[&[(&str, &str)]] = &[
+            &[
+                ("notebookPaths", "test/a"),
+                ("repoPath", "/Repos/ci/p"),
+                ("source", "workspace"),
+                ("clusterMode", "existing"),
+                ("existingClusterId", "0101-x"),
+                ("parameters", "a=b"),
+                ("timeoutMinutes", "5"),
+                ("runName", "r"),
+            ],
+            &[
+                ("notebookPaths", "test/a"),
+                ("source", "git"),
+                ("repoUrl", "https://github.com/o/r"),
+                ("gitProvider", "gitHub"),
+                ("clusterMode", "serverless"),
+            ],
+            &[
+                ("notebookPaths", "/Repos/x/test/a"),
+                ("clusterMode", "new"),
+                (
+                    "newClusterJson",
+                    r#"{"spark_version":"x","node_type_id":"y","num_workers":1}"#,
+                ),
+            ],
+        ];
+        for case in run_cases {
+            let inputs = [&common[..], case].concat();
+            check(&inputs, run_notebook_test::INPUTS, |read| {
+                run_notebook_test::Settings::from_inputs(read, &*host).map(drop)
+            });
+        }
+    }
 }

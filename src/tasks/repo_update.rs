@@ -1,7 +1,5 @@
 //! DatabricksRepoUpdate: point a Databricks Repo (Git folder) at the branch or tag being built.
 
-use serde_json::json;
-
 use super::connection::Connection;
 use super::git_ref::{self, check_commit, check_ref_name};
 use super::{Failure, FailureKind, Report};
@@ -10,6 +8,7 @@ use crate::databricks::{Client, RepoRef};
 use crate::host::Host;
 use crate::pipeline::inputs::PickList;
 use crate::pipeline::{InputError, Inputs, Log};
+use crate::tasks::names::{input, output, variable};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -46,31 +45,36 @@ pub struct Settings {
 }
 
 pub const INPUTS: &[&str] = &[
-    "databricksHost",
-    "databricksToken",
-    "mode",
-    "repoPath",
-    "repoId",
-    "repoUrl",
-    "gitProvider",
-    "branch",
-    "tag",
-    "expectedCommit",
-    "onCommitMismatch",
+    input::DATABRICKS_HOST,
+    input::DATABRICKS_TOKEN,
+    input::MODE,
+    input::REPO_PATH,
+    input::REPO_ID,
+    input::REPO_URL,
+    input::GIT_PROVIDER,
+    input::BRANCH,
+    input::TAG,
+    input::EXPECTED_COMMIT,
+    input::ON_COMMIT_MISMATCH,
 ];
 
 pub const MODE: PickList = PickList {
-    input: "mode",
+    input: input::MODE,
     options: &["createOrUpdate", "update", "delete"],
     default: "createOrUpdate",
 };
 pub const ON_COMMIT_MISMATCH: PickList = PickList {
-    input: "onCommitMismatch",
+    input: input::ON_COMMIT_MISMATCH,
     options: &["warn", "fail", "ignore"],
     default: "warn",
 };
 pub const PICK_LISTS: &[PickList] = &[MODE, ON_COMMIT_MISMATCH];
-pub const OUTPUTS: &[&str] = &["repoId", "repoPath", "branch", "headCommitId"];
+pub const OUTPUTS: &[&str] = &[
+    output::REPO_ID,
+    output::REPO_PATH,
+    output::BRANCH,
+    output::HEAD_COMMIT_ID,
+];
 
 /// Checks a workspace path such as `/Repos/ci/my-project`.
 pub fn check_workspace_path(input: &str, path: &str) -> Result<String, InputError> {
@@ -97,18 +101,18 @@ pub fn check_workspace_path(input: &str, path: &str) -> Result<String, InputErro
 /// repository, so only another URL counts as set; `gitProvider` only names the kind of host,
 /// and templates often set it for every step.
 fn ignored_by_mode(inputs: &Inputs, mode: Mode) -> Vec<String> {
-    let build_repository = inputs.variable("Build.Repository.Uri");
+    let build_repository = inputs.variable(variable::BUILD_REPOSITORY_URI);
     let (mode_name, unused): (&str, &[(&str, Option<&str>)]) = match mode {
         Mode::CreateOrUpdate => return Vec::new(),
-        Mode::Update => ("update", &[("repoUrl", build_repository.as_deref())]),
+        Mode::Update => ("update", &[(input::REPO_URL, build_repository.as_deref())]),
         Mode::Delete => (
             "delete",
             &[
-                ("repoUrl", build_repository.as_deref()),
-                ("branch", None),
-                ("tag", None),
-                ("expectedCommit", None),
-                ("onCommitMismatch", Some(ON_COMMIT_MISMATCH.default)),
+                (input::REPO_URL, build_repository.as_deref()),
+                (input::BRANCH, None),
+                (input::TAG, None),
+                (input::EXPECTED_COMMIT, None),
+                (input::ON_COMMIT_MISMATCH, Some(ON_COMMIT_MISMATCH.default)),
             ],
         ),
     };
@@ -117,7 +121,7 @@ fn ignored_by_mode(inputs: &Inputs, mode: Mode) -> Vec<String> {
         .filter(|(input, default)| inputs.is_set(input, *default))
         .map(|(input, _)| {
             let why = match *input {
-                "repoUrl" => "it is only used to create the repo (mode `createOrUpdate`)",
+                input::REPO_URL => "it is only used to create the repo (mode `createOrUpdate`)",
                 _ => "a deleted repo has nothing to check out",
             };
             format!("input `{input}` is ignored with `mode: {mode_name}`: {why}")
@@ -134,15 +138,15 @@ impl Settings {
             _ => Mode::CreateOrUpdate,
         };
         let path = inputs
-            .get("repoPath")?
-            .map(|p| check_workspace_path("repoPath", &p))
+            .get(input::REPO_PATH)?
+            .map(|p| check_workspace_path(input::REPO_PATH, &p))
             .transpose()?;
         let id = inputs
-            .get("repoId")?
+            .get(input::REPO_ID)?
             .map(|id| {
                 id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
                     InputError::new(
-                        "repoId",
+                        input::REPO_ID,
                         format!("`{id}` is not a repo id (a positive whole number)"),
                     )
                 })
@@ -151,19 +155,21 @@ impl Settings {
         let target = match (path, id) {
             (Some(_), Some(_)) => {
                 return Err(
-                    InputError::new("repoId", "cannot be combined with repoPath")
+                    InputError::new(input::REPO_ID, "cannot be combined with repoPath")
                         .with_hint("set one of them"),
                 )
             }
             (Some(path), None) => RepoTarget::Path(path),
             (None, Some(_)) if mode == Mode::CreateOrUpdate => {
-                return Err(InputError::new("repoId", "cannot be used to create a repo")
-                    .with_hint("set repoPath instead, or use mode `update`"))
+                return Err(
+                    InputError::new(input::REPO_ID, "cannot be used to create a repo")
+                        .with_hint("set repoPath instead, or use mode `update`"),
+                )
             }
             (None, Some(id)) => RepoTarget::Id(id),
             (None, None) => {
                 return Err(InputError::new(
-                    "repoPath",
+                    input::REPO_PATH,
                     "is required (or repoId, for modes update and delete)",
                 )
                 .with_hint("e.g. /Repos/ci/my-project"))
@@ -183,29 +189,31 @@ impl Settings {
             });
         }
         let clone = if mode == Mode::CreateOrUpdate {
-            let url = git_ref::repository_url(inputs, "repoUrl")?;
-            let provider = git_ref::provider(inputs, "gitProvider", &url)?;
+            let url = git_ref::repository_url(inputs, input::REPO_URL)?;
+            let provider = git_ref::provider(inputs, input::GIT_PROVIDER, &url)?;
             Some((url, provider))
         } else {
             None
         };
-        let branch = inputs.get("branch")?;
-        let tag = inputs.get("tag")?;
+        let branch = inputs.get(input::BRANCH)?;
+        let tag = inputs.get(input::TAG)?;
         let (reference, from_build) = match (branch, tag) {
             (Some(_), Some(_)) => {
-                return Err(InputError::new("tag", "cannot be combined with branch")
-                    .with_hint("set one of them"))
+                return Err(
+                    InputError::new(input::TAG, "cannot be combined with branch")
+                        .with_hint("set one of them"),
+                )
             }
             (Some(branch), None) => (Some(RepoRef::Branch(branch)), false),
             (None, Some(tag)) => (Some(RepoRef::Tag(tag)), false),
             (None, None) => (git_ref::ref_from_build(inputs), true),
         };
         match &reference {
-            Some(RepoRef::Branch(name)) => check_ref_name("branch", name)?,
-            Some(RepoRef::Tag(name)) => check_ref_name("tag", name)?,
+            Some(RepoRef::Branch(name)) => check_ref_name(input::BRANCH, name)?,
+            Some(RepoRef::Tag(name)) => check_ref_name(input::TAG, name)?,
             None => {
                 return Err(InputError::new(
-                    "branch",
+                    input::BRANCH,
                     "is not set, and the build's branch is not known",
                 )
                 .with_hint("set branch or tag"))
@@ -217,10 +225,10 @@ impl Settings {
             _ => OnMismatch::Warn,
         };
         // The build's commit only says something about the build's own branch.
-        let expected_commit = match inputs.get("expectedCommit")? {
-            Some(commit) => Some(check_commit("expectedCommit", &commit)?),
+        let expected_commit = match inputs.get(input::EXPECTED_COMMIT)? {
+            Some(commit) => Some(check_commit(input::EXPECTED_COMMIT, &commit)?),
             None if from_build => git_ref::commit_from_build(inputs)
-                .and_then(|c| check_commit("expectedCommit", &c).ok()),
+                .and_then(|c| check_commit(input::EXPECTED_COMMIT, &c).ok()),
             None => None,
         };
         if expected_commit.is_none() && on_mismatch == OnMismatch::Fail {
@@ -304,6 +312,33 @@ fn describe(target: &RepoTarget) -> String {
     }
 }
 
+/// The `--output json` document's part after a delete.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Deleted<'a> {
+    mode: &'static str,
+    deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repo_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repo_path: Option<&'a str>,
+}
+
+/// The `--output json` document's part after a create or update.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Updated<'a> {
+    repo_id: i64,
+    repo_path: &'a str,
+    branch: Option<&'a str>,
+    head_commit_id: &'a str,
+    commit_matches: Option<bool>,
+}
+
+fn details(part: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(part).expect("the document serializes")
+}
+
 async fn delete(settings: &Settings, client: &Client, log: &Log) -> Result<Report, Failure> {
     let target = describe(&settings.target);
     let Some(repo) = find(&settings.target, client).await? else {
@@ -311,7 +346,12 @@ async fn delete(settings: &Settings, client: &Client, log: &Log) -> Result<Repor
         return Ok(Report {
             summary: format!("{target} did not exist"),
             issues: true,
-            json: json!({"task": "DatabricksRepoUpdate", "ok": true, "exitCode": 0, "mode": "delete", "deleted": false}),
+            details: details(&Deleted {
+                mode: "delete",
+                deleted: false,
+                repo_id: None,
+                repo_path: None,
+            }),
         });
     };
     match client.delete_repo(repo.id).await {
@@ -325,7 +365,12 @@ async fn delete(settings: &Settings, client: &Client, log: &Log) -> Result<Repor
     Ok(Report {
         summary: format!("Deleted {path}"),
         issues: false,
-        json: json!({"task": "DatabricksRepoUpdate", "ok": true, "exitCode": 0, "mode": "delete", "deleted": true, "repoId": repo.id, "repoPath": path}),
+        details: details(&Deleted {
+            mode: "delete",
+            deleted: true,
+            repo_id: Some(repo.id),
+            repo_path: Some(&path),
+        }),
     })
 }
 
@@ -410,17 +455,19 @@ async fn update(settings: &Settings, client: &Client, log: &Log) -> Result<Repor
     }
 
     let branch = repo.branch.clone().unwrap_or_default();
-    log.set_output("repoId", &repo.id.to_string());
-    log.set_output("repoPath", &path);
-    log.set_output("branch", &branch);
-    log.set_output("headCommitId", &head);
+    log.set_output(output::REPO_ID, &repo.id.to_string());
+    log.set_output(output::REPO_PATH, &path);
+    log.set_output(output::BRANCH, &branch);
+    log.set_output(output::HEAD_COMMIT_ID, &head);
     Ok(Report {
         summary: format!("{path} at {at} ({})", short(&head)),
         issues,
-        json: json!({
-            "task": "DatabricksRepoUpdate", "ok": true, "exitCode": 0,
-            "repoId": repo.id, "repoPath": path, "branch": repo.branch, "headCommitId": head,
-            "commitMatches": commit_matches,
+        details: details(&Updated {
+            repo_id: repo.id,
+            repo_path: &path,
+            branch: repo.branch.as_deref(),
+            head_commit_id: &head,
+            commit_matches,
         }),
     })
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use databricks_azdo::databricks::{Client, RetryPolicy, WorkspaceUrl};
 use databricks_azdo::host::{Host, NativeHost};
+use databricks_azdo::rest::StaticToken;
 
 fn client(
     emulator: &databricks_azdo::emulator::Emulator,
@@ -23,7 +24,7 @@ fn client(
     ));
     Client::new(
         WorkspaceUrl::parse(&emulator.base_url()).unwrap(),
-        TOKEN.to_string(),
+        std::rc::Rc::new(StaticToken::new(TOKEN)),
         "databricks-azdo-test".into(),
         policy,
         host,

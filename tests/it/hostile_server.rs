@@ -14,6 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use databricks_azdo::databricks::{ApiError, Client, RetryPolicy, WorkspaceUrl};
 use databricks_azdo::host::{Host, NativeHost};
+use databricks_azdo::rest::StaticToken;
 
 async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -34,7 +35,7 @@ fn client(url: &str) -> Client {
     };
     Client::new(
         WorkspaceUrl::parse(url).unwrap(),
-        TOKEN.into(),
+        std::rc::Rc::new(StaticToken::new(TOKEN)),
         "test".into(),
         policy,
         host,
@@ -263,7 +264,7 @@ async fn the_step_deadline_bounds_every_retry() {
         let host: Rc<dyn Host> = Rc::new(NativeHost::new(Default::default(), sink(), sink()));
         let client = Client::new(
             WorkspaceUrl::parse(&serve(router).await).unwrap(),
-            TOKEN.into(),
+            std::rc::Rc::new(StaticToken::new(TOKEN)),
             "test".into(),
             RetryPolicy::default(),
             host.clone(),

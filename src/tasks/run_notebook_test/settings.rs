@@ -12,36 +12,42 @@ use crate::pipeline::inputs::{input_lines, PickList};
 use crate::pipeline::{InputError, Inputs};
 use crate::tasks::connection::Connection;
 use crate::tasks::git_ref;
+use crate::tasks::names::{input, output, variable};
 use crate::tasks::repo_update::check_workspace_path;
 
 pub const INPUTS: &[&str] = &[
-    "databricksHost",
-    "databricksToken",
-    "notebookPaths",
-    "repoPath",
-    "source",
-    "repoUrl",
-    "gitProvider",
-    "clusterMode",
-    "existingClusterId",
-    "newClusterJson",
-    "parameters",
-    "timeoutMinutes",
-    "runName",
+    input::DATABRICKS_HOST,
+    input::DATABRICKS_TOKEN,
+    input::NOTEBOOK_PATHS,
+    input::REPO_PATH,
+    input::SOURCE,
+    input::REPO_URL,
+    input::GIT_PROVIDER,
+    input::CLUSTER_MODE,
+    input::EXISTING_CLUSTER_ID,
+    input::NEW_CLUSTER_JSON,
+    input::PARAMETERS,
+    input::TIMEOUT_MINUTES,
+    input::RUN_NAME,
 ];
 
 pub const SOURCE: PickList = PickList {
-    input: "source",
+    input: input::SOURCE,
     options: &["workspace", "git"],
     default: "workspace",
 };
 pub const CLUSTER_MODE: PickList = PickList {
-    input: "clusterMode",
+    input: input::CLUSTER_MODE,
     options: &["existing", "new", "serverless"],
     default: "existing",
 };
 pub const PICK_LISTS: &[PickList] = &[SOURCE, CLUSTER_MODE];
-pub const OUTPUTS: &[&str] = &["runId", "runPageUrl", "resultState", "notebookOutput"];
+pub const OUTPUTS: &[&str] = &[
+    output::RUN_ID,
+    output::RUN_PAGE_URL,
+    output::RESULT_STATE,
+    output::NOTEBOOK_OUTPUT,
+];
 pub const DEFAULT_TIMEOUT_MINUTES: f64 = 60.0;
 
 /// Most notebooks one step submits (Databricks allows up to 1000 tasks in a run).
@@ -96,13 +102,13 @@ impl Settings {
     pub fn from_inputs(inputs: &Inputs, host: &dyn Host) -> Result<Settings, InputError> {
         let connection = Connection::from_inputs(inputs)?;
         let source = inputs.pick_list(&SOURCE)?;
-        let repo_path = match (source, inputs.get("repoPath")?) {
-            ("workspace", Some(path)) => Some(check_workspace_path("repoPath", &path)?),
+        let repo_path = match (source, inputs.get(input::REPO_PATH)?) {
+            ("workspace", Some(path)) => Some(check_workspace_path(input::REPO_PATH, &path)?),
             _ => None,
         };
-        let raw_paths = inputs.text("notebookPaths")?.ok_or_else(|| {
+        let raw_paths = inputs.text(input::NOTEBOOK_PATHS)?.ok_or_else(|| {
             InputError::new(
-                "notebookPaths",
+                input::NOTEBOOK_PATHS,
                 "is required: list the notebooks to run, one per line",
             )
             .with_hint("e.g. test/unit (relative to repoPath) or /Repos/ci/my-project/test/unit")
@@ -114,14 +120,14 @@ impl Settings {
             None
         };
         let compute = compute(inputs, host)?;
-        let parameters = match inputs.text("parameters")? {
+        let parameters = match inputs.text(input::PARAMETERS)? {
             Some(text) => parse_parameters(&text)?,
             None => BTreeMap::new(),
         };
-        let minutes = inputs.number("timeoutMinutes", DEFAULT_TIMEOUT_MINUTES, 43_200.0)?;
+        let minutes = inputs.number(input::TIMEOUT_MINUTES, DEFAULT_TIMEOUT_MINUTES, 43_200.0)?;
         let timeout = (minutes > 0.0)
             .then(|| Duration::from_secs_f64(minutes * 60.0).max(Duration::from_secs(1)));
-        let run_name = match inputs.get("runName")? {
+        let run_name = match inputs.get(input::RUN_NAME)? {
             Some(name) => name,
             None => default_run_name(inputs),
         };
@@ -150,33 +156,33 @@ fn ignored_inputs(inputs: &Inputs, source: &str, compute: &Compute) -> Vec<Strin
     let mut ignored = |input: &str, choice: &str, why: &str| {
         warnings.push(format!("input `{input}` is ignored with {choice}: {why}"));
     };
-    if source == "git" && inputs.is_set("repoPath", None) {
+    if source == "git" && inputs.is_set(input::REPO_PATH, None) {
         ignored(
-            "repoPath",
+            input::REPO_PATH,
             "`source: git`",
             "notebooks come from repoUrl at the build's commit, relative to the repository root (remove repoPath, or use source `workspace` to run the Repo)",
         );
     }
     if source == "workspace" {
-        let build_repository = inputs.variable("Build.Repository.Uri");
-        if inputs.is_set("repoUrl", build_repository.as_deref()) {
+        let build_repository = inputs.variable(variable::BUILD_REPOSITORY_URI);
+        if inputs.is_set(input::REPO_URL, build_repository.as_deref()) {
             ignored(
-                "repoUrl",
+                input::REPO_URL,
                 "`source: workspace`",
                 "it is only used with source `git`",
             );
         }
     }
-    if !matches!(compute, Compute::Existing(_)) && inputs.is_set("existingClusterId", None) {
+    if !matches!(compute, Compute::Existing(_)) && inputs.is_set(input::EXISTING_CLUSTER_ID, None) {
         ignored(
-            "existingClusterId",
+            input::EXISTING_CLUSTER_ID,
             &format!("`clusterMode: {}`", cluster_mode_name(compute)),
             "set clusterMode to `existing` to run on that cluster",
         );
     }
-    if !matches!(compute, Compute::New(_)) && inputs.is_set("newClusterJson", None) {
+    if !matches!(compute, Compute::New(_)) && inputs.is_set(input::NEW_CLUSTER_JSON, None) {
         ignored(
-            "newClusterJson",
+            input::NEW_CLUSTER_JSON,
             &format!("`clusterMode: {}`", cluster_mode_name(compute)),
             "set clusterMode to `new` to run on a new job cluster",
         );
@@ -197,7 +203,7 @@ fn notebook_paths(
     git: bool,
     repo_path: Option<&str>,
 ) -> Result<Vec<String>, InputError> {
-    const INPUT: &str = "notebookPaths";
+    const INPUT: &str = input::NOTEBOOK_PATHS;
     let mut paths: Vec<String> = Vec::new();
     for (number, line) in input_lines(INPUT, raw)? {
         if line.is_empty() || line.starts_with('#') {
@@ -290,16 +296,16 @@ fn with_task_keys(paths: Vec<String>) -> Vec<Notebook> {
 }
 
 fn git_source(inputs: &Inputs) -> Result<GitSource, InputError> {
-    let url = git_ref::repository_url(inputs, "repoUrl")?;
-    let provider = git_ref::provider(inputs, "gitProvider", &url)?;
+    let url = git_ref::repository_url(inputs, input::REPO_URL)?;
+    let provider = git_ref::provider(inputs, input::GIT_PROVIDER, &url)?;
     let reference =
         match git_ref::commit_from_build(inputs) {
-            Some(commit) => GitReference::Commit(git_ref::check_commit("source", &commit)?),
+            Some(commit) => GitReference::Commit(git_ref::check_commit(input::SOURCE, &commit)?),
             None => match git_ref::ref_from_build(inputs) {
                 Some(RepoRef::Branch(branch)) => GitReference::Branch(branch),
                 Some(RepoRef::Tag(tag)) => GitReference::Tag(tag),
                 None => return Err(InputError::new(
-                    "source",
+                    input::SOURCE,
                     "is `git`, but the commit to run is unknown (Build.SourceVersion is not set)",
                 )
                 .with_hint(
@@ -317,33 +323,33 @@ fn git_source(inputs: &Inputs) -> Result<GitSource, InputError> {
 fn compute(inputs: &Inputs, host: &dyn Host) -> Result<Compute, InputError> {
     match inputs.pick_list(&CLUSTER_MODE)? {
         "existing" => {
-            let id = inputs.get("existingClusterId")?.ok_or_else(|| {
-                InputError::new("existingClusterId", "is required when clusterMode is `existing`")
+            let id = inputs.get(input::EXISTING_CLUSTER_ID)?.ok_or_else(|| {
+                InputError::new(input::EXISTING_CLUSTER_ID, "is required when clusterMode is `existing`")
                     .with_hint("copy the cluster id from the cluster's page in Databricks, or set clusterMode to `new` or `serverless`")
             })?;
             if id.len() > 100 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 return Err(InputError::new(
-                    "existingClusterId",
+                    input::EXISTING_CLUSTER_ID,
                     format!("`{id}` is not a cluster id (e.g. 0923-164208-abcd123)"),
                 ));
             }
             Ok(Compute::Existing(id))
         }
         "new" => {
-            let raw = inputs.text("newClusterJson")?.ok_or_else(|| {
-                InputError::new("newClusterJson", "is required when clusterMode is `new`")
+            let raw = inputs.text(input::NEW_CLUSTER_JSON)?.ok_or_else(|| {
+                InputError::new(input::NEW_CLUSTER_JSON, "is required when clusterMode is `new`")
                     .with_hint(r#"e.g. {"spark_version": "15.4.x-scala2.12", "node_type_id": "Standard_DS3_v2", "num_workers": 1}"#)
             })?;
             let text = if raw.trim_start().starts_with(['{', '[']) {
                 raw
             } else {
-                let path = match inputs.variable("System.DefaultWorkingDirectory") {
+                let path = match inputs.variable(variable::DEFAULT_WORKING_DIRECTORY) {
                     Some(dir) if !raw.starts_with('/') => format!("{dir}/{raw}"),
                     _ => raw.clone(),
                 };
                 host.read_file(&path, MAX_INPUT_FILE_BYTES).map_err(|e| {
                     InputError::new(
-                        "newClusterJson",
+                        input::NEW_CLUSTER_JSON,
                         format!("is neither inline JSON nor a readable file: {path}: {e}"),
                     )
                 })?
@@ -355,7 +361,7 @@ fn compute(inputs: &Inputs, host: &dyn Host) -> Result<Compute, InputError> {
 }
 
 pub fn parse_cluster_spec(text: &str) -> Result<Map<String, Value>, InputError> {
-    const INPUT: &str = "newClusterJson";
+    const INPUT: &str = input::NEW_CLUSTER_JSON;
     let value: Value = serde_json::from_str(text)
         .map_err(|e| InputError::new(INPUT, format!("is not valid JSON: {e}")))?;
     if let Err(e) = serde_json::from_str::<UniqueKeys>(text) {
@@ -469,7 +475,7 @@ impl<'de> serde::Deserialize<'de> for UniqueKeys {
 /// `key=value` lines, or a JSON object of strings (numbers and booleans are passed as written:
 /// `base_parameters` are strings).
 pub fn parse_parameters(text: &str) -> Result<BTreeMap<String, String>, InputError> {
-    const INPUT: &str = "parameters";
+    const INPUT: &str = input::PARAMETERS;
     if text.trim_start().starts_with('{') {
         return parse_json_parameters(text);
     }
@@ -528,7 +534,7 @@ impl<'de> serde::Deserialize<'de> for JsonMembers {
 /// Read member by member rather than into a map: a map would keep the last of two equal keys
 /// without a word, and would turn `1e20` into `1e+20` and 30 digits into a float.
 fn parse_json_parameters(text: &str) -> Result<BTreeMap<String, String>, InputError> {
-    const INPUT: &str = "parameters";
+    const INPUT: &str = input::PARAMETERS;
     let JsonMembers(members) = serde_json::from_str(text)
         .map_err(|e| InputError::new(INPUT, format!("is not valid JSON: {e}")))?;
     let mut parameters = BTreeMap::new();
@@ -564,7 +570,7 @@ fn parse_json_parameters(text: &str) -> Result<BTreeMap<String, String>, InputEr
 fn check_key(key: &str) -> Result<(), InputError> {
     if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(InputError::new(
-            "parameters",
+            input::PARAMETERS,
             format!("`{key}` is not a parameter name (no spaces, not empty)"),
         ));
     }
@@ -573,8 +579,8 @@ fn check_key(key: &str) -> Result<(), InputError> {
 
 fn default_run_name(inputs: &Inputs) -> String {
     match (
-        inputs.variable("Build.DefinitionName"),
-        inputs.variable("Build.BuildNumber"),
+        inputs.variable(variable::BUILD_DEFINITION_NAME),
+        inputs.variable(variable::BUILD_NUMBER),
     ) {
         (Some(definition), Some(number)) => format!("{definition} {number}"),
         (Some(definition), None) => definition,

@@ -7,8 +7,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::escape::plain_text;
-use super::Masked;
+use super::super::verdict::NotebookResult;
+use crate::databricks::models::LifeCycleState;
+use crate::pipeline::escape::plain_text;
+use crate::pipeline::{Log, Masked};
 use crate::text::seconds;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +109,42 @@ fn escape_str(text: &str) -> String {
         }
     }
     out
+}
+
+/// One test case per notebook. Every text is masked here, as a raw value, before the JUnit
+/// writer escapes it.
+pub fn test_case(result: &NotebookResult, log: &Log) -> TestCase {
+    let state = &result.task.state;
+    let output = result.output.as_ref();
+    let outcome = if result.succeeded() {
+        Outcome::Passed
+    } else if state.life_cycle_state == Some(LifeCycleState::Skipped) {
+        Outcome::Skipped
+    } else if state.life_cycle_state == Some(LifeCycleState::InternalError)
+        && output.and_then(|o| o.error.as_ref()).is_none()
+    {
+        Outcome::Error
+    } else {
+        Outcome::Failed
+    };
+    let detail = output
+        .and_then(|o| o.error_trace.clone().or_else(|| o.error.clone()))
+        .or_else(|| state.state_message.clone())
+        .unwrap_or_default();
+    TestCase {
+        name: log.mask(&result.path),
+        duration: result
+            .duration_ms()
+            .map(|ms| Duration::from_millis(ms as u64)),
+        outcome,
+        message: if outcome == Outcome::Passed {
+            Masked::default()
+        } else {
+            log.mask(&result.failure_reason(log.secrets()))
+        },
+        detail: log.mask(&detail),
+        output: result.exit_value().map(|v| log.mask(v)),
+    }
 }
 
 #[cfg(test)]

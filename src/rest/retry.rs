@@ -100,7 +100,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::databricks::error::RequestLabel;
+    use crate::rest::error::RequestLabel;
 
     fn http(status: u16, retry_after: Option<u64>) -> ApiError {
         ApiError::Http {

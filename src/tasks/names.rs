@@ -1,0 +1,67 @@
+//! Every name the tasks share with the agent, in one place: the task inputs (as `task.json`
+//! declares them), the output variables, and the agent's variables the code reads. Each is
+//! used where it is read or set and in the task's `INPUTS`/`OUTPUTS` lists, which the manifest
+//! test compares with `task.json`.
+
+/// Task inputs (`INPUT_<NAME>` in the step's environment).
+pub mod input {
+    pub const DATABRICKS_HOST: &str = "databricksHost";
+    pub const DATABRICKS_TOKEN: &str = "databricksToken";
+    pub const REPO_PATH: &str = "repoPath";
+    pub const REPO_URL: &str = "repoUrl";
+    pub const GIT_PROVIDER: &str = "gitProvider";
+    // DatabricksRepoUpdate
+    pub const MODE: &str = "mode";
+    pub const REPO_ID: &str = "repoId";
+    pub const BRANCH: &str = "branch";
+    pub const TAG: &str = "tag";
+    pub const EXPECTED_COMMIT: &str = "expectedCommit";
+    pub const ON_COMMIT_MISMATCH: &str = "onCommitMismatch";
+    // DatabricksRunNotebookTest
+    pub const NOTEBOOK_PATHS: &str = "notebookPaths";
+    pub const SOURCE: &str = "source";
+    pub const CLUSTER_MODE: &str = "clusterMode";
+    pub const EXISTING_CLUSTER_ID: &str = "existingClusterId";
+    pub const NEW_CLUSTER_JSON: &str = "newClusterJson";
+    pub const PARAMETERS: &str = "parameters";
+    pub const TIMEOUT_MINUTES: &str = "timeoutMinutes";
+    pub const RUN_NAME: &str = "runName";
+}
+
+/// Output variables (`##vso[task.setvariable ...;isOutput=true]`).
+pub mod output {
+    // DatabricksRepoUpdate
+    pub const REPO_ID: &str = "repoId";
+    pub const REPO_PATH: &str = "repoPath";
+    pub const BRANCH: &str = "branch";
+    pub const HEAD_COMMIT_ID: &str = "headCommitId";
+    // DatabricksRunNotebookTest
+    pub const RUN_ID: &str = "runId";
+    pub const RUN_PAGE_URL: &str = "runPageUrl";
+    pub const RESULT_STATE: &str = "resultState";
+    pub const NOTEBOOK_OUTPUT: &str = "notebookOutput";
+}
+
+/// Pipeline and agent variables (public ones as `SYSTEM_DEBUG`, secrets as `SECRET_...`).
+pub mod variable {
+    /// The variable-group fallbacks for the workspace and the token.
+    pub const DATABRICKS_HOST: &str = "DATABRICKS_HOST";
+    pub const DATABRICKS_TOKEN: &str = "DATABRICKS_TOKEN";
+    pub const SYSTEM_DEBUG: &str = "System.Debug";
+    /// Set by Azure Pipelines in every job.
+    pub const TF_BUILD: &str = "TF_BUILD";
+    pub const BUILD_REASON: &str = "Build.Reason";
+    pub const BUILD_REPOSITORY_URI: &str = "Build.Repository.Uri";
+    pub const BUILD_SOURCE_BRANCH: &str = "Build.SourceBranch";
+    pub const BUILD_SOURCE_VERSION: &str = "Build.SourceVersion";
+    pub const BUILD_DEFINITION_NAME: &str = "Build.DefinitionName";
+    pub const BUILD_NUMBER: &str = "Build.BuildNumber";
+    pub const PULL_REQUEST_SOURCE_BRANCH: &str = "System.PullRequest.SourceBranch";
+    pub const PULL_REQUEST_SOURCE_COMMIT_ID: &str = "System.PullRequest.SourceCommitId";
+    pub const DEFAULT_WORKING_DIRECTORY: &str = "System.DefaultWorkingDirectory";
+    pub const AGENT_TEMP_DIRECTORY: &str = "Agent.TempDirectory";
+    pub const PROXY_URL: &str = "Agent.ProxyUrl";
+    pub const PROXY_USERNAME: &str = "Agent.ProxyUsername";
+    pub const PROXY_PASSWORD: &str = "Agent.ProxyPassword";
+    pub const PROXY_BYPASS_LIST: &str = "Agent.ProxyBypassList";
+}

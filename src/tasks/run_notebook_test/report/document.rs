@@ -1,0 +1,70 @@
+//! The `--output json` document's part for this task: the run and each notebook's result.
+//! The envelope (`task`, `ok`, `exitCode`, `error`) is added by `tasks::document`.
+
+use serde::Serialize;
+
+use super::super::verdict::{NotebookResult, Verdict};
+use crate::databricks::models::{LifeCycleState, ResultState, Run};
+use crate::databricks::WorkspaceUrl;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunDocument<'a> {
+    run_id: i64,
+    run_page_url: Option<String>,
+    result_state: &'a str,
+    notebooks: Vec<NotebookDocument<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NotebookDocument<'a> {
+    path: &'a str,
+    task_key: Option<&'a str>,
+    run_id: Option<i64>,
+    run_page_url: Option<String>,
+    life_cycle_state: Option<&'a LifeCycleState>,
+    result_state: Option<&'a ResultState>,
+    state_message: Option<&'a str>,
+    duration_ms: Option<i64>,
+    output: Option<&'a str>,
+    error: Option<&'a str>,
+    unverified: Option<&'a str>,
+}
+
+/// A run page link for the document: only one into the workspace, as for `runPageUrl`.
+fn workspace_link(workspace: &WorkspaceUrl, url: Option<&str>) -> Option<String> {
+    Some(workspace.link(url?).ok()?.as_str().to_string())
+}
+
+pub fn details(
+    workspace: &WorkspaceUrl,
+    run_id: i64,
+    run: &Run,
+    verdict: &Verdict,
+    results: &[NotebookResult],
+) -> serde_json::Value {
+    let notebooks = results
+        .iter()
+        .map(|r| NotebookDocument {
+            path: &r.path,
+            task_key: r.task.task_key.as_deref(),
+            run_id: r.task.run_id,
+            run_page_url: workspace_link(workspace, r.task.run_page_url.as_deref()),
+            life_cycle_state: r.task.state.life_cycle_state.as_ref(),
+            result_state: r.task.state.result_state.as_ref(),
+            state_message: r.task.state.state_message.as_deref(),
+            duration_ms: r.duration_ms(),
+            output: r.exit_value(),
+            error: r.output.as_ref().and_then(|o| o.error.as_deref()),
+            unverified: r.unverified.as_deref(),
+        })
+        .collect();
+    let document = RunDocument {
+        run_id,
+        run_page_url: workspace_link(workspace, run.run_page_url.as_deref()),
+        result_state: &verdict.run_result,
+        notebooks,
+    };
+    serde_json::to_value(document).expect("the document serializes")
+}

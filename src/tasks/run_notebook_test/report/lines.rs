@@ -1,0 +1,94 @@
+//! The log's Results section: a PASS or FAIL line per notebook with its output, then each
+//! failure as an error with its trace in a collapsible group. Outside text is printed through
+//! [`Log::untrusted`], masked and unable to issue a logging command.
+
+use std::time::Duration;
+
+use super::run_page_link;
+use crate::databricks::models::RunState;
+use crate::databricks::WorkspaceUrl;
+use crate::pipeline::Log;
+use crate::text::seconds;
+
+use super::super::verdict::{describe_state, NotebookResult};
+
+/// Longest notebook output printed inline (the output variable keeps all of it).
+const MAX_PRINTED_OUTPUT: usize = 2000;
+
+pub fn results(log: &Log, workspace: &WorkspaceUrl, results: &[NotebookResult]) {
+    log.section("Results");
+    for result in results {
+        let duration = result
+            .duration_ms()
+            .map(|ms| format!(" in {}s", seconds(Duration::from_millis(ms as u64))))
+            .unwrap_or_default();
+        let state = match (&result.unverified, result.task.state == RunState::default()) {
+            // A submitted notebook Databricks did not list has no state to show.
+            (Some(_), true) => "no result from Databricks".to_string(),
+            _ => describe_state(&result.task.state),
+        };
+        log.info(&format!(
+            "{} {}: {state}{duration}",
+            if result.succeeded() { "PASS" } else { "FAIL" },
+            result.path
+        ));
+        if let Some(value) = result.exit_value() {
+            let truncated = result
+                .output
+                .as_ref()
+                .and_then(|o| o.notebook_output.as_ref())
+                .and_then(|n| n.truncated)
+                == Some(true);
+            log.untrusted(&format!(
+                "  output: {}{}",
+                log.mask(value).shorten(MAX_PRINTED_OUTPUT),
+                if truncated {
+                    " (truncated by Databricks)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if let Some(link) = run_page_link(
+            log,
+            workspace,
+            &result.path,
+            result.task.run_page_url.as_deref(),
+        ) {
+            log.debug(&format!("  {link}"));
+        }
+    }
+    let failed: Vec<&NotebookResult> = results.iter().filter(|r| !r.succeeded()).collect();
+    for result in &failed {
+        let output = result.output.as_ref();
+        let error = output
+            .and_then(|o| o.error.as_deref())
+            .filter(|e| !e.is_empty());
+        let trace = output
+            .and_then(|o| o.error_trace.as_deref())
+            .filter(|t| !t.is_empty());
+        if error.is_some() || trace.is_some() {
+            log.group(&format!("{}: error", result.path));
+            if let Some(error) = error {
+                log.untrusted(error);
+            }
+            if let Some(trace) = trace {
+                log.untrusted(trace);
+            }
+            log.end_group();
+        }
+        let link = run_page_link(
+            log,
+            workspace,
+            &result.path,
+            result.task.run_page_url.as_deref(),
+        )
+        .map(|link| format!(" ({link})"))
+        .unwrap_or_default();
+        log.error(&format!(
+            "{} {}{link}",
+            result.path,
+            result.failure_reason(log.secrets())
+        ));
+    }
+}

@@ -1,0 +1,342 @@
+//! Watching one submitted run: polling it until it ends, logging its state changes, stopping
+//! it on a cancel or at the step's time limit (a run is never left going when the step gives
+//! up on it), and fetching its notebooks' outputs once it is over.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::{select, Either};
+use futures::stream::{self, StreamExt};
+use serde_json::json;
+
+use super::poll;
+use super::settings::Notebook;
+use super::verdict::{describe_state, match_tasks, NotebookResult};
+use crate::databricks::models::{LifeCycleState, Run, RunState, RunTask};
+use crate::databricks::{ApiError, Client};
+use crate::host::{or_cancelled, Host};
+use crate::pipeline::Log;
+use crate::tasks::names::output;
+use crate::tasks::{Failure, FailureKind};
+use crate::text::{elapsed_label, seconds};
+
+/// SIGINT to SIGKILL is 10 s on the agent: the cancel and its confirmation must fit in less.
+pub const CANCEL_BUDGET: Duration = Duration::from_secs(6);
+
+/// Outputs fetched at once; the rest wait for a free slot.
+const OUTPUT_CONCURRENCY: usize = 8;
+
+/// How following a submitted run ended, when it did not end in a report.
+pub enum Stop {
+    /// The run is over, or was cancelled already: nothing is left running.
+    Settled(Failure),
+    /// The step gave up while the run may still be going: it must be cancelled.
+    GaveUp(Failure),
+}
+
+/// An error while following the run (`?`) means giving up on it, unless the path that
+/// returns it says otherwise: a new way to fail cannot leave a run behind by default.
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Stop {
+        Stop::GaveUp(failure)
+    }
+}
+
+/// Watches one run: polls it (soon after the submit, then less often) until it ends, logs its
+/// state changes, and stops it on a cancel or at the step's `deadline`. Returns the finished
+/// run, or why watching stopped.
+pub async fn watch(
+    client: &Client,
+    log: &Log,
+    run_id: i64,
+    notebooks: &[Notebook],
+    timeout: Option<Duration>,
+    deadline: Option<Duration>,
+) -> Result<Run, Stop> {
+    let host = client.host();
+    let started = host.elapsed();
+    let elapsed = || host.elapsed().saturating_sub(started);
+    let mut tracker = StateTracker::default();
+    let mut polls_made = 0;
+    let finished: Run = loop {
+        // The run is never over right after submitting: wait first, then ask.
+        let mut delay = poll::delay_before_poll(polls_made);
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_sub(host.elapsed());
+            if left.is_zero() {
+                return Err(Stop::Settled(timed_out(client, log, run_id, timeout).await));
+            }
+            delay = delay.min(left);
+        }
+        if or_cancelled(host, host.sleep(delay)).await.is_none() {
+            let failure = cancel(client, log, run_id, CANCELLED, budget(host)).await;
+            return Err(Stop::Settled(failure));
+        }
+        let run = match or_cancelled(host, client.get_run(run_id)).await {
+            Some(Err(ApiError::OutOfTime { .. })) => {
+                return Err(Stop::Settled(timed_out(client, log, run_id, timeout).await))
+            }
+            Some(result) => result
+                .map_err(|e| Failure::api(&format!("reading the state of run {run_id}"), e))?,
+            None => {
+                let failure = cancel(client, log, run_id, CANCELLED, budget(host)).await;
+                return Err(Stop::Settled(failure));
+            }
+        };
+        if polls_made == 0 {
+            report_run_page(log, client, run_id, &run);
+        }
+        polls_made += 1;
+        for change in tracker.changes(&run, notebooks) {
+            log.info(&format!("{} {change}", elapsed_label(elapsed())));
+        }
+        if run.is_terminal() {
+            break run;
+        }
+        let state = run
+            .life_cycle()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "UNKNOWN".into());
+        log.status(Some(&format!(
+            "run {run_id}: {state} ({}s)",
+            elapsed().as_secs()
+        )));
+    };
+    log.status(None);
+    Ok(finished)
+}
+
+/// Remembers the last state seen, to log changes only.
+#[derive(Default)]
+pub struct StateTracker {
+    run: Option<RunState>,
+    tasks: BTreeMap<String, RunState>,
+}
+
+impl StateTracker {
+    pub fn changes(&mut self, run: &Run, notebooks: &[Notebook]) -> Vec<String> {
+        let mut changes = Vec::new();
+        let state = RunState {
+            state_message: None,
+            user_cancelled_or_timedout: None,
+            ..run.state.clone()
+        };
+        if self.run.as_ref() != Some(&state) {
+            changes.push(format!("run {}", describe_state(&state)));
+            self.run = Some(state);
+        }
+        // Per-notebook lines only when there are several: with one they repeat the run's.
+        if notebooks.len() > 1 {
+            for task in &run.tasks {
+                let key = task.task_key.clone().unwrap_or_default();
+                let state = RunState {
+                    state_message: None,
+                    user_cancelled_or_timedout: None,
+                    ..task.state.clone()
+                };
+                let terminal = state
+                    .life_cycle_state
+                    .as_ref()
+                    .is_some_and(LifeCycleState::is_terminal);
+                if terminal && self.tasks.get(&key) != Some(&state) {
+                    changes.push(format!(
+                        "{}: {}",
+                        notebook_name(task, notebooks),
+                        describe_state(&state)
+                    ));
+                }
+                self.tasks.insert(key, state);
+            }
+        }
+        changes
+    }
+}
+
+fn notebook_name(task: &RunTask, notebooks: &[Notebook]) -> String {
+    let key = task.task_key.as_deref().unwrap_or_default();
+    notebooks
+        .iter()
+        .find(|n| n.task_key == key)
+        .map(|n| n.path.clone())
+        .or_else(|| {
+            task.notebook_task
+                .as_ref()
+                .and_then(|t| t.notebook_path.clone())
+        })
+        .unwrap_or_else(|| key.to_string())
+}
+
+/// Prints the run page link and hands it on as `runPageUrl`, only if it leads into the
+/// workspace: a link elsewhere (a hostile or misconfigured server) would be clickable in the
+/// log and trusted by later steps, so it is left out, and the output is empty.
+fn report_run_page(log: &Log, client: &Client, run_id: i64, run: &Run) {
+    let link = run
+        .run_page_url
+        .as_deref()
+        .map(|url| client.base().link(url));
+    match link {
+        Some(Ok(link)) => {
+            log.info(&format!("Run {run_id} submitted: {link}"));
+            log.set_output(output::RUN_PAGE_URL, link.as_str());
+        }
+        Some(Err(why)) => {
+            log.info(&format!(
+                "Run {run_id} submitted (its run page link is not shown: {why})"
+            ));
+            log.set_output(output::RUN_PAGE_URL, "");
+        }
+        None => {
+            log.info(&format!("Run {run_id} submitted"));
+            log.set_output(output::RUN_PAGE_URL, "");
+        }
+    }
+}
+
+/// Fetches the output of every task in the run, a few at a time. A task whose output cannot
+/// be read is reported without it rather than failing the whole step.
+pub async fn fetch_outputs(
+    client: &Client,
+    log: &Log,
+    run: &Run,
+    notebooks: &[Notebook],
+) -> Vec<NotebookResult> {
+    let fetches = match_tasks(run, notebooks)
+        .into_iter()
+        .map(|mut result| async move {
+            // Only a task's own run has an output: Jobs 2.1 refuses the parent's run id.
+            let task_run = result.task.run_id.filter(|id| Some(*id) != run.run_id);
+            if let Some(id) = task_run {
+                match client.get_run_output(id).await {
+                    Ok(output) => result.output = Some(output),
+                    Err(e) => log.warning(&format!(
+                        "could not read the output of {}: {e}",
+                        result.path
+                    )),
+                }
+            }
+            result
+        });
+    // `buffered` keeps the order, which is the order the user listed the notebooks in.
+    stream::iter(fetches)
+        .buffered(OUTPUT_CONCURRENCY)
+        .collect()
+        .await
+}
+
+pub const CANCELLED: &str = "The pipeline was cancelled";
+
+/// Time allowed for reading the results of a run that ended near the step's time limit.
+pub const RESULTS_GRACE: Duration = Duration::from_secs(30);
+
+/// `timeoutMinutes` passed while the run was going: cancel it and say so.
+async fn timed_out(client: &Client, log: &Log, run_id: i64, timeout: Option<Duration>) -> Failure {
+    let limit = seconds(timeout.unwrap_or_default());
+    let why = format!("The run did not finish within timeoutMinutes ({limit}s)");
+    let failure = cancel(client, log, run_id, &why, budget(client.host())).await;
+    Failure {
+        kind: FailureKind::Timeout,
+        ..failure
+    }
+    .hint("raise timeoutMinutes if the notebooks need longer, or make them faster")
+}
+
+/// The moment (on the host's clock) by which cancelling must be done.
+pub fn budget(host: &dyn Host) -> Duration {
+    host.elapsed() + CANCEL_BUDGET
+}
+
+/// `work`, unless the host's clock passes `until` first.
+pub async fn within<T>(
+    host: &dyn Host,
+    until: Duration,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    let left = until.saturating_sub(host.elapsed());
+    match select(std::pin::pin!(work), host.sleep(left)).await {
+        Either::Left((value, _)) => Some(value),
+        Either::Right(_) => None,
+    }
+}
+
+/// Cancels the run because the pipeline was cancelled or `timeoutMinutes` passed.
+async fn cancel(client: &Client, log: &Log, run_id: i64, why: &str, until: Duration) -> Failure {
+    log.warning(&format!("{why}: cancelling run {run_id}"));
+    let outcome = stop_run(client, log, run_id, until).await;
+    Failure::new(FailureKind::Canceled, format!("{why}; {outcome}"))
+        .details(json!({ "runId": run_id }))
+}
+
+/// The step gives up on a run that may still be going (it could not be followed any more):
+/// cancels it, so it does not go on using the cluster, and adds how that went to `failure`.
+pub async fn cancel_abandoned(
+    client: &Client,
+    log: &Log,
+    run_id: i64,
+    failure: Failure,
+) -> Failure {
+    log.warning(&format!(
+        "Could not follow run {run_id} any more: cancelling it, so that it does not go on using the cluster"
+    ));
+    let outcome = stop_run(client, log, run_id, budget(client.host())).await;
+    Failure {
+        message: format!("{}; {outcome}", failure.message.trim_end_matches('.')),
+        ..failure
+    }
+    .details(json!({ "runId": run_id }))
+}
+
+/// Cancels the run and waits (until `until`) for Databricks to confirm that it stopped.
+/// Returns how it went, as the end of the step's message.
+pub async fn stop_run(client: &Client, log: &Log, run_id: i64, until: Duration) -> String {
+    let host = client.host();
+    // The cancel has its own budget (`until`), also after the step's time limit.
+    client.set_deadline(None);
+    // One deadline for both steps; `accepted` tells them apart afterwards.
+    let accepted = std::cell::Cell::new(false);
+    let confirmed = within(host, until, async {
+        client.cancel_run(run_id).await?;
+        accepted.set(true);
+        loop {
+            let run = client.get_run(run_id).await?;
+            if run.is_terminal() {
+                return Ok::<_, crate::databricks::ApiError>(run);
+            }
+            host.sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await;
+    match (confirmed, accepted.get()) {
+        (Some(Ok(run)), _) => {
+            let state = format!(
+                "{} {}",
+                run.life_cycle().map(|s| s.to_string()).unwrap_or_default(),
+                run.state
+                    .result_state
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            );
+            log.info(&format!("Run {run_id} stopped ({})", state.trim()));
+            format!("run {run_id} was cancelled")
+        }
+        (Some(Err(e)), false) => {
+            log.warning(&format!("could not cancel run {run_id}: {e}"));
+            format!("cancelling run {run_id} failed, it may still be running")
+        }
+        (None, false) => {
+            log.warning(&format!("run {run_id} did not answer the cancel in time"));
+            format!("run {run_id} was asked to cancel, without an answer; it may still be running")
+        }
+        (Some(Err(e)), true) => {
+            log.warning(&format!(
+                "run {run_id} accepted the cancel, but its state could not be read to confirm it: {e}"
+            ));
+            format!("run {run_id} was asked to cancel")
+        }
+        (None, true) => {
+            log.warning(&format!("run {run_id} did not confirm the cancel in time"));
+            format!("run {run_id} was asked to cancel")
+        }
+    }
+}

@@ -451,9 +451,3 @@ async fn only_links_into_the_workspace_are_shown() {
         assert!(output.starts_with(&format!("{workspace}/")), "{output}");
     }
 }
-
-fn output_variable(stdout: &str, name: &str) -> Option<String> {
-    let prefix = format!("##vso[task.setvariable variable={name};");
-    let line = stdout.lines().find(|l| l.starts_with(&prefix))?;
-    Some(line[line.find(']')? + 1..].to_string())
-}

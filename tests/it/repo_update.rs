@@ -2,13 +2,6 @@ use crate::common::*;
 use databricks_azdo::pipeline::OutputMode;
 use databricks_azdo::tasks::TaskName;
 
-fn output_variable<'a>(stdout: &'a str, name: &str) -> Option<&'a str> {
-    let prefix = format!("##vso[task.setvariable variable={name};isoutput=true;issecret=false]");
-    stdout
-        .lines()
-        .find_map(|line| line.strip_prefix(prefix.as_str()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creates_the_repo_checks_out_the_branch_and_reports_the_head() {
     let emulator = emulator().await;

@@ -2,13 +2,6 @@ use crate::common::*;
 use databricks_azdo::pipeline::OutputMode;
 use databricks_azdo::tasks::TaskName;
 
-fn output_variable<'a>(stdout: &'a str, name: &str) -> Option<&'a str> {
-    let prefix = format!("##vso[task.setvariable variable={name};isoutput=true;issecret=false]");
-    stdout
-        .lines()
-        .find_map(|line| line.strip_prefix(prefix.as_str()))
-}
-
 /// A project checked out at /Repos/ci/project, plus the env of a notebook test step.
 async fn checked_out(
     emulator: &databricks_azdo::emulator::Emulator,

@@ -400,3 +400,11 @@ pub async fn wait_until_gone(pid: u32) {
         tokio::time::sleep(ms(10)).await;
     }
 }
+
+/// The value of a public output variable (`isoutput=true;issecret=false`), as printed.
+pub fn output_variable<'a>(stdout: &'a str, name: &str) -> Option<&'a str> {
+    let prefix = format!("##vso[task.setvariable variable={name};isoutput=true;issecret=false]");
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+}

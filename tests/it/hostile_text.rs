@@ -404,7 +404,7 @@ async fn only_links_into_the_workspace_are_shown() {
             );
         }
         assert_eq!(
-            output_variable(&outcome.stdout, "runPageUrl").as_deref(),
+            output_variable(&outcome.stdout, "runPageUrl"),
             Some(""),
             "{url}"
         );

@@ -132,7 +132,7 @@ fn agent_version(text: &str) -> (u32, u32, u32) {
     (parts[0], parts[1], parts[2])
 }
 
-/// The first agent release that runs tasks with this execution handler (README, "Runtimes").
+/// The first agent release with this execution handler (README: "Azure DevOps Services and Server").
 fn agent_version_with_handler(handler: &str) -> (u32, u32, u32) {
     match handler {
         // The patch release 2.206.1 brought the handler (azure-pipelines-agent pull request 3899).

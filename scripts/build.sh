@@ -39,6 +39,12 @@ log "smoke test"
 expected=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 actual=$(node -e "process.stdout.write(require('./$out/databricks_azdo.js').version())")
 [ "$actual" = "$expected" ] || { echo "error: smoke test: version() returned '$actual', expected '$expected'" >&2; exit 1; }
+# The agent's Node16 handler (Azure DevOps Server 2022): V8 9.4, no WebAssembly reference types.
+node16=scripts/node_modules/node16/bin/node
+if [ -x "$node16" ]; then
+  actual=$("$node16" -e "process.stdout.write(require('./$out/databricks_azdo.js').version())") || actual="(no answer)"
+  [ "$actual" = "$expected" ] || { echo "error: smoke test on Node $("$node16" --version): version() returned '$actual'" >&2; exit 1; }
+fi
 
 size=$(wc -c < "$out/databricks_azdo_bg.wasm")
 log "wasm size: $((size / 1024)) KB"

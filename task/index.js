@@ -75,6 +75,10 @@ function readSmallFile(file, maxBytes) {
 async function runWasm() {
   let core;
   try {
+    // Node 16 (V8 9.4) recompiles the whole module with TurboFan in the background as soon as
+    // it loads, which delays the first request by ~20 ms on a 2-core agent; later Nodes tier up
+    // only the hot functions. The core spends its time waiting on the network, not computing.
+    if (Number(process.versions.node.split('.')[0]) < 18) require('v8').setFlagsFromString('--no-wasm-tier-up');
     core = require('./core/databricks_azdo.js');
   } catch (error) {
     // One line, and no command or log format of its own inside.

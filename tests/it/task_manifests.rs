@@ -125,6 +125,24 @@ fn outputs_are_declared() {
     }
 }
 
+/// `major.minor.patch` of an agent version, comparable.
+fn agent_version(text: &str) -> (u32, u32, u32) {
+    let parts: Vec<u32> = text.split('.').map(|p| p.parse().unwrap()).collect();
+    assert_eq!(parts.len(), 3, "agent version {text}");
+    (parts[0], parts[1], parts[2])
+}
+
+/// The first agent release with this execution handler (README: "Azure DevOps Services and Server").
+fn agent_version_with_handler(handler: &str) -> (u32, u32, u32) {
+    match handler {
+        // The patch release 2.206.1 brought the handler (azure-pipelines-agent pull request 3899).
+        "Node16" => (2, 206, 1),
+        "Node20_1" => (3, 232, 1),
+        "Node24" => (4, 265, 1),
+        other => panic!("an execution handler this test does not know: {other}"),
+    }
+}
+
 #[test]
 fn manifests_are_complete_and_consistent() {
     let version: Vec<u64> = env!("CARGO_PKG_VERSION")
@@ -138,6 +156,8 @@ fn manifests_are_complete_and_consistent() {
         "the extension version follows the crate"
     );
     let mut ids = BTreeSet::new();
+    // What the first task declares about runtimes; the other must declare the same.
+    let mut runtimes: Option<(Value, Value)> = None;
     for task in TaskName::ALL {
         let manifest = manifest(task);
         let name = task.as_str();
@@ -160,14 +180,32 @@ fn manifests_are_complete_and_consistent() {
         );
         assert!(!manifest["instanceNameFormat"].as_str().unwrap().is_empty());
         let execution = manifest["execution"].as_object().unwrap();
-        assert_eq!(
-            execution.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["Node20_1", "Node24"],
-            "{name}"
-        );
+        let handlers: Vec<&str> = execution.keys().map(String::as_str).collect();
+        assert_eq!(handlers, ["Node16", "Node20_1", "Node24"], "{name}");
         for handler in execution.values() {
             assert_eq!(handler["target"], "index.js");
         }
+        // The agent runs a task only from minimumAgentVersion on: the version of the first
+        // agent that knows the oldest handler declared (an older agent would find none).
+        let needed = handlers
+            .iter()
+            .map(|&h| agent_version_with_handler(h))
+            .min()
+            .unwrap();
+        assert_eq!(
+            agent_version(manifest["minimumAgentVersion"].as_str().unwrap()),
+            needed,
+            "{name}: minimumAgentVersion is what its oldest handler needs"
+        );
+        let declared = (
+            manifest["execution"].clone(),
+            manifest["minimumAgentVersion"].clone(),
+        );
+        let first = runtimes.get_or_insert_with(|| declared.clone());
+        assert_eq!(
+            *first, declared,
+            "{name}: both tasks declare the same handlers and minimumAgentVersion"
+        );
         let groups: BTreeSet<&str> = manifest["groups"]
             .as_array()
             .unwrap()

@@ -1,6 +1,7 @@
 // Runs the task folders the way the agent does: `node index.js` with INPUT_* and variables in
 // the environment, against the workspace emulator (the native binary, started per test file).
 import { spawn, spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
-import { before, after } from 'node:test';
+import { before, after } from './runner.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BINARY_DIR = path.join(ROOT, 'target', 'debug');
@@ -48,6 +49,26 @@ export function makeProject(notebooks) {
   return { dir, head: git(dir, 'rev-parse', 'HEAD'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * One plain HTTP request (Node 16 has no global `fetch`): resolves to `{ status, text, json() }`
+ * once the whole answer is read.
+ */
+export function request(url, { method = 'GET', headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const sent = http.request(url, { method, headers, agent: false }, (answer) => {
+      const chunks = [];
+      answer.on('data', (chunk) => chunks.push(chunk));
+      answer.on('error', reject);
+      answer.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: answer.statusCode, text, json: () => JSON.parse(text) });
+      });
+    });
+    sent.on('error', reject);
+    sent.end(body);
+  });
+}
+
 /** Starts `databricks-azdo emulator` on a port the OS picks, with fault rules if given. */
 export async function startEmulator(faults = []) {
   const faultArgs = faults.flatMap((rule) => ['--fault', rule]);
@@ -60,7 +81,7 @@ export async function startEmulator(faults = []) {
     child.once('exit', (code) => reject(new Error(`emulator exited with ${code}`)));
   });
   // The control routes want the token, like the API.
-  const control = (route, init = {}) => fetch(url + route, { ...init, headers: { authorization: `Bearer ${TOKEN}` } });
+  const control = (route, init = {}) => request(url + route, { ...init, headers: { authorization: `Bearer ${TOKEN}` } });
   const api = async (route, init) => (await control(route, init)).json();
   return {
     url,

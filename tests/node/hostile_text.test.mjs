@@ -2,7 +2,7 @@
 // with characters that get escaped or cut, one-character secrets, URLs with credentials,
 // notebook output that tries to forge log lines or inject into the build summary, and run
 // page links that lead elsewhere.
-import { test } from 'node:test';
+import { test } from './runner.mjs';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';

@@ -1,6 +1,6 @@
 // The packaged .vsix, unpacked the way an agent downloads a task: every task folder complete,
 // with no node_modules, and runnable on its own against the emulator.
-import { test, before, after } from 'node:test';
+import { test, before, after } from './runner.mjs';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';

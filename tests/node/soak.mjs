@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 
-import { BINARY_DIR, CLUSTER, FAILING, PASSING, TOKEN, makeProject, pipelineEnv, runTask, startEmulator } from './harness.mjs';
+import { BINARY_DIR, CLUSTER, FAILING, PASSING, TOKEN, makeProject, pipelineEnv, request, runTask, startEmulator } from './harness.mjs';
 
 /** Faults on every endpoint: 30% 429 with Retry-After, 5xx, dropped connections, slow answers. */
 export function soakFaults(retryAfterSeconds) {
@@ -57,7 +57,7 @@ export async function soak({ count, concurrency, retryAfterSeconds }) {
     assert.equal(runs.length, count, 'exactly one Databricks run per notebook test step');
     const unfinished = runs.filter((r) => !['TERMINATED', 'SKIPPED', 'INTERNAL_ERROR'].includes(r.life_cycle_state));
     assert.deepEqual(unfinished, [], 'no run left running');
-    const repos = await (await fetch(`${emulator.url}/api/2.0/repos?path_prefix=/Repos/soak`, {
+    const repos = (await request(`${emulator.url}/api/2.0/repos?path_prefix=/Repos/soak`, {
       headers: { authorization: `Bearer ${TOKEN}` },
     })).json();
     assert.deepEqual(repos.repos ?? [], [], 'no repo left after the delete steps');

@@ -1,5 +1,5 @@
 // The fault soak at small size; `node scripts/soak.mjs 200` runs it large.
-import { test } from 'node:test';
+import { test } from './runner.mjs';
 import assert from 'node:assert/strict';
 
 import { soak } from './soak.mjs';

@@ -1,6 +1,6 @@
 // The task folders exactly as the agent runs them: `node index.js`, inputs and variables in the
 // environment, stdout parsed as the agent parses it.
-import { test } from 'node:test';
+import { test } from './runner.mjs';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

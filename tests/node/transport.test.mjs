@@ -2,7 +2,7 @@
 // `node index.js` (the wasm core, and the native binary with DATABRICKS_AZDO_RUNTIME=native):
 // endless and huge answers, trickling bodies, redirects, answers that say nothing, untrusted
 // certificates, and input files that never end.
-import { test, before, after } from 'node:test';
+import { test, before, after } from './runner.mjs';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

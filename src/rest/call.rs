@@ -228,16 +228,25 @@ impl Caller {
     ) -> Result<T, ApiError> {
         let started = self.host.elapsed();
         let label = request.label();
-        let result = match self.exchange(request, envelope).await {
-            Ok(answer) => self.read(answer),
-            Err(error) => Err(error),
-        };
-        self.traced(&label, started, result.as_ref().err());
+        let exchanged = self.exchange(request, envelope).await;
+        self.read_traced(&label, started, exchanged)
+    }
+
+    /// Ends an attempt that started at `started`: reads its answer as `T`, and tells the trace
+    /// how it went (a decode error included).
+    pub fn read_traced<T: DeserializeOwned>(
+        &self,
+        request: &RequestLabel,
+        started: Duration,
+        exchanged: Result<Answer, ApiError>,
+    ) -> Result<T, ApiError> {
+        let result = exchanged.and_then(|answer| self.read(answer));
+        self.traced(request, started, result.as_ref().err());
         result
     }
 
     /// Reads a success answer as `T`: the only part of an attempt written per answer type.
-    pub fn read<T: DeserializeOwned>(&self, answer: Answer) -> Result<T, ApiError> {
+    fn read<T: DeserializeOwned>(&self, answer: Answer) -> Result<T, ApiError> {
         let hide = |text: &str| self.hide_secrets(text, &answer.credentials);
         decode_answer(
             &answer.body,

@@ -2,6 +2,7 @@
 //! Databricks, from Azure Pipelines (wasm, through the agent's Node handler) or a terminal
 //! (native binary). See the README's architecture section for the map.
 
+pub mod auth;
 pub mod databricks;
 pub mod host;
 pub mod pipeline;

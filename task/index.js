@@ -72,6 +72,31 @@ function readSmallFile(file, maxBytes) {
   }
 }
 
+// A service principal's certificate (PEM: the certificate and its RSA key), for signing its
+// client assertion with Node's own crypto. Errors never quote the text: it holds the key.
+function loadCertificate(pem) {
+  const crypto = require('crypto');
+  let certificate;
+  let key;
+  try {
+    certificate = new crypto.X509Certificate(pem);
+  } catch (_) {
+    throw new Error('it holds no readable certificate (-----BEGIN CERTIFICATE-----)');
+  }
+  try {
+    key = crypto.createPrivateKey(pem);
+  } catch (_) {
+    throw new Error('it holds no readable private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)');
+  }
+  if (key.asymmetricKeyType !== 'rsa') throw new Error('its private key is not an RSA key; Microsoft Entra certificates use RSA');
+  const digest = (algorithm) => crypto.createHash(algorithm).update(certificate.raw).digest();
+  return {
+    sha1: digest('sha1'),
+    sha256: digest('sha256'),
+    sign: (data) => crypto.sign('sha256', Buffer.from(data), key),
+  };
+}
+
 async function runWasm() {
   let core;
   try {
@@ -93,6 +118,7 @@ async function runWasm() {
     writeErr: (line) => { process.stderr.write(line + '\n'); },
     readFile: readSmallFile,
     request: createRequest(),
+    certificate: loadCertificate,
     writeFile: (file, text) => fs.writeFileSync(file, text),
     cancelled,
   };

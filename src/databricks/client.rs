@@ -12,7 +12,9 @@ use super::workspace_url::WorkspaceUrl;
 use crate::host::http::Transport;
 use crate::host::proxy::ProxySettings;
 use crate::host::Host;
-use crate::rest::{Answer, Caller, Credential, Masker, Method, Notice, Request, RetryPolicy};
+use crate::rest::{
+    Answer, Body, Caller, Credential, Masker, Method, Notice, Request, RetryPolicy,
+};
 
 pub struct Client {
     caller: Caller,
@@ -48,6 +50,16 @@ impl Client {
     ) -> Client {
         Client {
             caller: Caller::new(user_agent, policy, host),
+            base,
+            credential,
+        }
+    }
+
+    /// A client whose requests go through `caller` (configured with its proxy, masking, notices
+    /// and traces).
+    pub fn from_caller(base: WorkspaceUrl, credential: Rc<dyn Credential>, caller: Caller) -> Client {
+        Client {
+            caller,
             base,
             credential,
         }
@@ -121,7 +133,7 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<&B>,
     ) -> Result<T, ApiError> {
-        let body = body.map(|b| serde_json::to_vec(b).expect("request bodies serialize"));
+        let body = body.map(|b| Body::json(serde_json::to_vec(b).expect("request bodies serialize")));
         let request = self.request(method, path, query, body);
         let (answer, started) = self.call_answer(&request).await?;
         self.caller
@@ -150,7 +162,7 @@ impl Client {
         method: Method,
         path: &str,
         query: &[(&str, &str)],
-        body: Option<Vec<u8>>,
+        body: Option<Body>,
     ) -> Request {
         let mut url = self.base.join(path);
         if !query.is_empty() {
@@ -201,7 +213,7 @@ impl Client {
     }
 
     async fn exchange(&self, request: Request) -> Result<Answer, ApiError> {
-        match self.exchange_with_credential(request.clone()).await {
+        let result = match self.exchange_with_credential(request.clone()).await {
             Err(error) if error.status() == Some(401) => {
                 if self.credential.refresh().await? {
                     self.exchange_with_credential(request).await
@@ -210,12 +222,34 @@ impl Client {
                 }
             }
             other => other,
+        };
+        result.map_err(|error| self.explain_refusal(error))
+    }
+
+    /// A refused credential is explained by the credential itself: where it came from and
+    /// what to check (a personal access token leaves the generic hints).
+    fn explain_refusal(&self, error: ApiError) -> ApiError {
+        let refused = match error.status() {
+            Some(401) => true,
+            Some(403) => {
+                let message = error.message().to_ascii_lowercase();
+                ["token", "not authorized", "unauthorized", "not a member", "identity", "principal"]
+                    .iter()
+                    .any(|word| message.contains(word))
+            }
+            _ => false,
+        };
+        match self.credential.refused_hint() {
+            Some(hint) if refused => ApiError::Hinted {
+                error: Box::new(error),
+                hint,
+            },
+            _ => error,
         }
     }
 
     async fn exchange_with_credential(&self, mut request: Request) -> Result<Answer, ApiError> {
-        let authorization = self.credential.authorization().await?;
-        request.headers.push(("authorization", authorization));
+        request.headers.extend(self.credential.headers().await?);
         self.caller.exchange(request, parse_error_body).await
     }
 }
@@ -230,7 +264,7 @@ mod tests {
     use super::Client;
     use crate::databricks::{ApiError, WorkspaceUrl};
     use crate::rest::scripted::{fast_retries, test_host, Scripted};
-    use crate::rest::{Credential, StaticToken};
+    use crate::rest::{Credential, CredentialHeaders, StaticToken};
 
     #[test]
     fn user_agent_names_us_and_the_pipeline() {
@@ -254,9 +288,10 @@ mod tests {
     }
 
     impl Credential for Expiring {
-        fn authorization(&self) -> LocalBoxFuture<'_, Result<String, ApiError>> {
+        fn headers(&self) -> LocalBoxFuture<'_, Result<CredentialHeaders, ApiError>> {
             self.asked.set(self.asked.get() + 1);
-            Box::pin(ready(Ok(format!("Bearer token-{}", self.generation.get()))))
+            let value = format!("Bearer token-{}", self.generation.get());
+            Box::pin(ready(Ok(vec![("authorization", value)])))
         }
         fn refresh(&self) -> LocalBoxFuture<'_, Result<bool, ApiError>> {
             self.refreshes.set(self.refreshes.get() + 1);

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::client::Client;
 use super::error::{ApiError, RequestLabel};
 use super::models::*;
-use crate::rest::Method;
+use crate::rest::{Body, Method};
 
 const REPOS: &str = "/api/2.0/repos";
 const JOBS: &str = "/api/2.1/jobs";
@@ -59,7 +59,7 @@ impl Client {
     ) -> Result<RepoInfo, ApiError> {
         let body = serde_json::to_vec(&json!({ "url": url, "provider": provider, "path": path }))
             .expect("JSON values serialize");
-        let request = self.request(Method::Post, REPOS, &[], Some(body));
+        let request = self.request(Method::Post, REPOS, &[], Some(Body::json(body)));
         self.retrying(
             &request,
             || self.attempt(request.clone()),

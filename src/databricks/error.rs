@@ -20,6 +20,14 @@ impl ApiError {
 
     /// What the user can do about it, for the failures people hit most.
     pub fn hint(&self) -> Option<String> {
+        match self {
+            ApiError::Hinted { hint, .. } => return Some(hint.clone()),
+            ApiError::SignIn { hint, .. } => return hint.clone(),
+            ApiError::GaveUp { last, .. } if matches!(**last, ApiError::Hinted { .. }) => {
+                return last.hint()
+            }
+            _ => {}
+        }
         let message = self.message();
         let lower = message.to_ascii_lowercase();
         let transport = match self.root() {

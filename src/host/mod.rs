@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 
+pub mod certificate;
 pub mod http;
 pub mod proxy;
 
@@ -25,6 +26,9 @@ mod wasm_http;
 #[cfg(target_arch = "wasm32")]
 pub use wasm::WasmHost;
 
+use std::rc::Rc;
+
+use self::certificate::SigningCertificate;
 use self::http::Transport;
 use self::proxy::ProxySettings;
 
@@ -54,6 +58,9 @@ pub trait Host {
     fn write_file(&self, path: &str, contents: &str) -> std::io::Result<()>;
     /// Where requests go out (see [`http`]); through the agent's `proxy` when it has one.
     fn transport(&self, proxy: Option<&ProxySettings>) -> Transport;
+    /// Parses a certificate with its private key (PEM) for signing client assertions; the
+    /// error says what is wrong without quoting the text.
+    fn load_certificate(&self, pem: &str) -> Result<Rc<dyn SigningCertificate>, String>;
 }
 
 /// Races `work` against the host's cancel signal.

@@ -162,6 +162,13 @@ impl Host for NativeHost {
     fn transport(&self, proxy: Option<&ProxySettings>) -> Transport {
         Rc::new(ReqwestTransport::new(proxy))
     }
+
+    fn load_certificate(
+        &self,
+        pem: &str,
+    ) -> Result<Rc<dyn super::certificate::SigningCertificate>, String> {
+        super::certificate::load(pem)
+    }
 }
 
 /// Reads a regular file of at most `max_bytes` as text. Anything else is refused before it

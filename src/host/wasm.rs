@@ -7,6 +7,7 @@ use js_sys::{Date, Function, Promise};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use super::certificate::SigningCertificate;
 use super::http::Transport;
 use super::proxy::ProxySettings;
 use super::wasm_http::NodeTransport;
@@ -22,12 +23,14 @@ pub struct WasmHost {
     read_file: Function,
     write_file: Function,
     request: Function,
+    certificate: Function,
     cancelled: Promise,
 }
 
 impl WasmHost {
     /// `io` carries `write(line)`, `writeErr(line)`, `readFile(path, maxBytes) -> string`,
-    /// `writeFile(path, text)`, `request(spec) -> { promise, abort }` (`task/http.js`) and
+    /// `writeFile(path, text)`, `request(spec) -> { promise, abort }` (`task/http.js`),
+    /// `certificate(pem) -> { sha1, sha256, sign(bytes) }` (Node's `crypto`, in `index.js`) and
     /// `cancelled` (a Promise that resolves when the step is cancelled).
     pub fn new(env: BTreeMap<String, String>, io: &JsValue) -> Result<WasmHost, String> {
         let field = |name: &str| {
@@ -47,6 +50,7 @@ impl WasmHost {
             read_file: function("readFile")?,
             write_file: function("writeFile")?,
             request: function("request")?,
+            certificate: function("certificate")?,
             cancelled: field("cancelled")?
                 .dyn_into::<Promise>()
                 .map_err(|_| "io.cancelled is not a Promise".to_string())?,
@@ -118,6 +122,54 @@ impl Host for WasmHost {
             request: self.request.clone(),
             proxy: proxy.cloned(),
         })
+    }
+
+    fn load_certificate(&self, pem: &str) -> Result<Rc<dyn SigningCertificate>, String> {
+        let loaded = self
+            .certificate
+            .call1(&JsValue::NULL, &JsValue::from_str(pem))
+            .map_err(|e| io_error(e).to_string())?;
+        let bytes = |name: &str| {
+            js_sys::Reflect::get(&loaded, &JsValue::from_str(name))
+                .ok()
+                .filter(|v| v.is_object())
+                .map(|v| js_sys::Uint8Array::new(&v).to_vec())
+                .ok_or_else(|| format!("the certificate has no {name} thumbprint"))
+        };
+        let sign = js_sys::Reflect::get(&loaded, &JsValue::from_str("sign"))
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok())
+            .ok_or("the certificate cannot sign")?;
+        Ok(Rc::new(NodeCertificate {
+            sha1: bytes("sha1")?,
+            sha256: bytes("sha256")?,
+            sign,
+        }))
+    }
+}
+
+/// A certificate and key held by Node's `crypto` module.
+struct NodeCertificate {
+    sha1: Vec<u8>,
+    sha256: Vec<u8>,
+    sign: Function,
+}
+
+impl SigningCertificate for NodeCertificate {
+    fn thumbprint_sha1(&self) -> Vec<u8> {
+        self.sha1.clone()
+    }
+
+    fn thumbprint_sha256(&self) -> Vec<u8> {
+        self.sha256.clone()
+    }
+
+    fn sign_rs256(&self, data: &[u8]) -> Result<Vec<u8>, String> {
+        let signed = self
+            .sign
+            .call1(&JsValue::NULL, &js_sys::Uint8Array::from(data))
+            .map_err(|e| io_error(e).to_string())?;
+        Ok(js_sys::Uint8Array::new(&signed).to_vec())
     }
 }
 

@@ -207,6 +207,15 @@ impl<'a> Inputs<'a> {
             .map(str::to_string)
     }
 
+    /// The service connection whose id is `id` (the value of a `connectedService:` input), as
+    /// the agent hands it over.
+    pub fn endpoint(&self, id: &str) -> Endpoint<'a> {
+        Endpoint {
+            env: self.env,
+            id: id.to_string(),
+        }
+    }
+
     pub fn boolean(&self, name: &str, default: bool) -> Result<bool, InputError> {
         match self.get(name)?.map(|v| v.to_ascii_lowercase()).as_deref() {
             None => Ok(default),
@@ -372,5 +381,75 @@ mod tests {
             Some("serverless")
         );
         assert_eq!(closest("banana", &["existing", "new", "serverless"]), None);
+    }
+}
+
+/// A service connection: `ENDPOINT_URL_<id>`, `ENDPOINT_AUTH_SCHEME_<id>`,
+/// `ENDPOINT_AUTH_PARAMETER_<id>_<KEY>` and `ENDPOINT_DATA_<id>_<KEY>` (keys upper-cased, as
+/// azure-pipelines-task-lib reads them), with the JSON forms `ENDPOINT_AUTH_<id>` and
+/// `ENDPOINT_DATA_<id>` as fallbacks.
+pub struct Endpoint<'a> {
+    env: &'a BTreeMap<String, String>,
+    pub id: String,
+}
+
+impl Endpoint<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        self.env
+            .get(key)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Whether the agent handed this connection to the step at all.
+    pub fn exists(&self) -> bool {
+        self.url().is_some() || self.scheme().is_some()
+    }
+
+    pub fn url(&self) -> Option<String> {
+        self.get(&format!("ENDPOINT_URL_{}", self.id))
+    }
+
+    pub fn scheme(&self) -> Option<String> {
+        self.get(&format!("ENDPOINT_AUTH_SCHEME_{}", self.id)).or_else(|| {
+            let json = self.get(&format!("ENDPOINT_AUTH_{}", self.id))?;
+            let value: serde_json::Value = serde_json::from_str(&json).ok()?;
+            value["scheme"].as_str().map(str::to_string)
+        })
+    }
+
+    /// An authorization parameter (`serviceprincipalid`, `tenantid`, ...); names compare
+    /// case-insensitively, as the agent's do.
+    pub fn auth(&self, key: &str) -> Option<String> {
+        self.get(&format!(
+            "ENDPOINT_AUTH_PARAMETER_{}_{}",
+            self.id,
+            key.to_ascii_uppercase()
+        ))
+        .or_else(|| self.json_field(&format!("ENDPOINT_AUTH_{}", self.id), Some("parameters"), key))
+    }
+
+    /// A data parameter (`environment`, `activeDirectoryAuthority`, ...).
+    pub fn data(&self, key: &str) -> Option<String> {
+        self.get(&format!(
+            "ENDPOINT_DATA_{}_{}",
+            self.id,
+            key.to_ascii_uppercase()
+        ))
+        .or_else(|| self.json_field(&format!("ENDPOINT_DATA_{}", self.id), None, key))
+    }
+
+    fn json_field(&self, variable: &str, within: Option<&str>, key: &str) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_str(&self.get(variable)?).ok()?;
+        let object = match within {
+            Some(name) => value.get(name)?.as_object()?.clone(),
+            None => value.as_object()?.clone(),
+        };
+        object
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            .and_then(|(_, v)| v.as_str())
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     }
 }

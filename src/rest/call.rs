@@ -66,9 +66,42 @@ pub struct Request {
     /// Besides `user-agent`, `accept` and `content-type`, which every call sends. An
     /// `authorization` value is a secret: it is hidden wherever a server repeats it.
     pub headers: Vec<(&'static str, String)>,
-    /// A JSON body.
-    pub body: Option<Vec<u8>>,
+    pub body: Option<Body>,
 }
+
+/// A request body and its media type.
+#[derive(Clone, Debug)]
+pub struct Body {
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+impl Body {
+    pub fn json(bytes: Vec<u8>) -> Body {
+        Body {
+            content_type: "application/json",
+            bytes,
+        }
+    }
+
+    /// An `application/x-www-form-urlencoded` body (what OAuth token endpoints take).
+    pub fn form(pairs: &[(&str, &str)]) -> Body {
+        let text = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        Body {
+            content_type: "application/x-www-form-urlencoded",
+            bytes: text.into_bytes(),
+        }
+    }
+}
+
+/// Headers whose values are credentials: hidden wherever a server repeats them.
+pub const SECRET_HEADERS: [&str; 3] = [
+    "authorization",
+    "x-databricks-azure-sp-management-token",
+    "x-identity-header",
+];
 
 impl Request {
     pub fn label(&self) -> RequestLabel {
@@ -285,7 +318,11 @@ impl Caller {
         let credentials: Vec<String> = request
             .headers
             .iter()
-            .filter(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+            .filter(|(name, _)| {
+                SECRET_HEADERS
+                    .iter()
+                    .any(|secret| name.eq_ignore_ascii_case(secret))
+            })
             .flat_map(|(_, value)| {
                 let scheme_free = value.split_once(' ').map(|(_, v)| v.to_string());
                 std::iter::once(value.clone()).chain(scheme_free)
@@ -296,14 +333,14 @@ impl Caller {
         let mut headers = request.headers;
         headers.push(("user-agent", self.user_agent.clone()));
         headers.push(("accept", "application/json".to_string()));
-        if request.body.is_some() {
-            headers.push(("content-type", "application/json".to_string()));
+        if let Some(body) = &request.body {
+            headers.push(("content-type", body.content_type.to_string()));
         }
         let sent = self.transport.send(HttpRequest {
             method: request.method.as_str(),
             url: request.url,
             headers,
-            body: request.body,
+            body: request.body.map(|body| body.bytes),
             timeout,
             max_body: MAX_BODY_BYTES,
         });

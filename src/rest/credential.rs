@@ -1,19 +1,30 @@
-//! The credential slot: where the `Authorization` value of each attempt comes from. A personal
+//! The credential slot: where the credential headers of each attempt come from. A personal
 //! access token never changes; a token obtained from an identity provider expires and is
-//! fetched again, and a 401 is answered by one refresh and one retry (`databricks::Client`).
+//! fetched again (`auth/`), and a 401 is answered by one refresh and one retry
+//! (`databricks::Client`).
 
 use futures::future::{ready, LocalBoxFuture};
 
 use super::error::ApiError;
 
+/// Headers that prove who is calling: `authorization` first, then any the identity needs
+/// besides (Azure's management token headers). Every value is a secret.
+pub type CredentialHeaders = Vec<(&'static str, String)>;
+
 pub trait Credential {
-    /// The `Authorization` header value for the next attempt (fetched or renewed if needed).
-    fn authorization(&self) -> LocalBoxFuture<'_, Result<String, ApiError>>;
+    /// The credential headers for the next attempt (fetched or renewed if needed).
+    fn headers(&self) -> LocalBoxFuture<'_, Result<CredentialHeaders, ApiError>>;
 
     /// The server refused the last value: obtain a new one. `Ok(false)` when there is nothing
     /// new to get (a personal access token), so the refusal stands.
     fn refresh(&self) -> LocalBoxFuture<'_, Result<bool, ApiError>> {
         Box::pin(ready(Ok(false)))
+    }
+
+    /// What to tell the user when the workspace refuses this credential (401, or a 403 about
+    /// the token or the identity): where it comes from and what to check.
+    fn refused_hint(&self) -> Option<String> {
+        None
     }
 }
 
@@ -37,7 +48,10 @@ impl std::fmt::Debug for StaticToken {
 }
 
 impl Credential for StaticToken {
-    fn authorization(&self) -> LocalBoxFuture<'_, Result<String, ApiError>> {
-        Box::pin(ready(Ok(self.authorization.clone())))
+    fn headers(&self) -> LocalBoxFuture<'_, Result<CredentialHeaders, ApiError>> {
+        Box::pin(ready(Ok(vec![(
+            "authorization",
+            self.authorization.clone(),
+        )])))
     }
 }

@@ -51,6 +51,17 @@ pub enum ApiError {
         request: RequestLabel,
         last: Option<Box<ApiError>>,
     },
+    /// Signing in failed: an identity provider refused, or could not be asked. The message
+    /// is written for the user (the provider's code translated) and names what to fix.
+    #[error("{message}")]
+    SignIn {
+        message: String,
+        hint: Option<String>,
+    },
+    /// A failure with what to check, given by the part that knows more than the status (the
+    /// credential, when the workspace refuses it).
+    #[error("{error}")]
+    Hinted { error: Box<ApiError>, hint: String },
     /// The retry budget ran out; `last` is the final failure.
     #[error("{last} (gave up after {attempts} attempts over {}s)", elapsed.as_secs())]
     GaveUp {
@@ -74,6 +85,7 @@ impl ApiError {
     pub fn root(&self) -> &ApiError {
         match self {
             ApiError::GaveUp { last, .. } => last.root(),
+            ApiError::Hinted { error, .. } => error.root(),
             other => other,
         }
     }
@@ -96,9 +108,12 @@ impl ApiError {
         match self.root() {
             ApiError::Http { message, .. }
             | ApiError::Transport { message, .. }
-            | ApiError::Decode { message, .. } => message,
+            | ApiError::Decode { message, .. }
+            | ApiError::SignIn { message, .. } => message,
             ApiError::OutOfTime { .. } => "the step's time limit was reached",
-            ApiError::GaveUp { .. } => unreachable!("root() unwraps GaveUp"),
+            ApiError::GaveUp { .. } | ApiError::Hinted { .. } => {
+                unreachable!("root() unwraps GaveUp and Hinted")
+            }
         }
     }
 }

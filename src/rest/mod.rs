@@ -9,8 +9,10 @@ pub mod credential;
 pub mod error;
 pub mod retry;
 
-pub use call::{Answer, Caller, Envelope, Masker, Method, Notice, Request, MAX_BODY_BYTES};
-pub use credential::{Credential, StaticToken};
+pub use call::{
+    Answer, Body, Caller, Envelope, Masker, Method, Notice, Request, MAX_BODY_BYTES, SECRET_HEADERS,
+};
+pub use credential::{Credential, CredentialHeaders, StaticToken};
 pub use error::{ApiError, RequestLabel};
 pub use retry::RetryPolicy;
 

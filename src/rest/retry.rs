@@ -48,7 +48,11 @@ pub fn is_retryable(error: &ApiError) -> bool {
                 || message.to_ascii_lowercase().contains("deadline exceeded")
         }
         ApiError::Transport { kind, .. } => kind.may_heal(),
-        ApiError::Decode { .. } | ApiError::OutOfTime { .. } | ApiError::GaveUp { .. } => false,
+        ApiError::Decode { .. }
+        | ApiError::OutOfTime { .. }
+        | ApiError::GaveUp { .. }
+        | ApiError::SignIn { .. }
+        | ApiError::Hinted { .. } => false,
     }
 }
 

@@ -11,7 +11,9 @@ pub mod run_notebook_test;
 
 use std::rc::Rc;
 
+use crate::auth;
 use crate::databricks::{user_agent, Client, RetryPolicy};
+use crate::rest::Caller;
 use crate::host::Host;
 use crate::pipeline::{Inputs, Log, OutputMode, TaskResult};
 use crate::tasks::names::variable;
@@ -141,32 +143,43 @@ fn make_client(
     let in_pipeline = Inputs::new(host.env())
         .variable(variable::TF_BUILD)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let notice_log = log.clone();
-    let client = Client::new(
-        connection.url.clone(),
-        connection.credential(),
-        user_agent(in_pipeline || options.mode == OutputMode::Agent),
-        options.retry.clone(),
-        host.clone(),
-    )
-    .with_notice(Rc::new(move |text| notice_log.warning(text)));
-    let mask_log = log.clone();
-    let client = client.with_masker(Rc::new(move |text| {
-        mask_log.mask(text).as_str().to_string()
-    }));
-    let client = match &connection.proxy {
-        Some(proxy) => {
-            let shown = crate::text::redact_url(proxy.url().as_str());
-            log.debug(&format!("through the agent's proxy {shown}"));
-            client.with_proxy(proxy)
-        }
-        None => client,
+    let agent = user_agent(in_pipeline || options.mode == OutputMode::Agent);
+    if let Some(proxy) = &connection.proxy {
+        let shown = crate::text::redact_url(proxy.url().as_str());
+        log.debug(&format!("through the agent's proxy {shown}"));
+    }
+    let caller = |proxied: bool| {
+        let mut caller = Caller::new(agent.clone(), options.retry.clone(), host.clone());
+        configure(&mut caller, log, proxied.then_some(connection.proxy.as_ref()).flatten());
+        caller
     };
+    let secret_log = log.clone();
+    let (info_log, debug_log) = (log.clone(), log.clone());
+    let wiring = auth::Wiring {
+        workspace: connection.url.clone(),
+        host: host.clone(),
+        caller: caller(true),
+        direct_caller: caller(false),
+        secrets: Rc::new(move |secret| secret_log.add_secret(secret)),
+        signed_in: Rc::new(move |text| info_log.info(text)),
+        renewed: Rc::new(move |text| debug_log.debug(text)),
+    };
+    let credential = auth::credential(&connection.sign_in, connection.who.clone(), wiring);
+    Client::from_caller(connection.url.clone(), credential, caller(true))
+}
+
+/// Where a caller's notices, masking and traces go, and whether it uses the agent's proxy.
+fn configure(caller: &mut Caller, log: &Rc<Log>, proxy: Option<&crate::host::proxy::ProxySettings>) {
+    let notice_log = log.clone();
+    caller.set_notice(Rc::new(move |text| notice_log.warning(text)));
+    let mask_log = log.clone();
+    caller.set_masker(Rc::new(move |text| mask_log.mask(text).as_str().to_string()));
+    if let Some(proxy) = proxy {
+        caller.set_proxy(proxy);
+    }
     if log.debug_enabled() {
         let trace_log = log.clone();
-        client.with_trace(Rc::new(move |text| trace_log.debug(text)))
-    } else {
-        client
+        caller.set_trace(Rc::new(move |text| trace_log.debug(text)));
     }
 }
 

@@ -7,6 +7,12 @@
 pub mod input {
     pub const DATABRICKS_HOST: &str = "databricksHost";
     pub const DATABRICKS_TOKEN: &str = "databricksToken";
+    // Signing in (both tasks)
+    pub const AUTH_METHOD: &str = "authMethod";
+    pub const AZURE_SUBSCRIPTION: &str = "azureSubscription";
+    pub const DATABRICKS_CONNECTION: &str = "databricksConnection";
+    pub const CLIENT_ID: &str = "clientId";
+    pub const WORKSPACE_RESOURCE_ID: &str = "workspaceResourceId";
     pub const REPO_PATH: &str = "repoPath";
     pub const REPO_URL: &str = "repoUrl";
     pub const GIT_PROVIDER: &str = "gitProvider";
@@ -64,4 +70,19 @@ pub mod variable {
     pub const PROXY_USERNAME: &str = "Agent.ProxyUsername";
     pub const PROXY_PASSWORD: &str = "Agent.ProxyPassword";
     pub const PROXY_BYPASS_LIST: &str = "Agent.ProxyBypassList";
+    /// What workload identity federation needs to ask Azure DevOps for the job's id token.
+    pub const OIDC_REQUEST_URI: &str = "System.OidcRequestUri";
+    pub const COLLECTION_URI: &str = "System.CollectionUri";
+    pub const TEAM_FOUNDATION_COLLECTION_URI: &str = "System.TeamFoundationCollectionUri";
+    pub const TEAM_PROJECT_ID: &str = "System.TeamProjectId";
+    pub const HOST_TYPE: &str = "System.HostType";
+    pub const PLAN_ID: &str = "System.PlanId";
+    pub const JOB_ID: &str = "System.JobId";
+    /// The job's access token as a script step maps it (`SYSTEM_ACCESSTOKEN: $(System.AccessToken)`);
+    /// tasks get it as the `SystemVssConnection` endpoint.
+    pub const ACCESS_TOKEN: &str = "System.AccessToken";
+    /// The Azure Identity SDKs' managed identity overrides.
+    pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+    pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
+    pub const POD_IDENTITY_AUTHORITY_HOST: &str = "AZURE_POD_IDENTITY_AUTHORITY_HOST";
 }

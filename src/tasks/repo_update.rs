@@ -130,8 +130,8 @@ fn ignored_by_mode(inputs: &Inputs, mode: Mode) -> Vec<String> {
 }
 
 impl Settings {
-    pub fn from_inputs(inputs: &Inputs, _host: &dyn Host) -> Result<Settings, InputError> {
-        let connection = Connection::from_inputs(inputs)?;
+    pub fn from_inputs(inputs: &Inputs, host: &dyn Host) -> Result<Settings, InputError> {
+        let connection = Connection::from_inputs(inputs, host)?;
         let mode = match inputs.pick_list(&MODE)? {
             "update" => Mode::Update,
             "delete" => Mode::Delete,

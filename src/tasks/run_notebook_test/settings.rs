@@ -100,7 +100,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_inputs(inputs: &Inputs, host: &dyn Host) -> Result<Settings, InputError> {
-        let connection = Connection::from_inputs(inputs)?;
+        let connection = Connection::from_inputs(inputs, host)?;
         let source = inputs.pick_list(&SOURCE)?;
         let repo_path = match (source, inputs.get(input::REPO_PATH)?) {
             ("workspace", Some(path)) => Some(check_workspace_path(input::REPO_PATH, &path)?),

@@ -1,0 +1,119 @@
+//! Databricks' own OAuth: a Databricks service principal's client id and secret
+//! (machine-to-machine), or the job's Azure DevOps id token exchanged under a federation
+//! policy (RFC 8693), at the token endpoint the workspace announces.
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use super::devops::{id_token, IdTokenRequest};
+use super::entra::{oauth_envelope, TokenAnswer};
+use super::{Issued, SecretSink, Translate};
+use crate::databricks::WorkspaceUrl;
+use crate::rest::{ApiError, Body, Caller, Method, Request};
+
+pub const DISCOVERY_PATH: &str = "/oidc/.well-known/oauth-authorization-server";
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// How a Databricks service principal proves who it is.
+#[derive(Clone)]
+pub enum OAuthProof {
+    Secret(String),
+    Federated(IdTokenRequest),
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    token_endpoint: Option<String>,
+}
+
+/// The workspace's token endpoint, from its discovery document. It must be on the workspace
+/// itself: a client secret is never sent to a host a discovery answer names.
+async fn token_endpoint(
+    caller: &Caller,
+    workspace: &WorkspaceUrl,
+    translate: &Translate,
+) -> Result<String, ApiError> {
+    let call = Request {
+        method: Method::Get,
+        url: workspace.join(DISCOVERY_PATH),
+        path: DISCOVERY_PATH.to_string(),
+        headers: Vec::new(),
+        body: None,
+    };
+    let discovery: Discovery = caller
+        .retrying(
+            &call.label(),
+            || caller.attempt(call.clone(), oauth_envelope),
+            || async { None },
+        )
+        .await
+        .map_err(|error| translate.databricks_oauth(error, None))?;
+    let endpoint = discovery.token_endpoint.unwrap_or_default();
+    if let Err(reason) = workspace.link(&endpoint) {
+        return Err(ApiError::SignIn {
+            message: format!(
+                "the workspace's OAuth discovery document names a token endpoint that cannot be used: {reason}"
+            ),
+            hint: Some("check that databricksHost is the workspace URL and that no proxy rewrites its answers".into()),
+        });
+    }
+    Ok(endpoint)
+}
+
+/// A workspace token for the service principal `client_id`.
+pub async fn token(
+    caller: &Caller,
+    workspace: &WorkspaceUrl,
+    client_id: &str,
+    proof: &OAuthProof,
+    secrets: &SecretSink,
+    translate: &Translate,
+) -> Result<Issued, ApiError> {
+    let url = token_endpoint(caller, workspace, translate).await?;
+    let path = url::Url::parse(&url)
+        .map(|u| u.path().to_string())
+        .unwrap_or_default();
+    let mut presented = None;
+    let (headers, body) = match proof {
+        OAuthProof::Secret(secret) => {
+            let basic = base64::engine::general_purpose::STANDARD
+                .encode(format!("{client_id}:{secret}"));
+            secrets(&basic);
+            (
+                vec![("authorization", format!("Basic {basic}"))],
+                Body::form(&[("grant_type", "client_credentials"), ("scope", "all-apis")]),
+            )
+        }
+        OAuthProof::Federated(request) => {
+            let token = id_token(caller, request, secrets, translate).await?;
+            let body = Body::form(&[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", &token),
+                ("subject_token_type", JWT_TOKEN_TYPE),
+                ("client_id", client_id),
+                ("scope", "all-apis"),
+            ]);
+            presented = Some(token);
+            (Vec::new(), body)
+        }
+    };
+    let call = Request {
+        method: Method::Post,
+        url,
+        path,
+        headers,
+        body: Some(body),
+    };
+    let answer: TokenAnswer = caller
+        .retrying(
+            &call.label(),
+            || caller.attempt(call.clone(), oauth_envelope),
+            || async { None },
+        )
+        .await
+        .map_err(|error| translate.databricks_oauth(error, presented.as_deref()))?;
+    let issued = answer.issued("The workspace's token endpoint")?;
+    secrets(&issued.token);
+    Ok(issued)
+}

@@ -29,7 +29,19 @@ macro_rules! demo_example {
     long_about = "Check out a branch into a Databricks Repo and run notebook tests on Databricks.\n\n\
         The same core runs the Azure Pipelines tasks DatabricksRepoUpdate@1 and \
         DatabricksRunNotebookTest@1. The workspace comes from --host or DATABRICKS_HOST, the \
-        token from DATABRICKS_TOKEN or --token-file (never from a flag value).",
+        token from DATABRICKS_TOKEN or --token-file (never from a flag value).\n\n\
+        Signing in without a personal access token reads the Databricks unified-auth \
+        environment variables (DATABRICKS_AUTH_TYPE picks one; otherwise the first that is \
+        complete):\n  \
+        DATABRICKS_CLIENT_ID + DATABRICKS_CLIENT_SECRET          oauth-m2m (a Databricks service principal)\n  \
+        ARM_CLIENT_ID + ARM_TENANT_ID + ARM_CLIENT_SECRET        azure-client-secret (Microsoft Entra)\n  \
+        ARM_USE_MSI=true [+ ARM_CLIENT_ID]                       azure-msi (the machine's managed identity)\n  \
+        DATABRICKS_AUTH_TYPE=azure-devops-oidc + DATABRICKS_CLIENT_ID\n      \
+        in a pipeline script step with SYSTEM_ACCESSTOKEN: $(System.AccessToken): token federation\n\
+        Also: ARM_ENVIRONMENT (public, usgovernment, china) or AZURE_AUTHORITY_HOST for the Entra \
+        authority, DATABRICKS_AZURE_RESOURCE_ID to add an Entra service principal to the \
+        workspace on first use, IDENTITY_ENDPOINT/IDENTITY_HEADER and \
+        AZURE_POD_IDENTITY_AUTHORITY_HOST for the managed identity endpoint.",
     after_help = concat!(
         "Examples:\n  ",
         demo_example!(),

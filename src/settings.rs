@@ -42,6 +42,7 @@ fn base(common: &Common, process_env: BTreeMap<String, String>) -> anyhow::Resul
         })?;
         env.insert(input(input::DATABRICKS_TOKEN), token.trim().to_string());
     }
+    unified_auth(&mut env)?;
     let in_pipeline = env
         .get(variable::TF_BUILD)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -55,6 +56,113 @@ fn base(common: &Common, process_env: BTreeMap<String, String>) -> anyhow::Resul
         mode,
         verbose: *verbose,
     })
+}
+
+/// The id of the service connection the CLI makes from the environment.
+const CLI_CONNECTION: &str = "cli-environment";
+
+/// The Databricks unified-auth environment variables (what the Databricks CLI and SDKs read),
+/// turned into the inputs and the service connection a task would get from the agent, so the
+/// CLI signs in through the same checks as the tasks.
+fn unified_auth(env: &mut BTreeMap<String, String>) -> anyhow::Result<()> {
+    let get = |env: &BTreeMap<String, String>, name: &str| {
+        env.get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let has = |env: &BTreeMap<String, String>, names: &[&str]| {
+        names.iter().all(|n| get(env, n).is_some())
+    };
+    let auth_type = match get(env, "DATABRICKS_AUTH_TYPE") {
+        Some(kind) => kind.to_ascii_lowercase(),
+        None if has(env, &["DATABRICKS_TOKEN"])
+            || env.contains_key(&input(input::DATABRICKS_TOKEN)) =>
+        {
+            "pat".into()
+        }
+        None if has(env, &["DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"]) => {
+            "oauth-m2m".into()
+        }
+        None if has(
+            env,
+            &["ARM_CLIENT_ID", "ARM_TENANT_ID", "ARM_CLIENT_SECRET"],
+        ) =>
+        {
+            "azure-client-secret".into()
+        }
+        None if get(env, "ARM_USE_MSI")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1") =>
+        {
+            "azure-msi".into()
+        }
+        None => "pat".into(),
+    };
+    let endpoint = |env: &mut BTreeMap<String, String>,
+                    scheme: &str,
+                    parameters: &[(&str, Option<String>)]| {
+        env.insert(
+            format!("ENDPOINT_AUTH_SCHEME_{CLI_CONNECTION}"),
+            scheme.to_string(),
+        );
+        for (key, value) in parameters {
+            if let Some(value) = value {
+                env.insert(
+                    format!(
+                        "ENDPOINT_AUTH_PARAMETER_{CLI_CONNECTION}_{}",
+                        key.to_ascii_uppercase()
+                    ),
+                    value.clone(),
+                );
+            }
+        }
+    };
+    match auth_type.as_str() {
+        "pat" => {}
+        "oauth-m2m" => {
+            env.insert(input(input::AUTH_METHOD), "databricksServiceConnection".into());
+            env.insert(input(input::DATABRICKS_CONNECTION), CLI_CONNECTION.into());
+            let url = get(env, &input(input::DATABRICKS_HOST)).or_else(|| get(env, variable::DATABRICKS_HOST)).unwrap_or_default();
+            env.insert(format!("ENDPOINT_URL_{CLI_CONNECTION}"), url);
+            let parameters = [("username", get(env, "DATABRICKS_CLIENT_ID")), ("password", get(env, "DATABRICKS_CLIENT_SECRET"))];
+            endpoint(env, "UsernamePassword", &parameters);
+        }
+        "azure-client-secret" | "azure-msi" => {
+            env.insert(input(input::AUTH_METHOD), "azureServiceConnection".into());
+            env.insert(input(input::AZURE_SUBSCRIPTION), CLI_CONNECTION.into());
+            if let Some(id) = get(env, "DATABRICKS_AZURE_RESOURCE_ID") {
+                env.insert(input(input::WORKSPACE_RESOURCE_ID), id);
+            }
+            let authority = match get(env, "AZURE_AUTHORITY_HOST") {
+                Some(host) => host,
+                None => match get(env, "ARM_ENVIRONMENT").map(|e| e.to_ascii_lowercase()).as_deref() {
+                    None | Some("public") | Some("azurecloud") => "https://login.microsoftonline.com/".into(),
+                    Some("usgovernment") | Some("azureusgovernment") => "https://login.microsoftonline.us/".into(),
+                    Some("china") | Some("azurechinacloud") => "https://login.chinacloudapi.cn/".into(),
+                    Some(other) => anyhow::bail!("ARM_ENVIRONMENT `{other}` is not one of: public, usgovernment, china"),
+                },
+            };
+            env.insert(format!("ENDPOINT_DATA_{CLI_CONNECTION}_ACTIVEDIRECTORYAUTHORITY"), authority);
+            let client = ("serviceprincipalid", get(env, "ARM_CLIENT_ID"));
+            let tenant = ("tenantid", get(env, "ARM_TENANT_ID"));
+            if auth_type == "azure-msi" {
+                endpoint(env, "ManagedServiceIdentity", &[client, tenant]);
+            } else {
+                let secret = ("serviceprincipalkey", get(env, "ARM_CLIENT_SECRET"));
+                let kind = ("authenticationType", Some("spnKey".to_string()));
+                endpoint(env, "ServicePrincipal", &[client, tenant, secret, kind]);
+            }
+        }
+        "azure-devops-oidc" => {
+            env.insert(input(input::AUTH_METHOD), "databricksFederation".into());
+            if let Some(client) = get(env, "DATABRICKS_CLIENT_ID") {
+                env.insert(input(input::CLIENT_ID), client);
+            }
+        }
+        other => anyhow::bail!(
+            "DATABRICKS_AUTH_TYPE `{other}` is not one of: pat, oauth-m2m, azure-client-secret, azure-msi, azure-devops-oidc"
+        ),
+    }
+    Ok(())
 }
 
 fn input(name: &str) -> String {

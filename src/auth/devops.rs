@@ -146,7 +146,12 @@ mod tests {
             "https://dev.azure.com/contoso/p1/_apis/distributedtask/hubs/build/plans/plan/jobs/job/oidctoken?serviceConnectionId=c-1&api-version=7.1-preview.1"
         );
         assert_eq!(
-            IdTokenRequest::endpoint(Some("https://x.example/o/p/_apis/oidctoken"), Some(ids), None).unwrap(),
+            IdTokenRequest::endpoint(
+                Some("https://x.example/o/p/_apis/oidctoken"),
+                Some(ids),
+                None
+            )
+            .unwrap(),
             "https://x.example/o/p/_apis/oidctoken?api-version=7.1-preview.1"
         );
         assert_eq!(IdTokenRequest::endpoint(None, None, None), None);

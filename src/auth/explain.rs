@@ -126,7 +126,13 @@ impl Translate {
                 format!("check the service connection in `{input}`"),
             ),
         };
-        self.sign_in(format!("{what} (AADSTS{code}: {})", said(&error).trim_start_matches(&format!("AADSTS{code}: "))), Some(hint))
+        self.sign_in(
+            format!(
+                "{what} (AADSTS{code}: {})",
+                said(&error).trim_start_matches(&format!("AADSTS{code}: "))
+            ),
+            Some(hint),
+        )
     }
 
     /// The workspace's OAuth endpoint refused; `presented` is the id token sent, if any.
@@ -135,7 +141,10 @@ impl Translate {
         let client = self.client_id.clone().unwrap_or_default();
         let code = error.error_code().unwrap_or_default().to_string();
         let Some(status) = error.status() else {
-            return self.sign_in(format!("the workspace's OAuth endpoint could not be reached: {error}"), None);
+            return self.sign_in(
+                format!("the workspace's OAuth endpoint could not be reached: {error}"),
+                None,
+            );
         };
         match (presented_token, status) {
             (Some(token), 400..=403) => self.sign_in(
@@ -176,8 +185,14 @@ mod tests {
 
     #[test]
     fn the_entra_code_is_read_from_the_description() {
-        assert_eq!(aadsts("AADSTS700213: No matching federated identity"), Some(700213));
-        assert_eq!(aadsts("x AADSTS7000215: Invalid client secret"), Some(7000215));
+        assert_eq!(
+            aadsts("AADSTS700213: No matching federated identity"),
+            Some(700213)
+        );
+        assert_eq!(
+            aadsts("x AADSTS7000215: Invalid client secret"),
+            Some(7000215)
+        );
         assert_eq!(aadsts("no code"), None);
     }
 }

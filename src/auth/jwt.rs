@@ -45,7 +45,10 @@ mod tests {
             )
         );
         let claims = peek(&token).unwrap();
-        assert_eq!(claims.iss.as_deref(), Some("https://vstoken.dev.azure.com/o"));
+        assert_eq!(
+            claims.iss.as_deref(),
+            Some("https://vstoken.dev.azure.com/o")
+        );
         assert_eq!(claims.sub.as_deref(), Some("sc://org/p/c"));
         assert_eq!(peek("not-a-jwt"), None);
         assert_eq!(peek("a.!!!.c"), None);

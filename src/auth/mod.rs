@@ -63,7 +63,10 @@ pub enum SignIn {
         workspace_resource_id: Option<String>,
     },
     /// A Databricks service principal, through the workspace's OAuth endpoint.
-    Databricks { client_id: String, proof: OAuthProof },
+    Databricks {
+        client_id: String,
+        proof: OAuthProof,
+    },
 }
 
 impl std::fmt::Debug for SignIn {
@@ -71,8 +74,18 @@ impl std::fmt::Debug for SignIn {
         // Only what identifies, never what proves.
         match self {
             SignIn::Token(_) => f.write_str("Token(***)"),
-            SignIn::Entra { app, .. } => write!(f, "Entra({}, {}, {})", app.tenant, app.client_id, app.proof.describe()),
-            SignIn::ManagedIdentity { endpoint, client_id, .. } => write!(f, "ManagedIdentity({endpoint:?}, {client_id:?})"),
+            SignIn::Entra { app, .. } => write!(
+                f,
+                "Entra({}, {}, {})",
+                app.tenant,
+                app.client_id,
+                app.proof.describe()
+            ),
+            SignIn::ManagedIdentity {
+                endpoint,
+                client_id,
+                ..
+            } => write!(f, "ManagedIdentity({endpoint:?}, {client_id:?})"),
             SignIn::Databricks { client_id, .. } => write!(f, "Databricks({client_id})"),
         }
     }
@@ -140,34 +153,69 @@ impl Source {
         let now = w.host.unix_millis() / 1000;
         let (main, management, resource_id) = match &self.sign_in {
             SignIn::Token(_) => unreachable!("a static token is not a token source"),
-            SignIn::Entra { app, workspace_resource_id } => {
-                let main = entra::token(&w.caller, app, entra::DATABRICKS_SCOPE, &w.secrets, t, now).await?;
+            SignIn::Entra {
+                app,
+                workspace_resource_id,
+            } => {
+                let main =
+                    entra::token(&w.caller, app, entra::DATABRICKS_SCOPE, &w.secrets, t, now)
+                        .await?;
                 let management = match workspace_resource_id {
-                    Some(_) => Some(entra::token(&w.caller, app, entra::MANAGEMENT_SCOPE, &w.secrets, t, now).await?),
+                    Some(_) => Some(
+                        entra::token(&w.caller, app, entra::MANAGEMENT_SCOPE, &w.secrets, t, now)
+                            .await?,
+                    ),
                     None => None,
                 };
                 (main, management, workspace_resource_id)
             }
-            SignIn::ManagedIdentity { endpoint, client_id, workspace_resource_id } => {
+            SignIn::ManagedIdentity {
+                endpoint,
+                client_id,
+                workspace_resource_id,
+            } => {
                 let client = client_id.as_deref();
-                let main = msi::token(&w.direct_caller, endpoint, client, msi::DATABRICKS_RESOURCE, &w.secrets, t).await?;
+                let main = msi::token(
+                    &w.direct_caller,
+                    endpoint,
+                    client,
+                    msi::DATABRICKS_RESOURCE,
+                    &w.secrets,
+                    t,
+                )
+                .await?;
                 let management = match workspace_resource_id {
-                    Some(_) => Some(msi::token(&w.direct_caller, endpoint, client, msi::MANAGEMENT_RESOURCE, &w.secrets, t).await?),
+                    Some(_) => Some(
+                        msi::token(
+                            &w.direct_caller,
+                            endpoint,
+                            client,
+                            msi::MANAGEMENT_RESOURCE,
+                            &w.secrets,
+                            t,
+                        )
+                        .await?,
+                    ),
                     None => None,
                 };
                 (main, management, workspace_resource_id)
             }
             SignIn::Databricks { client_id, proof } => {
-                let main = oauth::token(&w.caller, &w.workspace, client_id, proof, &w.secrets, t).await?;
+                let main =
+                    oauth::token(&w.caller, &w.workspace, client_id, proof, &w.secrets, t).await?;
                 (main, None, &None)
             }
         };
         let mut lifetime = main.lifetime;
-        let mut headers: CredentialHeaders = vec![("authorization", format!("Bearer {}", main.token))];
+        let mut headers: CredentialHeaders =
+            vec![("authorization", format!("Bearer {}", main.token))];
         if let (Some(management), Some(resource_id)) = (management, resource_id) {
             lifetime = lifetime.min(management.lifetime);
             headers.push(("x-databricks-azure-sp-management-token", management.token));
-            headers.push(("x-databricks-azure-workspace-resource-id", resource_id.clone()));
+            headers.push((
+                "x-databricks-azure-workspace-resource-id",
+                resource_id.clone(),
+            ));
         }
         Ok(Obtained { headers, lifetime })
     }
@@ -176,7 +224,11 @@ impl Source {
         let count = self.obtained.get() + 1;
         self.obtained.set(count);
         let minutes = lifetime.as_secs() / 60;
-        let valid = if minutes > 0 { format!("{minutes} min") } else { format!("{} s", lifetime.as_secs()) };
+        let valid = if minutes > 0 {
+            format!("{minutes} min")
+        } else {
+            format!("{} s", lifetime.as_secs())
+        };
         if count == 1 {
             let t = &self.translate;
             let mut who = t.method.clone();
@@ -186,7 +238,9 @@ impl Source {
             if let Some(tenant) = &t.tenant {
                 who.push_str(&format!(", tenant {tenant}"));
             }
-            (self.wiring.signed_in)(&format!("Signed in with {who} (token valid {valid}, renewed before it expires)"));
+            (self.wiring.signed_in)(&format!(
+                "Signed in with {who} (token valid {valid}, renewed before it expires)"
+            ));
         } else {
             (self.wiring.renewed)(&format!("Renewed the workspace token (valid {valid})"));
         }

@@ -77,8 +77,8 @@ pub async fn token(
     let mut presented = None;
     let (headers, body) = match proof {
         OAuthProof::Secret(secret) => {
-            let basic = base64::engine::general_purpose::STANDARD
-                .encode(format!("{client_id}:{secret}"));
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
             secrets(&basic);
             (
                 vec![("authorization", format!("Basic {basic}"))],

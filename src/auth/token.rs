@@ -149,8 +149,14 @@ mod tests {
 
     #[test]
     fn tokens_are_renewed_a_margin_before_they_expire() {
-        assert_eq!(refresh_after(Duration::from_secs(3599)), Duration::from_secs(3559));
-        assert_eq!(refresh_after(Duration::from_secs(8)), Duration::from_secs(6));
+        assert_eq!(
+            refresh_after(Duration::from_secs(3599)),
+            Duration::from_secs(3559)
+        );
+        assert_eq!(
+            refresh_after(Duration::from_secs(8)),
+            Duration::from_secs(6)
+        );
         assert_eq!(refresh_after(Duration::ZERO), Duration::ZERO);
     }
 

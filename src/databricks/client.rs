@@ -12,9 +12,7 @@ use super::workspace_url::WorkspaceUrl;
 use crate::host::http::Transport;
 use crate::host::proxy::ProxySettings;
 use crate::host::Host;
-use crate::rest::{
-    Answer, Body, Caller, Credential, Masker, Method, Notice, Request, RetryPolicy,
-};
+use crate::rest::{Answer, Body, Caller, Credential, Masker, Method, Notice, Request, RetryPolicy};
 
 pub struct Client {
     caller: Caller,
@@ -57,7 +55,11 @@ impl Client {
 
     /// A client whose requests go through `caller` (configured with its proxy, masking, notices
     /// and traces).
-    pub fn from_caller(base: WorkspaceUrl, credential: Rc<dyn Credential>, caller: Caller) -> Client {
+    pub fn from_caller(
+        base: WorkspaceUrl,
+        credential: Rc<dyn Credential>,
+        caller: Caller,
+    ) -> Client {
         Client {
             caller,
             base,
@@ -133,7 +135,8 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<&B>,
     ) -> Result<T, ApiError> {
-        let body = body.map(|b| Body::json(serde_json::to_vec(b).expect("request bodies serialize")));
+        let body =
+            body.map(|b| Body::json(serde_json::to_vec(b).expect("request bodies serialize")));
         let request = self.request(method, path, query, body);
         let (answer, started) = self.call_answer(&request).await?;
         self.caller
@@ -233,9 +236,16 @@ impl Client {
             Some(401) => true,
             Some(403) => {
                 let message = error.message().to_ascii_lowercase();
-                ["token", "not authorized", "unauthorized", "not a member", "identity", "principal"]
-                    .iter()
-                    .any(|word| message.contains(word))
+                [
+                    "token",
+                    "not authorized",
+                    "unauthorized",
+                    "not a member",
+                    "identity",
+                    "principal",
+                ]
+                .iter()
+                .any(|word| message.contains(word))
             }
             _ => false,
         };

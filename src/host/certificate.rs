@@ -44,7 +44,12 @@ mod native {
         let key = match &key {
             PrivateKeyDer::Pkcs8(der) => RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()),
             PrivateKeyDer::Pkcs1(der) => RsaKeyPair::from_der(der.secret_pkcs1_der()),
-            _ => return Err("its private key is not an RSA key; Microsoft Entra certificates use RSA".into()),
+            _ => {
+                return Err(
+                    "its private key is not an RSA key; Microsoft Entra certificates use RSA"
+                        .into(),
+                )
+            }
         }
         .map_err(|e| format!("its private key cannot be used: {e}"))?;
         Ok(Rc::new(RingCertificate {
@@ -69,7 +74,12 @@ mod native {
         fn sign_rs256(&self, data: &[u8]) -> Result<Vec<u8>, String> {
             let mut signature = vec![0; self.key.public().modulus_len()];
             self.key
-                .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), data, &mut signature)
+                .sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    data,
+                    &mut signature,
+                )
                 .map_err(|_| "the private key could not sign".to_string())?;
             Ok(signature)
         }

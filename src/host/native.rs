@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
@@ -16,7 +16,7 @@ use super::Host;
 /// The host of the native binary (and of in-process tests). Must be created inside a Tokio
 /// runtime. Output is written through a shared sink so tests can capture it.
 pub struct NativeHost {
-    started: Instant,
+    started: tokio::time::Instant,
     env: BTreeMap<String, String>,
     out: Arc<Mutex<dyn Write + Send>>,
     err: Arc<Mutex<dyn Write + Send>>,
@@ -34,7 +34,7 @@ impl NativeHost {
     ) -> Self {
         let (cancel_tx, _) = watch::channel(false);
         NativeHost {
-            started: Instant::now(),
+            started: tokio::time::Instant::now(),
             env,
             out,
             err,

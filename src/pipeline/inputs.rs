@@ -411,11 +411,12 @@ impl Endpoint<'_> {
     }
 
     pub fn scheme(&self) -> Option<String> {
-        self.get(&format!("ENDPOINT_AUTH_SCHEME_{}", self.id)).or_else(|| {
-            let json = self.get(&format!("ENDPOINT_AUTH_{}", self.id))?;
-            let value: serde_json::Value = serde_json::from_str(&json).ok()?;
-            value["scheme"].as_str().map(str::to_string)
-        })
+        self.get(&format!("ENDPOINT_AUTH_SCHEME_{}", self.id))
+            .or_else(|| {
+                let json = self.get(&format!("ENDPOINT_AUTH_{}", self.id))?;
+                let value: serde_json::Value = serde_json::from_str(&json).ok()?;
+                value["scheme"].as_str().map(str::to_string)
+            })
     }
 
     /// An authorization parameter (`serviceprincipalid`, `tenantid`, ...); names compare
@@ -426,7 +427,13 @@ impl Endpoint<'_> {
             self.id,
             key.to_ascii_uppercase()
         ))
-        .or_else(|| self.json_field(&format!("ENDPOINT_AUTH_{}", self.id), Some("parameters"), key))
+        .or_else(|| {
+            self.json_field(
+                &format!("ENDPOINT_AUTH_{}", self.id),
+                Some("parameters"),
+                key,
+            )
+        })
     }
 
     /// A data parameter (`environment`, `activeDirectoryAuthority`, ...).

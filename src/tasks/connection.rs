@@ -158,12 +158,19 @@ fn check_identifier(input: &str, what: &str, value: &str) -> Result<String, Inpu
     } else {
         Err(InputError::new(
             input,
-            format!("{what} `{}` is not an id (letters, digits, `-`, `.` and `_`)", crate::text::shorten(value, 80)),
+            format!(
+                "{what} `{}` is not an id (letters, digits, `-`, `.` and `_`)",
+                crate::text::shorten(value, 80)
+            ),
         ))
     }
 }
 
-fn identifier(inputs: &Inputs, name: &str, what: Option<&str>) -> Result<Option<String>, InputError> {
+fn identifier(
+    inputs: &Inputs,
+    name: &str,
+    what: Option<&str>,
+) -> Result<Option<String>, InputError> {
     inputs
         .get(name)?
         .map(|v| check_identifier(name, what.unwrap_or("the value"), &v))
@@ -173,8 +180,16 @@ fn identifier(inputs: &Inputs, name: &str, what: Option<&str>) -> Result<Option<
 /// The service connection named by `name`, which the agent must have handed to the step.
 fn connection<'a>(inputs: &Inputs<'a>, name: &str, kind: &str) -> Result<Endpoint<'a>, InputError> {
     let id = inputs.get(name)?.ok_or_else(|| {
-        InputError::new(name, format!("is required with authMethod {}", inputs.pick_list(&AUTH_METHOD).unwrap_or_default()))
-            .with_hint(format!("choose {kind} service connection (its name in YAML)"))
+        InputError::new(
+            name,
+            format!(
+                "is required with authMethod {}",
+                inputs.pick_list(&AUTH_METHOD).unwrap_or_default()
+            ),
+        )
+        .with_hint(format!(
+            "choose {kind} service connection (its name in YAML)"
+        ))
     })?;
     let endpoint = inputs.endpoint(&id);
     if !endpoint.exists() {
@@ -205,8 +220,12 @@ fn azure_connection(inputs: &Inputs, host: &dyn Host) -> Result<(SignIn, Transla
         .transpose()?;
     let workspace_resource_id = workspace_resource_id(inputs)?;
     let entra = |proof: Proof, label: &str| -> Result<(SignIn, Translate), InputError> {
-        let client_id = client_id.clone().ok_or_else(|| missing("service principal id", "serviceprincipalid"))?;
-        let tenant = tenant.clone().ok_or_else(|| missing("tenant id", "tenantid"))?;
+        let client_id = client_id
+            .clone()
+            .ok_or_else(|| missing("service principal id", "serviceprincipalid"))?;
+        let tenant = tenant
+            .clone()
+            .ok_or_else(|| missing("tenant id", "tenantid"))?;
         let app = EntraApp {
             authority: authority(&endpoint)?,
             tenant: tenant.clone(),
@@ -219,7 +238,13 @@ fn azure_connection(inputs: &Inputs, host: &dyn Host) -> Result<(SignIn, Transla
             client_id: Some(client_id),
             tenant: Some(tenant),
         };
-        Ok((SignIn::Entra { app, workspace_resource_id: workspace_resource_id.clone() }, who))
+        Ok((
+            SignIn::Entra {
+                app,
+                workspace_resource_id: workspace_resource_id.clone(),
+            },
+            who,
+        ))
     };
     match scheme.to_ascii_lowercase().as_str() {
         "workloadidentityfederation" => {
@@ -261,7 +286,8 @@ fn azure_connection(inputs: &Inputs, host: &dyn Host) -> Result<(SignIn, Transla
                 client_id: client_id.clone(),
                 tenant: tenant.clone(),
             };
-            Ok((SignIn::ManagedIdentity { endpoint: msi, client_id: None, workspace_resource_id }, who))
+            // A user-assigned identity is picked by its client id.
+            Ok((SignIn::ManagedIdentity { endpoint: msi, client_id, workspace_resource_id }, who))
         }
         "" => Err(InputError::new(name, "the agent handed over the service connection without its authentication scheme")),
         other => Err(InputError::new(
@@ -279,7 +305,10 @@ fn authority(endpoint: &Endpoint) -> Result<String, InputError> {
         .or_else(|| endpoint.data("environmentAuthorityUrl"))
         .unwrap_or_else(|| crate::auth::entra::DEFAULT_AUTHORITY.to_string());
     let url = service_url(&raw).map_err(|e| {
-        InputError::new(input::AZURE_SUBSCRIPTION, format!("the service connection's Entra authority: {e}"))
+        InputError::new(
+            input::AZURE_SUBSCRIPTION,
+            format!("the service connection's Entra authority: {e}"),
+        )
     })?;
     Ok(format!("{}/", url.trim_end_matches('/')))
 }
@@ -289,9 +318,12 @@ fn service_url(raw: &str) -> Result<String, String> {
     let shown = crate::text::redact_url(raw.trim());
     let url = crate::text::parse_url(raw.trim()).map_err(|_| format!("`{shown}` is not a URL"))?;
     let host = url.host_str().unwrap_or_default();
-    let secure = url.scheme() == "https" || url.scheme() == "http" && crate::databricks::workspace_url::is_loopback(host);
+    let secure = url.scheme() == "https"
+        || url.scheme() == "http" && crate::databricks::workspace_url::is_loopback(host);
     if !secure || host.is_empty() {
-        return Err(format!("`{shown}` is not an https:// URL (http is accepted only on 127.0.0.1 or localhost)"));
+        return Err(format!(
+            "`{shown}` is not an https:// URL (http is accepted only on 127.0.0.1 or localhost)"
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!("`{shown}` contains credentials"));
@@ -310,7 +342,11 @@ fn workspace_resource_id(inputs: &Inputs) -> Result<Option<String>, InputError> 
         && parts[4].eq_ignore_ascii_case("providers")
         && parts[5].eq_ignore_ascii_case("Microsoft.Databricks")
         && parts[6].eq_ignore_ascii_case("workspaces")
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-._()".contains(c)));
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._()".contains(c))
+        });
     if !shaped {
         return Err(InputError::new(input::WORKSPACE_RESOURCE_ID, "is not the Azure resource id of a Databricks workspace")
             .with_hint("copy it from the workspace's page in the Azure portal (JSON view): /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Databricks/workspaces/<name>"));
@@ -319,7 +355,10 @@ fn workspace_resource_id(inputs: &Inputs) -> Result<Option<String>, InputError> 
 }
 
 /// How to ask Azure DevOps for this job's id token (for `service_connection`, if given).
-fn id_token_request(inputs: &Inputs, service_connection: Option<&str>) -> Result<IdTokenRequest, InputError> {
+fn id_token_request(
+    inputs: &Inputs,
+    service_connection: Option<&str>,
+) -> Result<IdTokenRequest, InputError> {
     let access_token = inputs
         .endpoint("SYSTEMVSSCONNECTION")
         .auth("AccessToken")
@@ -328,12 +367,22 @@ fn id_token_request(inputs: &Inputs, service_connection: Option<&str>) -> Result
             InputError::variable(variable::ACCESS_TOKEN, "(the job's access token) is not available to this step; federation needs it to ask Azure DevOps for the pipeline's id token")
                 .with_hint("tasks always receive it on an Azure Pipelines agent; from a script step, map it: `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`")
         })?;
-    single_word(variable::ACCESS_TOKEN, &access_token, "a token").map_err(|e| InputError { is_variable: true, ..e })?;
+    single_word(variable::ACCESS_TOKEN, &access_token, "a token").map_err(|e| InputError {
+        is_variable: true,
+        ..e
+    })?;
     let var = |name: &str| inputs.variable(name);
     let oidc_uri = var(variable::OIDC_REQUEST_URI);
-    let collection = var(variable::COLLECTION_URI).or_else(|| var(variable::TEAM_FOUNDATION_COLLECTION_URI));
-    let ids = [var(variable::TEAM_PROJECT_ID), var(variable::HOST_TYPE), var(variable::PLAN_ID), var(variable::JOB_ID)];
-    let checked = |name: &str, value: &str| service_url(value).map_err(|e| InputError::variable(name, e));
+    let collection =
+        var(variable::COLLECTION_URI).or_else(|| var(variable::TEAM_FOUNDATION_COLLECTION_URI));
+    let ids = [
+        var(variable::TEAM_PROJECT_ID),
+        var(variable::HOST_TYPE),
+        var(variable::PLAN_ID),
+        var(variable::JOB_ID),
+    ];
+    let checked =
+        |name: &str, value: &str| service_url(value).map_err(|e| InputError::variable(name, e));
     if let Some(uri) = &oidc_uri {
         checked(variable::OIDC_REQUEST_URI, uri)?;
     }
@@ -341,18 +390,25 @@ fn id_token_request(inputs: &Inputs, service_connection: Option<&str>) -> Result
         checked(variable::COLLECTION_URI, uri)?;
     }
     let job = match (&collection, &ids) {
-        (Some(collection_uri), [Some(project_id), Some(hub), Some(plan_id), Some(job_id)]) => Some(JobIds {
-            collection_uri,
-            project_id,
-            hub,
-            plan_id,
-            job_id,
-        }),
+        (Some(collection_uri), [Some(project_id), Some(hub), Some(plan_id), Some(job_id)]) => {
+            Some(JobIds {
+                collection_uri,
+                project_id,
+                hub,
+                plan_id,
+                job_id,
+            })
+        }
         _ => None,
     };
     if let Some(job) = &job {
         for value in [job.project_id, job.hub, job.plan_id, job.job_id] {
-            check_identifier(variable::JOB_ID, "an id of this job", value).map_err(|e| InputError { is_variable: true, ..e })?;
+            check_identifier(variable::JOB_ID, "an id of this job", value).map_err(|e| {
+                InputError {
+                    is_variable: true,
+                    ..e
+                }
+            })?;
         }
     }
     let url = IdTokenRequest::endpoint(oidc_uri.as_deref(), job, service_connection).ok_or_else(|| {
@@ -497,7 +553,11 @@ fn is_endpoint_secret(key: &str) -> bool {
 /// The same secrets in the JSON form `ENDPOINT_AUTH_<id>` (which the agent also sets).
 fn endpoint_json_secrets(env: &BTreeMap<String, String>) -> Vec<String> {
     env.iter()
-        .filter(|(key, _)| key.starts_with("ENDPOINT_AUTH_") && !key.starts_with("ENDPOINT_AUTH_PARAMETER_") && !key.starts_with("ENDPOINT_AUTH_SCHEME_"))
+        .filter(|(key, _)| {
+            key.starts_with("ENDPOINT_AUTH_")
+                && !key.starts_with("ENDPOINT_AUTH_PARAMETER_")
+                && !key.starts_with("ENDPOINT_AUTH_SCHEME_")
+        })
         .filter_map(|(_, json)| serde_json::from_str::<serde_json::Value>(json).ok())
         .filter_map(|value| value.get("parameters").and_then(|p| p.as_object()).cloned())
         .flat_map(|parameters| {
@@ -505,7 +565,9 @@ fn endpoint_json_secrets(env: &BTreeMap<String, String>) -> Vec<String> {
                 .into_iter()
                 .filter(|(name, _)| {
                     let upper = name.to_ascii_uppercase();
-                    !ENDPOINT_IDENTIFIERS.contains(&upper.as_str()) && upper != "AUTHENTICATIONTYPE" && upper != "SCOPE"
+                    !ENDPOINT_IDENTIFIERS.contains(&upper.as_str())
+                        && upper != "AUTHENTICATIONTYPE"
+                        && upper != "SCOPE"
                 })
                 .filter_map(|(_, v)| v.as_str().map(|s| s.trim().to_string()))
                 .filter(|s| !s.is_empty())

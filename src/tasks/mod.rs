@@ -13,9 +13,9 @@ use std::rc::Rc;
 
 use crate::auth;
 use crate::databricks::{user_agent, Client, RetryPolicy};
-use crate::rest::Caller;
 use crate::host::Host;
 use crate::pipeline::{Inputs, Log, OutputMode, TaskResult};
+use crate::rest::Caller;
 use crate::tasks::names::variable;
 pub use failure::{Failure, FailureKind};
 
@@ -150,7 +150,11 @@ fn make_client(
     }
     let caller = |proxied: bool| {
         let mut caller = Caller::new(agent.clone(), options.retry.clone(), host.clone());
-        configure(&mut caller, log, proxied.then_some(connection.proxy.as_ref()).flatten());
+        configure(
+            &mut caller,
+            log,
+            proxied.then_some(connection.proxy.as_ref()).flatten(),
+        );
         caller
     };
     let secret_log = log.clone();
@@ -169,11 +173,17 @@ fn make_client(
 }
 
 /// Where a caller's notices, masking and traces go, and whether it uses the agent's proxy.
-fn configure(caller: &mut Caller, log: &Rc<Log>, proxy: Option<&crate::host::proxy::ProxySettings>) {
+fn configure(
+    caller: &mut Caller,
+    log: &Rc<Log>,
+    proxy: Option<&crate::host::proxy::ProxySettings>,
+) {
     let notice_log = log.clone();
     caller.set_notice(Rc::new(move |text| notice_log.warning(text)));
     let mask_log = log.clone();
-    caller.set_masker(Rc::new(move |text| mask_log.mask(text).as_str().to_string()));
+    caller.set_masker(Rc::new(move |text| {
+        mask_log.mask(text).as_str().to_string()
+    }));
     if let Some(proxy) = proxy {
         caller.set_proxy(proxy);
     }

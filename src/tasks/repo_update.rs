@@ -1,6 +1,6 @@
 //! DatabricksRepoUpdate: point a Databricks Repo (Git folder) at the branch or tag being built.
 
-use super::connection::Connection;
+use super::connection::{Connection, AUTH_METHOD};
 use super::git_ref::{self, check_commit, check_ref_name};
 use super::{Failure, FailureKind, Report};
 use crate::databricks::models::{ObjectType, RepoInfo};
@@ -45,8 +45,13 @@ pub struct Settings {
 }
 
 pub const INPUTS: &[&str] = &[
+    input::AUTH_METHOD,
+    input::AZURE_SUBSCRIPTION,
+    input::DATABRICKS_CONNECTION,
+    input::CLIENT_ID,
     input::DATABRICKS_HOST,
     input::DATABRICKS_TOKEN,
+    input::WORKSPACE_RESOURCE_ID,
     input::MODE,
     input::REPO_PATH,
     input::REPO_ID,
@@ -68,7 +73,7 @@ pub const ON_COMMIT_MISMATCH: PickList = PickList {
     options: &["warn", "fail", "ignore"],
     default: "warn",
 };
-pub const PICK_LISTS: &[PickList] = &[MODE, ON_COMMIT_MISMATCH];
+pub const PICK_LISTS: &[PickList] = &[AUTH_METHOD, MODE, ON_COMMIT_MISMATCH];
 pub const OUTPUTS: &[&str] = &[
     output::REPO_ID,
     output::REPO_PATH,

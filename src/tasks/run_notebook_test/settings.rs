@@ -10,14 +10,19 @@ use crate::databricks::RepoRef;
 use crate::host::{Host, MAX_INPUT_FILE_BYTES};
 use crate::pipeline::inputs::{input_lines, PickList};
 use crate::pipeline::{InputError, Inputs};
-use crate::tasks::connection::Connection;
+use crate::tasks::connection::{Connection, AUTH_METHOD};
 use crate::tasks::git_ref;
 use crate::tasks::names::{input, output, variable};
 use crate::tasks::repo_update::check_workspace_path;
 
 pub const INPUTS: &[&str] = &[
+    input::AUTH_METHOD,
+    input::AZURE_SUBSCRIPTION,
+    input::DATABRICKS_CONNECTION,
+    input::CLIENT_ID,
     input::DATABRICKS_HOST,
     input::DATABRICKS_TOKEN,
+    input::WORKSPACE_RESOURCE_ID,
     input::NOTEBOOK_PATHS,
     input::REPO_PATH,
     input::SOURCE,
@@ -41,7 +46,7 @@ pub const CLUSTER_MODE: PickList = PickList {
     options: &["existing", "new", "serverless"],
     default: "existing",
 };
-pub const PICK_LISTS: &[PickList] = &[SOURCE, CLUSTER_MODE];
+pub const PICK_LISTS: &[PickList] = &[AUTH_METHOD, SOURCE, CLUSTER_MODE];
 pub const OUTPUTS: &[&str] = &[
     output::RUN_ID,
     output::RUN_PAGE_URL,

@@ -2,7 +2,7 @@
 //! a margin before they expire (Azure Databricks refuses a token with 30 s or less left), and
 //! renewed at once when the workspace refuses one. Concurrent requests share one renewal.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -41,8 +41,6 @@ pub struct Refreshing {
     source: Box<dyn TokenSource>,
     host: Rc<dyn Host>,
     current: RefCell<Option<Current>>,
-    /// Counts renewals, so a refusal seen by several requests renews once.
-    generation: Cell<u64>,
     renewing: Mutex<()>,
     refused_hint: Option<String>,
 }
@@ -57,7 +55,6 @@ impl Refreshing {
             source,
             host,
             current: RefCell::new(None),
-            generation: Cell::new(0),
             renewing: Mutex::new(()),
             refused_hint,
         }
@@ -80,7 +77,6 @@ impl Refreshing {
             headers: obtained.headers.clone(),
             renew_at,
         });
-        self.generation.set(self.generation.get() + 1);
         Ok(obtained.headers)
     }
 }
@@ -100,11 +96,19 @@ impl Credential for Refreshing {
         })
     }
 
-    fn refresh(&self) -> LocalBoxFuture<'_, Result<bool, ApiError>> {
+    fn refresh<'a>(
+        &'a self,
+        refused: &'a CredentialHeaders,
+    ) -> LocalBoxFuture<'a, Result<bool, ApiError>> {
         Box::pin(async move {
-            let seen = self.generation.get();
             let _renewing = self.renewing.lock().await;
-            if self.generation.get() == seen {
+            // Several requests refused with the same token renew it once.
+            let still_current = self
+                .current
+                .borrow()
+                .as_ref()
+                .is_none_or(|current| &current.headers == refused);
+            if still_current {
                 self.renew().await?;
             }
             Ok(true)
@@ -188,7 +192,8 @@ mod tests {
         assert_eq!(a.unwrap(), b.unwrap());
         assert_eq!(issued.get(), 1);
         // Two requests refused with the same token renew it once.
-        let (a, b) = futures::join!(credential.refresh(), credential.refresh());
+        let refused = credential.headers().await.unwrap();
+        let (a, b) = futures::join!(credential.refresh(&refused), credential.refresh(&refused));
         assert!(a.unwrap() && b.unwrap());
         assert_eq!(issued.get(), 2);
         assert_eq!(credential.headers().await.unwrap()[0].1, "Bearer t2");

@@ -12,7 +12,10 @@ use super::workspace_url::WorkspaceUrl;
 use crate::host::http::Transport;
 use crate::host::proxy::ProxySettings;
 use crate::host::Host;
-use crate::rest::{Answer, Body, Caller, Credential, Masker, Method, Notice, Request, RetryPolicy};
+use crate::rest::{
+    Answer, Body, Caller, Credential, CredentialHeaders, Masker, Method, Notice, Request,
+    RetryPolicy,
+};
 
 pub struct Client {
     caller: Caller,
@@ -216,10 +219,12 @@ impl Client {
     }
 
     async fn exchange(&self, request: Request) -> Result<Answer, ApiError> {
-        let result = match self.exchange_with_credential(request.clone()).await {
+        let sent = self.credential.headers().await?;
+        let result = match self.exchange_with(request.clone(), sent.clone()).await {
             Err(error) if error.status() == Some(401) => {
-                if self.credential.refresh().await? {
-                    self.exchange_with_credential(request).await
+                if self.credential.refresh(&sent).await? {
+                    let renewed = self.credential.headers().await?;
+                    self.exchange_with(request, renewed).await
                 } else {
                     Err(error)
                 }
@@ -258,8 +263,12 @@ impl Client {
         }
     }
 
-    async fn exchange_with_credential(&self, mut request: Request) -> Result<Answer, ApiError> {
-        request.headers.extend(self.credential.headers().await?);
+    async fn exchange_with(
+        &self,
+        mut request: Request,
+        credential: CredentialHeaders,
+    ) -> Result<Answer, ApiError> {
+        request.headers.extend(credential);
         self.caller.exchange(request, parse_error_body).await
     }
 }
@@ -303,7 +312,10 @@ mod tests {
             let value = format!("Bearer token-{}", self.generation.get());
             Box::pin(ready(Ok(vec![("authorization", value)])))
         }
-        fn refresh(&self) -> LocalBoxFuture<'_, Result<bool, ApiError>> {
+        fn refresh<'a>(
+            &'a self,
+            _refused: &'a CredentialHeaders,
+        ) -> LocalBoxFuture<'a, Result<bool, ApiError>> {
             self.refreshes.set(self.refreshes.get() + 1);
             self.generation.set(self.generation.get() + 1);
             Box::pin(ready(Ok(true)))

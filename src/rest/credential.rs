@@ -15,9 +15,13 @@ pub trait Credential {
     /// The credential headers for the next attempt (fetched or renewed if needed).
     fn headers(&self) -> LocalBoxFuture<'_, Result<CredentialHeaders, ApiError>>;
 
-    /// The server refused the last value: obtain a new one. `Ok(false)` when there is nothing
-    /// new to get (a personal access token), so the refusal stands.
-    fn refresh(&self) -> LocalBoxFuture<'_, Result<bool, ApiError>> {
+    /// The server refused `refused` (headers this credential gave): obtain new ones, unless
+    /// that already happened since. `Ok(false)` when there is nothing new to get (a personal
+    /// access token), so the refusal stands.
+    fn refresh<'a>(
+        &'a self,
+        _refused: &'a CredentialHeaders,
+    ) -> LocalBoxFuture<'a, Result<bool, ApiError>> {
         Box::pin(ready(Ok(false)))
     }
 

@@ -235,6 +235,25 @@ fn manifests_are_complete_and_consistent() {
                 groups.contains(input["groupName"].as_str().unwrap()),
                 "{name}.{input_name}: group"
             );
+            // A service connection input names a type Azure DevOps has (AzureRM) or one this
+            // extension contributes, with the name the core expects.
+            if let Some(kind) = input["type"]
+                .as_str()
+                .and_then(|t| t.strip_prefix("connectedService:"))
+            {
+                let known = kind == "AzureRM"
+                    || extension["contributions"].as_array().unwrap().iter().any(|c| {
+                        c["type"] == "ms.vss-endpoint.service-endpoint-type"
+                            && c["properties"]["name"] == kind
+                    });
+                assert!(known, "{name}.{input_name}: no endpoint type `{kind}`");
+                if kind != "AzureRM" {
+                    assert_eq!(
+                        kind,
+                        databricks_azdo::tasks::connection::DATABRICKS_ENDPOINT_TYPE
+                    );
+                }
+            }
             if let Some(rule) = input["visibleRule"].as_str() {
                 let referenced = rule.split([' ', '=', '!', '<', '>']).next().unwrap();
                 assert!(

@@ -193,6 +193,10 @@ pub struct DemoArgs {
     /// Add a notebook that fails, to see how a failure looks (exits non-zero).
     #[arg(long)]
     pub fail: bool,
+    /// How the pipeline signs in; the emulator plays Azure DevOps, Microsoft Entra, the
+    /// instance metadata service and the workspace's OAuth server.
+    #[arg(long, value_enum, default_value = "pat")]
+    pub auth: databricks_azdo::scenarios::AuthScenario,
 }
 
 #[cfg(test)]

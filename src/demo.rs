@@ -10,6 +10,7 @@ use anyhow::{bail, Context as _};
 
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::host::{Host, NativeHost};
+use crate::scenarios::{self, AuthScenario, ScenarioSecrets};
 use crate::tasks::{self, RunOptions, TaskName};
 
 pub const UNIT_NOTEBOOK: &str = r#"# Databricks notebook source
@@ -98,23 +99,15 @@ pub fn make_project(dir: &Path, failing: bool) -> anyhow::Result<String> {
     git(dir, &["rev-parse", "HEAD"])
 }
 
-fn pipeline_env(
-    base_url: &str,
-    token: &str,
-    project: &Path,
-    commit: &str,
-) -> BTreeMap<String, String> {
+fn pipeline_env(base_url: &str, project: &Path, commit: &str) -> BTreeMap<String, String> {
     [
         ("TF_BUILD", "True"),
         ("DATABRICKS_HOST", base_url),
-        ("SECRET_DATABRICKS_TOKEN", token),
         ("BUILD_SOURCEBRANCH", "refs/heads/main"),
         ("BUILD_SOURCEVERSION", commit),
         ("BUILD_REPOSITORY_URI", &project.display().to_string()),
         ("BUILD_DEFINITIONNAME", "income-model-ci"),
         ("BUILD_BUILDNUMBER", "20261128.1"),
-        ("SYSTEM_PLANID", "00000000-0000-0000-0000-00000000demo"),
-        ("SYSTEM_JOBID", "demo-job"),
         ("SYSTEM_JOBATTEMPT", "1"),
     ]
     .into_iter()
@@ -136,15 +129,18 @@ fn with_inputs(
     env
 }
 
-/// Runs the demo; returns the exit code of the notebook test step (0 unless `failing`).
-pub async fn run(failing: bool) -> anyhow::Result<i32> {
+/// Runs the demo, signing in the way `auth` says; returns the exit code of the notebook test
+/// step (0 unless `failing`).
+pub async fn run(failing: bool, auth: AuthScenario) -> anyhow::Result<i32> {
     let scratch = tempfile::tempdir().context("creating a temporary folder")?;
     let project = scratch.path().join("income-model");
     let commit = make_project(&project, failing)?;
     let token = format!("demo-{:016x}", fastrand::u64(..));
+    let secrets = ScenarioSecrets::random();
     let emulator = Emulator::start(
         EmulatorConfig {
             token: token.clone(),
+            identities: scenarios::identities(auth, &secrets),
             ..EmulatorConfig::default()
         },
         "127.0.0.1:0".parse().expect("valid address"),
@@ -159,7 +155,12 @@ pub async fn run(failing: bool) -> anyhow::Result<i32> {
     );
     println!();
 
-    let env = pipeline_env(&emulator.base_url(), &token, &project, &commit);
+    let mut env = pipeline_env(&emulator.base_url(), &project, &commit);
+    env.extend(scenarios::agent_env(auth, &emulator.base_url(), &secrets));
+    if auth == AuthScenario::Pat {
+        // From a variable group, as a secret.
+        env.insert("SECRET_DATABRICKS_TOKEN".into(), token.clone());
+    }
     let repo_path = "/Repos/ci/income-model";
     let mut notebooks = String::from("test/unit\ntest/integration");
     if failing {

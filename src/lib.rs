@@ -16,5 +16,7 @@ pub mod text;
 pub mod demo;
 #[cfg(all(feature = "emulator", not(target_arch = "wasm32")))]
 pub mod emulator;
+#[cfg(all(feature = "emulator", not(target_arch = "wasm32")))]
+pub mod scenarios;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

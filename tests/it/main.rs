@@ -19,5 +19,6 @@ mod repo_update;
 mod run_notebook_test;
 mod scale;
 mod secrets;
+mod sign_in;
 mod task_manifests;
 mod verdicts;

@@ -57,7 +57,7 @@ pub(super) async fn oidctoken(
         )
             .into_response();
     }
-    if let Err(refusal) = check_api_version(query.get("api-version")) {
+    if let Some(refusal) = api_version_refusal(query.get("api-version")) {
         return refusal;
     }
 
@@ -96,17 +96,18 @@ pub(super) async fn oidctoken(
     Json(json!({ "oidcToken": identity.sign_id_token(&claims) })).into_response()
 }
 
-/// `oidctoken` is a preview API: `api-version=7.1-preview.1` (any `-preview` version).
-fn check_api_version(version: Option<&str>) -> Result<(), Response> {
+/// `oidctoken` is a preview API: `api-version=7.1-preview.1` (any `-preview` version); the
+/// refusal for anything else.
+fn api_version_refusal(version: Option<&str>) -> Option<Response> {
     match version {
-        Some(version) if version.contains("-preview") => Ok(()),
-        None => Err(devops_error(
+        Some(version) if version.contains("-preview") => None,
+        None => Some(devops_error(
             StatusCode::BAD_REQUEST,
             "No api-version was supplied for the \"POST\" request. The version must be supplied either as part of the Accept header (e.g. \"application/json; api-version=1.0\") or as a query parameter (e.g. '?api-version=1.0').",
             "Microsoft.VisualStudio.Services.WebApi.VssVersionNotSpecifiedException, Microsoft.VisualStudio.Services.WebApi",
             "VssVersionNotSpecifiedException",
         )),
-        Some(version) => Err(devops_error(
+        Some(version) => Some(devops_error(
             StatusCode::BAD_REQUEST,
             &format!(
                 "The requested version \"{version}\" of the resource is under preview. The -preview flag must be supplied in the api-version for such requests. For example: \"{version}-preview\""

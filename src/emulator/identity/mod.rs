@@ -104,6 +104,10 @@ impl IdentityState {
         lock(&self.store).issued()
     }
 
+    fn live_tokens(&self) -> BTreeMap<&'static str, u64> {
+        lock(&self.store).live(self.clock.now_ms())
+    }
+
     /// Signs an Azure DevOps id token and counts it.
     fn sign_id_token(&self, claims: &Value) -> String {
         lock(&self.store).count(Party::DevOps);
@@ -186,12 +190,14 @@ pub(crate) fn endpoint_path(path: &str) -> Option<&'static str> {
     }
 }
 
-/// `GET /emulator/identities`: tokens issued per party and the workspace's principals.
+/// `GET /emulator/identities`: tokens issued per party (and those still live) and the
+/// workspace's principals.
 pub(crate) async fn summary(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let identity = &shared.identity;
     let added: Vec<String> = lock(&identity.added_principals).iter().cloned().collect();
     Json(json!({
         "tokens_issued": identity.tokens_issued(),
+        "live_tokens": identity.live_tokens(),
         "principals": identity.principals(),
         "added_principals": added,
     }))

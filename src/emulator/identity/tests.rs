@@ -754,6 +754,8 @@ async fn a_contributor_is_added_on_first_use_with_a_management_token() {
     assert_eq!(fixture.workspace(&token, &[]).await.0, StatusCode::OK);
     let summary = fixture.summary().await;
     assert_eq!(summary["added_principals"], json!([SECRET_APP]));
+    assert_eq!(summary["tokens_issued"]["entra"], 3);
+    assert_eq!(summary["live_tokens"]["entra"], 3);
     assert!(fixture
         .emulator
         .workspace_principals()

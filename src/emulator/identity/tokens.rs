@@ -144,6 +144,18 @@ impl TokenStore {
             .collect()
     }
 
+    /// Party → access tokens of it not yet expired (Azure DevOps id tokens are not stored).
+    pub fn live(&self, now_ms: u64) -> BTreeMap<&'static str, u64> {
+        let mut live: BTreeMap<&'static str, u64> =
+            Party::ALL.iter().map(|party| (party.name(), 0)).collect();
+        for issued in self.tokens.values() {
+            if issued.expires_at_ms > now_ms {
+                *live.entry(issued.party.name()).or_default() += 1;
+            }
+        }
+        live
+    }
+
     /// The token's record if it is live. Like Azure Databricks, a token with 1/120 of its
     /// lifetime or less left (30 s of an hour) is refused: clients must refresh before that.
     pub fn check(&self, token: &str, now_ms: u64) -> Result<&Issued, Refusal> {
@@ -221,7 +233,9 @@ mod tests {
         let mut store = TokenStore::default();
         let token = store.issue(&key(), &grant(1), 0);
         assert!(store.check(&token, 500).is_ok());
+        assert_eq!(store.live(500)["entra"], 1);
         assert_eq!(store.check(&token, 1_000).unwrap_err(), Refusal::Expired);
+        assert_eq!(store.live(1_000)["entra"], 0);
     }
 
     #[test]

@@ -183,11 +183,15 @@ impl Identities {
     pub fn from_file(path: &Path) -> anyhow::Result<Identities> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let identities: Identities = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a valid identities file", path.display()))?;
-        identities
-            .validate()
-            .with_context(|| format!("{} is not a valid identities file", path.display()))?;
+        Self::from_json(&text)
+            .with_context(|| format!("{} is not a valid identities file", path.display()))
+    }
+
+    /// Parses the documented JSON format and checks it (e.g. `include_str!` of
+    /// `examples/emulator-identities.json` in a test).
+    pub fn from_json(text: &str) -> anyhow::Result<Identities> {
+        let identities: Identities = serde_json::from_str(text)?;
+        identities.validate()?;
         Ok(identities)
     }
 

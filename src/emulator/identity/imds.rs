@@ -26,7 +26,7 @@ pub(super) async fn metadata_token(
     uri: Uri,
 ) -> Response {
     let identity = &shared.identity;
-    if identity.config.managed_identity.is_none() {
+    if !identity.config.any() {
         return ApiError::endpoint_not_found(method.as_str(), uri.path()).into_response();
     }
     // IMDS wants the header so that a request redirected there by someone else fails.
@@ -76,19 +76,17 @@ fn answer(identity: &IdentityState, query: &Query) -> Response {
             "Required audience parameter not specified",
         );
     };
-    let managed: &ManagedIdentity = identity
-        .config
-        .managed_identity
-        .as_ref()
-        .expect("checked by the caller");
-    // A user-assigned identity is named by `client_id`; one that is not assigned to this
-    // machine is "not found", as on a VM.
-    if query
-        .get("client_id")
-        .is_some_and(|client_id| !client_id.eq_ignore_ascii_case(&managed.client_id))
-    {
+    // A VM without a managed identity, or asked for a user-assigned one (`client_id`) that is
+    // not assigned to it, answers "not found".
+    let managed: Option<&ManagedIdentity> = identity.config.managed_identity.as_ref();
+    let managed = managed.filter(|managed| {
+        query
+            .get("client_id")
+            .is_none_or(|client_id| client_id.eq_ignore_ascii_case(&managed.client_id))
+    });
+    let Some(managed) = managed else {
         return imds_error("invalid_request", "Identity not found");
-    }
+    };
     let tenant = managed
         .tenant_id
         .as_deref()

@@ -1046,7 +1046,15 @@ async fn without_a_managed_identity_imds_finds_none() {
             .unwrap(),
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"error": "invalid_request", "error_description": "Identity not found"})
+    );
+    // Nor is there an App Service endpoint.
+    let url = url.replace("/metadata/identity/oauth2/token", "/msi/token");
+    let (status, _) = body(fixture.http.get(&url).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 // --- Without identities, and the control route ----------------------------------------------

@@ -350,7 +350,12 @@ pub(crate) async fn inject(
     request: Request,
     next: Next,
 ) -> Response {
-    let fault = shared.pick_fault(request.method().as_str(), request.uri().path());
+    // The counted path (identity routes count under a template), so rules name it the same.
+    let path = match request.extensions().get::<super::server::EndpointPath>() {
+        Some(counted) => counted.0.clone(),
+        None => request.uri().path().to_string(),
+    };
+    let fault = shared.pick_fault(request.method().as_str(), &path);
     let Some(fault) = fault else {
         return next.run(request).await;
     };

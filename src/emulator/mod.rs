@@ -15,11 +15,14 @@
 //! - `jobs`: the Jobs API (`runs/submit`, `runs/get`, ...) and its JSON views
 //! - `runs`: run state and the state machine that drives each run
 //! - `notebook`: running one source-format notebook under Python
+//! - `identity`: the parties a pipeline signs in through (Azure DevOps id tokens, Microsoft
+//!   Entra, the instance metadata service, the workspace's OAuth server), on the same listener
 
 mod conn;
 mod error;
 mod faults;
 mod git;
+pub mod identity;
 mod jobs;
 mod notebook;
 mod repos;
@@ -39,6 +42,16 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultRule, FaultRuleError, Rewrite};
+pub use identity::{
+    DevOps, EntraApplication, Identities, ManagedIdentity, ServiceConnection, WorkspaceAccess,
+};
+
+/// A self-signed RSA-2048 test certificate with its private key in one PEM (certificate, then
+/// PKCS#8 key), as Azure DevOps stores `servicePrincipalCertificate`; valid 100 years. A test
+/// key, not a secret: it is published with the source and trusted only by tests and examples.
+pub const TEST_CERTIFICATE_PEM: &str = include_str!("identity/test-certificate.pem");
+/// An unrelated test certificate and key (the "signed by another key" cases). Not a secret.
+pub const OTHER_TEST_CERTIFICATE_PEM: &str = include_str!("identity/other-test-certificate.pem");
 
 use state::Shared;
 
@@ -61,6 +74,8 @@ pub struct EmulatorConfig {
     pub faults: Vec<FaultRule>,
     /// Python interpreter that runs notebooks.
     pub python: String,
+    /// The identity parties it also plays (none by default: only `token` is accepted).
+    pub identities: Identities,
 }
 
 impl Default for EmulatorConfig {
@@ -73,6 +88,7 @@ impl Default for EmulatorConfig {
             seed: 1,
             faults: Vec::new(),
             python: "python3".to_string(),
+            identities: Identities::default(),
         }
     }
 }
@@ -88,6 +104,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("seed", &self.seed)
             .field("faults", &self.faults)
             .field("python", &self.python)
+            .field("identities", &self.identities)
             .finish()
     }
 }
@@ -108,6 +125,10 @@ pub struct Emulator {
 impl Emulator {
     /// Starts serving on `listen` (`127.0.0.1:0` lets the OS pick the port).
     pub async fn start(config: EmulatorConfig, listen: SocketAddr) -> anyhow::Result<Emulator> {
+        config
+            .identities
+            .validate()
+            .context("invalid identities configuration")?;
         let root = tempfile::Builder::new()
             .prefix("databricks-emulator-")
             .tempdir()
@@ -177,6 +198,29 @@ impl Emulator {
         self.shared.max_in_flight()
     }
 
+    /// Party (`devops`, `entra`, `imds`, `workspace_oauth`) → tokens it issued (id tokens for
+    /// `devops`, access tokens for the others).
+    pub fn tokens_issued(&self) -> BTreeMap<String, u64> {
+        self.shared
+            .identity
+            .tokens_issued()
+            .into_iter()
+            .map(|(party, n)| (party.to_string(), n))
+            .collect()
+    }
+
+    /// Application ids that are workspace users now: the configured ones and those added on
+    /// first use (management token + Contributor), sorted.
+    pub fn workspace_principals(&self) -> Vec<String> {
+        self.shared.identity.principals()
+    }
+
+    /// Moves the identity parties' clock forward: tokens expire, assertions age, without
+    /// waiting. (Runs and everything else keep real time.)
+    pub fn advance_identity_clock(&self, by: Duration) {
+        self.shared.identity.advance_clock(by);
+    }
+
     /// Replaces the fault rules; their `times` budgets start afresh.
     pub fn set_faults(&self, faults: Vec<FaultRule>) {
         self.shared.set_faults(faults);
@@ -244,6 +288,11 @@ pub struct EmulatorArgs {
     /// Python interpreter that runs notebooks.
     #[arg(long, default_value = "python3")]
     pub python: String,
+    /// Also play Azure DevOps, Microsoft Entra, the instance metadata service and the
+    /// workspace's OAuth server, with the organizations, applications and principals in this
+    /// JSON file (format: README, "Identity parties"; example: examples/emulator-identities.json).
+    #[arg(long, value_name = "FILE")]
+    pub identities: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for EmulatorArgs {
@@ -257,6 +306,7 @@ impl std::fmt::Debug for EmulatorArgs {
             .field("seed", &self.seed)
             .field("faults", &self.faults)
             .field("python", &self.python)
+            .field("identities", &self.identities)
             .finish()
     }
 }
@@ -270,6 +320,10 @@ impl EmulatorArgs {
             })?,
         };
         anyhow::ensure!(!token.trim().is_empty(), "the token must not be empty");
+        let identities = match &self.identities {
+            Some(path) => Identities::from_file(path)?,
+            None => Identities::default(),
+        };
         Ok(EmulatorConfig {
             token,
             known_cluster_id: self.cluster_id.clone(),
@@ -278,6 +332,7 @@ impl EmulatorArgs {
             seed: self.seed,
             faults: self.faults.clone(),
             python: self.python.clone(),
+            identities,
         })
     }
 }

@@ -16,7 +16,7 @@ use super::error::{ApiError, ApiResult, JsonBody};
 use super::faults::{self, FaultRule};
 use super::jobs::{self, ApiVersion};
 use super::state::Shared;
-use super::{repos, workspace};
+use super::{identity, repos, workspace};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let mut api = Router::new()
@@ -37,15 +37,30 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         ))
         .layer(middleware::from_fn_with_state(shared.clone(), count));
 
+    // The identity parties (only when configured: otherwise those paths stay unknown, as
+    // before). Counted and faulted like the API, not authenticated: they hand out the tokens.
+    let parties = if shared.identity.config.any() {
+        identity::routes()
+            .layer(middleware::from_fn_with_state(
+                shared.clone(),
+                faults::inject,
+            ))
+            .layer(middleware::from_fn_with_state(shared.clone(), count))
+    } else {
+        Router::new()
+    };
+
     let control = Router::new()
         .route("/requests", get(request_counts))
         .route("/requests/reset", post(reset_request_counts))
         .route("/faults", put(set_faults))
         .route("/runs", get(runs))
+        .route("/identities", get(identity::summary))
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate));
 
     Router::new()
         .merge(api)
+        .merge(parties)
         .nest("/emulator", control)
         .route("/", get(home))
         .fallback(endpoint_not_found)
@@ -56,8 +71,17 @@ async fn endpoint_not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::endpoint_not_found(method.as_str(), uri.path())
 }
 
-async fn count(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    let _in_flight = shared.count_request(request.method().as_str(), request.uri().path());
+/// The path a request is counted (and matched by fault rules) under: its own, or a template
+/// for the identity routes whose paths carry ids (`/{tenant}/oauth2/v2.0/token`).
+#[derive(Clone)]
+pub(crate) struct EndpointPath(pub String);
+
+async fn count(State(shared): State<Arc<Shared>>, mut request: Request, next: Next) -> Response {
+    let path = identity::endpoint_path(request.uri().path())
+        .map(str::to_string)
+        .unwrap_or_else(|| request.uri().path().to_string());
+    let _in_flight = shared.count_request(request.method().as_str(), &path);
+    request.extensions_mut().insert(EndpointPath(path));
     next.run(request).await
 }
 
@@ -76,19 +100,21 @@ async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next:
             "Credential was not sent or was of an unsupported type for this API.",
         )
         .into_response(),
-        Some(token) if !same_secret(token, &shared.token) => ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "403",
-            "Invalid access token.",
-        )
-        .into_response(),
-        Some(_) => next.run(request).await,
+        Some(token) if same_secret(token, &shared.token) => next.run(request).await,
+        // Otherwise a token one of the identity parties issued (none without identities:
+        // then every other token is refused as before).
+        Some(token) => {
+            match identity::authorize_workspace(&shared.identity, token, request.headers()) {
+                Ok(()) => next.run(request).await,
+                Err(refusal) => refusal.into_response(),
+            }
+        }
     }
 }
 
 /// Compares without an early exit, so response times do not leak how much of a guessed token
 /// was right.
-fn same_secret(given: &str, expected: &str) -> bool {
+pub(crate) fn same_secret(given: &str, expected: &str) -> bool {
     let (given, expected) = (given.as_bytes(), expected.as_bytes());
     let differences = given
         .iter()

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::faults::{Fault, FaultInjector, FaultRule};
+use super::identity::IdentityState;
 use super::runs::Runs;
 use super::workspace::Workspace;
 use super::EmulatorConfig;
@@ -25,6 +26,8 @@ pub(crate) struct Shared {
     pub runner_script: PathBuf,
     pub workspace: Mutex<Workspace>,
     pub runs: Mutex<Runs>,
+    /// The identity parties: their configuration, keys, clock and issued tokens.
+    pub identity: IdentityState,
     faults: Mutex<FaultInjector>,
     counts: Mutex<BTreeMap<String, u64>>,
     /// Per endpoint: requests being answered now, and the most at once since the last reset.
@@ -62,6 +65,7 @@ impl Shared {
             runner_script,
             workspace: Mutex::new(Workspace::new()),
             runs: Mutex::new(Runs::default()),
+            identity: IdentityState::new(&config.identities),
             faults: Mutex::new(FaultInjector::new(config.seed, config.faults.clone())),
             counts: Mutex::new(BTreeMap::new()),
             in_flight: Mutex::new(BTreeMap::new()),

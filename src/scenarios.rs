@@ -59,7 +59,13 @@ pub struct ScenarioSecrets {
 
 impl ScenarioSecrets {
     pub fn random() -> ScenarioSecrets {
-        let word = |prefix: &str| format!("{prefix}-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let word = |prefix: &str| {
+            format!(
+                "{prefix}-{:016x}{:016x}",
+                fastrand::u64(..),
+                fastrand::u64(..)
+            )
+        };
         ScenarioSecrets {
             job_access_token: word("job"),
             client_secret: word("spn~secret"),
@@ -69,9 +75,16 @@ impl ScenarioSecrets {
 }
 
 pub fn devops(secrets: &ScenarioSecrets) -> DevOps {
-    DevOps::new(ORGANIZATION, ORGANIZATION_ID, PROJECT, PROJECT_ID, PIPELINE, &secrets.job_access_token)
-        .connection(AZURE_CONNECTION, AZURE_CONNECTION_NAME)
-        .connection(DATABRICKS_CONNECTION, "databricks-workspace")
+    DevOps::new(
+        ORGANIZATION,
+        ORGANIZATION_ID,
+        PROJECT,
+        PROJECT_ID,
+        PIPELINE,
+        &secrets.job_access_token,
+    )
+    .connection(AZURE_CONNECTION, AZURE_CONNECTION_NAME)
+    .connection(DATABRICKS_CONNECTION, "databricks-workspace")
 }
 
 /// The parties the emulator plays for `scenario`: each identity known, trusted and a user of
@@ -84,7 +97,9 @@ pub fn identities(scenario: AuthScenario, secrets: &ScenarioSecrets) -> Identiti
     match scenario {
         AuthScenario::Pat => base,
         AuthScenario::AzureFederation => base
-            .with_application(app.federated(&issuer, &devops.connection_subject(AZURE_CONNECTION_NAME)))
+            .with_application(
+                app.federated(&issuer, &devops.connection_subject(AZURE_CONNECTION_NAME)),
+            )
             .with_workspace(WorkspaceAccess::new().principal(AZURE_CLIENT_ID)),
         AuthScenario::AzureSecret => base
             .with_application(app.secret(&secrets.client_secret))
@@ -98,15 +113,23 @@ pub fn identities(scenario: AuthScenario, secrets: &ScenarioSecrets) -> Identiti
         AuthScenario::DatabricksM2m => base.with_workspace(
             WorkspaceAccess::new().oauth_client(DATABRICKS_CLIENT_ID, &secrets.client_secret),
         ),
-        AuthScenario::DatabricksFederation => base.with_workspace(
-            WorkspaceAccess::new().federation_policy(DATABRICKS_CLIENT_ID, &issuer, &devops.pipeline_subject()),
-        ),
+        AuthScenario::DatabricksFederation => {
+            base.with_workspace(WorkspaceAccess::new().federation_policy(
+                DATABRICKS_CLIENT_ID,
+                &issuer,
+                &devops.pipeline_subject(),
+            ))
+        }
     }
 }
 
 /// What the agent puts in a task's environment for `scenario`, with the emulator at
 /// `base_url` playing every party (besides the workspace URL and the build's variables).
-pub fn agent_env(scenario: AuthScenario, base_url: &str, secrets: &ScenarioSecrets) -> BTreeMap<String, String> {
+pub fn agent_env(
+    scenario: AuthScenario,
+    base_url: &str,
+    secrets: &ScenarioSecrets,
+) -> BTreeMap<String, String> {
     let base = base_url.trim_end_matches('/');
     let collection = format!("{base}/{ORGANIZATION}/");
     let mut env: BTreeMap<String, String> = [
@@ -129,7 +152,10 @@ pub fn agent_env(scenario: AuthScenario, base_url: &str, secrets: &ScenarioSecre
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let mut input = |name: &str, value: &str| {
-        env.insert(format!("INPUT_{}", crate::pipeline::inputs::env_name(name)), value.to_string());
+        env.insert(
+            format!("INPUT_{}", crate::pipeline::inputs::env_name(name)),
+            value.to_string(),
+        );
     };
     let method = match scenario {
         AuthScenario::Pat => "pat",
@@ -143,18 +169,30 @@ pub fn agent_env(scenario: AuthScenario, base_url: &str, secrets: &ScenarioSecre
     input("authMethod", method);
     match scenario {
         AuthScenario::Pat => {}
-        AuthScenario::AzureFederation | AuthScenario::AzureSecret | AuthScenario::AzureCertificate | AuthScenario::AzureManagedIdentity => {
+        AuthScenario::AzureFederation
+        | AuthScenario::AzureSecret
+        | AuthScenario::AzureCertificate
+        | AuthScenario::AzureManagedIdentity => {
             input("azureSubscription", AZURE_CONNECTION);
             let (scheme, parameters): (&str, Vec<(&str, String)>) = match scenario {
                 AuthScenario::AzureFederation => ("WorkloadIdentityFederation", vec![]),
-                AuthScenario::AzureSecret => ("ServicePrincipal", vec![
-                    ("authenticationType", "spnKey".into()),
-                    ("serviceprincipalkey", secrets.client_secret.clone()),
-                ]),
-                AuthScenario::AzureCertificate => ("ServicePrincipal", vec![
-                    ("authenticationType", "spnCertificate".into()),
-                    ("servicePrincipalCertificate", TEST_CERTIFICATE_PEM.to_string()),
-                ]),
+                AuthScenario::AzureSecret => (
+                    "ServicePrincipal",
+                    vec![
+                        ("authenticationType", "spnKey".into()),
+                        ("serviceprincipalkey", secrets.client_secret.clone()),
+                    ],
+                ),
+                AuthScenario::AzureCertificate => (
+                    "ServicePrincipal",
+                    vec![
+                        ("authenticationType", "spnCertificate".into()),
+                        (
+                            "servicePrincipalCertificate",
+                            TEST_CERTIFICATE_PEM.to_string(),
+                        ),
+                    ],
+                ),
                 _ => ("ManagedServiceIdentity", vec![]),
             };
             let mut parameters = parameters;
@@ -164,19 +202,36 @@ pub fn agent_env(scenario: AuthScenario, base_url: &str, secrets: &ScenarioSecre
             } else {
                 env.insert("AZURE_POD_IDENTITY_AUTHORITY_HOST".into(), base.to_string());
             }
-            connection_env(&mut env, AZURE_CONNECTION, "https://management.azure.com/", scheme, &parameters, &[
-                ("environment", "AzureCloud".into()),
-                ("scopeLevel", "Subscription".into()),
-                ("subscriptionId", "00000000-0000-0000-0000-000000000001".into()),
-                ("activeDirectoryAuthority", format!("{base}/")),
-            ]);
+            connection_env(
+                &mut env,
+                AZURE_CONNECTION,
+                "https://management.azure.com/",
+                scheme,
+                &parameters,
+                &[
+                    ("environment", "AzureCloud".into()),
+                    ("scopeLevel", "Subscription".into()),
+                    (
+                        "subscriptionId",
+                        "00000000-0000-0000-0000-000000000001".into(),
+                    ),
+                    ("activeDirectoryAuthority", format!("{base}/")),
+                ],
+            );
         }
         AuthScenario::DatabricksM2m => {
             input("databricksConnection", DATABRICKS_CONNECTION);
-            connection_env(&mut env, DATABRICKS_CONNECTION, base, "UsernamePassword", &[
-                ("username", DATABRICKS_CLIENT_ID.to_string()),
-                ("password", secrets.client_secret.clone()),
-            ], &[]);
+            connection_env(
+                &mut env,
+                DATABRICKS_CONNECTION,
+                base,
+                "UsernamePassword",
+                &[
+                    ("username", DATABRICKS_CLIENT_ID.to_string()),
+                    ("password", secrets.client_secret.clone()),
+                ],
+                &[],
+            );
         }
         AuthScenario::DatabricksFederation => input("clientId", DATABRICKS_CLIENT_ID),
     }
@@ -197,7 +252,10 @@ pub fn connection_env(
     env.insert(format!("ENDPOINT_AUTH_SCHEME_{id}"), scheme.to_string());
     let mut json = serde_json::Map::new();
     for (key, value) in parameters {
-        env.insert(format!("ENDPOINT_AUTH_PARAMETER_{id}_{}", key.to_ascii_uppercase()), value.clone());
+        env.insert(
+            format!("ENDPOINT_AUTH_PARAMETER_{id}_{}", key.to_ascii_uppercase()),
+            value.clone(),
+        );
         json.insert(key.to_string(), value.clone().into());
     }
     env.insert(
@@ -206,8 +264,14 @@ pub fn connection_env(
     );
     let mut data_json = serde_json::Map::new();
     for (key, value) in data {
-        env.insert(format!("ENDPOINT_DATA_{id}_{}", key.to_ascii_uppercase()), value.clone());
+        env.insert(
+            format!("ENDPOINT_DATA_{id}_{}", key.to_ascii_uppercase()),
+            value.clone(),
+        );
         data_json.insert(key.to_string(), value.clone().into());
     }
-    env.insert(format!("ENDPOINT_DATA_{id}"), serde_json::Value::Object(data_json).to_string());
+    env.insert(
+        format!("ENDPOINT_DATA_{id}"),
+        serde_json::Value::Object(data_json).to_string(),
+    );
 }

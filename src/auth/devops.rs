@@ -74,6 +74,10 @@ pub struct JobIds<'a> {
 struct IdTokenAnswer {
     #[serde(rename = "oidcToken")]
     oidc_token: Option<String>,
+    /// Where Azure DevOps says why it gave no token (a connection the job may not use is
+    /// answered with 200 and a sentence here).
+    #[serde(default)]
+    value: Option<serde_json::Value>,
 }
 
 /// How Azure DevOps writes its errors: `{"message", "typeKey"}`.
@@ -117,13 +121,14 @@ pub async fn id_token(
         )
         .await
         .map_err(|error| translate.devops(error))?;
+    let reason = match &answer.value {
+        Some(serde_json::Value::String(text)) => crate::text::shorten(text.trim(), 300),
+        _ => "`oidcToken` is missing".to_string(),
+    };
     let token = answer
         .oidc_token
         .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| ApiError::SignIn {
-            message: "Azure DevOps answered the id token request without a token (`oidcToken` is missing)".into(),
-            hint: None,
-        })?;
+        .ok_or_else(|| translate.devops_refused(&reason))?;
     secrets(&token);
     Ok(token)
 }

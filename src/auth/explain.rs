@@ -77,6 +77,16 @@ impl Translate {
         }
     }
 
+    /// Azure DevOps answered without an id token, saying `reason` (a service connection this
+    /// job may not use is answered that way, with a success status).
+    pub fn devops_refused(&self, reason: &str) -> ApiError {
+        let input = self.input;
+        self.sign_in(
+            format!("Azure DevOps gave no id token for the service connection in `{input}`: {reason}"),
+            Some(format!("authorize the service connection for this pipeline (Project settings > Service connections > the connection > Security > Pipeline permissions), or approve the permission request on the run's page; check that `{input}` names the connection")),
+        )
+    }
+
     /// Microsoft Entra refused to issue a token; `presented` is the id token sent, if any.
     pub fn entra(&self, error: ApiError, presented_token: Option<&str>) -> ApiError {
         let input = self.input;

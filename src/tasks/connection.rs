@@ -267,7 +267,7 @@ fn azure_connection(inputs: &Inputs, host: &dyn Host) -> Result<(SignIn, Transla
                     })?;
                     entra(Proof::Certificate(certificate), "service principal, certificate")
                 }
-                other => Err(InputError::new(name, format!("the service connection uses the authentication type `{}`, which these tasks do not support", crate::text::shorten(other, 40)))
+                _ => Err(InputError::new(name, format!("the service connection uses the authentication type `{}`, which these tasks do not support", crate::text::shorten(&kind, 40)))
                     .with_hint("use a client secret (spnKey) or a certificate (spnCertificate), or workload identity federation")),
             }
         }
@@ -290,9 +290,9 @@ fn azure_connection(inputs: &Inputs, host: &dyn Host) -> Result<(SignIn, Transla
             Ok((SignIn::ManagedIdentity { endpoint: msi, client_id, workspace_resource_id }, who))
         }
         "" => Err(InputError::new(name, "the agent handed over the service connection without its authentication scheme")),
-        other => Err(InputError::new(
+        _ => Err(InputError::new(
             name,
-            format!("the service connection uses the authentication scheme `{}`, which these tasks do not support", crate::text::shorten(other, 40)),
+            format!("the service connection uses the authentication scheme `{}`, which these tasks do not support", crate::text::shorten(&scheme, 40)),
         )
         .with_hint("use an Azure Resource Manager connection with workload identity federation (recommended), a service principal (secret or certificate) or a managed identity")),
     }
@@ -463,7 +463,7 @@ fn databricks_connection(inputs: &Inputs) -> Result<(WorkspaceUrl, SignIn, Trans
             let sign_in = SignIn::Databricks { client_id: client_id.clone(), proof: OAuthProof::Federated(request) };
             Ok((url, sign_in, who("token federation", Some(client_id))))
         }
-        other => Err(InputError::new(name, format!("the service connection uses the authentication scheme `{}`, which these tasks do not support", crate::text::shorten(other, 40)))
+        _ => Err(InputError::new(name, format!("the service connection uses the authentication scheme `{}`, which these tasks do not support", crate::text::shorten(&scheme, 40)))
             .with_hint(format!("use a service connection of type \"Databricks workspace\" ({DATABRICKS_ENDPOINT_TYPE})"))),
     }
 }
@@ -576,18 +576,19 @@ fn endpoint_json_secrets(env: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
-/// A multi-line secret (a PEM key) is masked whole and line by line: a line of it may be
-/// printed on its own.
+/// A multi-line secret (a PEM key) is masked whole and, for the lines of a private key block,
+/// line by line: a line of it may be printed on its own. A certificate is public.
 fn with_its_lines(secret: String) -> Vec<String> {
-    let lines: Vec<String> = secret
-        .lines()
-        .map(str::trim)
-        .filter(|line| line.len() >= 16 && !line.starts_with("-----"))
-        .map(str::to_string)
-        .collect();
-    if lines.len() > 1 {
-        std::iter::once(secret).chain(lines).collect()
-    } else {
-        vec![secret]
+    let mut lines = Vec::new();
+    let mut in_key = false;
+    for line in secret.lines().map(str::trim) {
+        if line.starts_with("-----BEGIN") {
+            in_key = line.contains("PRIVATE KEY");
+        } else if line.starts_with("-----END") {
+            in_key = false;
+        } else if in_key && line.len() >= 16 {
+            lines.push(line.to_string());
+        }
     }
+    std::iter::once(secret).chain(lines).collect()
 }

@@ -15,7 +15,8 @@ use databricks_azdo::tasks::TaskName;
 
 use crate::common::*;
 
-const SLEEPY: &str = "# Databricks notebook source\nimport time\ntime.sleep(4)\ndbutils.notebook.exit('slept')\n";
+const SLEEPY: &str =
+    "# Databricks notebook source\nimport time\ntime.sleep(4)\ndbutils.notebook.exit('slept')\n";
 
 async fn start(identities: Identities) -> Emulator {
     Emulator::start(
@@ -42,7 +43,11 @@ fn env_for(
     let mut env = pipeline_env(emulator, project);
     env.remove("SECRET_DATABRICKS_TOKEN");
     env.remove("INPUT_DATABRICKSTOKEN");
-    env.extend(scenarios::agent_env(scenario, &emulator.base_url(), secrets));
+    env.extend(scenarios::agent_env(
+        scenario,
+        &emulator.base_url(),
+        secrets,
+    ));
     env
 }
 
@@ -59,15 +64,26 @@ fn assert_no_credential(outcome: &Outcome, secrets: &ScenarioSecrets, issued: &[
         .lines()
         .filter(|l| l.len() >= 16 && !l.starts_with("-----"))
         .collect();
-    for (i, line) in outcome.stdout.lines().chain(outcome.stderr.lines()).enumerate() {
+    for (i, line) in outcome
+        .stdout
+        .lines()
+        .chain(outcome.stderr.lines())
+        .enumerate()
+    {
         if line.starts_with("##vso[task.setsecret]") {
             continue;
         }
         for secret in &hunted {
-            assert!(!line.contains(secret), "line {i} leaks a credential: {line}");
+            assert!(
+                !line.contains(secret),
+                "line {i} leaks a credential: {line}"
+            );
         }
         for key_line in &key_lines {
-            assert!(!line.contains(key_line), "line {i} leaks the certificate's key: {line}");
+            assert!(
+                !line.contains(key_line),
+                "line {i} leaks the certificate's key: {line}"
+            );
         }
     }
     outcome.assert_no_secret();
@@ -84,15 +100,26 @@ async fn whole_pipeline(scenario: AuthScenario) {
             TaskName::RunNotebookTest,
             with(
                 &env,
-                &[("repoPath", REPO_PATH), ("notebookPaths", "unit"), ("existingClusterId", CLUSTER)],
+                &[
+                    ("repoPath", REPO_PATH),
+                    ("notebookPaths", "test/unit"),
+                    ("existingClusterId", CLUSTER),
+                ],
             ),
         ),
-        (TaskName::RepoUpdate, with(&env, &[("repoPath", REPO_PATH), ("mode", "delete")])),
+        (
+            TaskName::RepoUpdate,
+            with(&env, &[("repoPath", REPO_PATH), ("mode", "delete")]),
+        ),
     ];
     for (task, env) in steps {
         let outcome = run_task(task, env, OutputMode::Agent).await;
         assert_eq!(outcome.code, 0, "{scenario:?} {task:?}: {}", outcome.stdout);
-        assert!(outcome.stdout.contains("Signed in with"), "{scenario:?}: {}", outcome.stdout);
+        assert!(
+            outcome.stdout.contains("Signed in with"),
+            "{scenario:?}: {}",
+            outcome.stdout
+        );
         assert!(
             outcome.stdout.starts_with("##vso[task.setsecret]"),
             "{scenario:?}: secrets are registered first"
@@ -138,18 +165,29 @@ async fn databricks_token_federation_runs_the_whole_pipeline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_renewed_during_a_run_longer_than_their_lifetime() {
     let secrets = ScenarioSecrets::random();
-    let identities = scenarios::identities(AuthScenario::AzureFederation, &secrets).with_token_lifetime(2);
+    let identities =
+        scenarios::identities(AuthScenario::AzureFederation, &secrets).with_token_lifetime(2);
     let emulator = start(identities).await;
     let project = Project::new(&[("sleepy", SLEEPY)]);
     let env = env_for(&emulator, &project, AuthScenario::AzureFederation, &secrets);
-    let env = with(&env, &[("source", "git"), ("notebookPaths", "sleepy"), ("existingClusterId", CLUSTER)]);
+    let env = with(
+        &env,
+        &[
+            ("source", "git"),
+            ("notebookPaths", "test/sleepy"),
+            ("existingClusterId", CLUSTER),
+        ],
+    );
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
     assert_eq!(outcome.code, 0, "{}", outcome.stdout);
     let issued = emulator.tokens_issued();
     let entra = issued.get("entra").copied().unwrap_or_default();
     let devops = issued.get("devops").copied().unwrap_or_default();
     assert!(entra >= 2, "the token was renewed: {issued:?}");
-    assert_eq!(devops, entra, "a new id token for every exchange: {issued:?}");
+    assert_eq!(
+        devops, entra,
+        "a new id token for every exchange: {issued:?}"
+    );
     assert_no_credential(&outcome, &secrets, &[]);
     emulator.shutdown().await;
 }
@@ -157,10 +195,11 @@ async fn tokens_are_renewed_during_a_run_longer_than_their_lifetime() {
 /// Runs RepoUpdate with `scenario`'s environment changed by `change`, against `identities`.
 async fn refused(
     scenario: AuthScenario,
+    secrets: &ScenarioSecrets,
     identities: Identities,
     change: &[(&str, &str)],
 ) -> (Outcome, Emulator) {
-    let secrets = ScenarioSecrets::random();
+    let secrets = secrets.clone();
     let emulator = start(identities).await;
     let project = Project::new(&[("unit", PASSING)]);
     let env = env_for(&emulator, &project, scenario, &secrets);
@@ -179,16 +218,39 @@ async fn a_subject_without_a_federated_credential_is_named_exactly() {
     let identities = Identities::default()
         .with_devops(devops.clone())
         .with_application(
-            EntraApplication::new(scenarios::TENANT, scenarios::AZURE_CLIENT_ID)
-                .federated(&devops.issuer(), &devops.connection_subject("another-connection")),
+            EntraApplication::new(scenarios::TENANT, scenarios::AZURE_CLIENT_ID).federated(
+                &devops.issuer(),
+                &devops.connection_subject("another-connection"),
+            ),
         )
         .with_workspace(WorkspaceAccess::new().principal(scenarios::AZURE_CLIENT_ID));
-    let (outcome, emulator) = refused(AuthScenario::AzureFederation, identities, &[]).await;
+    let (outcome, emulator) =
+        refused(AuthScenario::AzureFederation, &secrets, identities, &[]).await;
     let expected_subject = devops.connection_subject(scenarios::AZURE_CONNECTION_NAME);
-    assert!(outcome.stdout.contains("no federated credential"), "{}", outcome.stdout);
-    assert!(outcome.stdout.contains(&format!("issuer `{}`", devops.issuer())), "{}", outcome.stdout);
-    assert!(outcome.stdout.contains(&format!("subject `{expected_subject}`")), "{}", outcome.stdout);
-    assert!(outcome.stdout.contains("azureSubscription"), "{}", outcome.stdout);
+    assert!(
+        outcome.stdout.contains("no federated credential"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome
+            .stdout
+            .contains(&format!("issuer `{}`", devops.issuer())),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome
+            .stdout
+            .contains(&format!("subject `{expected_subject}`")),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("azureSubscription"),
+        "{}",
+        outcome.stdout
+    );
     assert_eq!(count(&emulator, "POST /api/2.0/repos"), 0);
     emulator.shutdown().await;
 }
@@ -196,26 +258,42 @@ async fn a_subject_without_a_federated_credential_is_named_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_or_expired_client_secret_and_an_unknown_app_are_explained() {
     let secrets = ScenarioSecrets::random();
-    let expired = Identities::default().with_devops(scenarios::devops(&secrets)).with_application(
-        EntraApplication::new(scenarios::TENANT, scenarios::AZURE_CLIENT_ID).expired_secret("whatever"),
-    );
-    let (outcome, emulator) = refused(AuthScenario::AzureSecret, expired, &[]).await;
+    let expired = Identities::default()
+        .with_devops(scenarios::devops(&secrets))
+        .with_application(
+            EntraApplication::new(scenarios::TENANT, scenarios::AZURE_CLIENT_ID)
+                .expired_secret("whatever"),
+        );
+    let (outcome, emulator) = refused(AuthScenario::AzureSecret, &secrets, expired, &[]).await;
     // The scenario's secret differs from the one registered: an invalid secret.
-    assert!(outcome.stdout.contains("is not valid") || outcome.stdout.contains("has expired"), "{}", outcome.stdout);
+    assert!(
+        outcome.stdout.contains("is not valid") || outcome.stdout.contains("has expired"),
+        "{}",
+        outcome.stdout
+    );
     emulator.shutdown().await;
 
-    let unknown_app = Identities::default().with_devops(scenarios::devops(&secrets)).with_application(
-        EntraApplication::new(scenarios::TENANT, "00000000-0000-0000-0000-00000000beef").secret("s"),
+    let unknown_app = Identities::default()
+        .with_devops(scenarios::devops(&secrets))
+        .with_application(
+            EntraApplication::new(scenarios::TENANT, "00000000-0000-0000-0000-00000000beef")
+                .secret("s"),
+        );
+    let (outcome, emulator) = refused(AuthScenario::AzureSecret, &secrets, unknown_app, &[]).await;
+    assert!(
+        outcome.stdout.contains("was not found in the tenant"),
+        "{}",
+        outcome.stdout
     );
-    let (outcome, emulator) = refused(AuthScenario::AzureSecret, unknown_app, &[]).await;
-    assert!(outcome.stdout.contains("was not found in the tenant"), "{}", outcome.stdout);
     emulator.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_service_principal_outside_the_workspace_gets_the_resource_id_hint_and_is_added_with_it() {
+async fn a_service_principal_outside_the_workspace_gets_the_resource_id_hint_and_is_added_with_it()
+{
     let secrets = ScenarioSecrets::random();
-    let app = EntraApplication::new(scenarios::TENANT, scenarios::AZURE_CLIENT_ID).secret(&secrets.client_secret);
+    let app = EntraApplication::new(scenarios::TENANT, scenarios::AZURE_CLIENT_ID)
+        .secret(&secrets.client_secret);
     let identities = Identities::default()
         .with_devops(scenarios::devops(&secrets))
         .with_application(app)
@@ -232,21 +310,43 @@ async fn a_service_principal_outside_the_workspace_gets_the_resource_id_hint_and
     );
     let outcome = run_task(TaskName::RepoUpdate, env.clone(), OutputMode::Agent).await;
     assert_ne!(outcome.code, 0);
-    assert!(outcome.stdout.contains("workspaceResourceId"), "{}", outcome.stdout);
+    assert!(
+        outcome.stdout.contains("workspaceResourceId"),
+        "{}",
+        outcome.stdout
+    );
     assert_no_credential(&outcome, &secrets, &[]);
 
-    let env = with(&env, &[("workspaceResourceId", scenarios::WORKSPACE_RESOURCE_ID)]);
+    let env = with(
+        &env,
+        &[("workspaceResourceId", scenarios::WORKSPACE_RESOURCE_ID)],
+    );
     let outcome = run_task(TaskName::RepoUpdate, env, OutputMode::Agent).await;
     assert_eq!(outcome.code, 0, "{}", outcome.stdout);
-    assert!(emulator.principals().contains(&scenarios::AZURE_CLIENT_ID.to_string()));
+    assert!(emulator
+        .workspace_principals()
+        .contains(&scenarios::AZURE_CLIENT_ID.to_string()));
     assert_no_credential(&outcome, &secrets, &[]);
     emulator.shutdown().await;
+}
+
+/// `env` with variables set as they are named (ids keep their case).
+fn set(env: &BTreeMap<String, String>, variables: &[(&String, &str)]) -> BTreeMap<String, String> {
+    let mut env = env.clone();
+    for (name, value) in variables {
+        env.insert(name.to_string(), value.to_string());
+    }
+    env
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_configuration_fails_before_any_request() {
     let secrets = ScenarioSecrets::random();
-    let emulator = start(scenarios::identities(AuthScenario::AzureFederation, &secrets)).await;
+    let emulator = start(scenarios::identities(
+        AuthScenario::AzureFederation,
+        &secrets,
+    ))
+    .await;
     let project = Project::new(&[("unit", PASSING)]);
     let base = with(
         &env_for(&emulator, &project, AuthScenario::AzureFederation, &secrets),
@@ -254,30 +354,77 @@ async fn bad_configuration_fails_before_any_request() {
     );
     let id = scenarios::AZURE_CONNECTION;
     let cases: Vec<(&str, BTreeMap<String, String>, &str)> = vec![
-        ("no connection", {
-            let mut env = base.clone();
-            env.remove("INPUT_AZURESUBSCRIPTION");
-            env
-        }, "input `azureSubscription`: is required"),
-        ("a connection the agent did not hand over", with(&base, &[("azureSubscription", "not-there")]), "was not handed to this step"),
-        ("an unsupported scheme", with(&base, &[(&format!("ENDPOINT_AUTH_SCHEME_{id}") as &str, "PublishProfile")]), "`PublishProfile`"),
-        ("no job access token", {
-            let mut env = base.clone();
-            env.remove("ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN");
-            env
-        }, "variable `System.AccessToken`"),
-        ("a malformed certificate", with(&base, &[
-            (&format!("ENDPOINT_AUTH_SCHEME_{id}") as &str, "ServicePrincipal"),
-            (&format!("ENDPOINT_AUTH_PARAMETER_{id}_AUTHENTICATIONTYPE"), "spnCertificate"),
-            (&format!("ENDPOINT_AUTH_PARAMETER_{id}_SERVICEPRINCIPALCERTIFICATE"), "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----"),
-        ]), "certificate cannot be used"),
-        ("a malformed resource id", with(&base, &[("workspaceResourceId", "/subscriptions/x/workspaces/y")]), "input `workspaceResourceId`"),
-        ("an unknown method", with(&base, &[("authMethod", "azureServiceConection")]), "did you mean `azureServiceConnection`"),
+        (
+            "no connection",
+            {
+                let mut env = base.clone();
+                env.remove("INPUT_AZURESUBSCRIPTION");
+                env
+            },
+            "input `azureSubscription`: is required",
+        ),
+        (
+            "a connection the agent did not hand over",
+            with(&base, &[("azureSubscription", "not-there")]),
+            "was not handed to this step",
+        ),
+        (
+            "an unsupported scheme",
+            set(
+                &base,
+                &[(&format!("ENDPOINT_AUTH_SCHEME_{id}"), "PublishProfile")],
+            ),
+            "`PublishProfile`",
+        ),
+        (
+            "no job access token",
+            {
+                let mut env = base.clone();
+                env.remove("ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN");
+                env
+            },
+            "variable `System.AccessToken`",
+        ),
+        (
+            "a malformed certificate",
+            set(
+                &base,
+                &[
+                    (&format!("ENDPOINT_AUTH_SCHEME_{id}"), "ServicePrincipal"),
+                    (
+                        &format!("ENDPOINT_AUTH_PARAMETER_{id}_AUTHENTICATIONTYPE"),
+                        "spnCertificate",
+                    ),
+                    (
+                        &format!("ENDPOINT_AUTH_PARAMETER_{id}_SERVICEPRINCIPALCERTIFICATE"),
+                        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----",
+                    ),
+                ],
+            ),
+            "certificate cannot be used",
+        ),
+        (
+            "a malformed resource id",
+            with(
+                &base,
+                &[("workspaceResourceId", "/subscriptions/x/workspaces/y")],
+            ),
+            "input `workspaceResourceId`",
+        ),
+        (
+            "an unknown method",
+            with(&base, &[("authMethod", "azureServiceConection")]),
+            "did you mean `azureServiceConnection`",
+        ),
     ];
     for (case, env, expected) in cases {
         let outcome = run_task(TaskName::RepoUpdate, env, OutputMode::Agent).await;
         assert_eq!(outcome.code, 2, "{case}: {}", outcome.stdout);
-        assert!(outcome.stdout.contains(expected), "{case}: expected {expected:?} in {}", outcome.stdout);
+        assert!(
+            outcome.stdout.contains(expected),
+            "{case}: expected {expected:?} in {}",
+            outcome.stdout
+        );
         assert_no_credential(&outcome, &secrets, &[]);
     }
     assert_eq!(total_api_requests(&emulator), 0, "no request was sent");

@@ -242,10 +242,14 @@ fn manifests_are_complete_and_consistent() {
                 .and_then(|t| t.strip_prefix("connectedService:"))
             {
                 let known = kind == "AzureRM"
-                    || extension["contributions"].as_array().unwrap().iter().any(|c| {
-                        c["type"] == "ms.vss-endpoint.service-endpoint-type"
-                            && c["properties"]["name"] == kind
-                    });
+                    || extension["contributions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|c| {
+                            c["type"] == "ms.vss-endpoint.service-endpoint-type"
+                                && c["properties"]["name"] == kind
+                        });
                 assert!(known, "{name}.{input_name}: no endpoint type `{kind}`");
                 if kind != "AzureRM" {
                     assert_eq!(

@@ -31,13 +31,12 @@ macro_rules! demo_example {
         DatabricksRunNotebookTest@1. The workspace comes from --host or DATABRICKS_HOST, the \
         token from DATABRICKS_TOKEN or --token-file (never from a flag value).\n\n\
         Signing in without a personal access token reads the Databricks unified-auth \
-        environment variables (DATABRICKS_AUTH_TYPE picks one; otherwise the first that is \
-        complete):\n  \
-        DATABRICKS_CLIENT_ID + DATABRICKS_CLIENT_SECRET          oauth-m2m (a Databricks service principal)\n  \
-        ARM_CLIENT_ID + ARM_TENANT_ID + ARM_CLIENT_SECRET        azure-client-secret (Microsoft Entra)\n  \
-        ARM_USE_MSI=true [+ ARM_CLIENT_ID]                       azure-msi (the machine's managed identity)\n  \
-        DATABRICKS_AUTH_TYPE=azure-devops-oidc + DATABRICKS_CLIENT_ID\n      \
-        in a pipeline script step with SYSTEM_ACCESSTOKEN: $(System.AccessToken): token federation\n\
+        environment variables (DATABRICKS_AUTH_TYPE picks one; otherwise the first complete \
+        set wins):\n  \
+        oauth-m2m            DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET\n  \
+        azure-client-secret  ARM_CLIENT_ID, ARM_TENANT_ID, ARM_CLIENT_SECRET\n  \
+        azure-msi            ARM_USE_MSI=true (ARM_CLIENT_ID for a user-assigned identity)\n  \
+        azure-devops-oidc    DATABRICKS_CLIENT_ID, in a pipeline step with SYSTEM_ACCESSTOKEN\n\
         Also: ARM_ENVIRONMENT (public, usgovernment, china) or AZURE_AUTHORITY_HOST for the Entra \
         authority, DATABRICKS_AZURE_RESOURCE_ID to add an Entra service principal to the \
         workspace on first use, IDENTITY_ENDPOINT/IDENTITY_HEADER and \

@@ -60,6 +60,16 @@ fn assert_no_credential(outcome: &Outcome, secrets: &ScenarioSecrets, issued: &[
         &secrets.identity_header,
     ];
     hunted.extend(issued.iter().map(String::as_str));
+    // Every credential the task obtained (id tokens, access tokens, assertions) was registered
+    // as a secret: none may appear anywhere else.
+    let registered: Vec<String> = outcome
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("##vso[task.setsecret]"))
+        .filter(|v| v.len() >= 8 && !v.contains('%'))
+        .map(str::to_string)
+        .collect();
+    hunted.extend(registered.iter().map(String::as_str));
     let key_lines: Vec<&str> = databricks_azdo::emulator::TEST_CERTIFICATE_PEM
         .lines()
         .filter(|l| l.len() >= 16 && !l.starts_with("-----"))
@@ -429,5 +439,126 @@ async fn bad_configuration_fails_before_any_request() {
     }
     assert_eq!(total_api_requests(&emulator), 0, "no request was sent");
     assert_eq!(emulator.tokens_issued().values().sum::<u64>(), 0);
+    emulator.shutdown().await;
+}
+
+/// The binary, as a script would run it: the Databricks unified-auth variables, each output
+/// mode, no credential printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_reads_the_unified_auth_variables() {
+    let secrets = ScenarioSecrets::random();
+    let devops = scenarios::devops(&secrets);
+    let identities = Identities::default()
+        .with_devops(devops.clone())
+        .with_application(
+            EntraApplication::new(scenarios::TENANT, scenarios::AZURE_CLIENT_ID)
+                .secret(&secrets.client_secret),
+        )
+        .with_managed_identity(databricks_azdo::emulator::ManagedIdentity::new(
+            scenarios::MSI_CLIENT_ID,
+        ))
+        .with_workspace(
+            WorkspaceAccess::new()
+                .principal(scenarios::AZURE_CLIENT_ID)
+                .principal(scenarios::MSI_CLIENT_ID)
+                .oauth_client(scenarios::DATABRICKS_CLIENT_ID, &secrets.client_secret)
+                .federation_policy(
+                    scenarios::DATABRICKS_CLIENT_ID,
+                    &devops.issuer(),
+                    &devops.pipeline_subject(),
+                ),
+        );
+    let emulator = start(identities).await;
+    let base = emulator.base_url();
+    let pipeline = scenarios::agent_env(AuthScenario::Pat, &base, &secrets);
+    let cases: Vec<(&str, Vec<(String, String)>)> = vec![
+        (
+            "oauth-m2m",
+            vec![
+                (
+                    "DATABRICKS_CLIENT_ID".into(),
+                    scenarios::DATABRICKS_CLIENT_ID.into(),
+                ),
+                (
+                    "DATABRICKS_CLIENT_SECRET".into(),
+                    secrets.client_secret.clone(),
+                ),
+            ],
+        ),
+        (
+            "azure-client-secret",
+            vec![
+                ("ARM_CLIENT_ID".into(), scenarios::AZURE_CLIENT_ID.into()),
+                ("ARM_TENANT_ID".into(), scenarios::TENANT.into()),
+                ("ARM_CLIENT_SECRET".into(), secrets.client_secret.clone()),
+                ("AZURE_AUTHORITY_HOST".into(), format!("{base}/")),
+            ],
+        ),
+        (
+            "azure-msi",
+            vec![
+                ("ARM_USE_MSI".into(), "true".into()),
+                ("AZURE_POD_IDENTITY_AUTHORITY_HOST".into(), base.clone()),
+            ],
+        ),
+        (
+            "azure-devops-oidc",
+            vec![
+                ("DATABRICKS_AUTH_TYPE".into(), "azure-devops-oidc".into()),
+                (
+                    "DATABRICKS_CLIENT_ID".into(),
+                    scenarios::DATABRICKS_CLIENT_ID.into(),
+                ),
+                (
+                    "SYSTEM_ACCESSTOKEN".into(),
+                    secrets.job_access_token.clone(),
+                ),
+                (
+                    "SYSTEM_OIDCREQUESTURI".into(),
+                    pipeline["SYSTEM_OIDCREQUESTURI"].clone(),
+                ),
+            ],
+        ),
+    ];
+    for (kind, variables) in cases {
+        for output in ["text", "json"] {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_databricks-azdo"));
+            command
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("HOME", std::env::temp_dir())
+                .env("DATABRICKS_HOST", &base)
+                .envs(variables.iter().cloned())
+                .args([
+                    "repo-update",
+                    "--mode",
+                    "delete",
+                    "--repo-path",
+                    "/Repos/ci/none",
+                ])
+                .args(["--output", output]);
+            let result = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            let outcome = Outcome {
+                code: result.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
+            };
+            assert_eq!(
+                outcome.code, 0,
+                "{kind} {output}: {}{}",
+                outcome.stdout, outcome.stderr
+            );
+            let printed = format!("{}{}", outcome.stdout, outcome.stderr);
+            assert!(
+                printed.contains("Signed in with"),
+                "{kind} {output}: {printed}"
+            );
+            assert_no_credential(&outcome, &secrets, &[]);
+        }
+    }
+    let issued = emulator.tokens_issued();
+    assert!(issued.values().sum::<u64>() >= 8, "{issued:?}");
     emulator.shutdown().await;
 }

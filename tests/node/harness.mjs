@@ -70,9 +70,16 @@ export function request(url, { method = 'GET', headers = {}, body } = {}) {
 }
 
 /** Starts `databricks-azdo emulator` on a port the OS picks, with fault rules if given. */
-export async function startEmulator(faults = []) {
+export async function startEmulator(faults = [], { identities } = {}) {
   const faultArgs = faults.flatMap((rule) => ['--fault', rule]);
-  const child = spawn(path.join(BINARY_DIR, 'databricks-azdo'), ['emulator', '--listen', '127.0.0.1:0', '--token', TOKEN, '--pending-ms', '20', '--terminating-ms', '10', ...faultArgs], {
+  let identityArgs = [];
+  if (identities) {
+    // The identity parties it plays (Azure DevOps, Entra, IMDS, workspace OAuth), from a file.
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'azdo-identities-')), 'identities.json');
+    writeFileSync(file, JSON.stringify(identities));
+    identityArgs = ['--identities', file];
+  }
+  const child = spawn(path.join(BINARY_DIR, 'databricks-azdo'), ['emulator', '--listen', '127.0.0.1:0', '--token', TOKEN, '--pending-ms', '20', '--terminating-ms', '10', ...faultArgs, ...identityArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout });
@@ -90,6 +97,7 @@ export async function startEmulator(faults = []) {
     resetRequests: () => control('/emulator/requests/reset', { method: 'POST' }),
     runs: () => api('/emulator/runs'),
     setFaults: (rules) => control('/emulator/faults', { method: 'PUT', body: JSON.stringify(rules) }),
+    identities: () => api('/emulator/identities'),
     stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }),
   };
 }
@@ -113,7 +121,7 @@ export function pipelineEnv(emulator, project, inputs = {}) {
     INPUT_GITPROVIDER: 'gitHub',
   };
   for (const [name, value] of Object.entries(inputs)) {
-    const key = /^[A-Z0-9_]+$/.test(name) ? name : `INPUT_${name.toUpperCase()}`;
+    const key = /^[A-Z0-9_]+$/.test(name) || name.startsWith('ENDPOINT_') ? name : `INPUT_${name.toUpperCase()}`;
     if (value === undefined) delete env[key]; else env[key] = value;
   }
   return env;

@@ -1,0 +1,245 @@
+// Signing in without a personal access token, through the task folders as the agent runs them
+// (the wasm core, and the native binary through index.js): every method's service connection
+// in the agent's exact environment (checked against azure-pipelines-task-lib's own readers),
+// the whole pipeline, tokens renewed during a run longer than their lifetime, refusals
+// explained, and no credential in the log.
+import { test, before, after } from './runner.mjs';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import {
+  BINARY_DIR, CLUSTER, PASSING, REPO_PATH, ROOT, makeProject, parseCommand, pipelineEnv, runTask, startEmulator,
+} from './harness.mjs';
+
+const ORG = 'contoso';
+const ORG_ID = '0d6b3e2a-8a51-4c0e-9d7f-5e4b0c1a2f30';
+const PROJECT = 'income-model';
+const PROJECT_ID = '7a1f9c44-2b3d-4e5f-8a6b-9c0d1e2f3a4b';
+const PIPELINE = 'income-model-ci';
+const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+const AZURE_CLIENT = '9b0c1d2e-3f4a-4b5c-8d6e-7f8091a2b3c4';
+const AZURE_CONNECTION = '5e8a1b9c-2d3f-4a5b-9c6d-7e8f9a0b1c2d';
+const AZURE_CONNECTION_NAME = 'databricks-ci';
+const UNAUTHORIZED_CONNECTION = '0e1d2c3b-4a59-4687-9a8b-7c6d5e4f3a2b';
+const DATABRICKS_CONNECTION = 'c4d5e6f7-0819-4a2b-8c3d-4e5f60718293';
+const MSI_CLIENT = 'e1f2a3b4-c5d6-4e7f-8091-a2b3c4d5e6f7';
+const DATABRICKS_CLIENT = '1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b';
+const ISSUER = `https://vstoken.dev.azure.com/${ORG_ID}`;
+const CERTIFICATE = readFileSync(path.join(ROOT, 'src/emulator/identity/test-certificate.pem'), 'utf8');
+const KEY_LINES = CERTIFICATE.split('-----BEGIN PRIVATE KEY-----')[1].split('\n').filter((l) => l.length >= 16 && !l.startsWith('-----'));
+const SLEEPY = '# Databricks notebook source\nimport time\ntime.sleep(4)\ndbutils.notebook.exit("slept")\n';
+
+const word = (prefix) => `${prefix}-${randomBytes(16).toString('hex')}`;
+const secrets = { job: word('job'), client: word('spn~secret'), header: word('idh') };
+
+/** Every party the emulator plays, each identity trusted and a user of the workspace. */
+function identities({ tokenLifetimeSeconds = 3600 } = {}) {
+  return {
+    tokenLifetimeSeconds,
+    devops: {
+      organization: ORG, organizationId: ORG_ID, project: PROJECT, projectId: PROJECT_ID, pipeline: PIPELINE,
+      jobAccessToken: secrets.job,
+      serviceConnections: [
+        { id: AZURE_CONNECTION, name: AZURE_CONNECTION_NAME, authorized: true },
+        { id: UNAUTHORIZED_CONNECTION, name: 'not-for-this-pipeline', authorized: false },
+        { id: DATABRICKS_CONNECTION, name: 'databricks-workspace', authorized: true },
+      ],
+    },
+    entra: {
+      applications: [{
+        tenantId: TENANT, clientId: AZURE_CLIENT, clientSecret: secrets.client, certificatePem: CERTIFICATE,
+        federatedCredentials: [
+          { issuer: ISSUER, subject: `sc://${ORG}/${PROJECT}/${AZURE_CONNECTION_NAME}`, audience: 'api://AzureADTokenExchange' },
+          { issuer: ISSUER, subject: `sc://${ORG}/${PROJECT}/not-for-this-pipeline`, audience: 'api://AzureADTokenExchange' },
+        ],
+      }],
+    },
+    managedIdentity: { clientId: MSI_CLIENT, identityHeader: secrets.header },
+    workspace: {
+      principals: [AZURE_CLIENT, MSI_CLIENT],
+      oauthClients: [{ clientId: DATABRICKS_CLIENT, clientSecret: secrets.client }],
+      federationPolicies: [
+        { clientId: DATABRICKS_CLIENT, issuer: ISSUER, audience: 'api://AzureADTokenExchange', subject: `p://${ORG}/${PROJECT}/${PIPELINE}` },
+        { clientId: DATABRICKS_CLIENT, issuer: ISSUER, audience: 'api://AzureADTokenExchange', subject: `sc://${ORG}/${PROJECT}/databricks-workspace` },
+      ],
+    },
+  };
+}
+
+/** A service connection as the agent hands it to a step. */
+function connection(id, url, scheme, parameters, data = {}) {
+  const env = {
+    [`ENDPOINT_URL_${id}`]: url,
+    [`ENDPOINT_AUTH_${id}`]: JSON.stringify({ parameters, scheme }),
+    [`ENDPOINT_AUTH_SCHEME_${id}`]: scheme,
+    [`ENDPOINT_DATA_${id}`]: JSON.stringify(data),
+  };
+  for (const [key, value] of Object.entries(parameters)) env[`ENDPOINT_AUTH_PARAMETER_${id}_${key.toUpperCase()}`] = value;
+  for (const [key, value] of Object.entries(data)) env[`ENDPOINT_DATA_${id}_${key.toUpperCase()}`] = value;
+  return env;
+}
+
+/** What the agent gives a step signing in with `method` (the job's ids, its access token, the connection). */
+function agentEnv(method, url) {
+  const collection = `${url}/${ORG}/`;
+  const env = {
+    SYSTEM_COLLECTIONURI: collection, SYSTEM_TEAMFOUNDATIONCOLLECTIONURI: collection,
+    SYSTEM_TEAMPROJECTID: PROJECT_ID, SYSTEM_HOSTTYPE: 'build', SYSTEM_PLANID: '3f2e1d0c-9b8a-4756-8493-a2b1c0d9e8f7',
+    SYSTEM_JOBID: '12f1170f-54f2-53f3-20dd-22fc7dff55f9',
+    ...connection('SYSTEMVSSCONNECTION', collection, 'OAuth', { AccessToken: secrets.job }),
+    INPUT_DATABRICKSTOKEN: '$(DATABRICKS_TOKEN)',
+  };
+  env.SYSTEM_OIDCREQUESTURI = `${collection}${PROJECT_ID}/_apis/distributedtask/hubs/build/plans/${env.SYSTEM_PLANID}/jobs/${env.SYSTEM_JOBID}/oidctoken`;
+  const arm = (scheme, parameters) => ({
+    INPUT_AUTHMETHOD: 'azureServiceConnection', INPUT_AZURESUBSCRIPTION: AZURE_CONNECTION,
+    ...connection(AZURE_CONNECTION, 'https://management.azure.com/', scheme, { tenantid: TENANT, ...parameters },
+      { environment: 'AzureCloud', scopeLevel: 'Subscription', activeDirectoryAuthority: `${url}/` }),
+  });
+  const methods = {
+    federation: () => arm('WorkloadIdentityFederation', { serviceprincipalid: AZURE_CLIENT }),
+    secret: () => arm('ServicePrincipal', { serviceprincipalid: AZURE_CLIENT, authenticationType: 'spnKey', serviceprincipalkey: secrets.client }),
+    certificate: () => arm('ServicePrincipal', { serviceprincipalid: AZURE_CLIENT, authenticationType: 'spnCertificate', servicePrincipalCertificate: CERTIFICATE }),
+    managedIdentity: () => ({ ...arm('ManagedServiceIdentity', {}), IDENTITY_ENDPOINT: `${url}/msi/token`, IDENTITY_HEADER: secrets.header }),
+    databricksM2m: () => ({
+      INPUT_AUTHMETHOD: 'databricksServiceConnection', INPUT_DATABRICKSCONNECTION: DATABRICKS_CONNECTION,
+      ...connection(DATABRICKS_CONNECTION, url, 'UsernamePassword', { username: DATABRICKS_CLIENT, password: secrets.client }),
+    }),
+    databricksConnectionFederation: () => ({
+      INPUT_AUTHMETHOD: 'databricksServiceConnection', INPUT_DATABRICKSCONNECTION: DATABRICKS_CONNECTION,
+      ...connection(DATABRICKS_CONNECTION, url, 'None', { clientId: DATABRICKS_CLIENT }),
+    }),
+    databricksFederation: () => ({ INPUT_AUTHMETHOD: 'databricksFederation', INPUT_CLIENTID: DATABRICKS_CLIENT }),
+  };
+  return { ...env, ...methods[method]() };
+}
+
+const RUNTIMES = {
+  wasm: {},
+  native: { DATABRICKS_AZDO_RUNTIME: 'native', PATH: `${BINARY_DIR}${path.delimiter}${process.env.PATH}` },
+};
+
+/** Nothing printed holds a credential: the scenario's secrets, the key, or any value the step registered as a secret. */
+function assertNoCredential(result, label) {
+  const registered = result.lines.filter((l) => l.startsWith('##vso[task.setsecret]')).map((l) => parseCommand(l).message).filter((v) => v.length >= 8);
+  const hunted = [secrets.job, secrets.client, secrets.header, ...KEY_LINES, ...registered];
+  for (const line of `${result.stdout}\n${result.stderr}`.split('\n')) {
+    if (line.startsWith('##vso[task.setsecret]')) continue;
+    for (const secret of hunted) assert.ok(!line.includes(secret), `${label}: a credential leaks: ${line}`);
+  }
+  return registered;
+}
+
+let emulator;
+let project;
+before(async () => {
+  emulator = await startEmulator([], { identities: identities() });
+  project = makeProject({ unit: PASSING });
+});
+after(async () => {
+  await emulator.stop();
+  project.cleanup();
+});
+
+test('the connection variables are where azure-pipelines-task-lib reads them', () => {
+  const env = { ...agentEnv('certificate', 'http://127.0.0.1:1'), PATH: process.env.PATH };
+  const script = `
+    const tl = require(${JSON.stringify(path.join(ROOT, 'scripts/node_modules/azure-pipelines-task-lib/task.js'))});
+    const id = tl.getInput('azureSubscription', true);
+    process.stdout.write(JSON.stringify({
+      scheme: tl.getEndpointAuthorizationScheme(id, false),
+      client: tl.getEndpointAuthorizationParameter(id, 'serviceprincipalid', false),
+      tenant: tl.getEndpointAuthorizationParameter(id, 'tenantid', false),
+      kind: tl.getEndpointAuthorizationParameter(id, 'authenticationType', false),
+      pem: tl.getEndpointAuthorizationParameter(id, 'servicePrincipalCertificate', false),
+      authority: tl.getEndpointDataParameter(id, 'activeDirectoryAuthority', false),
+      url: tl.getEndpointUrl(id, false),
+      accessToken: tl.getEndpointAuthorizationParameter('SYSTEMVSSCONNECTION', 'AccessToken', false),
+    }));`;
+  const run = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  const read = JSON.parse(run.stdout.split('\n').filter((l) => l.startsWith('{')).pop());
+  assert.deepEqual(read, {
+    scheme: 'ServicePrincipal', client: AZURE_CLIENT, tenant: TENANT, kind: 'spnCertificate', pem: CERTIFICATE,
+    authority: 'http://127.0.0.1:1/', url: 'https://management.azure.com/', accessToken: secrets.job,
+  });
+});
+
+const METHODS = ['federation', 'secret', 'certificate', 'managedIdentity', 'databricksM2m', 'databricksConnectionFederation', 'databricksFederation'];
+for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
+  for (const method of METHODS) {
+    test(`${runtime}: ${method} signs in for the whole pipeline, with no credential in the log`, async () => {
+      const repoPath = `${REPO_PATH}-${runtime}-${method}`;
+      const env = (inputs) => pipelineEnv(emulator, project, {
+        SECRET_DATABRICKS_TOKEN: undefined, INPUT_DATABRICKSTOKEN: undefined,
+        ...agentEnv(method, emulator.url), ...runtimeEnv, repoPath, ...inputs,
+      });
+      const steps = [
+        ['DatabricksRepoUpdate', env({})],
+        ['DatabricksRunNotebookTest', env({ notebookPaths: 'test/unit', existingClusterId: CLUSTER })],
+        ['DatabricksRepoUpdate', env({ mode: 'delete' })],
+      ];
+      for (const [task, stepEnv] of steps) {
+        const result = await runTask(task, stepEnv);
+        assert.equal(result.code, 0, `${task}: ${result.stdout}${result.stderr}`);
+        assert.match(result.stdout, /Signed in with/);
+        assert.ok(result.lines[0].startsWith('##vso[task.setsecret]'), 'credentials are masked before anything else');
+        const registered = assertNoCredential(result, `${runtime} ${method} ${task}`);
+        assert.ok(registered.length >= 2, `the connection's credential and the token obtained are registered: ${registered.length}`);
+      }
+    });
+  }
+
+  test(`${runtime}: tokens are renewed during a run longer than their lifetime`, async () => {
+    const shortLived = await startEmulator([], { identities: identities({ tokenLifetimeSeconds: 2 }) });
+    const sleepy = makeProject({ sleepy: SLEEPY });
+    try {
+      const env = pipelineEnv(shortLived, sleepy, {
+        SECRET_DATABRICKS_TOKEN: undefined, INPUT_DATABRICKSTOKEN: undefined,
+        ...agentEnv('federation', shortLived.url), ...runtimeEnv,
+        source: 'git', notebookPaths: 'test/sleepy', existingClusterId: CLUSTER,
+      });
+      const result = await runTask('DatabricksRunNotebookTest', env);
+      assert.equal(result.code, 0, result.stdout);
+      const issued = (await shortLived.identities()).tokens_issued;
+      assert.ok(issued.entra >= 2, `renewed: ${JSON.stringify(issued)}`);
+      assert.equal(issued.devops, issued.entra, 'a new id token for every exchange');
+      assertNoCredential(result, runtime);
+    } finally {
+      await shortLived.stop();
+      sleepy.cleanup();
+    }
+  });
+
+  test(`${runtime}: refusals say what to fix`, async () => {
+    const base = (method, inputs = {}) => pipelineEnv(emulator, project, {
+      SECRET_DATABRICKS_TOKEN: undefined, INPUT_DATABRICKSTOKEN: undefined,
+      ...agentEnv(method, emulator.url), ...runtimeEnv, repoPath: `${REPO_PATH}-refused`, ...inputs,
+    });
+    const cases = [
+      ['a connection not authorized for the pipeline', base('federation', {
+        INPUT_AZURESUBSCRIPTION: UNAUTHORIZED_CONNECTION,
+        ...connection(UNAUTHORIZED_CONNECTION, 'https://management.azure.com/', 'WorkloadIdentityFederation',
+          { tenantid: TENANT, serviceprincipalid: AZURE_CLIENT }, { activeDirectoryAuthority: `${emulator.url}/` }),
+      }), /gave no id token for the service connection in `azureSubscription`[\s\S]*Pipeline permissions/],
+      ['a wrong client secret', base('secret', { [`ENDPOINT_AUTH_PARAMETER_${AZURE_CONNECTION}_SERVICEPRINCIPALKEY`]: 'not-the-secret' }),
+        /client secret of application 9b0c1d2e-3f4a-4b5c-8d6e-7f8091a2b3c4 \(tenant [^)]+\) is not valid/],
+      ['a federation without a matching policy', base('databricksFederation', { INPUT_CLIENTID: 'ffffffff-5b6a-4798-8a7b-6c5d4e3f2a1b' }),
+        new RegExp(`issuer \`${ISSUER}\`, subject \`p://${ORG}/${PROJECT}/${PIPELINE}\``)],
+      ['a missing job access token', base('federation', { ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN: undefined, ENDPOINT_AUTH_SYSTEMVSSCONNECTION: undefined }),
+        /variable `System.AccessToken`/],
+      ['a malformed certificate', base('certificate', { [`ENDPOINT_AUTH_PARAMETER_${AZURE_CONNECTION}_SERVICEPRINCIPALCERTIFICATE`]: '-----BEGIN CERTIFICATE-----\nbm9wZQ==\n-----END CERTIFICATE-----\n' }),
+        /certificate cannot be used/],
+    ];
+    for (const [label, env, expected] of cases) {
+      const result = await runTask('DatabricksRepoUpdate', env);
+      assert.notEqual(result.code, 0, `${label}: ${result.stdout}`);
+      const error = result.lines.find((l) => l.startsWith('##vso[task.logissue type=error]'));
+      assert.ok(error, `${label}: ${result.stdout}${result.stderr}`);
+      assert.match(parseCommand(error).message, expected, label);
+      assertNoCredential(result, `${runtime} ${label}`);
+    }
+  });
+}

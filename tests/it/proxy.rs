@@ -75,9 +75,33 @@ async fn relay(mut client: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
     let Ok(mut upstream) = TcpStream::connect(address).await else {
         return;
     };
-    if upstream.write_all(&first[..read]).await.is_ok() {
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    if upstream.write_all(&first[..read]).await.is_err() {
+        return;
     }
+    // Later requests on the same (kept-alive) connection are recorded too: their request lines.
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut upstream_read, mut upstream_write) = upstream.into_split();
+    let answers = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut upstream_read, &mut client_write).await;
+    });
+    let mut buffer = vec![0; 64 * 1024];
+    while let Ok(n) = client_read.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&buffer[..n]).into_owned();
+        if text
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|u| u.starts_with("http://"))
+        {
+            seen.lock().unwrap().push(text);
+        }
+        if upstream_write.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+    answers.abort();
 }
 
 fn delete_step_env(
@@ -256,4 +280,56 @@ async fn a_bad_proxy_setting_is_an_error_before_any_request() {
     }
     assert_eq!(total_api_requests(&emulator), 0);
     emulator.shutdown().await;
+}
+
+/// Token calls take the agent's proxy like every other request; the managed identity
+/// endpoint, on the machine itself, never does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_calls_go_through_the_proxy_but_the_managed_identity_endpoint_does_not() {
+    use databricks_azdo::scenarios::{self, AuthScenario, ScenarioSecrets};
+    let secrets = ScenarioSecrets::random();
+    for scenario in [
+        AuthScenario::AzureFederation,
+        AuthScenario::AzureManagedIdentity,
+    ] {
+        let emulator = emulator_with_identities(scenarios::identities(scenario, &secrets)).await;
+        let project = Project::new(&[("unit", PASSING)]);
+        let proxy = ForwardProxy::start().await;
+        let env = with(
+            &scenario_env(&emulator, &project, scenario, &secrets),
+            &[
+                ("repoPath", REPO_PATH),
+                ("mode", "delete"),
+                ("AGENT_PROXYURL", &proxy.url),
+                ("AGENT_PROXYUSERNAME", PROXY_USER),
+                ("SECRET_AGENT_PROXYPASSWORD", PROXY_PASSWORD),
+            ],
+        );
+        let outcome = run_task(TaskName::RepoUpdate, env, OutputMode::Agent).await;
+        assert_eq!(outcome.code, 0, "{scenario:?}: {}", outcome.stdout);
+        let base = emulator.base_url();
+        let heads = proxy.heads();
+        let through = |start: &str| heads.iter().any(|h| h.starts_with(start));
+        assert!(through(&format!("GET {base}/api/2.0/")), "{heads:?}");
+        if scenario == AuthScenario::AzureFederation {
+            assert!(
+                through(&format!("POST {base}/{}/", scenarios::ORGANIZATION)),
+                "the id token request: {heads:?}"
+            );
+            assert!(
+                through(&format!(
+                    "POST {base}/{}/oauth2/v2.0/token",
+                    scenarios::TENANT
+                )),
+                "the Entra request: {heads:?}"
+            );
+        } else {
+            assert!(
+                !heads.iter().any(|h| h.contains("/metadata/identity/")),
+                "{heads:?}"
+            );
+            assert_eq!(emulator.tokens_issued().get("imds").copied(), Some(1));
+        }
+        emulator.shutdown().await;
+    }
 }

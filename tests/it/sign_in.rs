@@ -19,36 +19,16 @@ const SLEEPY: &str =
     "# Databricks notebook source\nimport time\ntime.sleep(4)\ndbutils.notebook.exit('slept')\n";
 
 async fn start(identities: Identities) -> Emulator {
-    Emulator::start(
-        EmulatorConfig {
-            token: TOKEN.to_string(),
-            pending: Duration::from_millis(20),
-            terminating: Duration::from_millis(10),
-            identities,
-            ..EmulatorConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .expect("emulator starts")
+    emulator_with_identities(identities).await
 }
 
-/// The build's environment with `scenario`'s sign-in instead of a token.
 fn env_for(
     emulator: &Emulator,
     project: &Project,
     scenario: AuthScenario,
     secrets: &ScenarioSecrets,
 ) -> BTreeMap<String, String> {
-    let mut env = pipeline_env(emulator, project);
-    env.remove("SECRET_DATABRICKS_TOKEN");
-    env.remove("INPUT_DATABRICKSTOKEN");
-    env.extend(scenarios::agent_env(
-        scenario,
-        &emulator.base_url(),
-        secrets,
-    ));
-    env
+    scenario_env(emulator, project, scenario, secrets)
 }
 
 /// No credential of the scenario, and no token the emulator issued, in what was printed

@@ -110,6 +110,42 @@ pub async fn emulator_with(faults: Vec<FaultRule>) -> Emulator {
     .expect("emulator starts")
 }
 
+/// An emulator that also plays the identity parties of `identities`.
+pub async fn emulator_with_identities(
+    identities: databricks_azdo::emulator::Identities,
+) -> Emulator {
+    Emulator::start(
+        EmulatorConfig {
+            token: TOKEN.to_string(),
+            pending: Duration::from_millis(20),
+            terminating: Duration::from_millis(10),
+            identities,
+            ..EmulatorConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("emulator starts")
+}
+
+/// The build's environment signing in as `scenario` says instead of with a token.
+pub fn scenario_env(
+    emulator: &Emulator,
+    project: &Project,
+    scenario: databricks_azdo::scenarios::AuthScenario,
+    secrets: &databricks_azdo::scenarios::ScenarioSecrets,
+) -> BTreeMap<String, String> {
+    let mut env = pipeline_env(emulator, project);
+    env.remove("SECRET_DATABRICKS_TOKEN");
+    env.remove("INPUT_DATABRICKSTOKEN");
+    env.extend(databricks_azdo::scenarios::agent_env(
+        scenario,
+        &emulator.base_url(),
+        secrets,
+    ));
+    env
+}
+
 pub fn faults(rules: &[&str]) -> Vec<FaultRule> {
     rules
         .iter()

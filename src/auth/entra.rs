@@ -69,19 +69,21 @@ impl TokenAnswer {
                 message: format!("{party} answered without an access token"),
                 hint: None,
             })?;
+        // Whole seconds (a fraction, which no issuer sends, is refused rather than parsed as a
+        // float: the float parser would cost the wasm core a few KB).
         let seconds = match &self.expires_in {
-            Some(serde_json::Value::Number(n)) => n.as_f64(),
-            Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().ok(),
             _ => None,
         }
-        .filter(|s| s.is_finite() && *s > 0.0)
+        .filter(|s| *s > 0)
         .ok_or_else(|| ApiError::SignIn {
             message: format!("{party} answered without a usable `expires_in`"),
             hint: None,
         })?;
         Ok(Issued {
             token,
-            lifetime: std::time::Duration::from_secs_f64(seconds.min(86_400.0)),
+            lifetime: std::time::Duration::from_secs(seconds.min(86_400)),
         })
     }
 }

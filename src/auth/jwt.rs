@@ -10,8 +10,6 @@ pub struct Claims {
     pub iss: Option<String>,
     #[serde(default)]
     pub sub: Option<String>,
-    #[serde(default)]
-    pub aud: Option<serde_json::Value>,
 }
 
 /// The claims of `token`, or `None` when it is not a JWT.

@@ -542,3 +542,44 @@ async fn the_command_line_reads_the_unified_auth_variables() {
     assert!(issued.values().sum::<u64>() >= 8, "{issued:?}");
     emulator.shutdown().await;
 }
+
+/// A token the workspace stops accepting before the client expected (its clock jumped past the
+/// expiry mid-run) is answered by one renewal and one retry: the run is still followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_mid_run_is_answered_by_one_renewal_and_one_retry() {
+    let secrets = ScenarioSecrets::random();
+    let emulator = start(scenarios::identities(
+        AuthScenario::AzureFederation,
+        &secrets,
+    ))
+    .await;
+    let project = Project::new(&[("sleepy", SLEEPY)]);
+    let env = with(
+        &env_for(&emulator, &project, AuthScenario::AzureFederation, &secrets),
+        &[
+            ("source", "git"),
+            ("notebookPaths", "test/sleepy"),
+            ("existingClusterId", CLUSTER),
+        ],
+    );
+    let expire_mid_run = async {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while count(&emulator, "GET /api/2.1/jobs/runs/get") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the run was never polled"
+            );
+            tokio::time::sleep(ms(10)).await;
+        }
+        emulator.advance_identity_clock(Duration::from_secs(7200));
+    };
+    let (outcome, ()) = tokio::join!(
+        run_task(TaskName::RunNotebookTest, env, OutputMode::Agent),
+        expire_mid_run
+    );
+    assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    let issued = emulator.tokens_issued();
+    assert_eq!(issued.get("entra").copied(), Some(2), "{issued:?}");
+    assert_no_credential(&outcome, &secrets, &[]);
+    emulator.shutdown().await;
+}

@@ -209,6 +209,12 @@ impl Emulator {
             .collect()
     }
 
+    /// Every token the identity parties handed out (id tokens and access tokens): what a test
+    /// hunts for in a task's output.
+    pub fn tokens_handed_out(&self) -> Vec<String> {
+        self.shared.identity.handed_out()
+    }
+
     /// Application ids that are workspace users now: the configured ones and those added on
     /// first use (management token + Contributor), sorted.
     pub fn workspace_principals(&self) -> Vec<String> {

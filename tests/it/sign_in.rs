@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use databricks_azdo::emulator::{
-    Emulator, EmulatorConfig, EntraApplication, Identities, WorkspaceAccess,
-};
+use databricks_azdo::emulator::{Emulator, EntraApplication, Identities, WorkspaceAccess};
 use databricks_azdo::pipeline::OutputMode;
 use databricks_azdo::scenarios::{self, AuthScenario, ScenarioSecrets};
 use databricks_azdo::tasks::TaskName;
@@ -114,7 +112,7 @@ async fn whole_pipeline(scenario: AuthScenario) {
             outcome.stdout.starts_with("##vso[task.setsecret]"),
             "{scenario:?}: secrets are registered first"
         );
-        assert_no_credential(&outcome, &secrets, &[]);
+        assert_no_credential(&outcome, &secrets, &emulator.tokens_handed_out());
     }
     assert_eq!(count(&emulator, "POST /api/2.0/repos"), 1, "{scenario:?}");
     emulator.shutdown().await;
@@ -582,4 +580,46 @@ async fn a_401_mid_run_is_answered_by_one_renewal_and_one_retry() {
     assert_eq!(issued.get("entra").copied(), Some(2), "{issued:?}");
     assert_no_credential(&outcome, &secrets, &[]);
     emulator.shutdown().await;
+}
+
+/// The secret hunt in every output mode (the agent's log, a terminal, a JSON document for
+/// scripts): no credential of any method, and none of the tokens the parties handed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_credential_is_printed_in_any_output_mode() {
+    let scenarios_hunted = [
+        AuthScenario::AzureFederation,
+        AuthScenario::AzureSecret,
+        AuthScenario::AzureCertificate,
+        AuthScenario::AzureManagedIdentity,
+        AuthScenario::DatabricksM2m,
+        AuthScenario::DatabricksFederation,
+    ];
+    let mut hunted_tokens = 0;
+    for scenario in scenarios_hunted {
+        let secrets = ScenarioSecrets::random();
+        let emulator = start(scenarios::identities(scenario, &secrets)).await;
+        let project = Project::new(&[("unit", PASSING), ("bad", FAILING)]);
+        let env = with(
+            &env_for(&emulator, &project, scenario, &secrets),
+            &[
+                ("source", "git"),
+                ("notebookPaths", "test/unit\ntest/bad"),
+                ("existingClusterId", CLUSTER),
+            ],
+        );
+        for mode in [OutputMode::Agent, OutputMode::Terminal, OutputMode::Json] {
+            let outcome = run_task(TaskName::RunNotebookTest, env.clone(), mode).await;
+            assert_eq!(
+                outcome.code, 1,
+                "{scenario:?} {mode:?}: {}{}",
+                outcome.stdout, outcome.stderr
+            );
+            let handed_out = emulator.tokens_handed_out();
+            assert!(!handed_out.is_empty(), "{scenario:?}");
+            hunted_tokens += handed_out.len();
+            assert_no_credential(&outcome, &secrets, &handed_out);
+        }
+        emulator.shutdown().await;
+    }
+    assert!(hunted_tokens >= 18, "{hunted_tokens}");
 }

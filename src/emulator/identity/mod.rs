@@ -110,8 +110,14 @@ impl IdentityState {
 
     /// Signs an Azure DevOps id token and counts it.
     fn sign_id_token(&self, claims: &Value) -> String {
-        lock(&self.store).count(Party::DevOps);
-        jwt::encode_hs256(&self.key, claims)
+        let token = jwt::encode_hs256(&self.key, claims);
+        lock(&self.store).record(Party::DevOps, &token);
+        token
+    }
+
+    /// Every token handed out so far (id tokens and access tokens).
+    pub fn handed_out(&self) -> Vec<String> {
+        lock(&self.store).handed_out()
     }
 
     /// Whether this emulator signed `token` (an Azure DevOps id token).

@@ -85,6 +85,8 @@ const REMEMBER_EXPIRED_MS: u64 = 3_600_000;
 pub(crate) struct TokenStore {
     tokens: HashMap<String, Issued>,
     issued: BTreeMap<Party, u64>,
+    /// Every token handed out, id tokens included, for tests that hunt for leaks.
+    handed_out: Vec<String>,
 }
 
 pub(crate) struct Grant<'a> {
@@ -128,13 +130,19 @@ impl TokenStore {
                 expires_at_ms: now_ms + grant.lifetime_secs * 1000,
             },
         );
-        self.count(grant.party);
+        self.record(grant.party, &token);
         token
     }
 
-    /// Counts a token that is not stored (Azure DevOps id tokens are checked by signature).
-    pub fn count(&mut self, party: Party) {
+    /// Counts a token, and keeps it in the list of those handed out (Azure DevOps id tokens
+    /// are recorded only so: they are checked by signature, not looked up).
+    pub fn record(&mut self, party: Party, token: &str) {
         *self.issued.entry(party).or_default() += 1;
+        self.handed_out.push(token.to_string());
+    }
+
+    pub fn handed_out(&self) -> Vec<String> {
+        self.handed_out.clone()
     }
 
     pub fn issued(&self) -> BTreeMap<&'static str, u64> {

@@ -323,67 +323,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn reads_inputs_variables_and_secrets_as_the_agent_passes_them() {
-        let env = env(&[
-            ("INPUT_NOTEBOOKPATHS", " a\nb "),
-            ("INPUT_DATABRICKSHOST", "$(DATABRICKS_HOST)"),
-            ("BUILD_SOURCEBRANCH", "refs/heads/main"),
-            ("SECRET_DATABRICKS_TOKEN", "dapi123"),
-            ("INPUT_REPOPATH", "/Repos/$(Build.BuildId)/x"),
-            ("INPUT_MODE", "Delet"),
-        ]);
-        let inputs = Inputs::new(&env);
-        assert_eq!(
-            inputs.text("notebookPaths").unwrap().as_deref(),
-            Some("a\nb")
-        );
-        assert_eq!(inputs.get("databricksHost").unwrap(), None);
-        assert_eq!(
-            inputs.variable("Build.SourceBranch").as_deref(),
-            Some("refs/heads/main")
-        );
-        assert_eq!(
-            inputs.secret_variable("DATABRICKS_TOKEN").as_deref(),
-            Some("dapi123")
-        );
-        let err = inputs.get("repoPath").unwrap_err();
-        assert!(err.to_string().contains("`$(Build.BuildId)`"), "{err}");
-        let err = inputs
-            .pick(
-                "mode",
-                &["createOrUpdate", "update", "delete"],
-                "createOrUpdate",
-            )
-            .unwrap_err();
-        assert_eq!(err.hint.as_deref(), Some("did you mean `delete`?"));
-        assert!(
-            inputs.get("notebookPaths").is_err(),
-            "single-line read of a multi-line value"
-        );
-    }
-
-    #[test]
-    fn closest_finds_typos_only() {
-        assert_eq!(
-            closest("serverles", &["existing", "new", "serverless"]),
-            Some("serverless")
-        );
-        assert_eq!(closest("banana", &["existing", "new", "serverless"]), None);
-    }
-}
-
 /// A service connection: `ENDPOINT_URL_<id>`, `ENDPOINT_AUTH_SCHEME_<id>`,
 /// `ENDPOINT_AUTH_PARAMETER_<id>_<KEY>` and `ENDPOINT_DATA_<id>_<KEY>` (keys upper-cased, as
 /// azure-pipelines-task-lib reads them), with the JSON forms `ENDPOINT_AUTH_<id>` and
@@ -458,5 +397,66 @@ impl Endpoint<'_> {
             .and_then(|(_, v)| v.as_str())
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_inputs_variables_and_secrets_as_the_agent_passes_them() {
+        let env = env(&[
+            ("INPUT_NOTEBOOKPATHS", " a\nb "),
+            ("INPUT_DATABRICKSHOST", "$(DATABRICKS_HOST)"),
+            ("BUILD_SOURCEBRANCH", "refs/heads/main"),
+            ("SECRET_DATABRICKS_TOKEN", "dapi123"),
+            ("INPUT_REPOPATH", "/Repos/$(Build.BuildId)/x"),
+            ("INPUT_MODE", "Delet"),
+        ]);
+        let inputs = Inputs::new(&env);
+        assert_eq!(
+            inputs.text("notebookPaths").unwrap().as_deref(),
+            Some("a\nb")
+        );
+        assert_eq!(inputs.get("databricksHost").unwrap(), None);
+        assert_eq!(
+            inputs.variable("Build.SourceBranch").as_deref(),
+            Some("refs/heads/main")
+        );
+        assert_eq!(
+            inputs.secret_variable("DATABRICKS_TOKEN").as_deref(),
+            Some("dapi123")
+        );
+        let err = inputs.get("repoPath").unwrap_err();
+        assert!(err.to_string().contains("`$(Build.BuildId)`"), "{err}");
+        let err = inputs
+            .pick(
+                "mode",
+                &["createOrUpdate", "update", "delete"],
+                "createOrUpdate",
+            )
+            .unwrap_err();
+        assert_eq!(err.hint.as_deref(), Some("did you mean `delete`?"));
+        assert!(
+            inputs.get("notebookPaths").is_err(),
+            "single-line read of a multi-line value"
+        );
+    }
+
+    #[test]
+    fn closest_finds_typos_only() {
+        assert_eq!(
+            closest("serverles", &["existing", "new", "serverless"]),
+            Some("serverless")
+        );
+        assert_eq!(closest("banana", &["existing", "new", "serverless"]), None);
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{SecretSink, Translate};
+use super::{send, SecretSink, Translate};
 use crate::rest::{ApiError, Body, Caller, Method, Request};
 
 /// How to ask Azure DevOps for the job's id token.
@@ -113,12 +113,7 @@ pub async fn id_token(
         headers: vec![("authorization", format!("Bearer {}", request.access_token))],
         body: Some(Body::json(b"{}".to_vec())),
     };
-    let answer: IdTokenAnswer = caller
-        .retrying(
-            &call.label(),
-            || caller.attempt(call.clone(), envelope),
-            || async { None },
-        )
+    let answer: IdTokenAnswer = send(caller, &call, envelope)
         .await
         .map_err(|error| translate.devops(error))?;
     let reason = match &answer.value {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::certificate::SigningCertificate;
 use super::devops::{id_token, IdTokenRequest};
-use super::{Issued, SecretSink, Translate};
+use super::{token_request, Issued, SecretSink, Translate};
 use crate::rest::{ApiError, Body, Caller, Method, Request};
 
 /// The Azure Databricks resource, the same in every Azure cloud.
@@ -144,17 +144,10 @@ pub async fn token(
         headers: Vec::new(),
         body: Some(Body::form(&form)),
     };
-    let answer: TokenAnswer = caller
-        .retrying(
-            &call.label(),
-            || caller.attempt(call.clone(), oauth_envelope),
-            || async { None },
-        )
-        .await
-        .map_err(|error| translate.entra(error, presented.as_deref()))?;
-    let issued = answer.issued("Microsoft Entra")?;
-    secrets(&issued.token);
-    Ok(issued)
+    token_request(caller, &call, "Microsoft Entra", secrets, |error| {
+        translate.entra(error, presented.as_deref())
+    })
+    .await
 }
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -34,11 +34,45 @@ pub use token::refresh_after;
 
 use crate::databricks::WorkspaceUrl;
 use crate::host::Host;
-use crate::rest::{ApiError, Caller, Credential, CredentialHeaders, Notice, StaticToken};
+use crate::rest::{
+    ApiError, Caller, Credential, CredentialHeaders, Envelope, Notice, Request, StaticToken,
+};
 use token::{Obtained, Refreshing, TokenSource};
 
 /// Registers a value as a secret (masked in everything printed from then on).
 pub type SecretSink = Rc<dyn Fn(&str)>;
+
+/// Sends `call` with the caller's retries; the answer read as `T`, or the error `envelope` reads.
+async fn send<T: serde::de::DeserializeOwned>(
+    caller: &Caller,
+    call: &Request,
+    envelope: Envelope,
+) -> Result<T, ApiError> {
+    caller
+        .retrying(
+            &call.label(),
+            || caller.attempt(call.clone(), envelope),
+            || async { None },
+        )
+        .await
+}
+
+/// One request to a token endpoint (OAuth's error shape): a refusal is translated by
+/// `explain`, and the token is registered as a secret before it is handed back.
+async fn token_request(
+    caller: &Caller,
+    call: &Request,
+    issuer: &str,
+    secrets: &SecretSink,
+    explain: impl FnOnce(ApiError) -> ApiError,
+) -> Result<Issued, ApiError> {
+    let answer: entra::TokenAnswer = send(caller, call, entra::oauth_envelope)
+        .await
+        .map_err(explain)?;
+    let issued = answer.issued(issuer)?;
+    secrets(&issued.token);
+    Ok(issued)
+}
 
 /// A token an issuer handed out.
 pub struct Issued {

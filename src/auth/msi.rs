@@ -2,8 +2,7 @@
 //! metadata service, or from the endpoint Azure App Service and Arc hosts announce in
 //! `IDENTITY_ENDPOINT`/`IDENTITY_HEADER`. Never through a proxy: the endpoint is local.
 
-use super::entra::{oauth_envelope, TokenAnswer};
-use super::{Issued, SecretSink, Translate};
+use super::{token_request, Issued, SecretSink, Translate};
 use crate::rest::{ApiError, Caller, Method, Request};
 
 /// The instance metadata service of every Azure VM.
@@ -98,15 +97,12 @@ pub async fn token(
     translate: &Translate,
 ) -> Result<Issued, ApiError> {
     let call = endpoint.request(resource, client_id);
-    let answer: TokenAnswer = caller
-        .retrying(
-            &call.label(),
-            || caller.attempt(call.clone(), oauth_envelope),
-            || async { None },
-        )
-        .await
-        .map_err(|error| translate.msi(error, endpoint))?;
-    let issued = answer.issued("The managed identity endpoint")?;
-    secrets(&issued.token);
-    Ok(issued)
+    token_request(
+        caller,
+        &call,
+        "The managed identity endpoint",
+        secrets,
+        |error| translate.msi(error, endpoint),
+    )
+    .await
 }

@@ -6,8 +6,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::devops::{id_token, IdTokenRequest};
-use super::entra::{oauth_envelope, TokenAnswer};
-use super::{Issued, SecretSink, Translate};
+use super::entra::oauth_envelope;
+use super::{send, token_request, Issued, SecretSink, Translate};
 use crate::databricks::WorkspaceUrl;
 use crate::rest::{ApiError, Body, Caller, Method, Request};
 
@@ -41,12 +41,7 @@ async fn token_endpoint(
         headers: Vec::new(),
         body: None,
     };
-    let discovery: Discovery = caller
-        .retrying(
-            &call.label(),
-            || caller.attempt(call.clone(), oauth_envelope),
-            || async { None },
-        )
+    let discovery: Discovery = send(caller, &call, oauth_envelope)
         .await
         .map_err(|error| translate.databricks_oauth(error, None))?;
     let endpoint = discovery.token_endpoint.unwrap_or_default();
@@ -105,15 +100,12 @@ pub async fn token(
         headers,
         body: Some(body),
     };
-    let answer: TokenAnswer = caller
-        .retrying(
-            &call.label(),
-            || caller.attempt(call.clone(), oauth_envelope),
-            || async { None },
-        )
-        .await
-        .map_err(|error| translate.databricks_oauth(error, presented.as_deref()))?;
-    let issued = answer.issued("The workspace's token endpoint")?;
-    secrets(&issued.token);
-    Ok(issued)
+    token_request(
+        caller,
+        &call,
+        "The workspace's token endpoint",
+        secrets,
+        |error| translate.databricks_oauth(error, presented.as_deref()),
+    )
+    .await
 }

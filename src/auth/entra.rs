@@ -69,6 +69,13 @@ impl TokenAnswer {
                 message: format!("{party} answered without an access token"),
                 hint: None,
             })?;
+        // It goes into a header and into the log's list of secrets: one word of visible ASCII.
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ApiError::SignIn {
+                message: format!("{party} answered with an access token that is not a single word of visible ASCII characters"),
+                hint: Some("check that nothing between the agent and the identity provider (a proxy) rewrites its answers".into()),
+            });
+        }
         // Whole seconds (a fraction, which no issuer sends, is refused rather than parsed as a
         // float: the float parser would cost the wasm core a few KB).
         let seconds = match &self.expires_in {
@@ -151,3 +158,59 @@ pub async fn token(
 }
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+#[cfg(test)]
+mod tests {
+    use super::TokenAnswer;
+
+    fn answer(json: &str) -> Result<std::time::Duration, String> {
+        let answer: TokenAnswer = serde_json::from_str(json).unwrap();
+        answer
+            .issued("Entra")
+            .map(|i| i.lifetime)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_token_answer_must_hold_a_usable_token_and_lifetime() {
+        assert_eq!(
+            answer(r#"{"access_token":"a.b.c","expires_in":3599}"#)
+                .unwrap()
+                .as_secs(),
+            3599
+        );
+        // The instance metadata service writes numbers as strings.
+        assert_eq!(
+            answer(r#"{"access_token":"t","expires_in":"3599"}"#)
+                .unwrap()
+                .as_secs(),
+            3599
+        );
+        assert_eq!(
+            answer(r#"{"access_token":"t","expires_in":10000000}"#)
+                .unwrap()
+                .as_secs(),
+            86_400
+        );
+        assert!(answer(r#"{"expires_in":3599}"#)
+            .unwrap_err()
+            .contains("without an access token"));
+        assert!(answer(r#"{"access_token":"t"}"#)
+            .unwrap_err()
+            .contains("expires_in"));
+        assert!(answer(r#"{"access_token":"t","expires_in":0}"#).is_err());
+        assert!(answer(r#"{"access_token":"t","expires_in":-5}"#).is_err());
+        for hostile in [
+            "a b",
+            "a\nb",
+            "a\r\n##vso[task.complete result=Succeeded]",
+            "tök",
+        ] {
+            let json = serde_json::json!({"access_token": hostile, "expires_in": 60}).to_string();
+            assert!(
+                answer(&json).unwrap_err().contains("single word"),
+                "{hostile:?}"
+            );
+        }
+    }
+}

@@ -274,12 +274,19 @@ fn azure_connection(inputs: &Inputs, host: &dyn Host) -> Result<(SignIn, Transla
         "managedserviceidentity" => {
             let variable = |name: &str| inputs.variable(name);
             let endpoint_url = variable(variable::IDENTITY_ENDPOINT)
-                .map(|url| service_url(&url).map_err(|e| InputError::variable(variable::IDENTITY_ENDPOINT, e)))
+                .map(|url| identity_url(&url).map_err(|e| InputError::variable(variable::IDENTITY_ENDPOINT, e)))
                 .transpose()?;
             let pod_host = variable(variable::POD_IDENTITY_AUTHORITY_HOST)
-                .map(|url| service_url(&url).map_err(|e| InputError::variable(variable::POD_IDENTITY_AUTHORITY_HOST, e)))
+                .map(|url| identity_url(&url).map_err(|e| InputError::variable(variable::POD_IDENTITY_AUTHORITY_HOST, e)))
                 .transpose()?;
-            let msi = MsiEndpoint::from_env(endpoint_url, inputs.secret_variable(variable::IDENTITY_HEADER), pod_host);
+            let header = inputs.secret_variable(variable::IDENTITY_HEADER);
+            if endpoint_url.is_some() && header.is_none() {
+                // Azure Arc announces its endpoint without a header: it answers with a challenge
+                // (a key file to read), which is not built. Say so rather than ask another host.
+                return Err(InputError::variable(variable::IDENTITY_HEADER, "is not set, while IDENTITY_ENDPOINT is: this looks like an Azure Arc machine, whose challenge-based identity endpoint these tasks do not support")
+                    .with_hint("use a service principal or workload identity federation on this agent, or run it on an Azure VM (instance metadata service) or an App Service-style host (IDENTITY_ENDPOINT with IDENTITY_HEADER)"));
+            }
+            let msi = MsiEndpoint::from_env(endpoint_url, header, pod_host);
             let who = Translate {
                 input: name,
                 method: format!("the Azure service connection (managed identity, via {})", msi.describe()),
@@ -329,6 +336,33 @@ fn service_url(raw: &str) -> Result<String, String> {
         return Err(format!("`{shown}` contains credentials"));
     }
     Ok(raw.trim().to_string())
+}
+
+/// A managed identity endpoint: on the machine itself or its link-local metadata service
+/// (169.254.x.x), where plain http is how they are served; anywhere else, https.
+fn identity_url(raw: &str) -> Result<String, String> {
+    let local = crate::text::parse_url(raw.trim()).ok().is_some_and(|url| {
+        url.scheme() == "http"
+            && url.username().is_empty()
+            && url.password().is_none()
+            && match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_link_local() || ip.is_loopback(),
+                Some(url::Host::Domain(host)) => {
+                    crate::databricks::workspace_url::is_loopback(host)
+                }
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            }
+    });
+    if local {
+        Ok(raw.trim().to_string())
+    } else {
+        service_url(raw).map_err(|e| {
+            format!(
+                "{e}; a metadata endpoint may also be http on a link-local address (169.254.x.x)"
+            )
+        })
+    }
 }
 
 fn workspace_resource_id(inputs: &Inputs) -> Result<Option<String>, InputError> {
@@ -591,4 +625,34 @@ fn with_its_lines(secret: String) -> Vec<String> {
         }
     }
     std::iter::once(secret).chain(lines).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{identity_url, service_url, with_its_lines};
+
+    #[test]
+    fn credentials_go_only_to_https_or_to_this_machine() {
+        assert!(service_url("https://login.microsoftonline.com/").is_ok());
+        assert!(service_url("http://127.0.0.1:8080/").is_ok());
+        assert!(service_url("http://login.example.com/").is_err());
+        assert!(service_url("https://user:pass@login.example.com/").is_err());
+        assert!(service_url("ftp://x/").is_err());
+        // The metadata service is plain http on a link-local address, and so may be an override.
+        assert!(identity_url("http://169.254.169.254").is_ok());
+        assert!(identity_url("http://localhost:40342/metadata/identity/oauth2/token").is_ok());
+        assert!(identity_url("http://10.0.0.4/").is_err());
+        assert!(identity_url("http://metadata.example.com/").is_err());
+    }
+
+    #[test]
+    fn a_private_key_is_masked_line_by_line_but_a_certificate_is_not() {
+        let pem = "-----BEGIN CERTIFICATE-----\nCERTLINEAAAAAAAAAAAAAAAA\n-----END CERTIFICATE-----\n-----BEGIN RSA PRIVATE KEY-----\nKEYLINE1AAAAAAAAAAAAAAAA\nKEYLINE2AAAAAAAAAAAAAAAA\n-----END RSA PRIVATE KEY-----\n";
+        let masked = with_its_lines(pem.to_string());
+        assert_eq!(masked[0], pem);
+        assert_eq!(
+            &masked[1..],
+            ["KEYLINE1AAAAAAAAAAAAAAAA", "KEYLINE2AAAAAAAAAAAAAAAA"]
+        );
+    }
 }

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 
 import {
@@ -210,6 +211,43 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
     } finally {
       await shortLived.stop();
       sleepy.cleanup();
+    }
+  });
+
+  test(`${runtime}: token calls take the agent's proxy; the managed identity endpoint never does`, async () => {
+    const seen = [];
+    const proxy = http.createServer((request, response) => {
+      seen.push(`${request.method} ${request.url}`);
+      const upstream = http.request(request.url, { method: request.method, headers: request.headers }, (answer) => {
+        response.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(response);
+      });
+      upstream.on('error', () => response.destroy());
+      request.pipe(upstream);
+    });
+    await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      for (const method of ['federation', 'managedIdentity']) {
+        seen.length = 0;
+        const env = pipelineEnv(emulator, project, {
+          SECRET_DATABRICKS_TOKEN: undefined, INPUT_DATABRICKSTOKEN: undefined,
+          ...agentEnv(method, emulator.url), ...runtimeEnv,
+          repoPath: `${REPO_PATH}-proxied`, mode: 'delete', AGENT_PROXYURL: `http://127.0.0.1:${proxy.address().port}`,
+        });
+        const result = await runTask('DatabricksRepoUpdate', env);
+        assert.equal(result.code, 0, result.stdout);
+        assert.ok(seen.some((r) => r.startsWith(`GET ${emulator.url}/api/2.0/`)), seen.join('\n'));
+        if (method === 'federation') {
+          assert.ok(seen.some((r) => r.startsWith('POST') && r.includes('/oidctoken?')), `the id token request: ${seen.join('\n')}`);
+          assert.ok(seen.some((r) => r.startsWith(`POST ${emulator.url}/${TENANT}/oauth2/v2.0/token`)), `the Entra request: ${seen.join('\n')}`);
+        } else {
+          assert.ok(!seen.some((r) => r.includes('/msi/token')), seen.join('\n'));
+        }
+        assertNoCredential(result, `${runtime} ${method} proxied`);
+      }
+    } finally {
+      proxy.closeAllConnections?.();
+      await new Promise((resolve) => proxy.close(resolve));
     }
   });
 

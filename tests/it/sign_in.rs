@@ -400,6 +400,23 @@ async fn bad_configuration_fails_before_any_request() {
             "input `workspaceResourceId`",
         ),
         (
+            "an Azure Arc identity endpoint (a challenge, not built)",
+            with(
+                &set(
+                    &base,
+                    &[(
+                        &format!("ENDPOINT_AUTH_SCHEME_{id}"),
+                        "ManagedServiceIdentity",
+                    )],
+                ),
+                &[(
+                    "IDENTITY_ENDPOINT",
+                    "http://localhost:40342/metadata/identity/oauth2/token",
+                )],
+            ),
+            "variable `IDENTITY_HEADER`",
+        ),
+        (
             "an unknown method",
             with(&base, &[("authMethod", "azureServiceConection")]),
             "did you mean `azureServiceConnection`",

@@ -57,20 +57,34 @@ impl std::fmt::Display for Method {
 }
 
 /// One request as the caller builds it; `path` names it in messages.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Request {
     pub method: Method,
     /// Absolute, query included.
     pub url: String,
     pub path: String,
-    /// Besides `user-agent`, `accept` and `content-type`, which every call sends. An
-    /// `authorization` value is a secret: it is hidden wherever a server repeats it.
+    /// Besides `user-agent`, `accept` and `content-type`, which every call sends. The values
+    /// of [`SECRET_HEADERS`] are credentials: hidden wherever a server repeats them.
     pub headers: Vec<(&'static str, String)>,
+    /// JSON, or a form that may hold a client secret or an assertion.
     pub body: Option<Body>,
 }
 
+// By hand: header values and bodies may be credentials, and never reach a debug line.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<&str> = self.headers.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &headers)
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A request body and its media type.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Body {
     pub content_type: &'static str,
     pub bytes: Vec<u8>,
@@ -93,6 +107,12 @@ impl Body {
             content_type: "application/x-www-form-urlencoded",
             bytes: text.into_bytes(),
         }
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Body({}, {} bytes)", self.content_type, self.bytes.len())
     }
 }
 
@@ -475,5 +495,22 @@ mod tests {
         assert_eq!(error.status(), Some(400));
         assert_eq!(error.error_code(), Some("invalid_client"));
         assert_eq!(error.message(), "AADSTS7000215 (400)");
+    }
+
+    #[test]
+    fn a_request_never_shows_its_credentials_or_body_in_debug() {
+        let request = Request {
+            method: Method::Post,
+            url: "https://login.example/t/oauth2/v2.0/token?x=secret-in-query".into(),
+            path: "/t/oauth2/v2.0/token".into(),
+            headers: vec![("authorization", "Bearer secret-token".into())],
+            body: Some(super::Body::form(&[("client_secret", "secret-value")])),
+        };
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(
+            shown.contains("authorization") && shown.contains("x-www-form-urlencoded"),
+            "{shown}"
+        );
     }
 }

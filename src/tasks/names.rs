@@ -32,6 +32,7 @@ pub mod input {
     pub const PARAMETERS: &str = "parameters";
     pub const TIMEOUT_MINUTES: &str = "timeoutMinutes";
     pub const RUN_NAME: &str = "runName";
+    pub const FAIL_ON_FAILED_TESTS: &str = "failOnFailedTests";
 }
 
 /// Output variables (`##vso[task.setvariable ...;isOutput=true]`).
@@ -46,6 +47,9 @@ pub mod output {
     pub const RUN_PAGE_URL: &str = "runPageUrl";
     pub const RESULT_STATE: &str = "resultState";
     pub const NOTEBOOK_OUTPUT: &str = "notebookOutput";
+    pub const TESTS_PASSED: &str = "testsPassed";
+    pub const TESTS_FAILED: &str = "testsFailed";
+    pub const TESTS_SKIPPED: &str = "testsSkipped";
 }
 
 /// Pipeline and agent variables (public ones as `SYSTEM_DEBUG`, secrets as `SECRET_...`).

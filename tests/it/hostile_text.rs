@@ -349,27 +349,29 @@ async fn notebook_text_is_code_in_the_summary() {
     let markdown = summary_of(&outcome.stdout);
     let origin = emulator.base_url();
     let found = links_images_and_html(&markdown);
+    // The run page and each notebook's own page, all into the workspace, and nothing else.
     assert!(
-        found.len() == 1 && found[0].starts_with(&format!("link {origin}/")),
-        "only the run page link: {found:?}\n{markdown}"
+        found.len() == 1 + 2 * MARKDOWN.len()
+            && found.iter().all(|f| f.starts_with(&format!("link {origin}/"))),
+        "only links into the workspace: {found:?}\n{markdown}"
     );
     let rows = summary_table(&markdown);
     assert_eq!(rows.len(), 1 + 2 * MARKDOWN.len(), "{markdown}");
     assert!(
-        rows.iter().all(|row| row.len() == 4),
+        rows.iter().all(|row| row.len() == 5),
         "{rows:?}\n{markdown}"
     );
     for (i, text) in MARKDOWN.iter().enumerate() {
         let (say, shout) = (&rows[1 + 2 * i], &rows[2 + 2 * i]);
         assert_eq!(say[1], format!("{REPO_PATH}/test/say{i}"), "{markdown}");
         assert_eq!(
-            say[3],
+            say[4],
             text.replace('\n', " "),
             "{text:?}: the output, whole"
         );
         let first_line = text.lines().next().unwrap();
         let error = format!("failed: ValueError: {first_line}");
-        assert_eq!(shout[3], error, "{text:?}: the error, whole");
+        assert_eq!(shout[4], error, "{text:?}: the error, whole");
     }
     emulator.shutdown().await;
 }
@@ -442,9 +444,10 @@ async fn only_links_into_the_workspace_are_shown() {
         assert_eq!(outcome.code, 1, "{path}: {}", outcome.stdout);
         let markdown = summary_of(&outcome.stdout);
         let found = links_images_and_html(&markdown);
-        assert_eq!(found.len(), 1, "{path}: {found:?}\n{markdown}");
+        // The run page and the notebook's task page.
+        assert_eq!(found.len(), 2, "{path}: {found:?}\n{markdown}");
         assert!(
-            found[0].starts_with(&format!("link {workspace}/")),
+            found.iter().all(|f| f.starts_with(&format!("link {workspace}/"))),
             "{path}: {found:?}"
         );
         let output = output_variable(&outcome.stdout, "runPageUrl").unwrap();

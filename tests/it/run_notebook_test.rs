@@ -404,8 +404,10 @@ async fn results_go_to_the_tests_tab_and_the_build_summary() {
     assert!(file.starts_with(&temp_dir), "{publish}");
     assert!(publish.contains("type=JUnit;"), "{publish}");
     let xml = std::fs::read_to_string(file).unwrap();
+    // One suite per notebook, each notebook one case (they hand back no report of their own).
     assert!(
-        xml.contains(r#"tests="2" failures="1" errors="0" skipped="0""#),
+        xml.contains(r#"<testsuite name="/Repos/ci/project/test/unit" tests="1" failures="0" errors="0" skipped="0""#)
+            && xml.contains(r#"<testsuite name="/Repos/ci/project/test/bad" tests="1" failures="1" errors="0" skipped="0""#),
         "{xml}"
     );
     assert!(
@@ -427,12 +429,14 @@ async fn results_go_to_the_tests_tab_and_the_build_summary() {
         markdown.starts_with("### Databricks notebook tests: 1 of 2 passed ([run "),
         "{markdown}"
     );
+    // Each notebook links to its task's run page.
+    let origin = emulator.base_url();
     assert!(
-        markdown.contains("| ✅ | ` /Repos/ci/project/test/unit ` |"),
+        markdown.contains(&format!("| ✅ | [` /Repos/ci/project/test/unit `](<{origin}/")),
         "{markdown}"
     );
     assert!(
-        markdown.contains("| ❌ | ` /Repos/ci/project/test/bad ` |"),
+        markdown.contains(&format!("| ❌ | [` /Repos/ci/project/test/bad `](<{origin}/")),
         "{markdown}"
     );
     emulator.shutdown().await;

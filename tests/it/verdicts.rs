@@ -117,11 +117,15 @@ async fn an_answer_that_does_not_match_the_submission_never_passes() {
             .find(|p| p.extension().is_some_and(|x| x == "xml"))
             .unwrap_or_else(|| panic!("{case}: no JUnit file: {}", outcome.stdout));
         let junit = std::fs::read_to_string(junit).unwrap();
-        let case_xml = junit
-            .split("<testcase ")
-            .find(|c| c.contains(&format!("name=\"{named}\"")))
+        let document = roxmltree::Document::parse(&junit).unwrap();
+        let test_case = document
+            .descendants()
+            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(named))
             .unwrap_or_else(|| panic!("{case}: no test case for {named}: {junit}"));
-        assert!(case_xml.contains("<failure"), "{case}: {case_xml}");
+        assert!(
+            test_case.children().any(|c| c.has_tag_name("failure")),
+            "{case}: {junit}"
+        );
 
         let json = run_task(
             TaskName::RunNotebookTest,

@@ -6,6 +6,7 @@ pub mod poll;
 mod report;
 mod settings;
 mod submit;
+pub mod test_report;
 mod verdict;
 mod watch;
 
@@ -93,7 +94,7 @@ async fn follow(
             Failure::new(FailureKind::Canceled, message).details(json!({ "runId": run_id })),
         ));
     };
-    let verdict = verdict::judge(run_id, &finished, &results);
+    let verdict = verdict::judge(run_id, &finished, &results, settings.fail_on_failed_tests);
     report::report(
         host,
         log,

@@ -34,6 +34,7 @@ pub const INPUTS: &[&str] = &[
     input::PARAMETERS,
     input::TIMEOUT_MINUTES,
     input::RUN_NAME,
+    input::FAIL_ON_FAILED_TESTS,
 ];
 
 pub const SOURCE: PickList = PickList {
@@ -52,6 +53,9 @@ pub const OUTPUTS: &[&str] = &[
     output::RUN_PAGE_URL,
     output::RESULT_STATE,
     output::NOTEBOOK_OUTPUT,
+    output::TESTS_PASSED,
+    output::TESTS_FAILED,
+    output::TESTS_SKIPPED,
 ];
 pub const DEFAULT_TIMEOUT_MINUTES: f64 = 60.0;
 
@@ -99,6 +103,8 @@ pub struct Settings {
     pub timeout: Option<Duration>,
     pub run_name: String,
     pub idempotency_token: String,
+    /// A notebook that ends normally but reports failed test cases fails the step.
+    pub fail_on_failed_tests: bool,
     /// Inputs that were set but have no effect with the others, said before any request.
     pub warnings: Vec<String>,
 }
@@ -139,6 +145,7 @@ impl Settings {
         let notebooks = with_task_keys(paths);
         let idempotency_token = idempotency_token(inputs, host, &notebooks, &run_name);
         let warnings = ignored_inputs(inputs, source, &compute);
+        let fail_on_failed_tests = inputs.boolean(input::FAIL_ON_FAILED_TESTS, true)?;
         Ok(Settings {
             connection,
             notebooks,
@@ -148,6 +155,7 @@ impl Settings {
             timeout,
             run_name,
             idempotency_token,
+            fail_on_failed_tests,
             warnings,
         })
     }

@@ -6,6 +6,7 @@ use crate::databricks::models::{LifeCycleState, ResultState, Run, RunOutput, Run
 use crate::pipeline::Secrets;
 
 use super::settings::Notebook;
+use super::test_report::{read_exit_value, Counts, Reported};
 
 /// `TERMINATED SUCCESS`, `RUNNING`, or `UNKNOWN` when Databricks gave no life cycle state.
 pub fn describe_state(state: &RunState) -> String {
@@ -28,11 +29,49 @@ pub struct NotebookResult {
     /// Why Databricks' answer gives no trustworthy result for this entry (a submitted notebook
     /// missing or listed twice, a task nobody submitted); it then fails whatever its state.
     pub unverified: Option<String>,
+    /// The test report the notebook handed back as its exit value, if any.
+    pub tests: Reported,
 }
 
 impl NotebookResult {
-    pub fn succeeded(&self) -> bool {
+    /// Keeps the task's output, and reads the test report in its exit value.
+    pub fn attach_output(&mut self, output: RunOutput) {
+        let notebook_output = output.notebook_output.as_ref();
+        let truncated = notebook_output.and_then(|o| o.truncated) == Some(true);
+        self.tests = match notebook_output.and_then(|o| o.result.as_deref()) {
+            Some(value) => read_exit_value(value, truncated),
+            None => Reported::Nothing,
+        };
+        self.output = Some(output);
+    }
+
+    /// The notebook ran to its end (whatever its test cases say).
+    pub fn ran(&self) -> bool {
         self.unverified.is_none() && self.task.state.result_state == Some(ResultState::Success)
+    }
+
+    /// Its test cases by outcome, when it handed back a report.
+    pub fn case_counts(&self) -> Option<Counts> {
+        match &self.tests {
+            Reported::Report(report) => Some(report.counts()),
+            _ => None,
+        }
+    }
+
+    /// The notebook ran, and none of the cases it reported failed.
+    pub fn succeeded(&self) -> bool {
+        self.ran() && self.case_counts().is_none_or(|c| c.failed == 0)
+    }
+
+    /// The notebook as test cases, as the Tests tab counts them: its report's cases, or itself
+    /// as one case when it has no report or did not run to its end.
+    pub fn tests_tab_counts(&self) -> Counts {
+        match self.case_counts() {
+            Some(counts) if self.ran() => counts,
+            _ if self.ran() => Counts { passed: 1, ..Counts::default() },
+            _ if self.task.state.life_cycle_state == Some(LifeCycleState::Skipped) => Counts { skipped: 1, ..Counts::default() },
+            _ => Counts { failed: 1, ..Counts::default() },
+        }
     }
 
     pub fn duration_ms(&self) -> Option<i64> {
@@ -57,6 +96,12 @@ impl NotebookResult {
     pub fn failure_reason(&self, secrets: &Secrets) -> String {
         if let Some(why) = &self.unverified {
             return why.clone();
+        }
+        if self.ran() {
+            if let Some(counts) = self.case_counts().filter(|c| c.failed > 0) {
+                let total = counts.passed + counts.failed + counts.skipped;
+                return format!("reported failed test cases: {} of {total} failed", counts.failed);
+            }
         }
         let state = &self.task.state;
         let message = state.state_message.as_deref().filter(|m| !m.is_empty());
@@ -141,6 +186,7 @@ pub fn match_tasks(run: &Run, notebooks: &[Notebook]) -> Vec<NotebookResult> {
                 task,
                 output: None,
                 unverified,
+                tests: Reported::Nothing,
             }
         })
         .collect();
@@ -162,6 +208,7 @@ pub fn match_tasks(run: &Run, notebooks: &[Notebook]) -> Vec<NotebookResult> {
             unverified: Some(format!(
                 "was not submitted by this step ({key}): {run_id} does not match what was submitted"
             )),
+            tests: Reported::Nothing,
         });
     }
     results
@@ -185,13 +232,19 @@ fn stranger_name(task: &RunTask) -> String {
 pub struct Verdict {
     /// The run's result state, or its whole state when it has none.
     pub run_result: String,
-    /// `Ok(summary line)` when every notebook passed and the run succeeded; otherwise
-    /// `Err(the step's failure message)`.
+    /// `Ok(summary line)` when the step passes; otherwise `Err(the step's failure message)`.
     pub outcome: Result<String, String>,
+    /// It passes, but with something to look at (failed test cases that do not fail the step).
+    pub issues: bool,
+    /// Test cases over all notebooks, as the Tests tab counts them.
+    pub tests: Counts,
+    /// Whether failed test cases fail the step (`failOnFailedTests`).
+    pub failed_cases_fail: bool,
 }
 
-/// Judges a finished run from its notebooks' results (from [`match_tasks`]).
-pub fn judge(run_id: i64, run: &Run, results: &[NotebookResult]) -> Verdict {
+/// Judges a finished run from its notebooks' results (from [`match_tasks`]). With
+/// `fail_on_failed_tests`, a notebook that ran but reported failed cases fails the step.
+pub fn judge(run_id: i64, run: &Run, results: &[NotebookResult], fail_on_failed_tests: bool) -> Verdict {
     let run_result = run
         .state
         .result_state
@@ -199,13 +252,24 @@ pub fn judge(run_id: i64, run: &Run, results: &[NotebookResult]) -> Verdict {
         .map(|s| s.to_string())
         .unwrap_or_else(|| describe_state(&run.state));
     let total = results.len();
-    let failed = results.iter().filter(|r| !r.succeeded()).count();
+    let passes = |r: &NotebookResult| if fail_on_failed_tests { r.succeeded() } else { r.ran() };
+    let failed = results.iter().filter(|r| !passes(r)).count();
+    let mut tests = Counts::default();
+    results.iter().for_each(|r| tests.add(r.tests_tab_counts()));
+    let reported = results.iter().any(|r| r.case_counts().is_some());
+    let with_failed_cases = results.iter().filter(|r| r.ran() && !r.succeeded()).count();
     let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let cases = if reported {
+        format!("; test cases: {}", tests.describe())
+    } else {
+        String::new()
+    };
     let outcome =
         if failed == 0 && total > 0 && run.state.result_state == Some(ResultState::Success) {
             Ok(format!(
-                "{total} of {total} notebook{} passed",
-                plural(total)
+                "{total} of {total} notebook{} passed{cases}{}",
+                plural(total),
+                if with_failed_cases > 0 { " (failOnFailedTests is false)" } else { "" }
             ))
         } else if total == 0 {
             Err(format!(
@@ -224,7 +288,7 @@ pub fn judge(run_id: i64, run: &Run, results: &[NotebookResult]) -> Verdict {
         } else {
             let unverified = results.iter().filter(|r| r.unverified.is_some()).count();
             Err(format!(
-                "{failed} of {total} notebook{} did not pass (run {run_id}: {run_result}){}",
+                "{failed} of {total} notebook{} did not pass (run {run_id}: {run_result}){}{cases}",
                 plural(total),
                 match unverified {
                     0 => String::new(),
@@ -233,8 +297,11 @@ pub fn judge(run_id: i64, run: &Run, results: &[NotebookResult]) -> Verdict {
             ))
         };
     Verdict {
+        failed_cases_fail: fail_on_failed_tests,
+        issues: outcome.is_ok() && with_failed_cases > 0,
         run_result,
         outcome,
+        tests,
     }
 }
 

@@ -208,7 +208,7 @@ pub async fn fetch_outputs(
             let task_run = result.task.run_id.filter(|id| Some(*id) != run.run_id);
             if let Some(id) = task_run {
                 match client.get_run_output(id).await {
-                    Ok(output) => result.output = Some(output),
+                    Ok(output) => result.attach_output(output),
                     Err(e) => log.warning(&format!(
                         "could not read the output of {}: {e}",
                         result.path

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::super::test_report::{Counts, Reported};
 use super::super::verdict::{NotebookResult, Verdict};
 use crate::databricks::models::{LifeCycleState, ResultState, Run};
 use crate::databricks::WorkspaceUrl;
@@ -13,6 +14,8 @@ struct RunDocument<'a> {
     run_id: i64,
     run_page_url: Option<String>,
     result_state: &'a str,
+    /// Test cases over all notebooks, as the Tests tab counts them.
+    tests: TestsDocument,
     notebooks: Vec<NotebookDocument<'a>>,
 }
 
@@ -30,6 +33,27 @@ struct NotebookDocument<'a> {
     output: Option<&'a str>,
     error: Option<&'a str>,
     unverified: Option<&'a str>,
+    /// The counts of the test cases it reported, if it handed back a report.
+    tests: Option<TestsDocument>,
+    /// Why its test report could not be read.
+    test_report_warning: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct TestsDocument {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+impl From<Counts> for TestsDocument {
+    fn from(counts: Counts) -> TestsDocument {
+        TestsDocument {
+            passed: counts.passed,
+            failed: counts.failed,
+            skipped: counts.skipped,
+        }
+    }
 }
 
 /// A run page link for the document: only one into the workspace, as for `runPageUrl`.
@@ -58,12 +82,18 @@ pub fn details(
             output: r.exit_value(),
             error: r.output.as_ref().and_then(|o| o.error.as_deref()),
             unverified: r.unverified.as_deref(),
+            tests: r.case_counts().map(TestsDocument::from),
+            test_report_warning: match &r.tests {
+                Reported::Unreadable(why) => Some(why),
+                _ => None,
+            },
         })
         .collect();
     let document = RunDocument {
         run_id,
         run_page_url: workspace_link(workspace, run.run_page_url.as_deref()),
         result_state: &verdict.run_result,
+        tests: verdict.tests.into(),
         notebooks,
     };
     serde_json::to_value(document).expect("the document serializes")

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::super::test_report::{CaseStatus, Reported, TestCase as ReportedCase};
 use super::super::verdict::NotebookResult;
 use crate::databricks::models::LifeCycleState;
 use crate::pipeline::escape::plain_text;
@@ -25,6 +26,8 @@ pub enum Outcome {
 
 #[derive(Clone, Debug)]
 pub struct TestCase {
+    /// The notebook path, and the case's class when the notebook reported its own cases.
+    pub class: Masked,
     pub name: Masked,
     pub duration: Option<Duration>,
     pub outcome: Outcome,
@@ -36,15 +39,34 @@ pub struct TestCase {
     pub output: Option<Masked>,
 }
 
-/// One `<testsuite>` named `suite` holding `cases`.
-pub fn junit_xml(suite: &Masked, cases: &[TestCase]) -> String {
+/// The cases of one notebook: `<testsuite>` named after it.
+#[derive(Clone, Debug)]
+pub struct Suite {
+    pub name: Masked,
+    pub cases: Vec<TestCase>,
+}
+
+/// `<testsuites>` named `title`, one `<testsuite>` per notebook.
+pub fn junit_xml(title: &Masked, suites: &[Suite]) -> String {
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\">\n",
+        escape(title)
+    );
+    for suite in suites {
+        write_suite(&mut xml, suite);
+    }
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+fn write_suite(xml: &mut String, suite: &Suite) {
+    let cases = &suite.cases;
     let count = |outcome| cases.iter().filter(|c| c.outcome == outcome).count();
     let total: Duration = cases.iter().filter_map(|c| c.duration).sum();
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
     let _ = writeln!(
         xml,
         "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{}\">",
-        escape(suite),
+        escape(&suite.name),
         cases.len(),
         count(Outcome::Failed),
         count(Outcome::Error),
@@ -54,7 +76,8 @@ pub fn junit_xml(suite: &Masked, cases: &[TestCase]) -> String {
     for case in cases {
         let _ = write!(
             xml,
-            "    <testcase classname=\"databricks\" name=\"{}\" time=\"{}\"",
+            "    <testcase classname=\"{}\" name=\"{}\" time=\"{}\"",
+            escape(&case.class),
             escape(&case.name),
             seconds(case.duration.unwrap_or_default())
         );
@@ -82,8 +105,7 @@ pub fn junit_xml(suite: &Masked, cases: &[TestCase]) -> String {
         }
         xml.push_str("    </testcase>\n");
     }
-    xml.push_str("  </testsuite>\n</testsuites>\n");
-    xml
+    xml.push_str("  </testsuite>\n");
 }
 
 /// Escapes text for XML content and attributes; ANSI escape sequences (colours in a Python
@@ -111,8 +133,59 @@ fn escape_str(text: &str) -> String {
     out
 }
 
-/// One test case per notebook. Every text is masked here, as a raw value, before the JUnit
-/// writer escapes it.
+/// A notebook as the Tests tab shows it: its own test cases when it ran and handed back a
+/// report, else one case for the notebook. Every text is masked here, as a raw value, before
+/// the JUnit writer escapes it.
+pub fn suite(result: &NotebookResult, log: &Log) -> Suite {
+    let name = log.mask(&result.path);
+    let cases = match &result.tests {
+        Reported::Report(report) if result.ran() => report
+            .cases
+            .iter()
+            .map(|case| reported_case(&result.path, case, log))
+            .collect(),
+        _ => vec![test_case(result, log)],
+    };
+    Suite { name, cases }
+}
+
+/// A case the notebook reported: classname = the notebook path and the case's class.
+fn reported_case(path: &str, case: &ReportedCase, log: &Log) -> TestCase {
+    let outcome = match case.status {
+        CaseStatus::Passed => Outcome::Passed,
+        CaseStatus::Failed => Outcome::Failed,
+        CaseStatus::Error => Outcome::Error,
+        CaseStatus::Skipped => Outcome::Skipped,
+    };
+    let class = match &case.class {
+        Some(class) => format!("{path}.{class}"),
+        None => path.to_string(),
+    };
+    TestCase {
+        class: log.mask(&class),
+        name: log.mask(&case.name),
+        duration: case.time.as_deref().and_then(parse_seconds),
+        outcome,
+        message: log.mask(case.message.as_deref().unwrap_or_default()),
+        detail: log.mask(case.trace.as_deref().unwrap_or_default()),
+        output: case.output.as_deref().map(|o| log.mask(o)),
+    }
+}
+
+/// `"1.25"` seconds as a duration, without floating point (a plain decimal number).
+fn parse_seconds(text: &str) -> Option<Duration> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let digits: String = fraction.chars().take(9).collect();
+    let nanos: u32 = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
+    Some(Duration::new(secs.min(u32::MAX as u64), nanos))
+}
+
+/// The notebook itself as one test case (no report, or it did not run to its end).
 pub fn test_case(result: &NotebookResult, log: &Log) -> TestCase {
     let state = &result.task.state;
     let output = result.output.as_ref();
@@ -132,6 +205,7 @@ pub fn test_case(result: &NotebookResult, log: &Log) -> TestCase {
         .or_else(|| state.state_message.clone())
         .unwrap_or_default();
     TestCase {
+        class: log.mask("databricks"),
         name: log.mask(&result.path),
         duration: result
             .duration_ms()
@@ -160,6 +234,7 @@ mod tests {
     #[test]
     fn writes_each_outcome() {
         let case = |name: &str, outcome, output: Option<&str>| TestCase {
+            class: text("databricks"),
             name: text(name),
             duration: Some(Duration::from_millis(1500)),
             outcome,
@@ -169,15 +244,19 @@ mod tests {
         };
         let xml = junit_xml(
             &text("Databricks run 7"),
-            &[
-                case("/a/unit", Outcome::Passed, Some("ok \"quoted\"")),
-                case("/a/bad", Outcome::Failed, None),
-                case("/a/gone", Outcome::Error, None),
-                case("/a/skip", Outcome::Skipped, None),
-                case("/a/bare", Outcome::Passed, None),
-            ],
+            &[Suite {
+                name: text("/a"),
+                cases: vec![
+                    case("/a/unit", Outcome::Passed, Some("ok \"quoted\"")),
+                    case("/a/bad", Outcome::Failed, None),
+                    case("/a/gone", Outcome::Error, None),
+                    case("/a/skip", Outcome::Skipped, None),
+                    case("/a/bare", Outcome::Passed, None),
+                ],
+            }],
         );
-        assert!(xml.contains(r#"<testsuite name="Databricks run 7" tests="5" failures="1" errors="1" skipped="1" time="7.5">"#), "{xml}");
+        assert!(xml.contains(r#"<testsuites name="Databricks run 7">"#), "{xml}");
+        assert!(xml.contains(r#"<testsuite name="/a" tests="5" failures="1" errors="1" skipped="1" time="7.5">"#), "{xml}");
         assert!(
             xml.contains("<system-out>ok &quot;quoted&quot;</system-out>"),
             "{xml}"
@@ -188,6 +267,15 @@ mod tests {
             xml.contains(r#"<testcase classname="databricks" name="/a/bare" time="1.5"/>"#),
             "{xml}"
         );
+    }
+
+    #[test]
+    fn case_times_are_read_without_floating_point() {
+        assert_eq!(parse_seconds("1.25"), Some(Duration::from_millis(1250)));
+        assert_eq!(parse_seconds("0.0001"), Some(Duration::from_micros(100)));
+        assert_eq!(parse_seconds("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_seconds("0.1234567891"), Some(Duration::from_nanos(123_456_789)));
+        assert_eq!(parse_seconds("x"), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The log's Results section: a PASS or FAIL line per notebook with its output, then each
-//! failure as an error with its trace in a collapsible group. Outside text is printed through
+//! The log's Results section: a PASS or FAIL line per notebook with its output or its test
+//! cases' counts, then each failure as an error with its trace in a collapsible group (each
+//! failed test case with its message and trace). Outside text is printed through
 //! [`Log::untrusted`], masked and unable to issue a logging command.
 
 use std::time::Duration;
@@ -10,12 +11,13 @@ use crate::databricks::WorkspaceUrl;
 use crate::pipeline::Log;
 use crate::text::seconds;
 
-use super::super::verdict::{describe_state, NotebookResult};
+use super::super::test_report::{CaseStatus, Reported};
+use super::super::verdict::{describe_state, NotebookResult, Verdict};
 
 /// Longest notebook output printed inline (the output variable keeps all of it).
 const MAX_PRINTED_OUTPUT: usize = 2000;
 
-pub fn results(log: &Log, workspace: &WorkspaceUrl, results: &[NotebookResult]) {
+pub fn results(log: &Log, workspace: &WorkspaceUrl, results: &[NotebookResult], verdict: &Verdict) {
     log.section("Results");
     for result in results {
         let duration = result
@@ -32,7 +34,19 @@ pub fn results(log: &Log, workspace: &WorkspaceUrl, results: &[NotebookResult]) 
             if result.succeeded() { "PASS" } else { "FAIL" },
             result.path
         ));
-        if let Some(value) = result.exit_value() {
+        match &result.tests {
+            Reported::Report(report) => {
+                log.info(&format!("  tests: {}", report.counts().describe()));
+            }
+            Reported::Unreadable(why) => log.warning(&format!("{}: {why}", result.path)),
+            Reported::Nothing => {}
+        }
+        // A report is shown as its cases, not as the document it came in.
+        let value = match result.tests {
+            Reported::Report(_) => None,
+            _ => result.exit_value(),
+        };
+        if let Some(value) = value {
             let truncated = result
                 .output
                 .as_ref()
@@ -60,6 +74,7 @@ pub fn results(log: &Log, workspace: &WorkspaceUrl, results: &[NotebookResult]) 
     }
     let failed: Vec<&NotebookResult> = results.iter().filter(|r| !r.succeeded()).collect();
     for result in &failed {
+        failed_cases(log, result);
         let output = result.output.as_ref();
         let error = output
             .and_then(|o| o.error.as_deref())
@@ -85,10 +100,37 @@ pub fn results(log: &Log, workspace: &WorkspaceUrl, results: &[NotebookResult]) 
         )
         .map(|link| format!(" ({link})"))
         .unwrap_or_default();
-        log.error(&format!(
-            "{} {}{link}",
-            result.path,
-            result.failure_reason(log.secrets())
-        ));
+        let text = format!("{} {}{link}", result.path, result.failure_reason(log.secrets()));
+        // Failed cases of a notebook that ran do not fail the step with failOnFailedTests false.
+        if result.ran() && !verdict.failed_cases_fail {
+            log.warning(&text);
+        } else {
+            log.error(&text);
+        }
+    }
+}
+
+/// Each failed test case of a notebook's report, with its message and trace, in a group.
+fn failed_cases(log: &Log, result: &NotebookResult) {
+    let Reported::Report(report) = &result.tests else {
+        return;
+    };
+    for case in report.cases.iter().filter(|c| c.status.failed()) {
+        let name = match &case.class {
+            Some(class) => format!("{class}.{}", case.name),
+            None => case.name.clone(),
+        };
+        let kind = if case.status == CaseStatus::Error { "error" } else { "failed" };
+        log.group(&format!("{}: {name} {kind}", result.path));
+        if let Some(message) = &case.message {
+            log.untrusted(message);
+        }
+        if let Some(trace) = &case.trace {
+            log.untrusted(trace);
+        }
+        if let Some(output) = &case.output {
+            log.untrusted(&format!("output:\n{output}"));
+        }
+        log.end_group();
     }
 }

@@ -10,8 +10,8 @@ mod summary;
 
 use serde_json::json;
 
-use self::junit::{junit_xml, test_case, TestCase};
-use self::summary::{summary_markdown, RunPage};
+use self::junit::{junit_xml, suite, test_case, Suite};
+use self::summary::{summary_markdown, Row, RunPage};
 use super::verdict::{NotebookResult, Verdict};
 use crate::databricks::models::Run;
 use crate::databricks::{WorkspaceLink, WorkspaceUrl};
@@ -32,7 +32,7 @@ pub fn report(
     verdict: Verdict,
 ) -> Result<Report, Failure> {
     publish_files(host, log, workspace, run_id, run, &results);
-    lines::results(log, workspace, &results);
+    lines::results(log, workspace, &results, &verdict);
     let mut outputs = serde_json::Map::new();
     for result in &results {
         let value = result
@@ -42,13 +42,16 @@ pub fn report(
     }
     log.set_output(output::RESULT_STATE, &verdict.run_result);
     log.set_output_json(output::NOTEBOOK_OUTPUT, &serde_json::Value::Object(outputs));
+    log.set_output(output::TESTS_PASSED, &verdict.tests.passed.to_string());
+    log.set_output(output::TESTS_FAILED, &verdict.tests.failed.to_string());
+    log.set_output(output::TESTS_SKIPPED, &verdict.tests.skipped.to_string());
     let details = document::details(workspace, run_id, run, &verdict, &results);
     match verdict.outcome {
         Ok(summary) => {
             log.info(&summary);
             Ok(Report {
                 summary,
-                issues: false,
+                issues: verdict.issues,
                 details,
             })
         }
@@ -93,9 +96,9 @@ fn publish_files(
     };
     let dir = dir.trim_end_matches(['/', '\\']);
     let title = format!("Databricks notebooks (run {run_id})");
-    let cases: Vec<TestCase> = results.iter().map(|r| test_case(r, log)).collect();
+    let suites: Vec<Suite> = results.iter().map(|r| suite(r, log)).collect();
     let junit = format!("{dir}/databricks-run-{run_id}.xml");
-    match host.write_file(&junit, &junit_xml(&log.mask(&title), &cases)) {
+    match host.write_file(&junit, &junit_xml(&log.mask(&title), &suites)) {
         Ok(()) => log.publish_junit(&junit, &title),
         Err(e) => log.warning(&format!("could not write the test results to {junit}: {e}")),
     }
@@ -107,9 +110,18 @@ fn publish_files(
             .filter(|link| log.mask(link.as_str()).as_str() == link.as_str()),
         url,
     };
+    let rows: Vec<Row> = results
+        .iter()
+        .map(|r| Row {
+            notebook: test_case(r, log),
+            tests: r.case_counts(),
+            link: run_page_link(log, workspace, &r.path, r.task.run_page_url.as_deref())
+                .filter(|link| log.mask(link.as_str()).as_str() == link.as_str()),
+        })
+        .collect();
     match host.write_file(
         &summary,
-        &summary_markdown(&log.mask(&run_id.to_string()), &run_page, &cases),
+        &summary_markdown(&log.mask(&run_id.to_string()), &run_page, &rows),
     ) {
         Ok(()) => log.upload_summary(&summary),
         Err(e) => log.warning(&format!("could not write the summary to {summary}: {e}")),

@@ -352,7 +352,9 @@ async fn notebook_text_is_code_in_the_summary() {
     // The run page and each notebook's own page, all into the workspace, and nothing else.
     assert!(
         found.len() == 1 + 2 * MARKDOWN.len()
-            && found.iter().all(|f| f.starts_with(&format!("link {origin}/"))),
+            && found
+                .iter()
+                .all(|f| f.starts_with(&format!("link {origin}/"))),
         "only links into the workspace: {found:?}\n{markdown}"
     );
     let rows = summary_table(&markdown);
@@ -447,7 +449,9 @@ async fn only_links_into_the_workspace_are_shown() {
         // The run page and the notebook's task page.
         assert_eq!(found.len(), 2, "{path}: {found:?}\n{markdown}");
         assert!(
-            found.iter().all(|f| f.starts_with(&format!("link {workspace}/"))),
+            found
+                .iter()
+                .all(|f| f.starts_with(&format!("link {workspace}/"))),
             "{path}: {found:?}"
         );
         let output = output_variable(&outcome.stdout, "runPageUrl").unwrap();

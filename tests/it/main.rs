@@ -21,4 +21,5 @@ mod scale;
 mod secrets;
 mod sign_in;
 mod task_manifests;
+mod test_reports;
 mod verdicts;

@@ -432,11 +432,15 @@ async fn results_go_to_the_tests_tab_and_the_build_summary() {
     // Each notebook links to its task's run page.
     let origin = emulator.base_url();
     assert!(
-        markdown.contains(&format!("| ✅ | [` /Repos/ci/project/test/unit `](<{origin}/")),
+        markdown.contains(&format!(
+            "| ✅ | [` /Repos/ci/project/test/unit `](<{origin}/"
+        )),
         "{markdown}"
     );
     assert!(
-        markdown.contains(&format!("| ❌ | [` /Repos/ci/project/test/bad `](<{origin}/")),
+        markdown.contains(&format!(
+            "| ❌ | [` /Repos/ci/project/test/bad `](<{origin}/"
+        )),
         "{markdown}"
     );
     emulator.shutdown().await;

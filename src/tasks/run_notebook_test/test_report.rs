@@ -172,18 +172,22 @@ fn read_junit(text: &str) -> Result<TestReport, ReadError> {
         nodes_limit: MAX_NODES,
         ..roxmltree::ParsingOptions::default()
     };
-    let document = match roxmltree::Document::parse_with_options(text, options) {
-        Ok(document) => document,
-        // Some other text that starts with `<`: plain output, unless it meant to be a report.
-        Err(_) if !text.contains("<testsuite") => return Err(ReadError::NotAReport),
-        Err(roxmltree::Error::DtdDetected) => {
-            return Err(ReadError::Bad("it declares a DTD, which is not accepted (entities could expand without bound)".into()))
-        }
-        Err(roxmltree::Error::NodesLimitReached) => {
-            return Err(ReadError::Bad(format!("it has more than {MAX_NODES} XML nodes")))
-        }
-        Err(e) => return Err(ReadError::Bad(format!("it is not well-formed XML ({e})"))),
-    };
+    let document =
+        match roxmltree::Document::parse_with_options(text, options) {
+            Ok(document) => document,
+            // Some other text that starts with `<`: plain output, unless it meant to be a report.
+            Err(_) if !text.contains("<testsuite") => return Err(ReadError::NotAReport),
+            Err(roxmltree::Error::DtdDetected) => return Err(ReadError::Bad(
+                "it declares a DTD, which is not accepted (entities could expand without bound)"
+                    .into(),
+            )),
+            Err(roxmltree::Error::NodesLimitReached) => {
+                return Err(ReadError::Bad(format!(
+                    "it has more than {MAX_NODES} XML nodes"
+                )))
+            }
+            Err(e) => return Err(ReadError::Bad(format!("it is not well-formed XML ({e})"))),
+        };
     let root = document.root_element();
     if !matches!(root.tag_name().name(), "testsuites" | "testsuite") {
         return Err(ReadError::NotAReport);
@@ -192,7 +196,9 @@ fn read_junit(text: &str) -> Result<TestReport, ReadError> {
     // `descendants` walks the tree iteratively: nested suites at any depth are fine.
     for node in root.descendants().filter(|n| n.has_tag_name("testcase")) {
         if cases.len() == MAX_CASES {
-            return Err(ReadError::Bad(format!("it has more than {MAX_CASES} test cases")));
+            return Err(ReadError::Bad(format!(
+                "it has more than {MAX_CASES} test cases"
+            )));
         }
         let child = |tag: &str| node.children().find(|c| c.has_tag_name(tag));
         let (status, detail) = if let Some(failure) = child("failure") {
@@ -269,13 +275,19 @@ fn read_json(text: &str) -> Option<Result<TestReport, ReadError>> {
     value.get("suites")?;
     let report: JsonReport = match serde_json::from_value(value) {
         Ok(report) => report,
-        Err(e) => return Some(Err(ReadError::Bad(format!("it is not a test report of the documented shape ({e})")))),
+        Err(e) => {
+            return Some(Err(ReadError::Bad(format!(
+                "it is not a test report of the documented shape ({e})"
+            ))))
+        }
     };
     let mut cases = Vec::new();
     for suite in report.suites {
         for case in suite.cases {
             if cases.len() == MAX_CASES {
-                return Some(Err(ReadError::Bad(format!("it has more than {MAX_CASES} test cases"))));
+                return Some(Err(ReadError::Bad(format!(
+                    "it has more than {MAX_CASES} test cases"
+                ))));
             }
             let status = match case.status.to_ascii_lowercase().as_str() {
                 "passed" | "pass" | "ok" => CaseStatus::Passed,
@@ -345,14 +357,24 @@ ZeroDivisionError: division by zero
     #[test]
     fn pytest_reports_are_read_case_by_case() {
         let read = report(PYTEST);
-        assert_eq!(read.counts(), Counts { passed: 1, failed: 1, skipped: 1 });
+        assert_eq!(
+            read.counts(),
+            Counts {
+                passed: 1,
+                failed: 1,
+                skipped: 1
+            }
+        );
         assert_eq!(read.counts().describe(), "1 passed, 1 failed, 1 skipped");
         let failed = &read.cases[1];
         assert_eq!(failed.class.as_deref(), Some("test_model"));
         assert_eq!(failed.name, "test_bucket_low");
         assert_eq!(failed.time.as_deref(), Some("0.002"));
         assert_eq!(failed.message.as_deref(), Some("assert 'high' == 'low'"));
-        assert!(failed.trace.as_deref().unwrap().contains("> "), "entities are decoded");
+        assert!(
+            failed.trace.as_deref().unwrap().contains("> "),
+            "entities are decoded"
+        );
         assert_eq!(read.cases[2].status, CaseStatus::Skipped);
         assert_eq!(read.cases[2].message.as_deref(), Some("not yet"));
     }
@@ -360,7 +382,14 @@ ZeroDivisionError: division by zero
     #[test]
     fn unittest_xml_reporting_errors_count_as_failed_and_keep_their_output() {
         let read = report(UNITTEST_XML_REPORTING);
-        assert_eq!(read.counts(), Counts { passed: 1, failed: 1, skipped: 0 });
+        assert_eq!(
+            read.counts(),
+            Counts {
+                passed: 1,
+                failed: 1,
+                skipped: 0
+            }
+        );
         let error = &read.cases[1];
         assert_eq!(error.status, CaseStatus::Error);
         assert!(error.trace.as_deref().unwrap().starts_with("Traceback"));
@@ -372,7 +401,11 @@ ZeroDivisionError: division by zero
         let nested = r#"<testsuites><testsuite name="outer"><testsuite name="inner"><testcase name="a"/></testsuite><testcase name="b" classname="c.D"/></testsuite></testsuites>"#;
         let read = report(nested);
         assert_eq!(read.cases.len(), 2);
-        assert_eq!(read.cases[0].class.as_deref(), Some("inner"), "the nearest suite names a case without a class");
+        assert_eq!(
+            read.cases[0].class.as_deref(),
+            Some("inner"),
+            "the nearest suite names a case without a class"
+        );
         assert_eq!(read.cases[1].class.as_deref(), Some("c.D"));
         let bare = r#"<testsuite name="/Repos/ci/p/tests/test_x" tests="1"><testcase classname="/Repos/ci/p/tests/test_x" name="assertion_total" time="1.234"></testcase></testsuite>"#;
         assert_eq!(report(bare).counts().passed, 1);
@@ -386,17 +419,36 @@ ZeroDivisionError: division by zero
             {"name": "test_c", "status": "skipped"},
             {"name": "test_d", "status": "error", "message": "boom"}]}]}"#;
         let read = report(json);
-        assert_eq!(read.counts(), Counts { passed: 1, failed: 2, skipped: 1 });
+        assert_eq!(
+            read.counts(),
+            Counts {
+                passed: 1,
+                failed: 2,
+                skipped: 1
+            }
+        );
         assert_eq!(read.cases[0].class.as_deref(), Some("income"));
         assert_eq!(read.cases[0].time.as_deref(), Some("0.5"));
         assert_eq!(read.cases[1].class.as_deref(), Some("income.Edge"));
-        assert!(unreadable(r#"{"suites": [{"cases": [{"name": "x", "status": "green"}]}]}"#).contains("`green`"));
+        assert!(
+            unreadable(r#"{"suites": [{"cases": [{"name": "x", "status": "green"}]}]}"#)
+                .contains("`green`")
+        );
         assert!(unreadable(r#"{"suites": "all"}"#).contains("documented shape"));
     }
 
     #[test]
     fn anything_else_is_plain_output() {
-        for text in ["all good", "", "42", "<3 all good", "<html><body>hi</body></html>", r#"{"accuracy": 0.93}"#, "[1, 2]", "{not json"] {
+        for text in [
+            "all good",
+            "",
+            "42",
+            "<3 all good",
+            "<html><body>hi</body></html>",
+            r#"{"accuracy": 0.93}"#,
+            "[1, 2]",
+            "{not json",
+        ] {
             assert_eq!(read_exit_value(text, false), Reported::Nothing, "{text}");
         }
     }
@@ -410,16 +462,33 @@ ZeroDivisionError: division by zero
         assert!(unreadable("<testsuite><testcase name='a'>").contains("not well-formed"));
         // Deep nesting: parsed and walked without recursion.
         let depth = 50_000;
-        let deep = format!("{}<testcase name=\"deep\"/>{}", "<testsuite>".repeat(depth), "</testsuite>".repeat(depth));
+        let deep = format!(
+            "{}<testcase name=\"deep\"/>{}",
+            "<testsuite>".repeat(depth),
+            "</testsuite>".repeat(depth)
+        );
         assert_eq!(report(&deep).cases.len(), 1);
         // A huge attribute is cut.
-        let huge = format!("<testsuite><testcase name=\"a\"><failure message=\"{}\"/></testcase></testsuite>", "x".repeat(1_000_000));
+        let huge = format!(
+            "<testsuite><testcase name=\"a\"><failure message=\"{}\"/></testcase></testsuite>",
+            "x".repeat(1_000_000)
+        );
         let message = report(&huge).cases[0].message.clone().unwrap();
-        assert!(message.len() < 70 * 1024 && message.ends_with("(cut at 64 KB)"), "{}", message.len());
+        assert!(
+            message.len() < 70 * 1024 && message.ends_with("(cut at 64 KB)"),
+            "{}",
+            message.len()
+        );
         // Too many nodes.
-        let many = format!("<testsuite>{}</testsuite>", "<testcase name=\"a\"/>".repeat(450_000));
+        let many = format!(
+            "<testsuite>{}</testsuite>",
+            "<testcase name=\"a\"/>".repeat(450_000)
+        );
         assert!(unreadable(&many).contains("nodes") || unreadable(&many).contains("test cases"));
-        let too_many_cases = format!("<testsuite>{}</testsuite>", "<testcase name=\"a\"/>".repeat(MAX_CASES + 1));
+        let too_many_cases = format!(
+            "<testsuite>{}</testsuite>",
+            "<testcase name=\"a\"/>".repeat(MAX_CASES + 1)
+        );
         assert!(unreadable(&too_many_cases).contains("test cases"));
     }
 

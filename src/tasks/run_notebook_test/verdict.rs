@@ -68,9 +68,18 @@ impl NotebookResult {
     pub fn tests_tab_counts(&self) -> Counts {
         match self.case_counts() {
             Some(counts) if self.ran() => counts,
-            _ if self.ran() => Counts { passed: 1, ..Counts::default() },
-            _ if self.task.state.life_cycle_state == Some(LifeCycleState::Skipped) => Counts { skipped: 1, ..Counts::default() },
-            _ => Counts { failed: 1, ..Counts::default() },
+            _ if self.ran() => Counts {
+                passed: 1,
+                ..Counts::default()
+            },
+            _ if self.task.state.life_cycle_state == Some(LifeCycleState::Skipped) => Counts {
+                skipped: 1,
+                ..Counts::default()
+            },
+            _ => Counts {
+                failed: 1,
+                ..Counts::default()
+            },
         }
     }
 
@@ -100,7 +109,10 @@ impl NotebookResult {
         if self.ran() {
             if let Some(counts) = self.case_counts().filter(|c| c.failed > 0) {
                 let total = counts.passed + counts.failed + counts.skipped;
-                return format!("reported failed test cases: {} of {total} failed", counts.failed);
+                return format!(
+                    "reported failed test cases: {} of {total} failed",
+                    counts.failed
+                );
             }
         }
         let state = &self.task.state;
@@ -244,7 +256,12 @@ pub struct Verdict {
 
 /// Judges a finished run from its notebooks' results (from [`match_tasks`]). With
 /// `fail_on_failed_tests`, a notebook that ran but reported failed cases fails the step.
-pub fn judge(run_id: i64, run: &Run, results: &[NotebookResult], fail_on_failed_tests: bool) -> Verdict {
+pub fn judge(
+    run_id: i64,
+    run: &Run,
+    results: &[NotebookResult],
+    fail_on_failed_tests: bool,
+) -> Verdict {
     let run_result = run
         .state
         .result_state
@@ -252,7 +269,13 @@ pub fn judge(run_id: i64, run: &Run, results: &[NotebookResult], fail_on_failed_
         .map(|s| s.to_string())
         .unwrap_or_else(|| describe_state(&run.state));
     let total = results.len();
-    let passes = |r: &NotebookResult| if fail_on_failed_tests { r.succeeded() } else { r.ran() };
+    let passes = |r: &NotebookResult| {
+        if fail_on_failed_tests {
+            r.succeeded()
+        } else {
+            r.ran()
+        }
+    };
     let failed = results.iter().filter(|r| !passes(r)).count();
     let mut tests = Counts::default();
     results.iter().for_each(|r| tests.add(r.tests_tab_counts()));
@@ -269,7 +292,11 @@ pub fn judge(run_id: i64, run: &Run, results: &[NotebookResult], fail_on_failed_
             Ok(format!(
                 "{total} of {total} notebook{} passed{cases}{}",
                 plural(total),
-                if with_failed_cases > 0 { " (failOnFailedTests is false)" } else { "" }
+                if with_failed_cases > 0 {
+                    " (failOnFailedTests is false)"
+                } else {
+                    ""
+                }
             ))
         } else if total == 0 {
             Err(format!(

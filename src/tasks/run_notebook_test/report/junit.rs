@@ -30,6 +30,8 @@ pub struct TestCase {
     pub class: Masked,
     pub name: Masked,
     pub duration: Option<Duration>,
+    /// The time as the notebook's own report wrote it (kept exactly in the JUnit file).
+    pub reported_time: Option<String>,
     pub outcome: Outcome,
     /// One line: why it did not pass.
     pub message: Masked,
@@ -74,12 +76,15 @@ fn write_suite(xml: &mut String, suite: &Suite) {
         seconds(total)
     );
     for case in cases {
+        let time = case
+            .reported_time
+            .clone()
+            .unwrap_or_else(|| seconds(case.duration.unwrap_or_default()));
         let _ = write!(
             xml,
-            "    <testcase classname=\"{}\" name=\"{}\" time=\"{}\"",
+            "    <testcase classname=\"{}\" name=\"{}\" time=\"{time}\"",
             escape(&case.class),
             escape(&case.name),
-            seconds(case.duration.unwrap_or_default())
         );
         let element = match case.outcome {
             Outcome::Passed => None,
@@ -165,6 +170,8 @@ fn reported_case(path: &str, case: &ReportedCase, log: &Log) -> TestCase {
         class: log.mask(&class),
         name: log.mask(&case.name),
         duration: case.time.as_deref().and_then(parse_seconds),
+        // A plain decimal number (checked when the report was read): nothing to escape.
+        reported_time: case.time.clone(),
         outcome,
         message: log.mask(case.message.as_deref().unwrap_or_default()),
         detail: log.mask(case.trace.as_deref().unwrap_or_default()),
@@ -175,7 +182,11 @@ fn reported_case(path: &str, case: &ReportedCase, log: &Log) -> TestCase {
 /// `"1.25"` seconds as a duration, without floating point (a plain decimal number).
 fn parse_seconds(text: &str) -> Option<Duration> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let secs: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     let digits: String = fraction.chars().take(9).collect();
     let nanos: u32 = if digits.is_empty() {
         0
@@ -210,6 +221,7 @@ pub fn test_case(result: &NotebookResult, log: &Log) -> TestCase {
         duration: result
             .duration_ms()
             .map(|ms| Duration::from_millis(ms as u64)),
+        reported_time: None,
         outcome,
         message: if outcome == Outcome::Passed {
             Masked::default()
@@ -237,6 +249,7 @@ mod tests {
             class: text("databricks"),
             name: text(name),
             duration: Some(Duration::from_millis(1500)),
+            reported_time: None,
             outcome,
             message: text("AssertionError: x & y < z"),
             detail: text("Traceback\n  line 1"),
@@ -255,8 +268,16 @@ mod tests {
                 ],
             }],
         );
-        assert!(xml.contains(r#"<testsuites name="Databricks run 7">"#), "{xml}");
-        assert!(xml.contains(r#"<testsuite name="/a" tests="5" failures="1" errors="1" skipped="1" time="7.5">"#), "{xml}");
+        assert!(
+            xml.contains(r#"<testsuites name="Databricks run 7">"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(
+                r#"<testsuite name="/a" tests="5" failures="1" errors="1" skipped="1" time="7.5">"#
+            ),
+            "{xml}"
+        );
         assert!(
             xml.contains("<system-out>ok &quot;quoted&quot;</system-out>"),
             "{xml}"
@@ -274,7 +295,10 @@ mod tests {
         assert_eq!(parse_seconds("1.25"), Some(Duration::from_millis(1250)));
         assert_eq!(parse_seconds("0.0001"), Some(Duration::from_micros(100)));
         assert_eq!(parse_seconds("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_seconds("0.1234567891"), Some(Duration::from_nanos(123_456_789)));
+        assert_eq!(
+            parse_seconds("0.1234567891"),
+            Some(Duration::from_nanos(123_456_789))
+        );
         assert_eq!(parse_seconds("x"), None);
     }
 

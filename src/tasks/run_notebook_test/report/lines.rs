@@ -100,7 +100,11 @@ pub fn results(log: &Log, workspace: &WorkspaceUrl, results: &[NotebookResult], 
         )
         .map(|link| format!(" ({link})"))
         .unwrap_or_default();
-        let text = format!("{} {}{link}", result.path, result.failure_reason(log.secrets()));
+        let text = format!(
+            "{} {}{link}",
+            result.path,
+            result.failure_reason(log.secrets())
+        );
         // Failed cases of a notebook that ran do not fail the step with failOnFailedTests false.
         if result.ran() && !verdict.failed_cases_fail {
             log.warning(&text);
@@ -120,7 +124,11 @@ fn failed_cases(log: &Log, result: &NotebookResult) {
             Some(class) => format!("{class}.{}", case.name),
             None => case.name.clone(),
         };
-        let kind = if case.status == CaseStatus::Error { "error" } else { "failed" };
+        let kind = if case.status == CaseStatus::Error {
+            "error"
+        } else {
+            "failed"
+        };
         log.group(&format!("{}: {name} {kind}", result.path));
         if let Some(message) = &case.message {
             log.untrusted(message);

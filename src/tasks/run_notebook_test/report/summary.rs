@@ -42,8 +42,13 @@ pub fn summary_markdown(run_id: &Masked, run_page: &RunPage, rows: &[Row]) -> St
     );
     if rows.iter().any(|r| r.tests.is_some()) {
         let mut total = Counts::default();
-        rows.iter().filter_map(|r| r.tests).for_each(|t| total.add(t));
-        md.push_str(&format!("Test cases reported by the notebooks: {}\n\n", total.describe()));
+        rows.iter()
+            .filter_map(|r| r.tests)
+            .for_each(|t| total.add(t));
+        md.push_str(&format!(
+            "Test cases reported by the notebooks: {}\n\n",
+            total.describe()
+        ));
     }
     md.push_str("| | Notebook | Tests | Duration | Output or error |\n|---|---|---|---|---|\n");
     for row in rows {

@@ -1,0 +1,181 @@
+//! Notebooks that hand back their own test report (JUnit XML or the JSON report) as their exit
+//! value: each case in the Tests tab, counts in the log, summary and output variables, a
+//! notebook with failed cases failing the step (unless `failOnFailedTests` is false), and a
+//! hostile or broken report a warning on that notebook, never a crash.
+
+use std::collections::BTreeMap;
+
+use crate::common::*;
+use databricks_azdo::pipeline::OutputMode;
+use databricks_azdo::tasks::TaskName;
+
+const UNITTEST: &str = include_str!("../../examples/notebooks/test_income_unittest.py");
+const JSON_REPORT: &str = include_str!("../../examples/notebooks/test_income_report.py");
+const FAILING_CASE: &str = r#"# Databricks notebook source
+dbutils.notebook.exit('<testsuite name="model"><testcase classname="model.Drift" name="test_stable" time="0.5"/><testcase classname="model.Drift" name="test_small_drift" time="1.25"><failure message="drift 0.31 &gt; 0.2">Traceback (most recent call last):\n  AssertionError: drift 0.31 &gt; 0.2</failure></testcase></testsuite>')
+"#;
+const LAUGHS: &str = r#"# Databricks notebook source
+dbutils.notebook.exit('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><testsuite><testcase name="&b;"/></testsuite>')
+"#;
+
+async fn run_reports(
+    emulator: &databricks_azdo::emulator::Emulator,
+    notebooks: &[(&str, &str)],
+    inputs: &[(&str, &str)],
+) -> (Outcome, String, tempfile::TempDir) {
+    let project = Project::new(notebooks);
+    let paths: Vec<String> = notebooks.iter().map(|(n, _)| format!("test/{n}")).collect();
+    let reports = tempfile::tempdir().unwrap();
+    let mut settings: Vec<(&str, &str)> = vec![("source", "git"), ("existingClusterId", CLUSTER)];
+    let joined = paths.join("\n");
+    let temp = reports.path().display().to_string();
+    settings.push(("notebookPaths", &joined));
+    settings.push(("AGENT_TEMPDIRECTORY", &temp));
+    settings.extend_from_slice(inputs);
+    let env = with(&pipeline_env(emulator, &project), &settings);
+    let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
+    let junit = outcome
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("##vso[results.publish "))
+        .and_then(|l| l.split("resultFiles=").nth(1))
+        .map(|f| std::fs::read_to_string(f.trim_end_matches(']')).unwrap())
+        .unwrap_or_default();
+    (outcome, junit, reports)
+}
+
+/// Each `<testcase>` of the published JUnit: suite → [(classname, name, outcome)].
+fn cases(junit: &str) -> BTreeMap<String, Vec<(String, String, String)>> {
+    let document = roxmltree::Document::parse(junit).unwrap();
+    let mut suites = BTreeMap::new();
+    for suite in document
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+    {
+        let cases = suite
+            .children()
+            .filter(|n| n.has_tag_name("testcase"))
+            .map(|case| {
+                let outcome = case
+                    .children()
+                    .find(|c| c.is_element() && !c.has_tag_name("system-out"))
+                    .map_or("passed".to_string(), |c| c.tag_name().name().to_string());
+                (
+                    case.attribute("classname").unwrap().to_string(),
+                    case.attribute("name").unwrap().to_string(),
+                    outcome,
+                )
+            })
+            .collect();
+        suites.insert(suite.attribute("name").unwrap().to_string(), cases);
+    }
+    suites
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_reported_case_reaches_the_tests_tab_and_a_failed_one_fails_the_step() {
+    let emulator = emulator().await;
+    let notebooks = [
+        ("test_income_unittest", UNITTEST),
+        ("report", JSON_REPORT),
+        ("drift", FAILING_CASE),
+        ("plain", PASSING),
+    ];
+    let (outcome, junit, _reports) = run_reports(&emulator, &notebooks, &[]).await;
+    assert_eq!(outcome.code, 1, "{}", outcome.stdout);
+    let suites = cases(&junit);
+    let git = |name: &str| format!("test/{name}");
+    let unittest = &suites[&git("test_income_unittest")];
+    let class = format!("{}.BucketIncome", git("test_income_unittest"));
+    assert_eq!(
+        unittest
+            .iter()
+            .map(|(c, n, o)| (c.as_str(), n.as_str(), o.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (class.as_str(), "test_brackets_2027", "skipped"),
+            (class.as_str(), "test_high", "passed"),
+            (class.as_str(), "test_low", "passed"),
+            (class.as_str(), "test_negative_is_refused", "passed"),
+        ],
+        "{junit}"
+    );
+    assert_eq!(suites[&git("report")].len(), 2, "{junit}");
+    assert_eq!(
+        suites[&git("report")][0].0,
+        format!("{}.income.yearly", git("report"))
+    );
+    assert_eq!(
+        suites[&git("drift")][1],
+        (
+            format!("{}.model.Drift", git("drift")),
+            "test_small_drift".into(),
+            "failure".into()
+        )
+    );
+    // A notebook without a report stays one case.
+    assert_eq!(suites[&git("plain")].len(), 1, "{junit}");
+    assert!(junit.contains(r#"time="1.25""#), "{junit}");
+
+    let log = &outcome.stdout;
+    assert!(log.contains("  tests: 3 passed, 1 skipped"), "{log}");
+    assert!(log.contains("  tests: 1 passed, 1 failed"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "##[group]{}: model.Drift.test_small_drift failed",
+            git("drift")
+        )),
+        "{log}"
+    );
+    assert!(log.contains("drift 0.31 > 0.2"), "{log}");
+    assert!(log.contains("FAIL test/drift: TERMINATED SUCCESS"), "{log}");
+    assert!(
+        log.contains("test/drift reported failed test cases: 1 of 2 failed"),
+        "{log}"
+    );
+    assert_eq!(output_variable(log, "testsPassed"), Some("7"), "{log}");
+    assert_eq!(output_variable(log, "testsFailed"), Some("1"), "{log}");
+    assert_eq!(output_variable(log, "testsSkipped"), Some("1"), "{log}");
+    assert!(
+        log.contains("##vso[task.complete result=Failed]1 of 4 notebooks did not pass"),
+        "{log}"
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fail_on_failed_tests_off_the_counts_are_reported_and_the_step_has_issues() {
+    let emulator = emulator().await;
+    let (outcome, junit, _reports) = run_reports(
+        &emulator,
+        &[("drift", FAILING_CASE)],
+        &[("failOnFailedTests", "false")],
+    )
+    .await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    let log = &outcome.stdout;
+    assert!(
+        log.contains("##vso[task.logissue type=warning]test/drift reported failed test cases"),
+        "{log}"
+    );
+    assert!(!log.contains("type=error"), "{log}");
+    assert!(log.contains("##vso[task.complete result=SucceededWithIssues]1 of 1 notebook passed; test cases: 1 passed, 1 failed (failOnFailedTests is false)"), "{log}");
+    assert_eq!(output_variable(log, "testsFailed"), Some("1"));
+    assert!(junit.contains("<failure"), "{junit}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_report_is_a_warning_and_the_notebook_stays_one_case() {
+    let emulator = emulator().await;
+    let (outcome, junit, _reports) = run_reports(&emulator, &[("laughs", LAUGHS)], &[]).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    let log = &outcome.stdout;
+    assert!(
+        log.contains("##vso[task.logissue type=warning]test/laughs: its test report cannot be read: it declares a DTD"),
+        "{log}"
+    );
+    assert_eq!(cases(&junit)["test/laughs"].len(), 1, "{junit}");
+    assert_eq!(output_variable(log, "testsPassed"), Some("1"));
+    emulator.shutdown().await;
+}

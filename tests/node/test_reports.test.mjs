@@ -1,0 +1,93 @@
+// Notebooks that hand back their own test report, through the task folders as the agent runs
+// them (wasm, and native through index.js): each case in the published JUnit, the counts as
+// output variables, failOnFailedTests, and a hostile report as a warning.
+import { test, before, after } from './runner.mjs';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import {
+  BINARY_DIR, CLUSTER, PASSING, ROOT, makeProject, outputVariable, parseCommand, pipelineEnv, runTask, startEmulator,
+} from './harness.mjs';
+
+const UNITTEST = readFileSync(path.join(ROOT, 'examples/notebooks/test_income_unittest.py'), 'utf8');
+const JSON_REPORT = readFileSync(path.join(ROOT, 'examples/notebooks/test_income_report.py'), 'utf8');
+const DRIFT = `# Databricks notebook source
+dbutils.notebook.exit('<testsuite name="model"><testcase classname="model.Drift" name="test_stable" time="0.5"/><testcase classname="model.Drift" name="test_small_drift" time="1.25"><failure message="drift too large">Traceback</failure></testcase></testsuite>')
+`;
+const LAUGHS = `# Databricks notebook source
+dbutils.notebook.exit('<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]><testsuite><testcase name="&b;"/></testsuite>')
+`;
+
+const RUNTIMES = {
+  wasm: {},
+  native: { DATABRICKS_AZDO_RUNTIME: 'native', PATH: `${BINARY_DIR}${path.delimiter}${process.env.PATH}` },
+};
+
+let emulator;
+let project;
+before(async () => {
+  emulator = await startEmulator();
+  project = makeProject({ test_income_unittest: UNITTEST, report: JSON_REPORT, drift: DRIFT, plain: PASSING, laughs: LAUGHS });
+});
+after(async () => {
+  await emulator.stop();
+  project.cleanup();
+});
+
+async function runNotebooks(runtimeEnv, notebookPaths, inputs = {}) {
+  const reports = mkdtempSync(path.join(tmpdir(), 'azdo-reports-'));
+  const env = pipelineEnv(emulator, project, {
+    source: 'git', notebookPaths, existingClusterId: CLUSTER, AGENT_TEMPDIRECTORY: reports, ...runtimeEnv, ...inputs,
+  });
+  const result = await runTask('DatabricksRunNotebookTest', env);
+  const publish = result.lines.find((l) => l.startsWith('##vso[results.publish'));
+  const junit = publish ? readFileSync(parseCommand(publish).properties.resultFiles, 'utf8') : '';
+  rmSync(reports, { recursive: true, force: true });
+  return { result, junit };
+}
+
+/** `<testcase classname="…" name="…">` pairs of a JUnit document, in order. */
+function testcases(junit) {
+  return [...junit.matchAll(/<testcase classname="([^"]*)" name="([^"]*)"/g)].map((m) => `${m[1]} ${m[2]}`);
+}
+
+for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
+  test(`${runtime}: each case a notebook reports reaches the Tests tab, and a failed one fails the step`, async () => {
+    const { result, junit } = await runNotebooks(runtimeEnv, 'test/test_income_unittest\ntest/report\ntest/drift\ntest/plain');
+    assert.equal(result.code, 1, result.stdout);
+    assert.deepEqual(testcases(junit), [
+      'test/test_income_unittest.BucketIncome test_brackets_2027',
+      'test/test_income_unittest.BucketIncome test_high',
+      'test/test_income_unittest.BucketIncome test_low',
+      'test/test_income_unittest.BucketIncome test_negative_is_refused',
+      'test/report.income.yearly test_monthly_to_yearly',
+      'test/report.income.yearly test_zero_income',
+      'test/drift.model.Drift test_stable',
+      'test/drift.model.Drift test_small_drift',
+      'databricks test/plain',
+    ]);
+    assert.match(junit, /<testsuite name="test\/drift" tests="2" failures="1"/);
+    assert.equal(outputVariable(result, 'testsPassed'), '7');
+    assert.equal(outputVariable(result, 'testsFailed'), '1');
+    assert.equal(outputVariable(result, 'testsSkipped'), '1');
+    assert.match(result.stdout, /##\[group\]test\/drift: model\.Drift\.test_small_drift failed/);
+  });
+
+  test(`${runtime}: failOnFailedTests false reports the counts and succeeds with issues`, async () => {
+    const { result } = await runNotebooks(runtimeEnv, 'test/drift', { failOnFailedTests: 'false' });
+    assert.equal(result.code, 0, result.stdout);
+    const complete = parseCommand(result.lines.at(-1));
+    assert.equal(complete.properties.result, 'SucceededWithIssues');
+    assert.equal(outputVariable(result, 'testsFailed'), '1');
+  });
+
+  test(`${runtime}: a hostile report is a warning and the notebook stays one case`, async () => {
+    const { result, junit } = await runNotebooks(runtimeEnv, 'test/laughs');
+    assert.equal(result.code, 0, result.stdout);
+    const warning = result.lines.find((l) => l.startsWith('##vso[task.logissue type=warning]'));
+    assert.match(parseCommand(warning).message, /test\/laughs: its test report cannot be read: it declares a DTD/);
+    assert.deepEqual(testcases(junit), ['databricks test/laughs']);
+  });
+}

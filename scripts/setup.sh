@@ -27,6 +27,15 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
 fi
 
+# The example pytest notebook runs in the emulator's Python (the python3 on PATH).
+if ! python3 -c 'import pytest' 2>/dev/null; then
+  log "installing pytest for the example notebooks"
+  python3 -m pip install -q --disable-pip-version-check pytest==8.3.4 2>/dev/null || {
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends python3-pytest >/dev/null
+  }
+fi
+
 command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

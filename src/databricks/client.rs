@@ -146,6 +146,14 @@ impl Client {
             .read_traced(&request.label(), started, Ok(answer))
     }
 
+    /// A file's bytes (the Files API answers with the file itself, not JSON).
+    pub(crate) async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ApiError> {
+        let request = self.request(Method::Get, path, &[], None);
+        let (answer, started) = self.call_answer(&request).await?;
+        self.caller.traced(&request.label(), started, None);
+        Ok(answer.into_bytes())
+    }
+
     /// The retried part of a call, written once for every answer type: the answer comes back
     /// unread, with the time its attempt started (for the trace, told once it is read).
     async fn call_answer(&self, request: &Request) -> Result<(Answer, Duration), ApiError> {

@@ -147,6 +147,22 @@ impl Client {
         .await
     }
 
+    /// A file in a Unity Catalog volume (`/Volumes/...`), through the Files API.
+    pub async fn download_volume_file(&self, path: &str) -> Result<Vec<u8>, ApiError> {
+        // Each segment percent-encoded, RFC 3986's unreserved characters left as they are.
+        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        let encoded: String = path
+            .split('/')
+            .filter(|part| !part.is_empty())
+            .map(|part| format!("/{}", percent_encoding::utf8_percent_encode(part, SEGMENT)))
+            .collect();
+        self.get_bytes(&format!("/api/2.0/fs/files{encoded}")).await
+    }
+
     pub async fn cancel_run(&self, run_id: i64) -> Result<(), ApiError> {
         let _: serde_json::Value = self
             .send(

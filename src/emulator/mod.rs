@@ -9,6 +9,7 @@
 //! - `server`: routes, authentication, request counters, control routes (`/emulator/*`)
 //! - `conn`: connections that a fault can break on purpose
 //! - `faults`: fault rules (`FaultRule` syntax) and the injecting middleware
+//! - `files`: the Files API for `/Volumes/...`, which notebooks write into as local folders
 //! - `error`: the `{error_code, message}` envelope and request extractors that use it
 //! - `workspace`: the folder tree and how paths resolve into repo checkouts
 //! - `repos`, `git`: the Repos API and the `git` commands behind it
@@ -21,6 +22,7 @@
 mod conn;
 mod error;
 mod faults;
+mod files;
 mod git;
 pub mod identity;
 mod jobs;

@@ -31,6 +31,8 @@ pub(crate) struct NotebookJob<'a> {
     pub base_parameters: &'a BTreeMap<String, String>,
     /// Scratch directory for this task run: input, result and captured output.
     pub work_dir: &'a Path,
+    /// Where the notebook's `/Volumes/...` paths really are (a folder of the emulator).
+    pub volumes: &'a Path,
 }
 
 /// How a notebook ended. `error` is set exactly when it failed.
@@ -63,6 +65,7 @@ pub(crate) async fn start(job: NotebookJob<'_>) -> io::Result<NotebookProcess> {
         "notebook": job.notebook,
         "base_parameters": job.base_parameters,
         "sys_path": job.sys_path,
+        "volumes_root": job.volumes,
     });
     tokio::fs::write(&input_path, input.to_string()).await?;
 

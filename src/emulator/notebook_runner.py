@@ -151,6 +151,39 @@ def cell_code(lines, number):
     return "\n".join(lines) + "\n"
 
 
+def map_volumes(volumes_root):
+    """Makes the notebook's /Volumes/... paths (Unity Catalog volumes) real local folders: the
+    file functions a report writer uses (open, makedirs, exists, listdir, ...) see
+    /Volumes/<catalog>/... as <volumes_root>/<catalog>/..., which the Files API serves."""
+    import builtins
+    import io
+
+    def local(path):
+        try:
+            text = os.fspath(path)
+        except TypeError:
+            return path
+        if isinstance(text, str):
+            for prefix in ("dbfs:/Volumes/", "/Volumes/"):
+                if text.startswith(prefix):
+                    return os.path.join(volumes_root, text[len(prefix):])
+        return path
+
+    def mapped(function):
+        def call(path, *args, **kwargs):
+            return function(local(path), *args, **kwargs)
+        return call
+
+    builtins.open = mapped(builtins.open)
+    io.open = builtins.open
+    for module, names in (
+        (os, ("makedirs", "mkdir", "listdir", "remove", "unlink", "stat", "scandir")),
+        (os.path, ("exists", "isfile", "isdir", "getsize")),
+    ):
+        for name in names:
+            setattr(module, name, mapped(getattr(module, name)))
+
+
 def run_notebook(path, parameters):
     with open(path, encoding="utf-8") as handle:
         source = handle.read()
@@ -197,6 +230,9 @@ def main():
     notebook = job["notebook"]
     sys.argv = [notebook]
     sys.path[:0] = job.get("sys_path", [])
+    if job.get("volumes_root"):
+        os.makedirs(job["volumes_root"], exist_ok=True)
+        map_volumes(job["volumes_root"])
     try:
         run_notebook(notebook, job.get("base_parameters", {}))
         outcome = {}

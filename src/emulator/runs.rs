@@ -634,6 +634,7 @@ async fn drive_task(
         sys_path: notebook_sys_path(&notebook),
         base_parameters: &spec.base_parameters,
         work_dir: &work_dir,
+        volumes: &shared.volumes_root(),
     })
     .await;
     let mut process = match started {

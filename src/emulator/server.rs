@@ -16,12 +16,13 @@ use super::error::{ApiError, ApiResult, JsonBody};
 use super::faults::{self, FaultRule};
 use super::jobs::{self, ApiVersion};
 use super::state::Shared;
-use super::{identity, repos, workspace};
+use super::{files, identity, repos, workspace};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let mut api = Router::new()
         .merge(workspace::routes())
-        .merge(repos::routes());
+        .merge(repos::routes())
+        .merge(files::routes());
     for version in [ApiVersion::V2_0, ApiVersion::V2_1, ApiVersion::V2_2] {
         api = api.merge(jobs::routes(version));
     }

@@ -48,6 +48,12 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The folder that plays Unity Catalog volumes: `/Volumes/<catalog>/…` in a notebook and
+    /// in the Files API is `<root>/volumes/<catalog>/…` here.
+    pub fn volumes_root(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
     pub fn new(
         config: &EmulatorConfig,
         base_url: String,

@@ -157,6 +157,13 @@ pub struct Caller {
     masker: Option<Masker>,
 }
 
+impl Answer {
+    /// The body as it came, for answers that are files rather than JSON.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.body
+    }
+}
+
 impl Caller {
     pub fn new(user_agent: String, policy: RetryPolicy, host: Rc<dyn Host>) -> Caller {
         let seed = host.unix_millis();

@@ -11,6 +11,8 @@ use databricks_azdo::tasks::TaskName;
 
 const UNITTEST: &str = include_str!("../../examples/notebooks/test_income_unittest.py");
 const JSON_REPORT: &str = include_str!("../../examples/notebooks/test_income_report.py");
+const PYTEST: &str = include_str!("../../examples/notebooks/test_income_pytest.py");
+const PYTEST_TESTS: &str = include_str!("../../examples/notebooks/income_rules/test_rules.py");
 const FAILING_CASE: &str = r#"# Databricks notebook source
 dbutils.notebook.exit('<testsuite name="model"><testcase classname="model.Drift" name="test_stable" time="0.5"/><testcase classname="model.Drift" name="test_small_drift" time="1.25"><failure message="drift 0.31 &gt; 0.2">Traceback (most recent call last):\n  AssertionError: drift 0.31 &gt; 0.2</failure></testcase></testsuite>')
 "#;
@@ -24,7 +26,12 @@ async fn run_reports(
     inputs: &[(&str, &str)],
 ) -> (Outcome, String, tempfile::TempDir) {
     let project = Project::new(notebooks);
-    let paths: Vec<String> = notebooks.iter().map(|(n, _)| format!("test/{n}")).collect();
+    // The pytest notebook's tests sit next to it; they are not notebooks to run.
+    let paths: Vec<String> = notebooks
+        .iter()
+        .filter(|(n, _)| !n.contains('/'))
+        .map(|(n, _)| format!("test/{n}"))
+        .collect();
     let reports = tempfile::tempdir().unwrap();
     let mut settings: Vec<(&str, &str)> = vec![("source", "git"), ("existingClusterId", CLUSTER)];
     let joined = paths.join("\n");
@@ -177,5 +184,83 @@ async fn a_hostile_report_is_a_warning_and_the_notebook_stays_one_case() {
     );
     assert_eq!(cases(&junit)["test/laughs"].len(), 1, "{junit}");
     assert_eq!(output_variable(log, "testsPassed"), Some("1"));
+    emulator.shutdown().await;
+}
+
+/// The pytest notebook writes its JUnit report to a Unity Catalog volume and exits with
+/// `{"junit": path}`: the report is read with the Files API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_written_to_a_volume_is_read_with_the_files_api() {
+    let emulator = emulator().await;
+    let notebooks = [
+        ("test_income_pytest", PYTEST),
+        ("income_rules/test_rules", PYTEST_TESTS),
+    ];
+    let (outcome, junit, _reports) = run_reports(&emulator, &notebooks, &[]).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    let suites = cases(&junit);
+    let pytest = &suites["test/test_income_pytest"];
+    assert_eq!(pytest.len(), 5, "{junit}");
+    assert!(
+        pytest.iter().all(
+            |(class, _, outcome)| class.starts_with("test/test_income_pytest.")
+                && outcome == "passed"
+        ),
+        "{junit}"
+    );
+    assert!(
+        pytest
+            .iter()
+            .any(|(_, name, _)| name == "test_yearly_is_twelve_months[2500]"),
+        "{junit}"
+    );
+    assert!(
+        outcome.stdout.contains("  tests: 5 passed"),
+        "{}",
+        outcome.stdout
+    );
+    let downloads: u64 = emulator
+        .request_counts()
+        .iter()
+        .filter(|(endpoint, _)| {
+            endpoint.starts_with("GET /api/2.0/fs/files/Volumes/main/ci/test_reports/pytest-")
+        })
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(downloads, 1, "{:?}", emulator.request_counts());
+    emulator.shutdown().await;
+}
+
+/// A report file that is missing, outside a volume, or not a report is a warning naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_misplaced_report_file_is_a_warning() {
+    let emulator = emulator().await;
+    let exit =
+        |value: &str| format!("# Databricks notebook source\ndbutils.notebook.exit({value:?})\n");
+    let missing = exit(r#"{"junit": "/Volumes/main/ci/reports/none.xml"}"#);
+    let outside = exit(r#"{"junit": "/tmp/report.xml"}"#);
+    let climbing = exit(r#"{"junit": "/Volumes/main/../../etc/passwd"}"#);
+    let notebooks = [
+        ("missing", missing.as_str()),
+        ("outside", outside.as_str()),
+        ("climbing", climbing.as_str()),
+    ];
+    let (outcome, _junit, _reports) = run_reports(&emulator, &notebooks, &[]).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    let log = &outcome.stdout;
+    assert!(
+        log.contains(
+            "test/missing: its report file /Volumes/main/ci/reports/none.xml could not be read"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("does not exist"), "{log}");
+    assert!(
+        log.contains(
+            "test/outside: its report file `/tmp/report.xml` is not in a Unity Catalog volume"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("test/climbing: its report file `/Volumes/main/../../etc/passwd` is not in a Unity Catalog volume"), "{log}");
     emulator.shutdown().await;
 }

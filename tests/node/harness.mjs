@@ -42,7 +42,11 @@ function git(dir, ...args) {
 export function makeProject(notebooks) {
   const dir = mkdtempSync(path.join(tmpdir(), 'azdo-node-'));
   mkdirSync(path.join(dir, 'test'));
-  for (const [name, source] of Object.entries(notebooks)) writeFileSync(path.join(dir, 'test', `${name}.py`), source);
+  for (const [name, source] of Object.entries(notebooks)) {
+    const file = path.join(dir, 'test', `${name}.py`);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, source);
+  }
   git(dir, 'init', '-q');
   git(dir, 'add', '.');
   git(dir, 'commit', '-q', '-m', 'notebooks');

@@ -13,6 +13,8 @@ import {
 
 const UNITTEST = readFileSync(path.join(ROOT, 'examples/notebooks/test_income_unittest.py'), 'utf8');
 const JSON_REPORT = readFileSync(path.join(ROOT, 'examples/notebooks/test_income_report.py'), 'utf8');
+const PYTEST = readFileSync(path.join(ROOT, 'examples/notebooks/test_income_pytest.py'), 'utf8');
+const PYTEST_TESTS = readFileSync(path.join(ROOT, 'examples/notebooks/income_rules/test_rules.py'), 'utf8');
 const DRIFT = `# Databricks notebook source
 dbutils.notebook.exit('<testsuite name="model"><testcase classname="model.Drift" name="test_stable" time="0.5"/><testcase classname="model.Drift" name="test_small_drift" time="1.25"><failure message="drift too large">Traceback</failure></testcase></testsuite>')
 `;
@@ -29,7 +31,10 @@ let emulator;
 let project;
 before(async () => {
   emulator = await startEmulator();
-  project = makeProject({ test_income_unittest: UNITTEST, report: JSON_REPORT, drift: DRIFT, plain: PASSING, laughs: LAUGHS });
+  project = makeProject({
+    test_income_unittest: UNITTEST, report: JSON_REPORT, drift: DRIFT, plain: PASSING, laughs: LAUGHS,
+    test_income_pytest: PYTEST, 'income_rules/test_rules': PYTEST_TESTS,
+  });
 });
 after(async () => {
   await emulator.stop();
@@ -73,6 +78,16 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
     assert.equal(outputVariable(result, 'testsFailed'), '1');
     assert.equal(outputVariable(result, 'testsSkipped'), '1');
     assert.match(result.stdout, /##\[group\]test\/drift: model\.Drift\.test_small_drift failed/);
+  });
+
+  test(`${runtime}: a pytest report written to a volume is read with the Files API`, async () => {
+    const { result, junit } = await runNotebooks(runtimeEnv, 'test/test_income_pytest');
+    assert.equal(result.code, 0, result.stdout);
+    const cases = testcases(junit);
+    assert.equal(cases.length, 5, junit);
+    assert.ok(cases.every((c) => c.startsWith('test/test_income_pytest.')), junit);
+    assert.ok(cases.some((c) => c.endsWith(' test_yearly_is_twelve_months[2500]')), junit);
+    assert.equal(outputVariable(result, 'testsPassed'), '5');
   });
 
   test(`${runtime}: failOnFailedTests false reports the counts and succeeds with issues`, async () => {

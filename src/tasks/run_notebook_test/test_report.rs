@@ -106,12 +106,32 @@ pub enum Reported {
     /// Not a report: the exit value is plain output.
     Nothing,
     Report(TestReport),
+    /// `{"junit": "<path>"}`: the notebook wrote its report to a file (read by the caller).
+    File(String),
     /// It looks like a report but cannot be read: why, for a warning on that notebook.
     Unreadable(String),
 }
 
 /// Reads an exit value. `truncated`: Databricks cut it (at 5 MB).
 pub fn read_exit_value(value: &str, truncated: bool) -> Reported {
+    if let Some(path) = report_file(value) {
+        return Reported::File(path);
+    }
+    read_document(value, truncated)
+}
+
+/// `{"junit": "<path>"}` (other keys allowed): the path of a report file.
+fn report_file(value: &str) -> Option<String> {
+    let text = value.trim();
+    if !text.starts_with('{') {
+        return None;
+    }
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
+    object.get("junit")?.as_str().map(|p| p.trim().to_string())
+}
+
+/// Reads a report document: an exit value, or the content of a report file.
+pub fn read_document(value: &str, truncated: bool) -> Reported {
     let text = value.trim_start_matches('\u{feff}').trim();
     let looks_like = if text.starts_with('<') {
         Some(read_junit(text))
@@ -124,7 +144,7 @@ pub fn read_exit_value(value: &str, truncated: bool) -> Reported {
         None => Reported::Nothing,
         Some(Ok(report)) => Reported::Report(report),
         Some(Err(_)) if truncated => Reported::Unreadable(
-            "its test report was cut by Databricks, which keeps at most 5 MB of an exit value; hand back a smaller report (fewer cases, shorter traces)"
+            "its test report was cut by Databricks, which keeps at most 5 MB of an exit value; have the notebook write the report to a file in a Unity Catalog volume and exit with {\"junit\": \"/Volumes/<catalog>/<schema>/<volume>/report.xml\"} instead"
                 .to_string(),
         ),
         Some(Err(ReadError::NotAReport)) => Reported::Nothing,
@@ -493,10 +513,24 @@ ZeroDivisionError: division by zero
     }
 
     #[test]
+    fn a_report_file_is_named_by_a_junit_key() {
+        assert_eq!(
+            read_exit_value(
+                r#"{"junit": " /Volumes/main/ci/reports/run.xml ", "cases": 3}"#,
+                false
+            ),
+            Reported::File("/Volumes/main/ci/reports/run.xml".into())
+        );
+        assert_eq!(read_exit_value(r#"{"junit": 3}"#, false), Reported::Nothing);
+    }
+
+    #[test]
     fn a_report_cut_by_databricks_says_so() {
         let cut_report = &PYTEST[..PYTEST.len() / 2];
         match read_exit_value(cut_report, true) {
-            Reported::Unreadable(why) => assert!(why.contains("5 MB"), "{why}"),
+            Reported::Unreadable(why) => {
+                assert!(why.contains("5 MB") && why.contains("junit"), "{why}")
+            }
             other => panic!("{other:?}"),
         }
     }

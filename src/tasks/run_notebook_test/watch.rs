@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::poll;
 use super::settings::Notebook;
+use super::test_report::{read_document, Reported};
 use super::verdict::{describe_state, match_tasks, NotebookResult};
 use crate::databricks::models::{LifeCycleState, Run, RunState, RunTask};
 use crate::databricks::{ApiError, Client};
@@ -214,6 +215,9 @@ pub async fn fetch_outputs(
                         result.path
                     )),
                 }
+                if let Reported::File(path) = &result.tests {
+                    result.tests = read_report_file(client, path).await;
+                }
             }
             result
         });
@@ -222,6 +226,35 @@ pub async fn fetch_outputs(
         .buffered(OUTPUT_CONCURRENCY)
         .collect()
         .await
+}
+
+/// The report a notebook wrote to a file in a Unity Catalog volume (`{"junit": path}`), read
+/// with the Files API; what went wrong becomes a warning on that notebook.
+async fn read_report_file(client: &Client, path: &str) -> Reported {
+    let shown = crate::text::shorten(path, 300);
+    let in_volume = path.starts_with("/Volumes/")
+        && path.len() <= 4096
+        && !path.split('/').any(|part| part == ".." || part == ".");
+    if !in_volume {
+        return Reported::Unreadable(format!(
+            "its report file `{shown}` is not in a Unity Catalog volume (/Volumes/<catalog>/<schema>/<volume>/...): only volumes are read"
+        ));
+    }
+    let bytes = match client.download_volume_file(path).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return Reported::Unreadable(format!("its report file {shown} could not be read: {e}"))
+        }
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Reported::Unreadable(format!("its report file {shown} is not UTF-8 text"));
+    };
+    match read_document(&text, false) {
+        Reported::Nothing | Reported::File(_) => Reported::Unreadable(format!(
+            "its report file {shown} is neither a JUnit XML document nor a JSON test report"
+        )),
+        other => other,
+    }
 }
 
 pub const CANCELLED: &str = "The pipeline was cancelled";

@@ -39,7 +39,7 @@ pub fn results(log: &Log, workspace: &WorkspaceUrl, results: &[NotebookResult], 
                 log.info(&format!("  tests: {}", report.counts().describe()));
             }
             Reported::Unreadable(why) => log.warning(&format!("{}: {why}", result.path)),
-            Reported::Nothing => {}
+            Reported::Nothing | Reported::File(_) => {}
         }
         // A report is shown as its cases, not as the document it came in.
         let value = match result.tests {

@@ -1,0 +1,23 @@
+"""pytest tests of the income rules, collected by the test_income_pytest notebook."""
+
+import pytest
+
+
+def yearly(monthly):
+    if monthly < 0:
+        raise ValueError("income cannot be negative")
+    return monthly * 12
+
+
+def test_yearly():
+    assert yearly(1000) == 12000
+
+
+def test_negative_income_is_refused():
+    with pytest.raises(ValueError):
+        yearly(-5)
+
+
+@pytest.mark.parametrize("monthly", [0, 1, 2500])
+def test_yearly_is_twelve_months(monthly):
+    assert yearly(monthly) == 12 * monthly

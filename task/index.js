@@ -117,6 +117,9 @@ async function runWasm() {
     write: (line) => { process.stdout.write(line + '\n'); },
     writeErr: (line) => { process.stderr.write(line + '\n'); },
     readFile: readSmallFile,
+    // Entries of a folder; lstat semantics: a symbolic link is neither a folder nor a file.
+    listDir: (dir) => fs.readdirSync(dir, { withFileTypes: true })
+      .map((entry) => ({ name: entry.name, dir: entry.isDirectory(), file: entry.isFile() })),
     request: createRequest(),
     certificate: loadCertificate,
     writeFile: (file, text) => fs.writeFileSync(file, text),

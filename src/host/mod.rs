@@ -54,6 +54,9 @@ pub trait Host {
     /// Reads a text file the user pointed an input at (e.g. a cluster spec): only a regular
     /// file (not a device or a FIFO, which may never end), of at most `max_bytes`.
     fn read_file(&self, path: &str, max_bytes: usize) -> std::io::Result<String>;
+    /// The entries of a folder (the agent's checkout, for notebook globs): names, and whether
+    /// each is a folder or a regular file. Symbolic links are neither, and are not followed.
+    fn list_dir(&self, path: &str) -> std::io::Result<Vec<DirEntry>>;
     /// Writes a report file (JUnit results, the run summary) for the agent to pick up.
     fn write_file(&self, path: &str, contents: &str) -> std::io::Result<()>;
     /// Where requests go out (see [`http`]); through the agent's `proxy` when it has one.
@@ -61,6 +64,14 @@ pub trait Host {
     /// Parses a certificate with its private key (PEM) for signing client assertions; the
     /// error says what is wrong without quoting the text.
     fn load_certificate(&self, pem: &str) -> Result<Rc<dyn SigningCertificate>, String>;
+}
+
+/// One entry of [`Host::list_dir`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub is_dir: bool,
+    pub is_file: bool,
 }
 
 /// Races `work` against the host's cancel signal.

@@ -155,6 +155,21 @@ impl Host for NativeHost {
         read_small_file(std::path::Path::new(path), max_bytes)
     }
 
+    fn list_dir(&self, path: &str) -> std::io::Result<Vec<super::DirEntry>> {
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(path)? {
+            let entry = entry?;
+            // `file_type` does not follow symbolic links: a link is neither a folder nor a file.
+            let kind = entry.file_type()?;
+            entries.push(super::DirEntry {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                is_dir: kind.is_dir(),
+                is_file: kind.is_file(),
+            });
+        }
+        Ok(entries)
+    }
+
     fn write_file(&self, path: &str, contents: &str) -> std::io::Result<()> {
         std::fs::write(path, contents)
     }

@@ -21,6 +21,7 @@ pub struct WasmHost {
     write: Function,
     write_err: Function,
     read_file: Function,
+    list_dir: Function,
     write_file: Function,
     request: Function,
     certificate: Function,
@@ -29,6 +30,7 @@ pub struct WasmHost {
 
 impl WasmHost {
     /// `io` carries `write(line)`, `writeErr(line)`, `readFile(path, maxBytes) -> string`,
+    /// `listDir(path) -> [{name, dir, file}]`,
     /// `writeFile(path, text)`, `request(spec) -> { promise, abort }` (`task/http.js`),
     /// `certificate(pem) -> { sha1, sha256, sign(bytes) }` (Node's `crypto`, in `index.js`) and
     /// `cancelled` (a Promise that resolves when the step is cancelled).
@@ -48,6 +50,7 @@ impl WasmHost {
             write: function("write")?,
             write_err: function("writeErr")?,
             read_file: function("readFile")?,
+            list_dir: function("listDir")?,
             write_file: function("writeFile")?,
             request: function("request")?,
             certificate: function("certificate")?,
@@ -104,6 +107,26 @@ impl Host for WasmHost {
             .map_err(io_error)?;
         text.as_string()
             .ok_or_else(|| std::io::Error::other("not a text file"))
+    }
+
+    fn list_dir(&self, path: &str) -> std::io::Result<Vec<super::DirEntry>> {
+        let listed = self
+            .list_dir
+            .call1(&JsValue::NULL, &JsValue::from_str(path))
+            .map_err(io_error)?;
+        let field = |entry: &JsValue, name: &str| {
+            js_sys::Reflect::get(entry, &JsValue::from_str(name)).ok()
+        };
+        Ok(js_sys::Array::from(&listed)
+            .iter()
+            .filter_map(|entry| {
+                Some(super::DirEntry {
+                    name: field(&entry, "name")?.as_string()?,
+                    is_dir: field(&entry, "dir")?.as_bool()?,
+                    is_file: field(&entry, "file")?.as_bool()?,
+                })
+            })
+            .collect())
     }
 
     fn write_file(&self, path: &str, contents: &str) -> std::io::Result<()> {

@@ -64,6 +64,8 @@ pub mod variable {
     pub const BUILD_REPOSITORY_URI: &str = "Build.Repository.Uri";
     pub const BUILD_SOURCE_BRANCH: &str = "Build.SourceBranch";
     pub const BUILD_SOURCE_VERSION: &str = "Build.SourceVersion";
+    /// The agent's checkout of the commit being built (where `source: git` globs match).
+    pub const BUILD_SOURCES_DIRECTORY: &str = "Build.SourcesDirectory";
     pub const BUILD_DEFINITION_NAME: &str = "Build.DefinitionName";
     pub const BUILD_NUMBER: &str = "Build.BuildNumber";
     pub const PULL_REQUEST_SOURCE_BRANCH: &str = "System.PullRequest.SourceBranch";

@@ -14,6 +14,7 @@ mod fuzz;
 mod hostile_server;
 mod hostile_text;
 mod invalid_inputs;
+mod notebook_globs;
 mod proxy;
 mod repo_update;
 mod run_notebook_test;

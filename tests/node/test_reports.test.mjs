@@ -98,6 +98,16 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
     assert.equal(outputVariable(result, 'testsFailed'), '1');
   });
 
+  test(`${runtime}: git globs are matched in the agent's checkout`, async () => {
+    const { result, junit } = await runNotebooks(runtimeEnv, 'test/test_income_*\n!test/test_income_pytest', { BUILD_SOURCESDIRECTORY: project.dir });
+    assert.equal(result.code, 0, result.stdout);
+    assert.match(result.stdout, /notebookPaths: 1 notebook matched\n  test\/test_income_unittest\n/);
+    assert.equal(testcases(junit).length, 4, junit);
+    const nothing = await runNotebooks(runtimeEnv, 'spec/*', { BUILD_SOURCESDIRECTORY: project.dir });
+    assert.equal(nothing.result.code, 2, nothing.result.stdout);
+    assert.match(nothing.result.stdout, /line 1 \(`spec\/\*`\) matches no notebook under spec/);
+  });
+
   test(`${runtime}: a hostile report is a warning and the notebook stays one case`, async () => {
     const { result, junit } = await runNotebooks(runtimeEnv, 'test/laughs');
     assert.equal(result.code, 0, result.stdout);

@@ -2,6 +2,7 @@
 //! ends (`watch`), judge the outcome (`verdict`) and show it (`report`): the log, the Tests
 //! tab, the build summary, output variables and the JSON document.
 
+pub mod discovery;
 pub mod poll;
 mod report;
 mod settings;
@@ -33,6 +34,28 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
     let deadline = settings.timeout.map(|t| host.elapsed() + t);
     client.set_deadline(deadline);
     log.info(&format!("Databricks workspace: {}", client.base()));
+    let resolved;
+    let settings = match &settings.workspace_globs {
+        None => settings,
+        Some(entries) => {
+            resolved = Settings {
+                notebooks: discover_in_workspace(client, entries).await?,
+                workspace_globs: None,
+                ..settings.clone()
+            };
+            &resolved
+        }
+    };
+    if settings.from_globs {
+        let count = settings.notebooks.len();
+        log.info(&format!(
+            "notebookPaths: {count} notebook{} matched",
+            if count == 1 { "" } else { "s" }
+        ));
+        for notebook in &settings.notebooks {
+            log.info(&format!("  {}", notebook.path));
+        }
+    }
     let count = settings.notebooks.len();
     log.info(&format!(
         "Submitting {count} notebook{} as one run on {}",
@@ -105,6 +128,24 @@ async fn follow(
         verdict,
     )
     .map_err(Stop::Settled)
+}
+
+/// The notebooks `entries` (globs among them) match in the workspace, by its list API.
+async fn discover_in_workspace(
+    client: &Client,
+    entries: &[discovery::Entry],
+) -> Result<Vec<Notebook>, Failure> {
+    let candidates = discovery::list_workspace(client, entries)
+        .await
+        .map_err(|e| match e {
+            discovery::DiscoveryError::Input(e) => Failure::from(e),
+            discovery::DiscoveryError::Api(e) => {
+                Failure::api("listing the notebooks that notebookPaths' globs match", e)
+            }
+        })?;
+    let selected = discovery::select(entries, &candidates)?;
+    settings::check_count(selected.len())?;
+    Ok(settings::with_task_keys(selected))
 }
 
 fn git_reference(reference: &crate::databricks::models::GitReference) -> String {

@@ -15,6 +15,8 @@ use crate::tasks::git_ref;
 use crate::tasks::names::{input, output, variable};
 use crate::tasks::repo_update::check_workspace_path;
 
+use super::discovery::{globs, is_glob, list_checkout, select, Entry, Glob};
+
 pub const INPUTS: &[&str] = &[
     input::AUTH_METHOD,
     input::AZURE_SUBSCRIPTION,
@@ -96,6 +98,11 @@ impl std::fmt::Display for Compute {
 pub struct Settings {
     pub connection: Connection,
     pub notebooks: Vec<Notebook>,
+    /// `source: workspace` with globs: the `notebookPaths` lines, resolved with the workspace
+    /// list API when the step starts (`notebooks` is then empty until it is).
+    pub workspace_globs: Option<Vec<Entry>>,
+    /// Some `notebookPaths` lines were globs: the log lists what they matched.
+    pub from_globs: bool,
     pub git_source: Option<GitSource>,
     pub compute: Compute,
     pub parameters: BTreeMap<String, String>,
@@ -124,7 +131,13 @@ impl Settings {
             )
             .with_hint("e.g. test/unit (relative to repoPath) or /Repos/ci/my-project/test/unit")
         })?;
-        let paths = notebook_paths(&raw_paths, source == "git", repo_path.as_deref())?;
+        let entries = notebook_paths(&raw_paths, source == "git", repo_path.as_deref())?;
+        let has_globs = globs(&entries).next().is_some();
+        let (paths, workspace_globs) = match (has_globs, source) {
+            (false, _) => (plain_paths(&entries), None),
+            (true, "git") => (checkout_globs(inputs, host, &entries)?, None),
+            (true, _) => (Vec::new(), Some(entries.clone())),
+        };
         let git_source = if source == "git" {
             Some(git_source(inputs)?)
         } else {
@@ -143,12 +156,19 @@ impl Settings {
             None => default_run_name(inputs),
         };
         let notebooks = with_task_keys(paths);
-        let idempotency_token = idempotency_token(inputs, host, &notebooks, &run_name);
+        // With workspace globs, the lines stand for the notebooks they will match.
+        let identity: Vec<String> = match &workspace_globs {
+            None => notebooks.iter().map(|n| n.path.clone()).collect(),
+            Some(entries) => entries.iter().map(entry_identity).collect(),
+        };
+        let idempotency_token = idempotency_token(inputs, host, &identity, &run_name);
         let warnings = ignored_inputs(inputs, source, &compute);
         let fail_on_failed_tests = inputs.boolean(input::FAIL_ON_FAILED_TESTS, true)?;
         Ok(Settings {
             connection,
             notebooks,
+            workspace_globs,
+            from_globs: has_globs,
             git_source,
             compute,
             parameters,
@@ -211,13 +231,9 @@ fn cluster_mode_name(compute: &Compute) -> &'static str {
     }
 }
 
-fn notebook_paths(
-    raw: &str,
-    git: bool,
-    repo_path: Option<&str>,
-) -> Result<Vec<String>, InputError> {
+fn notebook_paths(raw: &str, git: bool, repo_path: Option<&str>) -> Result<Vec<Entry>, InputError> {
     const INPUT: &str = input::NOTEBOOK_PATHS;
-    let mut paths: Vec<String> = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
     for (number, line) in input_lines(INPUT, raw)? {
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -228,18 +244,22 @@ fn notebook_paths(
                 format!("line {number} (`{line}`) {why}"),
             ))
         };
-        if line.split('/').any(|s| s == ".." || s == ".") || line.contains("//") {
+        let (exclude, written) = match line.strip_prefix('!') {
+            Some(rest) => (true, rest.trim()),
+            None => (false, line),
+        };
+        if written.split('/').any(|s| s == ".." || s == ".") || written.contains("//") {
             return bad("has an empty, `.` or `..` segment".into());
         }
         let path = if git {
-            if line.starts_with('/') {
+            if written.starts_with('/') {
                 return bad("is absolute, but with source `git` notebook paths are relative to the repository root".into());
             }
-            line.to_string()
-        } else if line.starts_with('/') {
-            line.to_string()
+            written.to_string()
+        } else if written.starts_with('/') {
+            written.to_string()
         } else if let Some(repo) = repo_path {
-            format!("{repo}/{line}")
+            format!("{repo}/{written}")
         } else {
             return Err(InputError::new(
                 INPUT,
@@ -253,28 +273,81 @@ fn notebook_paths(
         if path.is_empty() {
             return bad("is the workspace root, not a notebook".into());
         }
-        if paths.contains(&path) {
+        if exclude || is_glob(written) {
+            entries.push(Entry::Glob(Glob {
+                line: number,
+                written: line.to_string(),
+                pattern: path,
+                exclude,
+            }));
+            continue;
+        }
+        if entries.contains(&Entry::Path(path.clone())) {
             return bad("is listed twice".into());
         }
-        paths.push(path);
+        entries.push(Entry::Path(path));
     }
-    if paths.is_empty() {
+    if !entries
+        .iter()
+        .any(|e| !matches!(e, Entry::Glob(Glob { exclude: true, .. })))
+    {
         return Err(InputError::new(INPUT, "lists no notebook"));
     }
-    if paths.len() > MAX_NOTEBOOKS {
-        return Err(InputError::new(
-            INPUT,
-            format!(
-                "lists {} notebooks; at most {MAX_NOTEBOOKS} fit in one run",
-                paths.len()
-            ),
-        ));
-    }
-    Ok(paths)
+    check_count(
+        entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Path(_)))
+            .count(),
+    )?;
+    Ok(entries)
 }
 
-/// Unique, readable task keys (`[A-Za-z0-9_-]`, ≤ 100 chars) from the notebook names.
-fn with_task_keys(paths: Vec<String>) -> Vec<Notebook> {
+/// At most [`MAX_NOTEBOOKS`] notebooks fit in one run.
+pub fn check_count(count: usize) -> Result<(), InputError> {
+    if count > MAX_NOTEBOOKS {
+        return Err(InputError::new(
+            input::NOTEBOOK_PATHS,
+            format!("lists {count} notebooks; at most {MAX_NOTEBOOKS} fit in one run"),
+        ));
+    }
+    Ok(())
+}
+
+fn plain_paths(entries: &[Entry]) -> Vec<String> {
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Path(path) => Some(path.clone()),
+            Entry::Glob(_) => None,
+        })
+        .collect()
+}
+
+fn entry_identity(entry: &Entry) -> String {
+    match entry {
+        Entry::Path(path) => path.clone(),
+        Entry::Glob(glob) => format!("glob:{}", glob.written),
+    }
+}
+
+/// `source: git` globs, resolved in the agent's checkout of the commit being built: what
+/// matches there is what runs.
+fn checkout_globs(
+    inputs: &Inputs,
+    host: &dyn Host,
+    entries: &[Entry],
+) -> Result<Vec<String>, InputError> {
+    let root = inputs.variable(variable::BUILD_SOURCES_DIRECTORY).ok_or_else(|| {
+        InputError::variable(variable::BUILD_SOURCES_DIRECTORY, "is not set, and `notebookPaths` has globs to resolve in the checkout")
+            .with_hint("with source `git`, globs are matched in the agent's checkout of the commit being built: keep the pipeline's `checkout` step, or list the notebooks one per line")
+    })?;
+    let candidates = list_checkout(host, root.trim_end_matches(['/', '\\']), entries)?;
+    let selected = select(entries, &candidates)?;
+    check_count(selected.len())?;
+    Ok(selected)
+}
+
+pub fn with_task_keys(paths: Vec<String>) -> Vec<Notebook> {
     let mut used = std::collections::HashSet::new();
     paths
         .into_iter()
@@ -616,7 +689,7 @@ fn default_run_name(inputs: &Inputs) -> String {
 fn idempotency_token(
     inputs: &Inputs,
     host: &dyn Host,
-    notebooks: &[Notebook],
+    notebooks: &[String],
     run_name: &str,
 ) -> String {
     let identity = [
@@ -629,7 +702,7 @@ fn idempotency_token(
     let mut fields: Vec<String> = vec![IDENTITY_VERSION.to_string()];
     fields.extend(identity.iter().cloned());
     fields.push(run_name.to_string());
-    fields.extend(notebooks.iter().map(|n| n.path.clone()));
+    fields.extend(notebooks.iter().cloned());
     if identity.iter().all(String::is_empty) {
         fields.push(format!(
             "{}.{}",
@@ -661,6 +734,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn glob_lines_resolve_like_paths_and_keep_their_line() {
+        let entries = notebook_paths(
+            "smoke\ntests/**/test_*\n!tests/slow/**",
+            false,
+            Some("/Repos/ci/p"),
+        )
+        .unwrap();
+        assert_eq!(entries[0], Entry::Path("/Repos/ci/p/smoke".into()));
+        assert_eq!(
+            entries[1],
+            Entry::Glob(Glob {
+                line: 2,
+                written: "tests/**/test_*".into(),
+                pattern: "/Repos/ci/p/tests/**/test_*".into(),
+                exclude: false
+            })
+        );
+        assert_eq!(
+            entries[2],
+            Entry::Glob(Glob {
+                line: 3,
+                written: "!tests/slow/**".into(),
+                pattern: "/Repos/ci/p/tests/slow/**".into(),
+                exclude: true
+            })
+        );
+        assert!(notebook_paths("tests/../**", true, None)
+            .unwrap_err()
+            .to_string()
+            .contains("`..`"));
+        assert!(notebook_paths("/Repos/**", true, None)
+            .unwrap_err()
+            .to_string()
+            .contains("absolute"));
+        assert!(notebook_paths("!tests/slow/**", true, None)
+            .unwrap_err()
+            .to_string()
+            .contains("lists no notebook"));
+    }
+
+    #[test]
     fn notebook_paths_resolve_against_the_repo() {
         let paths = notebook_paths(
             "test/unit\n\n# comment\n/Shared/x/y\n",
@@ -668,7 +782,10 @@ mod tests {
             Some("/Repos/ci/p"),
         )
         .unwrap();
-        assert_eq!(paths, ["/Repos/ci/p/test/unit", "/Shared/x/y"]);
+        assert_eq!(
+            plain_paths(&paths),
+            ["/Repos/ci/p/test/unit", "/Shared/x/y"]
+        );
         assert!(notebook_paths("test/unit", false, None)
             .unwrap_err()
             .to_string()
@@ -771,7 +888,7 @@ mod tests {
             assert!(err.contains(needle), "{text:?}: {err}");
         }
         assert_eq!(
-            notebook_paths("a\r\nb\r\n", true, None).unwrap(),
+            plain_paths(&notebook_paths("a\r\nb\r\n", true, None).unwrap()),
             ["a", "b"],
             "CRLF is a line break"
         );
@@ -835,7 +952,7 @@ mod tests {
         };
         let sink = || Arc::new(Mutex::new(std::io::sink()));
         let host = NativeHost::new(Default::default(), sink(), sink());
-        let notebooks = with_task_keys(vec!["/a".into(), "/b".into()]);
+        let notebooks = vec!["/a".to_string(), "/b".to_string()];
         let token = |env| idempotency_token(&Inputs::new(&env), &host, &notebooks, "ci");
         let first = token(env("1"));
         assert_eq!(

@@ -1,0 +1,332 @@
+//! `notebookPaths` lines that are globs (`tests/**/test_*`, `!tests/slow/**` to leave some
+//! out), resolved into notebooks: from the agent's checkout of the commit being built with
+//! `source: git` (what runs is exactly what matched), from the workspace list API under the
+//! Repo with `source: workspace`. Listing is bounded in entries and depth, matching is pure.
+
+use std::collections::BTreeSet;
+
+use crate::databricks::models::ObjectType;
+use crate::databricks::{ApiError, Client};
+use crate::host::Host;
+use crate::pipeline::InputError;
+use crate::tasks::names::input;
+
+/// Most folder entries looked at while resolving globs.
+pub const MAX_LISTED: usize = 20_000;
+/// Deepest folder looked into, below a glob's fixed part.
+const MAX_DEPTH: usize = 32;
+
+/// A glob line of `notebookPaths`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Glob {
+    /// Its line number in the input, and the line as written, for messages.
+    pub line: usize,
+    pub written: String,
+    /// Absolute (workspace) or relative to the repository root (git), like notebook paths.
+    pub pattern: String,
+    /// `!pattern`: notebooks it matches are left out.
+    pub exclude: bool,
+}
+
+/// One `notebookPaths` line, in order: a notebook, or a glob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    Path(String),
+    Glob(Glob),
+}
+
+/// Whether a line is a glob rather than one notebook's path.
+pub fn is_glob(line: &str) -> bool {
+    line.starts_with('!') || line.contains(['*', '?', '[', '{'])
+}
+
+impl Glob {
+    /// The folder under which it can match: its segments before the first with a wildcard.
+    pub fn base(&self) -> String {
+        let segments: Vec<&str> = self.pattern.split('/').collect();
+        let fixed = segments.iter().take_while(|s| !is_glob(s)).count();
+        // A pattern without a wildcard names one notebook: list its folder.
+        let fixed = if fixed == segments.len() {
+            fixed - 1
+        } else {
+            fixed
+        };
+        let base = segments[..fixed].join("/");
+        if self.pattern.starts_with('/') && base.is_empty() {
+            "/".to_string()
+        } else {
+            base
+        }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        glob_match::glob_match(&self.pattern, path)
+    }
+}
+
+/// The notebooks `entries` select among `candidates` (every notebook under the globs' bases),
+/// in the order the lines were written, each once; glob matches sorted. An including glob that
+/// selects nothing is an error naming its line.
+pub fn select(entries: &[Entry], candidates: &BTreeSet<String>) -> Result<Vec<String>, InputError> {
+    let excludes: Vec<&Glob> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Glob(g) if g.exclude => Some(g),
+            _ => None,
+        })
+        .collect();
+    let excluded = |path: &str| excludes.iter().any(|g| g.matches(path));
+    let mut selected: Vec<String> = Vec::new();
+    let push = |path: &str, selected: &mut Vec<String>| {
+        if !selected.iter().any(|p| p == path) {
+            selected.push(path.to_string());
+        }
+    };
+    for entry in entries {
+        match entry {
+            Entry::Path(path) => push(path, &mut selected),
+            Entry::Glob(glob) if glob.exclude => {}
+            Entry::Glob(glob) => {
+                let matched: Vec<&String> = candidates.iter().filter(|c| glob.matches(c)).collect();
+                let kept: Vec<&&String> = matched.iter().filter(|c| !excluded(c)).collect();
+                if kept.is_empty() {
+                    let why = if matched.is_empty() {
+                        format!("matches no notebook under {}", shown_base(glob))
+                    } else {
+                        format!(
+                            "matches {} notebooks, all left out by the `!` lines",
+                            matched.len()
+                        )
+                    };
+                    return Err(InputError::new(
+                        input::NOTEBOOK_PATHS,
+                        format!("line {} (`{}`) {why}", glob.line, glob.written),
+                    )
+                    .with_hint("check the pattern: `*` stays within a folder, `**` crosses folders (tests/**/test_*); notebooks are matched without their file extension"));
+                }
+                for path in kept {
+                    push(path, &mut selected);
+                }
+            }
+        }
+    }
+    Ok(selected)
+}
+
+fn shown_base(glob: &Glob) -> String {
+    match glob.base() {
+        base if base.is_empty() => "the repository root".to_string(),
+        base => base,
+    }
+}
+
+/// The globs among `entries`.
+pub fn globs(entries: &[Entry]) -> impl Iterator<Item = &Glob> {
+    entries.iter().filter_map(|e| match e {
+        Entry::Glob(g) => Some(g),
+        Entry::Path(_) => None,
+    })
+}
+
+/// What starts a Databricks notebook in source format, by file extension.
+const NOTEBOOK_HEADERS: [(&str, &str); 4] = [
+    (".py", "# Databricks notebook source"),
+    (".r", "# Databricks notebook source"),
+    (".sql", "-- Databricks notebook source"),
+    (".scala", "// Databricks notebook source"),
+];
+
+/// Notebooks under the globs' bases in the agent's checkout at `root`, relative to it and
+/// without their extension (as `source: git` addresses them).
+pub fn list_checkout(
+    host: &dyn Host,
+    root: &str,
+    entries: &[Entry],
+) -> Result<BTreeSet<String>, InputError> {
+    let mut found = BTreeSet::new();
+    let mut listed = 0usize;
+    let bases: BTreeSet<String> = globs(entries).map(|g| g.base()).collect();
+    for base in bases {
+        let mut pending = vec![(base, 0usize)];
+        while let Some((folder, depth)) = pending.pop() {
+            let dir = if folder.is_empty() {
+                root.to_string()
+            } else {
+                format!("{root}/{folder}")
+            };
+            let Ok(children) = host.list_dir(&dir) else {
+                continue; // a base that does not exist matches nothing
+            };
+            for child in children {
+                listed += 1;
+                if listed > MAX_LISTED {
+                    return Err(too_many(root));
+                }
+                let relative = if folder.is_empty() {
+                    child.name.clone()
+                } else {
+                    format!("{folder}/{}", child.name)
+                };
+                if child.is_dir && !child.name.starts_with('.') && depth < MAX_DEPTH {
+                    pending.push((relative, depth + 1));
+                } else if child.is_file {
+                    if let Some(path) =
+                        checkout_notebook(host, &format!("{root}/{relative}"), &relative)
+                    {
+                        found.insert(path);
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn too_many(under: &str) -> InputError {
+    InputError::new(
+        input::NOTEBOOK_PATHS,
+        format!("its globs look at more than {MAX_LISTED} files and folders under {under}"),
+    )
+    .with_hint("start each glob with the folder that holds the tests (tests/**/test_*) rather than with **")
+}
+
+/// `relative` without its extension, if the file is a notebook in source format (or .ipynb).
+fn checkout_notebook(host: &dyn Host, file: &str, relative: &str) -> Option<String> {
+    let lower = relative.to_ascii_lowercase();
+    if let Some(stem) = lower.strip_suffix(".ipynb") {
+        return Some(relative[..stem.len()].to_string());
+    }
+    let (extension, header) = NOTEBOOK_HEADERS
+        .iter()
+        .find(|(ext, _)| lower.ends_with(ext))?;
+    // The header is the first line: a notebook larger than the bound is not read.
+    let text = host
+        .read_file(file, crate::host::MAX_INPUT_FILE_BYTES)
+        .ok()?;
+    let first = text.trim_start_matches('\u{feff}').lines().next()?.trim();
+    (first == *header).then(|| relative[..relative.len() - extension.len()].to_string())
+}
+
+/// Notebooks under the globs' bases in the workspace (the Repo's folders), by the workspace
+/// list API, breadth first and bounded.
+pub async fn list_workspace(
+    client: &Client,
+    entries: &[Entry],
+) -> Result<BTreeSet<String>, DiscoveryError> {
+    let mut found = BTreeSet::new();
+    let mut listed = 0usize;
+    let bases: BTreeSet<String> = globs(entries).map(|g| g.base()).collect();
+    for base in bases {
+        let mut pending = std::collections::VecDeque::from([(base, 0usize)]);
+        while let Some((folder, depth)) = pending.pop_front() {
+            let objects = match client.list_objects(&folder).await {
+                Ok(objects) => objects,
+                // A base that does not exist matches nothing.
+                Err(e) if e.status() == Some(404) => continue,
+                Err(e) => return Err(DiscoveryError::Api(e)),
+            };
+            for object in objects {
+                listed += 1;
+                if listed > MAX_LISTED {
+                    return Err(DiscoveryError::Input(too_many(&folder)));
+                }
+                let Some(path) = object.path else { continue };
+                match object.object_type {
+                    Some(ObjectType::Notebook) => {
+                        found.insert(path);
+                    }
+                    Some(ObjectType::Directory | ObjectType::Repo) if depth < MAX_DEPTH => {
+                        pending.push_back((path, depth + 1));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Why workspace globs could not be resolved.
+#[derive(Debug)]
+pub enum DiscoveryError {
+    Input(InputError),
+    Api(ApiError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn glob(line: usize, pattern: &str) -> Entry {
+        let (exclude, pattern) = match pattern.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pattern),
+        };
+        Entry::Glob(Glob {
+            line,
+            written: pattern.to_string(),
+            pattern: pattern.to_string(),
+            exclude,
+        })
+    }
+
+    fn candidates(paths: &[&str]) -> BTreeSet<String> {
+        paths.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn globs_select_notebooks_in_order_once_and_leave_out_exclusions() {
+        let all = candidates(&[
+            "tests/test_b",
+            "tests/test_a",
+            "tests/slow/test_big",
+            "tests/helpers",
+            "other/test_x",
+        ]);
+        let entries = [
+            Entry::Path("smoke".into()),
+            glob(2, "tests/**/test_*"),
+            glob(3, "!tests/slow/**"),
+            Entry::Path("tests/test_a".into()),
+        ];
+        assert_eq!(
+            select(&entries, &all).unwrap(),
+            ["smoke", "tests/test_a", "tests/test_b"]
+        );
+    }
+
+    #[test]
+    fn a_glob_that_selects_nothing_names_its_line() {
+        let all = candidates(&["tests/slow/test_big"]);
+        let none = select(&[glob(4, "spec/**/test_*")], &all)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            none.contains("line 4 (`spec/**/test_*`) matches no notebook under spec"),
+            "{none}"
+        );
+        let excluded = select(&[glob(1, "tests/**"), glob(2, "!tests/slow/**")], &all)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            excluded.contains("matches 1 notebooks, all left out"),
+            "{excluded}"
+        );
+    }
+
+    #[test]
+    fn a_glob_lists_only_below_its_fixed_part() {
+        let base = |p: &str| match glob(1, p) {
+            Entry::Glob(g) => g.base(),
+            _ => unreachable!(),
+        };
+        assert_eq!(base("tests/**/test_*"), "tests");
+        assert_eq!(base("tests/unit/test_*"), "tests/unit");
+        assert_eq!(base("**/test_*"), "");
+        assert_eq!(base("/Repos/ci/p/tests/*"), "/Repos/ci/p/tests");
+        assert_eq!(base("/*/x"), "/");
+        assert!(
+            is_glob("tests/*") && is_glob("!x") && is_glob("a/{b,c}") && !is_glob("tests/unit")
+        );
+    }
+}

@@ -148,16 +148,18 @@ test('masking never breaks a document', async () => {
     const xml = Object.entries(files).find(([name]) => name.endsWith('.xml'))[1];
     const parsed = await xml2js.parseStringPromise(xml, { strict: true })
       .catch((e) => assert.fail(`${secret}: the JUnit file is not XML (${e.message}):\n${xml}`));
-    const suite = parsed.testsuites.testsuite[0];
-    assert.equal(suite.$.failures, '1', `${secret}: ${xml}`);
-    assert.equal(suite.testcase.length, 2, `${secret}: ${xml}`);
-    for (const testcase of suite.testcase) {
+    // One suite per notebook: one failure and two cases in all.
+    const suites = parsed.testsuites.testsuite;
+    assert.equal(suites.reduce((n, s) => n + Number(s.$.failures), 0), 1, `${secret}: ${xml}`);
+    const testcases = suites.flatMap((s) => s.testcase);
+    assert.equal(testcases.length, 2, `${secret}: ${xml}`);
+    for (const testcase of testcases) {
       assert.ok(!testcase.$.name.includes(secret), `${secret}: ${testcase.$.name}`);
     }
     const markdown = Object.entries(files).find(([name]) => name.endsWith('.md'))[1];
     const rows = tableRows(markdown);
     assert.equal(rows.length, 3, `${secret}: header and two rows:\n${markdown}`);
-    for (const row of rows) assert.equal(row.length, 4, `${secret}: ${JSON.stringify(row)}\n${markdown}`);
+    for (const row of rows) assert.equal(row.length, 5, `${secret}: ${JSON.stringify(row)}\n${markdown}`);
     const output = outputVariable(result, 'notebookOutput');
     let value;
     assert.doesNotThrow(() => { value = JSON.parse(output); }, `${secret}: notebookOutput is not JSON: ${output}`);
@@ -244,8 +246,10 @@ test('notebook text cannot forge log lines (wasm and native)', async () => {
 });
 
 /** Links, images and raw HTML outside code spans. */
-function markupOutsideCode(markdown) {
-  const outside = markdown.replace(/(`+) .*? \1/g, '');
+function markupOutsideCode(markdown, workspace) {
+  let outside = markdown.replace(/(`+) .*? \1/g, '');
+  // Our own links into the workspace (each notebook's run page) are the one markup allowed.
+  if (workspace) outside = outside.split(`](<${workspace}/`).join('').replace(/\[\]/g, '');
   return outside.match(/\]\(|!\[|<[a-z/!]/gi) ?? [];
 }
 
@@ -258,7 +262,7 @@ test('notebook text is code in the build summary', async () => {
   rmSync(reports, { recursive: true, force: true });
   const [heading, ...body] = markdown.split('\n');
   assert.match(heading, new RegExp(`\\(\\[run \\d+\\]\\(<${repo.emulator.url}/[^>]*>\\)\\)$`), heading);
-  assert.deepEqual(markupOutsideCode(body.join('\n')), [], markdown);
+  assert.deepEqual(markupOutsideCode(body.join('\n'), repo.emulator.url), [], markdown);
   const rows = tableRows(markdown);
   assert.equal(rows.length, 1 + 2 * MARKDOWN.length, markdown);
   const code = (cell) => {
@@ -268,10 +272,12 @@ test('notebook text is code in the build summary', async () => {
   };
   MARKDOWN.forEach((text, i) => {
     const [say, shout] = [rows[1 + 2 * i], rows[2 + 2 * i]];
-    assert.equal(say.length, 4, JSON.stringify(say));
-    assert.equal(code(say[1]), `${REPO_PATH}/test/md_say${i}`);
-    assert.equal(code(say[3]), text, `the output, whole: ${say[3]}`);
-    assert.equal(code(shout[3]), `failed: ValueError: ${text}`, `the error, whole: ${shout[3]}`);
+    assert.equal(say.length, 5, JSON.stringify(say));
+    const linked = say[1].match(/^\[(.*)\]\(<[^>]*>\)$/);
+    assert.ok(linked, `the notebook links to its run page: ${say[1]}`);
+    assert.equal(code(linked[1]), `${REPO_PATH}/test/md_say${i}`);
+    assert.equal(code(say[4]), text, `the output, whole: ${say[4]}`);
+    assert.equal(code(shout[4]), `failed: ValueError: ${text}`, `the error, whole: ${shout[4]}`);
   });
 });
 
@@ -340,9 +346,10 @@ test('only run page links into the workspace are shown', async () => {
     workspace.close();
     assert.equal(result.code, 1, result.stdout);
     assert.ok(outputVariable(result, 'runPageUrl').startsWith(`${workspace.url}/`), result.stdout);
+    // The run page and the notebook's own task page.
     const links = markdown.match(/\]\(<([^>]*)>\)/g) ?? [];
-    assert.equal(links.length, 1, markdown);
-    assert.ok(links[0].startsWith(`](<${workspace.url}/`), links[0]);
-    assert.doesNotMatch(markdown.replace(links[0], ''), /\]\(|!\[/, markdown);
+    assert.equal(links.length, 2, markdown);
+    assert.ok(links.every((link) => link.startsWith(`](<${workspace.url}/`)), links.join(' '));
+    assert.doesNotMatch(links.reduce((text, link) => text.replace(link, ''), markdown), /\]\(|!\[/, markdown);
   }
 });

@@ -55,7 +55,8 @@ test('an answer that does not match the submission never passes', async () => {
       assert.equal(result.code, 1, `${label}: ${result.stdout}`);
       assert.ok(errors(result).some((e) => e.startsWith(named) && e.includes(said)), `${label}: ${result.stdout}`);
       assert.equal(parseCommand(result.lines.at(-1)).properties.result, 'Failed', label);
-      const testCase = junit.split('<testcase ').find((c) => c.includes(`name="${named}"`));
+      // The case's own element, up to its end (suites now sit between cases).
+      const testCase = junit.split('<testcase ').slice(1).map((c) => c.split('</testcase>')[0]).find((c) => c.includes(`name="${named}"`));
       assert.ok(testCase?.includes('<failure'), `${label}: a failed test case for ${named}: ${junit}`);
     }
   } finally {

@@ -264,3 +264,37 @@ async fn a_missing_or_misplaced_report_file_is_a_warning() {
     assert!(log.contains("test/climbing: its report file `/Volumes/main/../../etc/passwd` is not in a Unity Catalog volume"), "{log}");
     emulator.shutdown().await;
 }
+
+/// A report's names, messages and traces come from the notebook's author: they are shown,
+/// never obeyed, in the log and the Tests tab.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reports_text_cannot_issue_logging_commands() {
+    let emulator = emulator().await;
+    let hostile = r#"# Databricks notebook source
+dbutils.notebook.exit('<testsuite><testcase classname="a&#10;##vso[task.complete result=Succeeded]" name="b&#13;##vso[task.setvariable variable=x]y"><failure message="m&#10;##[error]fake">##vso[task.logissue type=warning]t</failure></testcase></testsuite>')
+"#;
+    let (outcome, junit, _reports) = run_reports(&emulator, &[("hostile", hostile)], &[]).await;
+    assert_eq!(outcome.code, 1, "{}", outcome.stdout);
+    for line in outcome.stdout.lines() {
+        let ours = line.starts_with("##vso[task.setsecret]")
+            || line.starts_with("##vso[task.setvariable variable=")
+                && !line.starts_with("##vso[task.setvariable variable=x]")
+            || line.starts_with("##vso[results.publish")
+            || line.starts_with("##vso[task.uploadsummary")
+            || line.starts_with("##vso[task.logissue type=error]")
+            || line.starts_with("##vso[task.complete result=Failed]");
+        if line.starts_with("##vso[") {
+            assert!(ours, "a command the report issued: {line}");
+        }
+        assert!(!line.starts_with("##[error]fake"), "{line}");
+    }
+    assert!(
+        outcome
+            .stdout
+            .contains("**vso[task.complete result=Succeeded]"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(roxmltree::Document::parse(&junit).is_ok(), "{junit}");
+    emulator.shutdown().await;
+}

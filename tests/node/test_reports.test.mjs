@@ -7,6 +7,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+// A JUnit reader we did not write (npm `junit2json`, a dev dependency): the Tests tab's view.
+const { parse: parseJUnit } = await import(path.join(ROOT, 'scripts/node_modules/junit2json/dist/esm/index.js'));
+
 import {
   BINARY_DIR, CLUSTER, PASSING, ROOT, makeProject, outputVariable, parseCommand, pipelineEnv, runTask, startEmulator,
 } from './harness.mjs';
@@ -74,6 +77,26 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
       'databricks test/plain',
     ]);
     assert.match(junit, /<testsuite name="test\/drift" tests="2" failures="1"/);
+    // Read back by junit2json: every case the notebooks ran, with its outcome and counts.
+    const read = await parseJUnit(junit);
+    const outcome = (c) => (c.failure ? 'failed' : c.error ? 'error' : c.skipped ? 'skipped' : 'passed');
+    const seen = read.testsuite.flatMap((suite) => suite.testcase.map((c) => `${suite.name} | ${c.classname} | ${c.name} | ${outcome(c)}`));
+    assert.deepEqual(seen, [
+      'test/test_income_unittest | test/test_income_unittest.BucketIncome | test_brackets_2027 | skipped',
+      'test/test_income_unittest | test/test_income_unittest.BucketIncome | test_high | passed',
+      'test/test_income_unittest | test/test_income_unittest.BucketIncome | test_low | passed',
+      'test/test_income_unittest | test/test_income_unittest.BucketIncome | test_negative_is_refused | passed',
+      'test/report | test/report.income.yearly | test_monthly_to_yearly | passed',
+      'test/report | test/report.income.yearly | test_zero_income | passed',
+      'test/drift | test/drift.model.Drift | test_stable | passed',
+      'test/drift | test/drift.model.Drift | test_small_drift | failed',
+      'test/plain | databricks | test/plain | passed',
+    ]);
+    const drift = read.testsuite.find((suite) => suite.name === 'test/drift');
+    assert.equal(drift.tests, 2);
+    assert.equal(drift.failures, 1);
+    assert.equal(drift.testcase[1].failure[0].message, 'drift too large');
+    assert.equal(drift.testcase[1].time, 1.25);
     assert.equal(outputVariable(result, 'testsPassed'), '7');
     assert.equal(outputVariable(result, 'testsFailed'), '1');
     assert.equal(outputVariable(result, 'testsSkipped'), '1');

@@ -55,6 +55,10 @@ def predicted_income(age):
 assert predicted_income(30) == 31000, "model regression: predicted_income(30) is off"
 "#;
 
+/// A notebook that hands back a JUnit report of its unittest cases: each case reaches the
+/// Tests tab.
+pub const UNITTEST_NOTEBOOK: &str = include_str!("../examples/notebooks/test_income_unittest.py");
+
 /// Runs `git` in `dir` with a pinned identity, ignoring the machine's configuration.
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     let output = std::process::Command::new("git")
@@ -89,6 +93,7 @@ pub fn make_project(dir: &Path, failing: bool) -> anyhow::Result<String> {
     std::fs::create_dir_all(dir.join("test"))?;
     std::fs::write(dir.join("test/unit.py"), UNIT_NOTEBOOK)?;
     std::fs::write(dir.join("test/integration.py"), PARAMS_NOTEBOOK)?;
+    std::fs::write(dir.join("test/test_income_unittest.py"), UNITTEST_NOTEBOOK)?;
     if failing {
         std::fs::write(dir.join("test/model_regression.py"), FAILING_NOTEBOOK)?;
     }
@@ -162,7 +167,7 @@ pub async fn run(failing: bool, auth: AuthScenario) -> anyhow::Result<i32> {
         env.insert("SECRET_DATABRICKS_TOKEN".into(), token.clone());
     }
     let repo_path = "/Repos/ci/income-model";
-    let mut notebooks = String::from("test/unit\ntest/integration");
+    let mut notebooks = String::from("test/unit\ntest/integration\ntest/test_income_unittest");
     if failing {
         notebooks.push_str("\ntest/model_regression");
     }

@@ -9,33 +9,20 @@ use databricks_azdo::tasks::TaskName;
 
 const HELPER: &str = "def helper():\n    return 1\n";
 
-fn project() -> Project {
-    let project = Project::new(&[
-        ("test_a", PASSING),
-        ("test_b", PASSING),
-        ("slow/test_big", PASSING),
-        ("unit/test_c", PASSING),
-        ("helpers_nb", PASSING),
-    ]);
-    // A plain Python module (no notebook header) next to the notebooks: never matched.
-    std::fs::write(project.path().join("test/test_helpers.py"), HELPER).unwrap();
-    git(&project.path(), &["add", "."]);
-    git(&project.path(), &["commit", "-q", "-m", "helper"]);
-    project
-}
+/// Notebooks, and a plain Python module (no notebook header) next to them: never matched.
+const FILES: [(&str, &str); 6] = [
+    ("test_a", PASSING),
+    ("test_b", PASSING),
+    ("slow/test_big", PASSING),
+    ("unit/test_c", PASSING),
+    ("helpers_nb", PASSING),
+    ("test_helpers", HELPER),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workspace_globs_are_resolved_under_the_repo() {
     let emulator = emulator().await;
-    let project = project();
-    let env = pipeline_env(&emulator, &project);
-    let update = run_task(
-        TaskName::RepoUpdate,
-        with(&env, &[("repoPath", REPO_PATH)]),
-        OutputMode::Agent,
-    )
-    .await;
-    assert_eq!(update.code, 0, "{}", update.stdout);
+    let (_project, env) = checked_out(&emulator, &FILES).await;
     let env = with(
         &env,
         &[
@@ -69,7 +56,7 @@ async fn workspace_globs_are_resolved_under_the_repo() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_globs_are_resolved_in_the_agents_checkout() {
     let emulator = emulator().await;
-    let project = project();
+    let project = Project::new(&FILES);
     let env = with(
         &pipeline_env(&emulator, &project),
         &[
@@ -96,15 +83,7 @@ async fn git_globs_are_resolved_in_the_agents_checkout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_glob_that_matches_nothing_is_an_error_naming_its_line_before_any_run() {
     let emulator = emulator().await;
-    let project = project();
-    let env = pipeline_env(&emulator, &project);
-    let update = run_task(
-        TaskName::RepoUpdate,
-        with(&env, &[("repoPath", REPO_PATH)]),
-        OutputMode::Agent,
-    )
-    .await;
-    assert_eq!(update.code, 0, "{}", update.stdout);
+    let (project, env) = checked_out(&emulator, &FILES).await;
     let cases = [
         (
             vec![("repoPath", REPO_PATH), ("notebookPaths", "test/test_a\nspec/**/test_*")],

@@ -2,27 +2,6 @@ use crate::common::*;
 use databricks_azdo::pipeline::OutputMode;
 use databricks_azdo::tasks::TaskName;
 
-/// A project checked out at /Repos/ci/project, plus the env of a notebook test step.
-async fn checked_out(
-    emulator: &databricks_azdo::emulator::Emulator,
-    notebooks: &[(&str, &str)],
-) -> (Project, std::collections::BTreeMap<String, String>) {
-    let project = Project::new(notebooks);
-    let env = pipeline_env(emulator, &project);
-    let update = run_task(
-        TaskName::RepoUpdate,
-        with(&env, &[("repoPath", REPO_PATH)]),
-        OutputMode::Agent,
-    )
-    .await;
-    assert_eq!(update.code, 0, "{}", update.stdout);
-    let env = with(
-        &env,
-        &[("repoPath", REPO_PATH), ("existingClusterId", CLUSTER)],
-    );
-    (project, env)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passing_notebooks_pass_the_step_with_outputs_and_links() {
     let emulator = emulator().await;

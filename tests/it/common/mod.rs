@@ -146,6 +146,27 @@ pub fn scenario_env(
     env
 }
 
+/// A project checked out at /Repos/ci/project, plus the env of a notebook test step.
+pub async fn checked_out(
+    emulator: &databricks_azdo::emulator::Emulator,
+    notebooks: &[(&str, &str)],
+) -> (Project, std::collections::BTreeMap<String, String>) {
+    let project = Project::new(notebooks);
+    let env = pipeline_env(emulator, &project);
+    let update = run_task(
+        databricks_azdo::tasks::TaskName::RepoUpdate,
+        with(&env, &[("repoPath", REPO_PATH)]),
+        databricks_azdo::pipeline::OutputMode::Agent,
+    )
+    .await;
+    assert_eq!(update.code, 0, "{}", update.stdout);
+    let env = with(
+        &env,
+        &[("repoPath", REPO_PATH), ("existingClusterId", CLUSTER)],
+    );
+    (project, env)
+}
+
 pub fn faults(rules: &[&str]) -> Vec<FaultRule> {
     rules
         .iter()

@@ -14,8 +14,6 @@ pub struct IdTokenRequest {
     pub url: String,
     /// The job's access token (`System.AccessToken`).
     pub access_token: String,
-    /// The service connection the token is for (its `sc://` subject), if any.
-    pub service_connection: Option<String>,
 }
 
 impl std::fmt::Debug for IdTokenRequest {
@@ -23,7 +21,6 @@ impl std::fmt::Debug for IdTokenRequest {
         f.debug_struct("IdTokenRequest")
             .field("url", &self.url)
             .field("access_token", &"***")
-            .field("service_connection", &self.service_connection)
             .finish()
     }
 }

@@ -33,12 +33,15 @@ fn said(error: &ApiError) -> String {
     shorten(message, 300)
 }
 
+/// The issuer and subject of the id token the pipeline presented (not secrets: what the
+/// user pastes into a federated credential), each bounded.
 fn presented(token: Option<&str>) -> String {
     let claims = token.and_then(jwt::peek).unwrap_or_default();
+    let claim = |value: &Option<String>| shorten(value.as_deref().unwrap_or("?"), 300);
     format!(
         "issuer `{}`, subject `{}`",
-        claims.iss.as_deref().unwrap_or("?"),
-        claims.sub.as_deref().unwrap_or("?")
+        claim(&claims.iss),
+        claim(&claims.sub)
     )
 }
 

@@ -23,9 +23,6 @@ impl ApiError {
         match self {
             ApiError::Hinted { hint, .. } => return Some(hint.clone()),
             ApiError::SignIn { hint, .. } => return hint.clone(),
-            ApiError::GaveUp { last, .. } if matches!(**last, ApiError::Hinted { .. }) => {
-                return last.hint()
-            }
             _ => {}
         }
         let message = self.message();

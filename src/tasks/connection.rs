@@ -23,6 +23,17 @@ pub const AUTH_METHOD: PickList = PickList {
     default: "pat",
 };
 
+/// The inputs both tasks share: where the workspace is and how to sign in to it.
+pub const INPUTS: &[&str] = &[
+    input::AUTH_METHOD,
+    input::AZURE_SUBSCRIPTION,
+    input::DATABRICKS_CONNECTION,
+    input::CLIENT_ID,
+    input::DATABRICKS_HOST,
+    input::DATABRICKS_TOKEN,
+    input::WORKSPACE_RESOURCE_ID,
+];
+
 /// The endpoint type `vss-extension.json` contributes ("Databricks workspace").
 pub const DATABRICKS_ENDPOINT_TYPE: &str = "databricks-azdo-workspace";
 
@@ -449,11 +460,7 @@ fn id_token_request(
         InputError::variable(variable::OIDC_REQUEST_URI, "is not set, nor are the ids of this job (System.CollectionUri, System.TeamProjectId, System.HostType, System.PlanId, System.JobId)")
             .with_hint("federation works inside an Azure Pipelines job, where the agent sets these variables")
     })?;
-    Ok(IdTokenRequest {
-        url,
-        access_token,
-        service_connection: service_connection.map(str::to_string),
-    })
+    Ok(IdTokenRequest { url, access_token })
 }
 
 /// Our own "Databricks workspace" connection: the URL, and a personal access token, an OAuth

@@ -208,7 +208,7 @@ pub struct Report {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::{repo_update, run_notebook_test};
+    use super::{connection, repo_update, run_notebook_test};
     use crate::pipeline::inputs::env_name;
     use crate::pipeline::Inputs;
     use crate::rest::scripted::test_host;
@@ -274,9 +274,11 @@ mod tests {
         ];
         for case in repo_cases {
             let inputs = [&common[..], case].concat();
-            check(&inputs, repo_update::INPUTS, |read| {
-                repo_update::Settings::from_inputs(read, &*host).map(drop)
-            });
+            check(
+                &inputs,
+                &[connection::INPUTS, repo_update::INPUTS].concat(),
+                |read| repo_update::Settings::from_inputs(read, &*host).map(drop),
+            );
         }
         let run_cases: &[&[(&str, &str)]] = &[
             &[
@@ -307,9 +309,11 @@ mod tests {
         ];
         for case in run_cases {
             let inputs = [&common[..], case].concat();
-            check(&inputs, run_notebook_test::INPUTS, |read| {
-                run_notebook_test::Settings::from_inputs(read, &*host).map(drop)
-            });
+            check(
+                &inputs,
+                &[connection::INPUTS, run_notebook_test::INPUTS].concat(),
+                |read| run_notebook_test::Settings::from_inputs(read, &*host).map(drop),
+            );
         }
     }
 }

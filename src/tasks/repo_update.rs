@@ -44,14 +44,8 @@ pub struct Settings {
     pub warnings: Vec<String>,
 }
 
+/// The task's own inputs; besides them, both tasks read [`connection::INPUTS`](crate::tasks::connection::INPUTS).
 pub const INPUTS: &[&str] = &[
-    input::AUTH_METHOD,
-    input::AZURE_SUBSCRIPTION,
-    input::DATABRICKS_CONNECTION,
-    input::CLIENT_ID,
-    input::DATABRICKS_HOST,
-    input::DATABRICKS_TOKEN,
-    input::WORKSPACE_RESOURCE_ID,
     input::MODE,
     input::REPO_PATH,
     input::REPO_ID,

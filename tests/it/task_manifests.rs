@@ -3,11 +3,12 @@
 use std::collections::BTreeSet;
 
 use databricks_azdo::pipeline::inputs::PickList;
-use databricks_azdo::tasks::{repo_update, run_notebook_test, TaskName};
+use databricks_azdo::tasks::{connection, repo_update, run_notebook_test, TaskName};
 use serde_json::Value;
 
 struct Core {
-    inputs: &'static [&'static str],
+    /// The task's own inputs and the sign-in inputs both tasks share.
+    inputs: Vec<&'static str>,
     pick_lists: &'static [PickList],
     outputs: &'static [&'static str],
 }
@@ -15,12 +16,12 @@ struct Core {
 fn core(task: TaskName) -> Core {
     match task {
         TaskName::RepoUpdate => Core {
-            inputs: repo_update::INPUTS,
+            inputs: [connection::INPUTS, repo_update::INPUTS].concat(),
             pick_lists: repo_update::PICK_LISTS,
             outputs: repo_update::OUTPUTS,
         },
         TaskName::RunNotebookTest => Core {
-            inputs: run_notebook_test::INPUTS,
+            inputs: [connection::INPUTS, run_notebook_test::INPUTS].concat(),
             pick_lists: run_notebook_test::PICK_LISTS,
             outputs: run_notebook_test::OUTPUTS,
         },

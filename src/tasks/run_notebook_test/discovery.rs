@@ -143,6 +143,15 @@ pub fn list_checkout(
     root: &str,
     entries: &[Entry],
 ) -> Result<BTreeSet<String>, InputError> {
+    list_checkout_within(host, root, entries, MAX_LISTED)
+}
+
+fn list_checkout_within(
+    host: &dyn Host,
+    root: &str,
+    entries: &[Entry],
+    max_listed: usize,
+) -> Result<BTreeSet<String>, InputError> {
     let mut found = BTreeSet::new();
     let mut listed = 0usize;
     let bases: BTreeSet<String> = globs(entries).map(|g| g.base()).collect();
@@ -159,8 +168,8 @@ pub fn list_checkout(
             };
             for child in children {
                 listed += 1;
-                if listed > MAX_LISTED {
-                    return Err(too_many(root));
+                if listed > max_listed {
+                    return Err(too_many(root, max_listed));
                 }
                 let relative = if folder.is_empty() {
                     child.name.clone()
@@ -182,10 +191,10 @@ pub fn list_checkout(
     Ok(found)
 }
 
-fn too_many(under: &str) -> InputError {
+fn too_many(under: &str, max_listed: usize) -> InputError {
     InputError::new(
         input::NOTEBOOK_PATHS,
-        format!("its globs look at more than {MAX_LISTED} files and folders under {under}"),
+        format!("its globs look at more than {max_listed} files and folders under {under}"),
     )
     .with_hint("start each glob with the folder that holds the tests (tests/**/test_*) rather than with **")
 }
@@ -228,7 +237,7 @@ pub async fn list_workspace(
             for object in objects {
                 listed += 1;
                 if listed > MAX_LISTED {
-                    return Err(DiscoveryError::Input(too_many(&folder)));
+                    return Err(DiscoveryError::Input(too_many(&folder, MAX_LISTED)));
                 }
                 let Some(path) = object.path else { continue };
                 match object.object_type {
@@ -311,6 +320,38 @@ mod tests {
         assert!(
             excluded.contains("matches 1 notebooks, all left out"),
             "{excluded}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_checkout_is_listed_within_bounds_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        std::fs::create_dir_all(root.join("tests/deep")).unwrap();
+        let notebook = "# Databricks notebook source\nprint(1)\n";
+        std::fs::write(root.join("tests/test_a.py"), notebook).unwrap();
+        std::fs::write(root.join("tests/deep/test_b.py"), notebook).unwrap();
+        std::fs::write(root.join("tests/test_module.py"), "import os\n").unwrap();
+        std::fs::write(root.join("tests/test_c.ipynb"), "{}").unwrap();
+        // A link out of the checkout is not followed.
+        std::fs::create_dir_all(dir.path().join("outside")).unwrap();
+        std::fs::write(dir.path().join("outside/test_x.py"), notebook).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside"), root.join("tests/link")).unwrap();
+        let host = crate::rest::scripted::test_host();
+        let root = root.display().to_string();
+        let entries = [glob(1, "tests/**/test_*")];
+        let found = list_checkout(&*host, &root, &entries).unwrap();
+        assert_eq!(
+            found.into_iter().collect::<Vec<_>>(),
+            ["tests/deep/test_b", "tests/test_a", "tests/test_c"]
+        );
+        let bounded = list_checkout_within(&*host, &root, &entries, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bounded.contains("more than 3 files and folders"),
+            "{bounded}"
         );
     }
 

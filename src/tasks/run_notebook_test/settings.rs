@@ -17,14 +17,8 @@ use crate::tasks::repo_update::check_workspace_path;
 
 use super::discovery::{globs, is_glob, list_checkout, select, Entry, Glob};
 
+/// The task's own inputs; besides them, both tasks read [`connection::INPUTS`](crate::tasks::connection::INPUTS).
 pub const INPUTS: &[&str] = &[
-    input::AUTH_METHOD,
-    input::AZURE_SUBSCRIPTION,
-    input::DATABRICKS_CONNECTION,
-    input::CLIENT_ID,
-    input::DATABRICKS_HOST,
-    input::DATABRICKS_TOKEN,
-    input::WORKSPACE_RESOURCE_ID,
     input::NOTEBOOK_PATHS,
     input::REPO_PATH,
     input::SOURCE,

@@ -114,42 +114,58 @@ pub enum Reported {
 
 /// Reads an exit value. `truncated`: Databricks cut it (at 5 MB).
 pub fn read_exit_value(value: &str, truncated: bool) -> Reported {
-    if let Some(path) = report_file(value) {
-        return Reported::File(path);
-    }
-    read_document(value, truncated)
+    read(value, truncated, true)
 }
 
-/// `{"junit": "<path>"}` (other keys allowed): the path of a report file.
-fn report_file(value: &str) -> Option<String> {
-    let text = value.trim();
-    if !text.starts_with('{') {
-        return None;
-    }
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
-    object.get("junit")?.as_str().map(|p| p.trim().to_string())
-}
-
-/// Reads a report document: an exit value, or the content of a report file.
+/// Reads a report document: the content of a report file (which cannot name another file).
 pub fn read_document(value: &str, truncated: bool) -> Reported {
+    read(value, truncated, false)
+}
+
+fn read(value: &str, truncated: bool, may_name_a_file: bool) -> Reported {
     let text = value.trim_start_matches('\u{feff}').trim();
     let looks_like = if text.starts_with('<') {
         Some(read_junit(text))
     } else if text.starts_with('{') {
-        read_json(text)
+        // Parsed once: `{"junit": "<path>"}` names a report file, `{"suites": …}` is one.
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else {
+            // Cut JSON that was meant as a report says so; other JSON output stays output.
+            let meant = truncated && (text.contains("\"suites\"") || text.contains("\"junit\""));
+            return if meant {
+                cut_report()
+            } else {
+                Reported::Nothing
+            };
+        };
+        if let Some(path) = json
+            .get("junit")
+            .and_then(|p| p.as_str())
+            .filter(|_| may_name_a_file)
+        {
+            return Reported::File(path.trim().to_string());
+        }
+        read_json(json)
     } else {
         None
     };
     match looks_like {
         None => Reported::Nothing,
         Some(Ok(report)) => Reported::Report(report),
-        Some(Err(_)) if truncated => Reported::Unreadable(
-            "its test report was cut by Databricks, which keeps at most 5 MB of an exit value; have the notebook write the report to a file in a Unity Catalog volume and exit with {\"junit\": \"/Volumes/<catalog>/<schema>/<volume>/report.xml\"} instead"
-                .to_string(),
-        ),
+        Some(Err(_)) if truncated => cut_report(),
         Some(Err(ReadError::NotAReport)) => Reported::Nothing,
-        Some(Err(ReadError::Bad(why))) => Reported::Unreadable(format!("its test report cannot be read: {why}")),
+        // Bounded: the reason may quote the document (a key serde did not expect).
+        Some(Err(ReadError::Bad(why))) => Reported::Unreadable(format!(
+            "its test report cannot be read: {}",
+            crate::text::shorten(&why, 500)
+        )),
     }
+}
+
+fn cut_report() -> Reported {
+    Reported::Unreadable(
+        "its test report was cut by Databricks, which keeps at most 5 MB of an exit value; have the notebook write the report to a file in a Unity Catalog volume and exit with {\"junit\": \"/Volumes/<catalog>/<schema>/<volume>/report.xml\"} instead"
+            .to_string(),
+    )
 }
 
 enum ReadError {
@@ -290,8 +306,7 @@ struct JsonCase {
 }
 
 /// `None` when the JSON is no report of ours (no `suites` key): plain output.
-fn read_json(text: &str) -> Option<Result<TestReport, ReadError>> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+fn read_json(value: serde_json::Value) -> Option<Result<TestReport, ReadError>> {
     value.get("suites")?;
     let report: JsonReport = match serde_json::from_value(value) {
         Ok(report) => report,
@@ -522,6 +537,22 @@ ZeroDivisionError: division by zero
             Reported::File("/Volumes/main/ci/reports/run.xml".into())
         );
         assert_eq!(read_exit_value(r#"{"junit": 3}"#, false), Reported::Nothing);
+    }
+
+    #[test]
+    fn a_warning_about_a_report_is_bounded() {
+        let huge_key = format!(r#"{{"suites": [], "{}": 1}}"#, "k".repeat(100_000));
+        let why = unreadable(&huge_key);
+        assert!(why.len() < 700, "{}", why.len());
+        let cut_json = r#"{"suites": [{"name": "s", "cases": [{"na"#;
+        assert!(
+            matches!(read_exit_value(cut_json, true), Reported::Unreadable(w) if w.contains("5 MB"))
+        );
+        assert_eq!(
+            read_exit_value(r#"{"accuracy": [0.9, 0.8"#, true),
+            Reported::Nothing,
+            "cut output that was no report"
+        );
     }
 
     #[test]

@@ -184,6 +184,18 @@ pub struct RunNotebookTestArgs {
     /// Name of the run in Databricks.
     #[arg(long)]
     pub run_name: Option<String>,
+    /// Run a failed notebook again up to N times (0 to 10) [default: 0]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<String>,
+    /// Least seconds between attempts [default: 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub retry_interval_seconds: Option<String>,
+    /// At most N notebooks at once; 0 = all together [default: 0]
+    #[arg(long, value_name = "N")]
+    pub max_parallel: Option<String>,
+    /// true or false: whether failed test cases a notebook reports fail the command [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub fail_on_failed_tests: Option<String>,
 }
 
 #[cfg(feature = "emulator")]

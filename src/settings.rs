@@ -223,6 +223,10 @@ pub fn run_notebook_test(
         params,
         timeout_minutes,
         run_name,
+        retries,
+        retry_interval_seconds,
+        max_parallel,
+        fail_on_failed_tests,
     } = args;
     let mut resolved = base(common, process_env)?;
     let env = &mut resolved.env;
@@ -251,5 +255,9 @@ pub fn run_notebook_test(
     }
     set(env, input::TIMEOUT_MINUTES, timeout_minutes);
     set(env, input::RUN_NAME, run_name);
+    set(env, input::RETRIES, retries);
+    set(env, input::RETRY_INTERVAL_SECONDS, retry_interval_seconds);
+    set(env, input::MAX_PARALLEL, max_parallel);
+    set(env, input::FAIL_ON_FAILED_TESTS, fail_on_failed_tests);
     Ok(resolved)
 }

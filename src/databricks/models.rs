@@ -187,6 +187,9 @@ pub struct RunTask {
     pub cleanup_duration: Option<i64>,
     #[serde(default)]
     pub run_duration: Option<i64>,
+    /// 0 for the first attempt; a retry is another task run with the same key.
+    #[serde(default)]
+    pub attempt_number: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -279,6 +282,26 @@ pub struct SubmitTask {
     pub new_cluster: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_retry_interval_millis: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<TaskDependency>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_if: Option<RunIf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TaskDependency {
+    pub task_key: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RunIf {
+    /// Runs once the tasks it depends on are over, whatever their outcome.
+    #[serde(rename = "ALL_DONE")]
+    AllDone,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

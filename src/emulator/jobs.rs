@@ -17,6 +17,7 @@ use super::runs::{
     self, Compute, Found, GitSourceSpec, NotebookSource, RunRecord, RunSpec, RunState, StopReason,
     TaskRun, TaskSpec,
 };
+use super::schedule::{self, RetryPolicy, RunIf};
 use super::state::{lock, Shared};
 use super::workspace::USER;
 
@@ -107,6 +108,10 @@ struct TaskRequest {
     job_cluster_key: Option<String>,
     timeout_seconds: Option<i64>,
     depends_on: Option<Vec<Value>>,
+    run_if: Option<String>,
+    max_retries: Option<i64>,
+    min_retry_interval_millis: Option<i64>,
+    retry_on_timeout: Option<bool>,
     /// Everything else, to recognise task types the emulator does not run.
     #[serde(flatten)]
     other: Map<String, Value>,
@@ -183,6 +188,11 @@ fn validate_submit(
             Ok(task)
         })
         .collect::<ApiResult<Vec<_>>>()?;
+    schedule::check_dependencies(
+        tasks
+            .iter()
+            .map(|t| (t.task_key.as_str(), t.depends_on.as_slice())),
+    )?;
 
     let timeout_seconds = non_negative(request.timeout_seconds, "timeout_seconds")?;
     if let Some(token) = &request.idempotency_token {
@@ -315,11 +325,14 @@ fn validate_task(
         known_cluster,
     )?;
     let timeout_seconds = non_negative(task.timeout_seconds, "timeout_seconds")?;
-    if task.depends_on.is_some_and(|d| !d.is_empty()) {
-        return Err(ApiError::invalid(format!(
-            "Task {key}: depends_on is not supported by the emulator; all tasks of a run start together."
-        )));
-    }
+    let depends_on = schedule::parse_depends_on(&key, task.depends_on)?;
+    let run_if = RunIf::parse(&key, task.run_if.as_deref())?;
+    let retry = RetryPolicy::parse(
+        &key,
+        task.max_retries,
+        task.min_retry_interval_millis,
+        task.retry_on_timeout,
+    )?;
     Ok(TaskSpec {
         task_key: key,
         notebook_path,
@@ -327,6 +340,9 @@ fn validate_task(
         base_parameters,
         compute,
         timeout_seconds,
+        depends_on,
+        run_if,
+        retry,
     })
 }
 
@@ -565,8 +581,32 @@ fn task_view(
     view.insert("execution_duration".into(), json!(execution));
     view.insert("cleanup_duration".into(), json!(cleanup));
     view.insert("end_time".into(), json!(task.end_time.unwrap_or(0)));
-    view.insert("attempt_number".into(), json!(0));
-    view.insert("run_if".into(), json!("ALL_SUCCESS"));
+    view.insert("attempt_number".into(), json!(task.attempt_number));
+    if task.attempt_number > 0 {
+        view.insert(
+            "original_attempt_run_id".into(),
+            json!(task.original_attempt_run_id),
+        );
+    }
+    view.insert("run_if".into(), json!(task.spec.run_if.as_str()));
+    if !task.spec.depends_on.is_empty() {
+        let upstream: Vec<Value> = task
+            .spec
+            .depends_on
+            .iter()
+            .map(|key| json!({ "task_key": key }))
+            .collect();
+        view.insert("depends_on".into(), json!(upstream));
+    }
+    let retry = &task.spec.retry;
+    if retry.max_retries != 0 {
+        view.insert("max_retries".into(), json!(retry.max_retries));
+        view.insert(
+            "min_retry_interval_millis".into(),
+            json!(retry.min_interval.as_millis() as u64),
+        );
+        view.insert("retry_on_timeout".into(), json!(retry.on_timeout));
+    }
     view.extend(compute_view(&task.spec.compute));
     if let (Compute::ExistingCluster(id), Some(_)) = (&task.spec.compute, task.running_since) {
         view.insert("cluster_instance".into(), json!({ "cluster_id": id }));
@@ -684,12 +724,15 @@ pub(crate) fn summaries(shared: &Shared) -> Value {
             let mut view = summary(run.run_id, &run.state());
             view["run_name"] = json!(run.spec.run_name);
             view["idempotency_token"] = json!(run.spec.idempotency_token);
+            view["peak_running_tasks"] = json!(run.peak_running);
             view["tasks"] = run
                 .tasks
                 .iter()
                 .map(|task| {
                     let mut task_view = summary(task.run_id, &task.state);
                     task_view["task_key"] = json!(task.spec.task_key);
+                    task_view["attempt_number"] = json!(task.attempt_number);
+                    task_view["depends_on"] = json!(task.spec.depends_on);
                     task_view
                 })
                 .collect();

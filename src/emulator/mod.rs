@@ -14,7 +14,8 @@
 //! - `workspace`: the folder tree and how paths resolve into repo checkouts
 //! - `repos`, `git`: the Repos API and the `git` commands behind it
 //! - `jobs`: the Jobs API (`runs/submit`, `runs/get`, ...) and its JSON views
-//! - `runs`: run state and the state machine that drives each run
+//! - `runs`: run state and the state machine that drives each run (every attempt of a task)
+//! - `schedule`: `depends_on`/`run_if` and the retry policy
 //! - `notebook`: running one source-format notebook under Python
 //! - `identity`: the parties a pipeline signs in through (Azure DevOps id tokens, Microsoft
 //!   Entra, the instance metadata service, the workspace's OAuth server), on the same listener
@@ -29,6 +30,7 @@ mod jobs;
 mod notebook;
 mod repos;
 mod runs;
+mod schedule;
 mod server;
 mod state;
 mod workspace;

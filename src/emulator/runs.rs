@@ -15,12 +15,17 @@ use tokio::time::sleep;
 
 use super::git::{self, GitError, GitRef};
 use super::notebook::{self, NotebookJob, NotebookOutcome};
+use super::schedule::{Decision, RetryPolicy, RunIf};
 use super::state::{lock, Shared};
 use super::workspace::{self, USER};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LifeCycle {
     Pending,
+    /// Waiting for the tasks it depends on.
+    Blocked,
+    /// A failed attempt's successor, waiting for `min_retry_interval_millis`.
+    WaitingForRetry,
     Running,
     Terminating,
     Terminated,
@@ -31,6 +36,8 @@ impl LifeCycle {
     pub fn as_str(self) -> &'static str {
         match self {
             LifeCycle::Pending => "PENDING",
+            LifeCycle::Blocked => "BLOCKED",
+            LifeCycle::WaitingForRetry => "WAITING_FOR_RETRY",
             LifeCycle::Running => "RUNNING",
             LifeCycle::Terminating => "TERMINATING",
             LifeCycle::Terminated => "TERMINATED",
@@ -46,6 +53,8 @@ impl LifeCycle {
     pub fn status_state(self) -> &'static str {
         match self {
             LifeCycle::Pending => "PENDING",
+            LifeCycle::Blocked => "BLOCKED",
+            LifeCycle::WaitingForRetry => "WAITING",
             LifeCycle::Running => "RUNNING",
             LifeCycle::Terminating => "TERMINATING",
             LifeCycle::Terminated | LifeCycle::InternalError => "TERMINATED",
@@ -59,6 +68,10 @@ pub(crate) enum ResultState {
     Failed,
     TimedOut,
     Canceled,
+    /// Not run: a task it depends on failed.
+    UpstreamFailed,
+    /// Not run: its `run_if` condition was not met.
+    Excluded,
 }
 
 impl ResultState {
@@ -68,6 +81,8 @@ impl ResultState {
             ResultState::Failed => "FAILED",
             ResultState::TimedOut => "TIMEDOUT",
             ResultState::Canceled => "CANCELED",
+            ResultState::UpstreamFailed => "UPSTREAM_FAILED",
+            ResultState::Excluded => "EXCLUDED",
         }
     }
 }
@@ -210,6 +225,9 @@ pub(crate) struct TaskSpec {
     pub base_parameters: BTreeMap<String, String>,
     pub compute: Compute,
     pub timeout_seconds: u64,
+    pub depends_on: Vec<String>,
+    pub run_if: RunIf,
+    pub retry: RetryPolicy,
 }
 
 #[derive(Clone, Debug)]
@@ -231,8 +249,12 @@ pub(crate) struct RunSpec {
     pub single_task_form: bool,
 }
 
+/// One attempt of a task: a retry is a new task run with the same key, listed after the one
+/// it follows.
 pub(crate) struct TaskRun {
     pub run_id: i64,
+    pub attempt_number: u32,
+    pub original_attempt_run_id: i64,
     pub spec: TaskSpec,
     pub state: RunState,
     pub start_time: i64,
@@ -243,6 +265,28 @@ pub(crate) struct TaskRun {
 }
 
 impl TaskRun {
+    fn attempt(
+        run_id: i64,
+        attempt_number: u32,
+        original_attempt_run_id: i64,
+        spec: TaskSpec,
+        life_cycle: LifeCycle,
+        now: i64,
+    ) -> TaskRun {
+        TaskRun {
+            run_id,
+            attempt_number,
+            original_attempt_run_id,
+            spec,
+            state: RunState::active(life_cycle),
+            start_time: now,
+            running_since: None,
+            terminating_since: None,
+            end_time: None,
+            output: None,
+        }
+    }
+
     /// `(setup, execution, cleanup)` in ms, as far as the task got.
     pub fn durations(&self) -> (i64, i64, i64) {
         let setup_end = self
@@ -268,19 +312,37 @@ pub(crate) struct RunRecord {
     pub spec: RunSpec,
     pub start_time: i64,
     pub used_commit: Option<String>,
+    /// Every attempt of every task, in the order they were created.
     pub tasks: Vec<TaskRun>,
+    /// The most tasks of this run that were RUNNING at once.
+    pub peak_running: usize,
     stop: watch::Sender<Option<StopReason>>,
 }
 
 impl RunRecord {
-    /// The parent run's state, derived from its tasks.
+    /// The latest attempt of each task, in the order they were submitted.
+    pub fn latest_attempts(&self) -> Vec<&TaskRun> {
+        self.spec
+            .tasks
+            .iter()
+            .filter_map(|spec| {
+                self.tasks
+                    .iter()
+                    .rev()
+                    .find(|t| t.spec.task_key == spec.task_key)
+            })
+            .collect()
+    }
+
+    /// The parent run's state, derived from the latest attempt of each task.
     pub fn state(&self) -> RunState {
-        let tasks = &self.tasks;
+        let tasks = self.latest_attempts();
         let all = |f: fn(LifeCycle) -> bool| tasks.iter().all(|t| f(t.state.life_cycle));
+        let started = self.tasks.iter().any(|t| t.running_since.is_some());
         if !all(LifeCycle::is_terminal) {
             let life_cycle = if all(|l| l == LifeCycle::Terminating || l.is_terminal()) {
                 LifeCycle::Terminating
-            } else if all(|l| l == LifeCycle::Pending) {
+            } else if !started && all(|l| matches!(l, LifeCycle::Pending | LifeCycle::Blocked)) {
                 LifeCycle::Pending
             } else {
                 LifeCycle::Running
@@ -294,7 +356,13 @@ impl RunRecord {
         }
         let failed: Vec<&TaskRun> = tasks
             .iter()
-            .filter(|t| t.state.result != Some(ResultState::Success))
+            .copied()
+            .filter(|t| {
+                !matches!(
+                    t.state.result,
+                    Some(ResultState::Success | ResultState::Excluded)
+                )
+            })
             .collect();
         let Some(first) = failed.first() else {
             return RunState::ended(
@@ -396,15 +464,14 @@ impl Runs {
         let tasks = spec
             .tasks
             .iter()
-            .map(|task| TaskRun {
-                run_id: self.take_id(),
-                spec: task.clone(),
-                state: RunState::active(LifeCycle::Pending),
-                start_time: now,
-                running_since: None,
-                terminating_since: None,
-                end_time: None,
-                output: None,
+            .map(|task| {
+                let id = self.take_id();
+                let first = if task.depends_on.is_empty() {
+                    LifeCycle::Pending
+                } else {
+                    LifeCycle::Blocked
+                };
+                TaskRun::attempt(id, 0, id, task.clone(), first, now)
             })
             .collect::<Vec<_>>();
         for task in &tasks {
@@ -421,6 +488,7 @@ impl Runs {
             start_time: now,
             used_commit: None,
             tasks,
+            peak_running: 0,
             stop,
         };
         self.runs.insert(run_id, record);
@@ -467,6 +535,46 @@ impl Runs {
 
     fn task_mut(&mut self, run_id: i64, index: usize) -> Option<&mut TaskRun> {
         self.runs.get_mut(&run_id)?.tasks.get_mut(index)
+    }
+
+    /// Ends attempt `index` in `state`. When the retry policy asks for another attempt (and
+    /// the run is not stopping), it is created in the same step, WAITING_FOR_RETRY, so the
+    /// run never looks finished in between; returns its index.
+    fn end_attempt(
+        &mut self,
+        run_id: i64,
+        index: usize,
+        state: RunState,
+        output: Option<NotebookOutcome>,
+        may_retry: bool,
+    ) -> Option<usize> {
+        let next_id = self.next_run_id;
+        let run = self.runs.get_mut(&run_id)?;
+        let stopping = run.stop.borrow().is_some();
+        let task = run.tasks.get_mut(index)?;
+        let result = state.result;
+        task.state = state;
+        task.end_time = Some(now_ms());
+        task.output = output;
+        let again = may_retry
+            && !stopping
+            && result.is_some_and(|r| task.spec.retry.retries(task.attempt_number, r));
+        if !again {
+            return None;
+        }
+        let next = TaskRun::attempt(
+            next_id,
+            task.attempt_number + 1,
+            task.original_attempt_run_id,
+            task.spec.clone(),
+            LifeCycle::WaitingForRetry,
+            now_ms(),
+        );
+        run.tasks.push(next);
+        let next_index = run.tasks.len() - 1;
+        self.next_run_id += 1;
+        self.task_owner.insert(next_id, run_id);
+        Some(next_index)
     }
 }
 
@@ -550,7 +658,7 @@ async fn run_tasks(
                         message.clone(),
                         Termination::CheckoutFailed,
                     );
-                    finish(shared, run_id, index, state, None);
+                    end_attempt(shared, run_id, index, state, None, false);
                 }
                 return;
             }
@@ -558,9 +666,128 @@ async fn run_tasks(
             None => {}
         }
     }
-    let drivers = (0..task_count)
-        .map(|index| drive_task(shared, run_id, index, stop.clone(), checkout.as_deref()));
+    // Counts the tasks that are over for good (no retry to come): dependents wait on it.
+    let (settled, _) = watch::channel(0u64);
+    let drivers = (0..task_count).map(|index| {
+        drive_task(
+            shared,
+            run_id,
+            index,
+            stop.clone(),
+            checkout.as_deref(),
+            &settled,
+        )
+    });
     futures::future::join_all(drivers).await;
+}
+
+/// One task from its first attempt to its last: waits for the tasks it depends on, then runs
+/// attempts until one needs no retry.
+async fn drive_task(
+    shared: &Arc<Shared>,
+    run_id: i64,
+    first: usize,
+    mut stop: watch::Receiver<Option<StopReason>>,
+    git_checkout: Option<&Path>,
+    settled: &watch::Sender<u64>,
+) {
+    if wait_for_upstream(shared, run_id, first, &mut stop, settled).await {
+        let mut attempt = first;
+        while let Some(next) =
+            drive_attempt(shared, run_id, attempt, stop.clone(), git_checkout).await
+        {
+            let interval = lock(&shared.runs)
+                .task_mut(run_id, next)
+                .map_or(Duration::ZERO, |t| t.spec.retry.min_interval);
+            tokio::select! {
+                () = sleep(interval) => {}
+                reason = stopped(&mut stop) => {
+                    wind_down(shared, run_id, next, Ended::Stopped(reason)).await;
+                    break;
+                }
+            }
+            update_task(shared, run_id, next, |task| {
+                task.state = RunState::active(LifeCycle::Pending);
+            });
+            attempt = next;
+        }
+    }
+    settled.send_modify(|count| *count += 1);
+}
+
+/// BLOCKED until every task `first` depends on is over for good, then decides with its
+/// `run_if` whether it runs. Returns whether it does; if not, it has ended.
+async fn wait_for_upstream(
+    shared: &Arc<Shared>,
+    run_id: i64,
+    first: usize,
+    stop: &mut watch::Receiver<Option<StopReason>>,
+    settled: &watch::Sender<u64>,
+) -> bool {
+    let Some((upstream, run_if)) = lock(&shared.runs)
+        .task_mut(run_id, first)
+        .map(|t| (t.spec.depends_on.clone(), t.spec.run_if))
+    else {
+        return false;
+    };
+    if upstream.is_empty() {
+        return true;
+    }
+    let mut changes = settled.subscribe();
+    let results = loop {
+        if let Some(results) = upstream_results(shared, run_id, &upstream) {
+            break results;
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            reason = stopped(stop) => {
+                wind_down(shared, run_id, first, Ended::Stopped(reason)).await;
+                return false;
+            }
+        }
+    };
+    match run_if.decide(&results) {
+        Decision::Run => {
+            update_task(shared, run_id, first, |task| {
+                task.state = RunState::active(LifeCycle::Pending);
+            });
+            true
+        }
+        Decision::Skip(result) => {
+            let (message, termination) = if result == ResultState::UpstreamFailed {
+                ("Upstream task failed.", Termination::RunFailed)
+            } else {
+                (
+                    "The task's run_if condition was not met.",
+                    Termination::Success,
+                )
+            };
+            let state = RunState::ended(
+                LifeCycle::Terminated,
+                result,
+                message.to_string(),
+                termination,
+            );
+            end_attempt(shared, run_id, first, state, None, false);
+            false
+        }
+    }
+}
+
+/// The final results of the tasks `keys`, once every one of them is over for good.
+fn upstream_results(shared: &Shared, run_id: i64, keys: &[String]) -> Option<Vec<ResultState>> {
+    let runs = lock(&shared.runs);
+    let run = runs.runs.get(&run_id)?;
+    keys.iter()
+        .map(|key| {
+            let latest = run.tasks.iter().rev().find(|t| &t.spec.task_key == key)?;
+            latest
+                .state
+                .life_cycle
+                .is_terminal()
+                .then(|| latest.state.result.unwrap_or(ResultState::Failed))
+        })
+        .collect()
 }
 
 async fn check_out_git_source(source: &GitSourceSpec, target: &Path) -> Result<String, String> {
@@ -586,19 +813,17 @@ enum Ended {
     Stopped(StopReason),
 }
 
-async fn drive_task(
+/// One attempt, PENDING to its end; returns the index of the attempt that follows it, if any.
+async fn drive_attempt(
     shared: &Arc<Shared>,
     run_id: i64,
     index: usize,
     mut stop: watch::Receiver<Option<StopReason>>,
     git_checkout: Option<&Path>,
-) {
-    let Some((task_run_id, spec)) = lock(&shared.runs)
+) -> Option<usize> {
+    let (task_run_id, spec) = lock(&shared.runs)
         .task_mut(run_id, index)
-        .map(|task| (task.run_id, task.spec.clone()))
-    else {
-        return;
-    };
+        .map(|task| (task.run_id, task.spec.clone()))?;
 
     tokio::select! {
         () = sleep(shared.pending) => {}
@@ -614,7 +839,7 @@ async fn drive_task(
                 message,
                 Termination::NotebookMissing,
             );
-            return finish(shared, run_id, index, state, None);
+            return end_attempt(shared, run_id, index, state, None, true);
         }
     };
     let work_dir = shared
@@ -623,10 +848,7 @@ async fn drive_task(
         .join(run_id.to_string())
         .join(task_run_id.to_string());
     // RUNNING before the process exists, so nothing the notebook does can predate it.
-    update_task(shared, run_id, index, |task| {
-        task.state = RunState::active(LifeCycle::Running);
-        task.running_since = Some(now_ms());
-    });
+    mark_running(shared, run_id, index);
     let started = notebook::start(NotebookJob {
         python: &shared.python,
         runner: &shared.runner_script,
@@ -650,7 +872,7 @@ async fn drive_task(
                 message,
                 Termination::Internal,
             );
-            return finish(shared, run_id, index, state, None);
+            return end_attempt(shared, run_id, index, state, None, true);
         }
     };
 
@@ -668,11 +890,28 @@ async fn drive_task(
     if matches!(ended, Ended::Stopped(_)) {
         process.kill().await;
     }
-    wind_down(shared, run_id, index, ended).await;
+    wind_down(shared, run_id, index, ended).await
 }
 
-/// TERMINATING for a while, then the final state.
-async fn wind_down(shared: &Shared, run_id: i64, index: usize, ended: Ended) {
+fn mark_running(shared: &Shared, run_id: i64, index: usize) {
+    let mut runs = lock(&shared.runs);
+    let Some(run) = runs.runs.get_mut(&run_id) else {
+        return;
+    };
+    if let Some(task) = run.tasks.get_mut(index) {
+        task.state = RunState::active(LifeCycle::Running);
+        task.running_since = Some(now_ms());
+    }
+    let running = run
+        .tasks
+        .iter()
+        .filter(|t| t.state.life_cycle == LifeCycle::Running)
+        .count();
+    run.peak_running = run.peak_running.max(running);
+}
+
+/// TERMINATING for a while, then the final state; returns the retry's index, if one follows.
+async fn wind_down(shared: &Shared, run_id: i64, index: usize, ended: Ended) -> Option<usize> {
     update_task(shared, run_id, index, |task| {
         task.state = RunState::active(LifeCycle::Terminating);
         task.terminating_since = Some(now_ms());
@@ -699,21 +938,18 @@ async fn wind_down(shared: &Shared, run_id: i64, index: usize, ended: Ended) {
         ),
         Ended::Stopped(reason) => (reason.end_state(), None),
     };
-    finish(shared, run_id, index, state, output);
+    end_attempt(shared, run_id, index, state, output, true)
 }
 
-fn finish(
+fn end_attempt(
     shared: &Shared,
     run_id: i64,
     index: usize,
     state: RunState,
     output: Option<NotebookOutcome>,
-) {
-    update_task(shared, run_id, index, |task| {
-        task.state = state;
-        task.end_time = Some(now_ms());
-        task.output = output;
-    });
+    may_retry: bool,
+) -> Option<usize> {
+    lock(&shared.runs).end_attempt(run_id, index, state, output, may_retry)
 }
 
 fn update_task(shared: &Shared, run_id: i64, index: usize, change: impl FnOnce(&mut TaskRun)) {
@@ -800,6 +1036,9 @@ mod tests {
                     base_parameters: BTreeMap::new(),
                     compute: Compute::Serverless,
                     timeout_seconds: 0,
+                    depends_on: Vec::new(),
+                    run_if: RunIf::default(),
+                    retry: RetryPolicy::default(),
                 })
                 .collect(),
             git_source: None,

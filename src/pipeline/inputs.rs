@@ -256,6 +256,24 @@ impl<'a> Inputs<'a> {
     }
 
     /// A non-negative number (fractions allowed), or `default` when unset.
+    /// A whole number from 0 to `max`.
+    pub fn whole_number(&self, name: &str, default: u32, max: u32) -> Result<u32, InputError> {
+        let Some(value) = self.get(name)? else {
+            return Ok(default);
+        };
+        match value.parse::<u64>() {
+            Ok(n) if n <= u64::from(max) => Ok(n as u32),
+            Ok(_) => Err(InputError::new(
+                name,
+                format!("`{value}` is out of range: use a whole number from 0 to {max}"),
+            )),
+            Err(_) => Err(InputError::new(
+                name,
+                format!("`{value}` is not a whole number (0 to {max})"),
+            )),
+        }
+    }
+
     pub fn number(&self, name: &str, default: f64, max: f64) -> Result<f64, InputError> {
         let Some(value) = self.get(name)? else {
             return Ok(default);

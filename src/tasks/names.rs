@@ -33,6 +33,9 @@ pub mod input {
     pub const TIMEOUT_MINUTES: &str = "timeoutMinutes";
     pub const RUN_NAME: &str = "runName";
     pub const FAIL_ON_FAILED_TESTS: &str = "failOnFailedTests";
+    pub const RETRIES: &str = "retries";
+    pub const RETRY_INTERVAL_SECONDS: &str = "retryIntervalSeconds";
+    pub const MAX_PARALLEL: &str = "maxParallel";
 }
 
 /// Output variables (`##vso[task.setvariable ...;isOutput=true]`).

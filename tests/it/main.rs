@@ -10,6 +10,7 @@ mod cancellation;
 mod cli;
 mod client_retry;
 mod emulator;
+mod flaky_and_parallel;
 mod fuzz;
 mod hostile_server;
 mod hostile_text;

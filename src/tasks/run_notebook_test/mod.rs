@@ -62,6 +62,20 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
         if count == 1 { "" } else { "s" },
         settings.compute
     ));
+    if let Some(lanes) = settings.max_parallel.filter(|n| *n < count) {
+        log.info(&format!(
+            "At most {lanes} notebook{} at once (maxParallel): each waits for the one {lanes} before it in the list",
+            if lanes == 1 { "" } else { "s" }
+        ));
+    }
+    if settings.retry.retries > 0 {
+        log.info(&format!(
+            "A failed notebook is run again up to {} time{} (retries), at least {}s after its failed attempt started",
+            settings.retry.retries,
+            if settings.retry.retries == 1 { "" } else { "s" },
+            settings.retry.interval.as_secs()
+        ));
+    }
     if let Some(git) = &settings.git_source {
         log.info(&format!(
             "Source: {} at {}",
@@ -106,7 +120,8 @@ async fn follow(
     // The run is over: reading its results may take the few seconds it needs even when the
     // run ended just before the time limit.
     client.set_deadline(deadline.map(|d| d.max(host.elapsed() + RESULTS_GRACE)));
-    let fetching = watch::fetch_outputs(client, log, &finished, notebooks);
+    let fetching =
+        watch::fetch_outputs(client, log, &finished, notebooks, settings.retry.attempts());
     let Some(results) = or_cancelled(host, fetching).await else {
         let result = finished.state.result_state.as_ref().map(|r| r.to_string());
         let message = format!(

@@ -31,6 +31,9 @@ pub const INPUTS: &[&str] = &[
     input::TIMEOUT_MINUTES,
     input::RUN_NAME,
     input::FAIL_ON_FAILED_TESTS,
+    input::RETRIES,
+    input::RETRY_INTERVAL_SECONDS,
+    input::MAX_PARALLEL,
 ];
 
 pub const SOURCE: PickList = PickList {
@@ -57,6 +60,9 @@ pub const DEFAULT_TIMEOUT_MINUTES: f64 = 60.0;
 
 /// Most notebooks one step submits (Databricks allows up to 1000 tasks in a run).
 pub const MAX_NOTEBOOKS: usize = 1000;
+/// Most retries of one notebook: a test that needs more is broken, not flaky.
+pub const MAX_RETRIES: u32 = 10;
+pub const DEFAULT_RETRY_INTERVAL_SECONDS: u32 = 30;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Notebook {
@@ -88,6 +94,20 @@ impl std::fmt::Display for Compute {
     }
 }
 
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retry {
+    pub retries: u32,
+    /// The least time between a failed attempt's start and the next one's.
+    pub interval: Duration,
+}
+
+impl Retry {
+    /// Attempts a notebook may make in all.
+    pub fn attempts(&self) -> u32 {
+        self.retries + 1
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub connection: Connection,
@@ -106,6 +126,10 @@ pub struct Settings {
     pub idempotency_token: String,
     /// A notebook that ends normally but reports failed test cases fails the step.
     pub fail_on_failed_tests: bool,
+    /// How a failed notebook is run again (`retries` 0: never).
+    pub retry: Retry,
+    /// At most this many notebooks run at once (`None`: all together).
+    pub max_parallel: Option<usize>,
     /// Inputs that were set but have no effect with the others, said before any request.
     pub warnings: Vec<String>,
 }
@@ -158,6 +182,19 @@ impl Settings {
         let idempotency_token = idempotency_token(inputs, host, &identity, &run_name);
         let warnings = ignored_inputs(inputs, source, &compute);
         let fail_on_failed_tests = inputs.boolean(input::FAIL_ON_FAILED_TESTS, true)?;
+        let retry = Retry {
+            retries: inputs.whole_number(input::RETRIES, 0, MAX_RETRIES)?,
+            interval: Duration::from_secs(u64::from(inputs.whole_number(
+                input::RETRY_INTERVAL_SECONDS,
+                DEFAULT_RETRY_INTERVAL_SECONDS,
+                3600,
+            )?)),
+        };
+        let max_parallel =
+            match inputs.whole_number(input::MAX_PARALLEL, 0, MAX_NOTEBOOKS as u32)? {
+                0 => None,
+                n => Some(n as usize),
+            };
         Ok(Settings {
             connection,
             notebooks,
@@ -170,6 +207,8 @@ impl Settings {
             run_name,
             idempotency_token,
             fail_on_failed_tests,
+            retry,
+            max_parallel,
             warnings,
         })
     }

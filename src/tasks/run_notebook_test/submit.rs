@@ -8,12 +8,16 @@ use serde_json::json;
 
 use super::settings::{Compute, Settings};
 use super::watch::{budget, stop_run, within, CANCELLED};
-use crate::databricks::models::{NotebookSource, NotebookTask, SubmitRun, SubmitTask};
+use crate::databricks::models::{
+    NotebookSource, NotebookTask, RunIf, SubmitRun, SubmitTask, TaskDependency,
+};
 use crate::databricks::{ApiError, Client};
 use crate::host::or_cancelled;
 use crate::pipeline::Log;
 use crate::tasks::{Failure, FailureKind};
 
+/// One run with a task per notebook. With `maxParallel` N, notebook i waits for notebook
+/// i - N to be over (whatever its outcome): N lanes, so at most N run at once, in one submit.
 pub fn submit_request(settings: &Settings) -> SubmitRun {
     let source = if settings.git_source.is_some() {
         NotebookSource::Git
@@ -25,12 +29,21 @@ pub fn submit_request(settings: &Settings) -> SubmitRun {
         Compute::New(spec) => (None, Some(spec.clone())),
         Compute::Serverless => (None, None),
     };
+    let retry = settings.retry;
+    let retries = (retry.retries > 0).then_some(retry.retries);
+    let notebooks = &settings.notebooks;
+    let upstream = |index: usize| {
+        settings
+            .max_parallel
+            .and_then(|lanes| index.checked_sub(lanes))
+            .map(|earlier| &notebooks[earlier])
+    };
     SubmitRun {
         run_name: settings.run_name.clone(),
-        tasks: settings
-            .notebooks
+        tasks: notebooks
             .iter()
-            .map(|notebook| SubmitTask {
+            .enumerate()
+            .map(|(index, notebook)| SubmitTask {
                 task_key: notebook.task_key.clone(),
                 notebook_task: NotebookTask {
                     notebook_path: notebook.path.clone(),
@@ -40,6 +53,15 @@ pub fn submit_request(settings: &Settings) -> SubmitRun {
                 existing_cluster_id: existing_cluster_id.clone(),
                 new_cluster: new_cluster.clone(),
                 timeout_seconds: None,
+                max_retries: retries,
+                min_retry_interval_millis: retries.map(|_| retry.interval.as_millis() as u64),
+                depends_on: upstream(index)
+                    .map(|earlier| TaskDependency {
+                        task_key: earlier.task_key.clone(),
+                    })
+                    .into_iter()
+                    .collect(),
+                run_if: upstream(index).map(|_| RunIf::AllDone),
             })
             .collect(),
         git_source: settings.git_source.clone(),

@@ -31,6 +31,10 @@ pub struct NotebookResult {
     pub unverified: Option<String>,
     /// The test report the notebook handed back as its exit value, if any.
     pub tests: Reported,
+    /// Earlier attempts (`retries`), oldest first; `task` is the last one.
+    pub retried: Vec<RunTask>,
+    /// Why the attempt before the last failed, from its output.
+    pub retried_error: Option<String>,
 }
 
 impl NotebookResult {
@@ -61,6 +65,41 @@ impl NotebookResult {
     /// The notebook ran, and none of the cases it reported failed.
     pub fn succeeded(&self) -> bool {
         self.ran() && self.case_counts().is_none_or(|c| c.failed == 0)
+    }
+
+    /// Attempts made in all (1 without retries).
+    pub fn attempts(&self) -> usize {
+        self.retried.len() + 1
+    }
+
+    /// It passed, but not on its first attempt.
+    pub fn flaky(&self) -> bool {
+        self.succeeded() && !self.retried.is_empty()
+    }
+
+    /// For a flaky notebook, how it passed: `passed on attempt 2 (flaky); attempt 1 failed: …`.
+    pub fn flaky_note(&self, secrets: &Secrets) -> Option<String> {
+        if !self.flaky() {
+            return None;
+        }
+        Some(format!(
+            "passed on attempt {} (flaky); {}",
+            self.attempts(),
+            self.retry_reason(secrets)?
+        ))
+    }
+
+    /// What went wrong in the attempt before the last, in one line (masked, shortened).
+    fn retry_reason(&self, secrets: &Secrets) -> Option<String> {
+        let attempt = self.retried.last()?;
+        let why = self
+            .retried_error
+            .as_deref()
+            .or(attempt.state.state_message.as_deref())
+            .filter(|m| !m.is_empty())
+            .map(|m| secrets.mask(m).first_line().shorten(300).to_string())
+            .unwrap_or_else(|| describe_state(&attempt.state));
+        Some(format!("attempt {} failed: {why}", self.retried.len()))
     }
 
     /// The notebook as test cases, as the Tests tab counts them: its report's cases, or itself
@@ -106,6 +145,14 @@ impl NotebookResult {
         if let Some(why) = &self.unverified {
             return why.clone();
         }
+        let reason = self.last_attempt_reason(secrets);
+        match self.attempts() {
+            1 => reason,
+            n => format!("{reason} (attempt {n} of {n})"),
+        }
+    }
+
+    fn last_attempt_reason(&self, secrets: &Secrets) -> String {
         if self.ran() {
             if let Some(counts) = self.case_counts().filter(|c| c.failed > 0) {
                 let total = counts.passed + counts.failed + counts.skipped;
@@ -162,7 +209,15 @@ impl NotebookResult {
 /// notebook gets exactly one entry, in the order the user listed them: one whose task is
 /// missing or listed twice is unverified, and so is each task the step did not submit
 /// (appended after them). An answer that does not match the submission never passes.
-pub fn match_tasks(run: &Run, notebooks: &[Notebook]) -> Vec<NotebookResult> {
+///
+/// With retries, a task is listed once per attempt (`attempt_number` 0, 1, ...): the last
+/// attempt is the result, and every earlier one must have failed. More attempts than
+/// `attempts_allowed`, two with the same number, or a gap is not an answer to trust.
+pub fn match_tasks(
+    run: &Run,
+    notebooks: &[Notebook],
+    attempts_allowed: u32,
+) -> Vec<NotebookResult> {
     let run_id = run
         .run_id
         .map_or_else(|| "the run".to_string(), |id| format!("run {id}"));
@@ -170,27 +225,49 @@ pub fn match_tasks(run: &Run, notebooks: &[Notebook]) -> Vec<NotebookResult> {
         .iter()
         .map(|notebook| {
             let key = notebook.task_key.as_str();
-            let mut tasks = run
+            let mut attempts: Vec<&RunTask> = run
                 .tasks
                 .iter()
-                .filter(|t| t.task_key.as_deref() == Some(key));
-            let (task, unverified) = match (tasks.next(), tasks.count()) {
-                (Some(task), 0) => (task.clone(), None),
-                (Some(task), others) => (
-                    task.clone(),
-                    Some(format!(
-                        "has no trustworthy result: {run_id} lists its task ({key}) {} times",
-                        others + 1
-                    )),
+                .filter(|t| t.task_key.as_deref() == Some(key))
+                .collect();
+            attempts.sort_by_key(|t| t.attempt_number.unwrap_or(0));
+            let numbered_in_order = attempts
+                .iter()
+                .enumerate()
+                .all(|(n, t)| t.attempt_number.unwrap_or(0) == n as i64);
+            let distrust = |why: String| Some(format!("has no trustworthy result: {run_id} {why}"));
+            let unverified = match attempts.len() {
+                0 => Some(format!(
+                    "has no result: {run_id} does not list its task ({key}) although it was submitted"
+                )),
+                1 => None,
+                n if !numbered_in_order => {
+                    distrust(format!("lists its task ({key}) {n} times"))
+                }
+                n if n > attempts_allowed as usize => distrust(format!(
+                    "lists {n} attempts of its task ({key}), but at most {attempts_allowed} were allowed"
+                )),
+                _ if attempts[..attempts.len() - 1]
+                    .iter()
+                    .any(|t| !failed_for_good(t)) =>
+                {
+                    distrust(format!(
+                        "lists a retry of its task ({key}) after an attempt that did not fail"
+                    ))
+                }
+                _ => None,
+            };
+            let (task, retried) = match attempts.split_last() {
+                Some((last, earlier)) => (
+                    (*last).clone(),
+                    earlier.iter().map(|t| (*t).clone()).collect(),
                 ),
-                (None, _) => (
+                None => (
                     RunTask {
                         task_key: Some(key.to_string()),
                         ..RunTask::default()
                     },
-                    Some(format!(
-                        "has no result: {run_id} does not list its task ({key}) although it was submitted"
-                    )),
+                    Vec::new(),
                 ),
             };
             NotebookResult {
@@ -199,6 +276,8 @@ pub fn match_tasks(run: &Run, notebooks: &[Notebook]) -> Vec<NotebookResult> {
                 output: None,
                 unverified,
                 tests: Reported::Nothing,
+                retried,
+                retried_error: None,
             }
         })
         .collect();
@@ -221,9 +300,24 @@ pub fn match_tasks(run: &Run, notebooks: &[Notebook]) -> Vec<NotebookResult> {
                 "was not submitted by this step ({key}): {run_id} does not match what was submitted"
             )),
             tests: Reported::Nothing,
+            retried: Vec::new(),
+            retried_error: None,
         });
     }
     results
+}
+
+/// An attempt that is over and did not succeed: one that may be followed by a retry.
+fn failed_for_good(task: &RunTask) -> bool {
+    let state = &task.state;
+    state
+        .life_cycle_state
+        .as_ref()
+        .is_some_and(LifeCycleState::is_terminal)
+        && matches!(
+            state.result_state,
+            Some(ResultState::Failed | ResultState::TimedOut) | None
+        )
 }
 
 /// What a task the step did not submit says it ran, or its key.
@@ -281,12 +375,16 @@ pub fn judge(
     results.iter().for_each(|r| tests.add(r.tests_tab_counts()));
     let reported = results.iter().any(|r| r.case_counts().is_some());
     let with_failed_cases = results.iter().filter(|r| r.ran() && !r.succeeded()).count();
+    let flaky = results.iter().filter(|r| r.flaky()).count();
     let plural = |n: usize| if n == 1 { "" } else { "s" };
-    let cases = if reported {
+    let mut cases = if reported {
         format!("; test cases: {}", tests.describe())
     } else {
         String::new()
     };
+    if flaky > 0 {
+        cases.push_str(&format!("; {flaky} passed only on a retry (flaky)"));
+    }
     let outcome =
         if failed == 0 && total > 0 && run.state.result_state == Some(ResultState::Success) {
             Ok(format!(
@@ -325,7 +423,7 @@ pub fn judge(
         };
     Verdict {
         failed_cases_fail: fail_on_failed_tests,
-        issues: outcome.is_ok() && with_failed_cases > 0,
+        issues: outcome.is_ok() && (with_failed_cases > 0 || flaky > 0),
         run_result,
         outcome,
         tests,
@@ -374,7 +472,7 @@ mod tests {
             (&["a"], &["-"], &["/n/a: does not list its task (a)", "a task without a key (unexpected task): was not submitted by this step (no task key)"]),
         ];
         for (submitted, listed, expected) in cases {
-            let entries: Vec<String> = match_tasks(&run(listed), &notebooks(submitted))
+            let entries: Vec<String> = match_tasks(&run(listed), &notebooks(submitted), 1)
                 .iter()
                 .map(|r| match (&r.unverified, r.succeeded()) {
                     (None, true) => format!("{}: pass", r.path),
@@ -393,13 +491,97 @@ mod tests {
         }
     }
 
+    /// The attempts of task `a`: (attempt_number, result_state).
+    fn attempts(list: &[(Option<i64>, &str)]) -> Run {
+        let tasks: Vec<serde_json::Value> = list
+            .iter()
+            .map(|(n, result)| {
+                json!({ "task_key": "a", "attempt_number": n,
+                        "state": { "life_cycle_state": "TERMINATED", "result_state": result } })
+            })
+            .collect();
+        serde_json::from_value(json!({ "run_id": 9, "tasks": tasks })).unwrap()
+    }
+
+    #[test]
+    fn retries_are_trusted_only_in_order_within_the_limit_and_after_failures() {
+        let judge = |list: &[(Option<i64>, &str)], allowed: u32| {
+            let results = match_tasks(&attempts(list), &notebooks(&["a"]), allowed);
+            assert_eq!(results.len(), 1);
+            let r = &results[0];
+            (r.unverified.clone(), r.succeeded(), r.flaky(), r.attempts())
+        };
+        let flaky = judge(&[(Some(1), "SUCCESS"), (Some(0), "FAILED")], 3);
+        assert_eq!(flaky, (None, true, true, 2));
+        let exhausted = judge(&[(None, "FAILED"), (Some(1), "FAILED")], 2);
+        assert_eq!(exhausted, (None, false, false, 2));
+        for (list, allowed, why) in [
+            (
+                &[(Some(0), "FAILED"), (Some(0), "SUCCESS")][..],
+                3,
+                "lists its task (a) 2 times",
+            ),
+            (
+                &[(Some(0), "FAILED"), (Some(2), "SUCCESS")][..],
+                3,
+                "lists its task (a) 2 times",
+            ),
+            (
+                &[(Some(0), "FAILED"), (Some(1), "SUCCESS")][..],
+                1,
+                "at most 1 were allowed",
+            ),
+            (
+                &[(Some(0), "SUCCESS"), (Some(1), "SUCCESS")][..],
+                3,
+                "after an attempt that did not fail",
+            ),
+            (
+                &[(Some(0), "CANCELED"), (Some(1), "SUCCESS")][..],
+                3,
+                "after an attempt that did not fail",
+            ),
+        ] {
+            let (unverified, succeeded, _, _) = judge(list, allowed);
+            let unverified = unverified.unwrap_or_default();
+            assert!(unverified.contains(why), "{list:?}: {unverified}");
+            assert!(!succeeded, "{list:?}");
+        }
+    }
+
+    #[test]
+    fn a_flaky_notebook_says_why_its_earlier_attempt_failed_and_the_step_has_issues() {
+        let run = attempts(&[(Some(0), "FAILED"), (Some(1), "SUCCESS")]);
+        let mut results = match_tasks(&run, &notebooks(&["a"]), 2);
+        results[0].retried_error = Some("ConnectionError: token dapi-secret refused\nmore".into());
+        let secrets = Secrets::default();
+        secrets.add("dapi-secret");
+        assert_eq!(
+            results[0].flaky_note(&secrets).unwrap(),
+            "passed on attempt 2 (flaky); attempt 1 failed: ConnectionError: token *** refused"
+        );
+        let mut finished = run.clone();
+        finished.state.result_state = Some(ResultState::Success);
+        let verdict = judge(9, &finished, &results, true);
+        assert!(verdict.issues);
+        assert!(
+            verdict
+                .outcome
+                .as_ref()
+                .unwrap()
+                .ends_with("1 passed only on a retry (flaky)"),
+            "{:?}",
+            verdict.outcome
+        );
+    }
+
     #[test]
     fn a_task_without_a_result_state_does_not_pass() {
         let run: Run = serde_json::from_value(
             json!({ "run_id": 9, "tasks": [{ "task_key": "a", "state": { "life_cycle_state": "TERMINATED" } }] }),
         )
         .unwrap();
-        let results = match_tasks(&run, &notebooks(&["a"]));
+        let results = match_tasks(&run, &notebooks(&["a"]), 1);
         assert!(!results[0].succeeded());
         let reason = results[0].failure_reason(&Secrets::default());
         assert!(

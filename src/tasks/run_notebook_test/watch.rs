@@ -112,7 +112,8 @@ pub async fn watch(
 #[derive(Default)]
 pub struct StateTracker {
     run: Option<RunState>,
-    tasks: BTreeMap<String, RunState>,
+    /// By task key and attempt number.
+    tasks: BTreeMap<(String, i64), RunState>,
 }
 
 impl StateTracker {
@@ -127,10 +128,20 @@ impl StateTracker {
             changes.push(format!("run {}", describe_state(&state)));
             self.run = Some(state);
         }
-        // Per-notebook lines only when there are several: with one they repeat the run's.
-        if notebooks.len() > 1 {
+        // Per-notebook lines only when there are several (or retries): with one they repeat
+        // the run's.
+        if notebooks.len() > 1 || run.tasks.len() > notebooks.len() {
             for task in &run.tasks {
                 let key = task.task_key.clone().unwrap_or_default();
+                let attempt = task.attempt_number.unwrap_or(0);
+                let retried = run.tasks.iter().any(|t| {
+                    t.task_key == task.task_key && t.attempt_number.unwrap_or(0) != attempt
+                });
+                let label = if retried {
+                    format!(" (attempt {})", attempt.saturating_add(1))
+                } else {
+                    String::new()
+                };
                 let state = RunState {
                     state_message: None,
                     user_cancelled_or_timedout: None,
@@ -140,9 +151,10 @@ impl StateTracker {
                     .life_cycle_state
                     .as_ref()
                     .is_some_and(LifeCycleState::is_terminal);
+                let key = (key, attempt);
                 if terminal && self.tasks.get(&key) != Some(&state) {
                     changes.push(format!(
-                        "{}: {}",
+                        "{}: {}{label}",
                         notebook_name(task, notebooks),
                         describe_state(&state)
                     ));
@@ -201,10 +213,18 @@ pub async fn fetch_outputs(
     log: &Log,
     run: &Run,
     notebooks: &[Notebook],
+    attempts_allowed: u32,
 ) -> Vec<NotebookResult> {
-    let fetches = match_tasks(run, notebooks)
+    let fetches = match_tasks(run, notebooks, attempts_allowed)
         .into_iter()
         .map(|mut result| async move {
+            // Why the attempt before the last failed: a flaky notebook is never shown silently.
+            let retried = result.retried.last().and_then(|t| t.run_id);
+            if let Some(id) = retried.filter(|_| result.unverified.is_none()) {
+                if let Ok(output) = client.get_run_output(id).await {
+                    result.retried_error = output.error.filter(|e| !e.is_empty());
+                }
+            }
             // Only a task's own run has an output: Jobs 2.1 refuses the parent's run id.
             let task_run = result.task.run_id.filter(|id| Some(*id) != run.run_id);
             if let Some(id) = task_run {

@@ -37,6 +37,10 @@ struct NotebookDocument<'a> {
     tests: Option<TestsDocument>,
     /// Why its test report could not be read.
     test_report_warning: Option<&'a str>,
+    /// Attempts made (more than 1 with `retries`).
+    attempts: usize,
+    /// It passed, but only on a retry.
+    flaky: bool,
 }
 
 #[derive(Serialize)]
@@ -87,6 +91,8 @@ pub fn details(
                 Reported::Unreadable(why) => Some(why),
                 _ => None,
             },
+            attempts: r.attempts(),
+            flaky: r.flaky(),
         })
         .collect();
     let document = RunDocument {

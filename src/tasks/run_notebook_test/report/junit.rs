@@ -39,6 +39,9 @@ pub struct TestCase {
     pub detail: Masked,
     /// What the notebook returned with `dbutils.notebook.exit`.
     pub output: Option<Masked>,
+    /// Passed on a retry: why the earlier attempt failed (a `flakyFailure`, as Maven
+    /// Surefire writes it; consumers that do not know it count the case as passed).
+    pub flaky: Option<Masked>,
 }
 
 /// The cases of one notebook: `<testsuite>` named after it.
@@ -46,6 +49,8 @@ pub struct TestCase {
 pub struct Suite {
     pub name: Masked,
     pub cases: Vec<TestCase>,
+    /// The notebook passed on a retry (a `flaky` property of the suite).
+    pub flaky: Option<Masked>,
 }
 
 /// `<testsuites>` named `title`, one `<testsuite>` per notebook.
@@ -75,6 +80,13 @@ fn write_suite(xml: &mut String, suite: &Suite) {
         count(Outcome::Skipped),
         seconds(total)
     );
+    if let Some(note) = &suite.flaky {
+        let _ = writeln!(
+            xml,
+            "    <properties><property name=\"flaky\" value=\"{}\"/></properties>",
+            escape(note)
+        );
+    }
     for case in cases {
         let time = case
             .reported_time
@@ -92,11 +104,14 @@ fn write_suite(xml: &mut String, suite: &Suite) {
             Outcome::Error => Some("error"),
             Outcome::Skipped => Some("skipped"),
         };
-        if element.is_none() && case.output.is_none() {
+        if element.is_none() && case.output.is_none() && case.flaky.is_none() {
             xml.push_str("/>\n");
             continue;
         }
         xml.push_str(">\n");
+        if let Some(note) = &case.flaky {
+            let _ = writeln!(xml, "      <flakyFailure message=\"{}\"/>", escape(note));
+        }
         if let Some(element) = element {
             let _ = writeln!(
                 xml,
@@ -151,7 +166,13 @@ pub fn suite(result: &NotebookResult, log: &Log) -> Suite {
             .collect(),
         _ => vec![test_case(result, log)],
     };
-    Suite { name, cases }
+    let flaky = match &result.tests {
+        Reported::Report(_) if result.ran() => {
+            result.flaky_note(log.secrets()).map(|note| log.mask(&note))
+        }
+        _ => None,
+    };
+    Suite { name, cases, flaky }
 }
 
 /// A case the notebook reported: classname = the notebook path and the case's class.
@@ -176,6 +197,7 @@ fn reported_case(path: &str, case: &ReportedCase, log: &Log) -> TestCase {
         message: log.mask(case.message.as_deref().unwrap_or_default()),
         detail: log.mask(case.trace.as_deref().unwrap_or_default()),
         output: case.output.as_deref().map(|o| log.mask(o)),
+        flaky: None,
     }
 }
 
@@ -230,6 +252,7 @@ pub fn test_case(result: &NotebookResult, log: &Log) -> TestCase {
         },
         detail: log.mask(&detail),
         output: result.exit_value().map(|v| log.mask(v)),
+        flaky: result.flaky_note(log.secrets()).map(|note| log.mask(&note)),
     }
 }
 
@@ -254,6 +277,7 @@ mod tests {
             message: text("AssertionError: x & y < z"),
             detail: text("Traceback\n  line 1"),
             output: output.map(text),
+            flaky: None,
         };
         let xml = junit_xml(
             &text("Databricks run 7"),
@@ -266,6 +290,7 @@ mod tests {
                     case("/a/skip", Outcome::Skipped, None),
                     case("/a/bare", Outcome::Passed, None),
                 ],
+                flaky: None,
             }],
         );
         assert!(

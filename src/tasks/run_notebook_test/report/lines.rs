@@ -29,11 +29,18 @@ pub fn results(log: &Log, workspace: &WorkspaceUrl, results: &[NotebookResult], 
             (Some(_), true) => "no result from Databricks".to_string(),
             _ => describe_state(&result.task.state),
         };
+        let attempt = match result.attempts() {
+            1 => String::new(),
+            n => format!(", attempt {n}"),
+        };
         log.info(&format!(
-            "{} {}: {state}{duration}",
+            "{} {}: {state}{duration}{attempt}",
             if result.succeeded() { "PASS" } else { "FAIL" },
             result.path
         ));
+        if let Some(note) = result.flaky_note(log.secrets()) {
+            log.warning(&format!("{} {note}", result.path));
+        }
         match &result.tests {
             Reported::Report(report) => {
                 log.info(&format!("  tests: {}", report.counts().describe()));

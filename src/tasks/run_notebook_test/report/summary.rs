@@ -56,6 +56,7 @@ pub fn summary_markdown(run_id: &Masked, run_page: &RunPage, rows: &[Row]) -> St
         let failed_cases = row.tests.is_some_and(|t| t.failed > 0);
         let mark = match case.outcome {
             Outcome::Passed if failed_cases => "❌",
+            Outcome::Passed if case.flaky.is_some() => "⚠️",
             Outcome::Passed => "✅",
             Outcome::Skipped => "⏭️",
             Outcome::Failed | Outcome::Error => "❌",
@@ -65,6 +66,7 @@ pub fn summary_markdown(run_id: &Masked, run_page: &RunPage, rows: &[Row]) -> St
             .map(|d| format!("{}s", seconds(d)))
             .unwrap_or_default();
         let text = match (&row.tests, case.outcome) {
+            (_, Outcome::Passed) if case.flaky.is_some() => case.flaky.clone().unwrap_or_default(),
             // A report is the Tests tab's business; its document is not an output to show.
             (Some(_), Outcome::Passed) => Masked::default(),
             (None, Outcome::Passed) => case.output.clone().unwrap_or_default(),

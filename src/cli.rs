@@ -196,6 +196,22 @@ pub struct RunNotebookTestArgs {
     /// true or false: whether failed test cases a notebook reports fail the command [default: true]
     #[arg(long, value_name = "BOOL")]
     pub fail_on_failed_tests: Option<String>,
+    /// A library to install (repeatable): a wheel or JAR path (local files are uploaded to
+    /// --library-upload-path), pypi:SPEC, requirements:PATH, maven:COORDINATES
+    #[arg(long = "library", value_name = "LIBRARY")]
+    pub libraries: Vec<String>,
+    /// Volume folder local wheels and JARs are uploaded to (/Volumes/<catalog>/<schema>/<volume>/...)
+    #[arg(long, value_name = "PATH")]
+    pub library_upload_path: Option<String>,
+    /// Serverless environment version for --library [default: 4]
+    #[arg(long, value_name = "VERSION")]
+    pub environment_version: Option<String>,
+    /// Cluster policy id of the new job cluster
+    #[arg(long, value_name = "ID")]
+    pub cluster_policy_id: Option<String>,
+    /// Run as this user (e-mail) or service principal (application id)
+    #[arg(long, value_name = "WHO")]
+    pub run_as: Option<String>,
 }
 
 #[cfg(feature = "emulator")]

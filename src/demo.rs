@@ -55,9 +55,17 @@ def predicted_income(age):
 assert predicted_income(30) == 31000, "model regression: predicted_income(30) is off"
 "#;
 
-/// A notebook that hands back a JUnit report of its unittest cases: each case reaches the
-/// Tests tab.
-pub const UNITTEST_NOTEBOOK: &str = include_str!("../examples/notebooks/test_income_unittest.py");
+/// A notebook that hands back a JUnit report of its unittest cases (each case reaches the
+/// Tests tab), testing the project's wheel; the JUnit writer it imports; the package and the
+/// script that builds its wheel (the pipeline's build step).
+pub const UNITTEST_NOTEBOOK: &str =
+    include_str!("../examples/income-model/tests/test_features_unittest.py");
+const JUNIT_REPORT: &str = include_str!("../examples/income-model/tests/junit_report.py");
+const PACKAGE: &str = include_str!("../examples/income-model/src/income_model/__init__.py");
+const BUILD_WHEEL: &str = include_str!("../examples/income-model/build_wheel.py");
+
+/// The volume folder the wheel is uploaded to.
+const UPLOAD_PATH: &str = "/Volumes/main/ci/artifacts";
 
 /// Runs `git` in `dir` with a pinned identity, ignoring the machine's configuration.
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
@@ -93,7 +101,14 @@ pub fn make_project(dir: &Path, failing: bool) -> anyhow::Result<String> {
     std::fs::create_dir_all(dir.join("test"))?;
     std::fs::write(dir.join("test/unit.py"), UNIT_NOTEBOOK)?;
     std::fs::write(dir.join("test/integration.py"), PARAMS_NOTEBOOK)?;
-    std::fs::write(dir.join("test/test_income_unittest.py"), UNITTEST_NOTEBOOK)?;
+    std::fs::write(
+        dir.join("test/test_features_unittest.py"),
+        UNITTEST_NOTEBOOK,
+    )?;
+    std::fs::write(dir.join("test/junit_report.py"), JUNIT_REPORT)?;
+    std::fs::create_dir_all(dir.join("src/income_model"))?;
+    std::fs::write(dir.join("src/income_model/__init__.py"), PACKAGE)?;
+    std::fs::write(dir.join("build_wheel.py"), BUILD_WHEEL)?;
     if failing {
         std::fs::write(dir.join("test/model_regression.py"), FAILING_NOTEBOOK)?;
     }
@@ -102,6 +117,28 @@ pub fn make_project(dir: &Path, failing: bool) -> anyhow::Result<String> {
     git(dir, &["add", "."])?;
     git(dir, &["commit", "-q", "-m", "Add notebook tests"])?;
     git(dir, &["rev-parse", "HEAD"])
+}
+
+/// The pipeline's build step: the project's wheel, into `dist`.
+fn build_wheel(project: &Path, dist: &Path) -> anyhow::Result<()> {
+    println!("##[section]Starting: Build the wheel (script: python3 build_wheel.py)");
+    let output = std::process::Command::new("python3")
+        .arg("build_wheel.py")
+        .arg("--out")
+        .arg(dist)
+        .current_dir(project)
+        .output()
+        .context("running python3 build_wheel.py: is python3 installed?")?;
+    if !output.status.success() {
+        bail!(
+            "building the wheel failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    println!("##[section]Finishing: Build the wheel");
+    println!();
+    Ok(())
 }
 
 fn pipeline_env(base_url: &str, project: &Path, commit: &str) -> BTreeMap<String, String> {
@@ -167,7 +204,10 @@ pub async fn run(failing: bool, auth: AuthScenario) -> anyhow::Result<i32> {
         env.insert("SECRET_DATABRICKS_TOKEN".into(), token.clone());
     }
     let repo_path = "/Repos/ci/income-model";
-    let mut notebooks = String::from("test/unit\ntest/integration\ntest/test_income_unittest");
+    let dist = scratch.path().join("dist");
+    build_wheel(&project, &dist)?;
+    let wheels = format!("{}/*.whl", dist.display());
+    let mut notebooks = String::from("test/unit\ntest/integration\ntest/test_features_unittest");
     if failing {
         notebooks.push_str("\ntest/model_regression");
     }
@@ -192,6 +232,8 @@ pub async fn run(failing: bool, auth: AuthScenario) -> anyhow::Result<i32> {
                     ),
                     ("parameters", "env=ci"),
                     ("timeoutMinutes", "10"),
+                    ("libraries", &wheels),
+                    ("libraryUploadPath", UPLOAD_PATH),
                 ],
             ),
         ),

@@ -227,6 +227,11 @@ pub fn run_notebook_test(
         retry_interval_seconds,
         max_parallel,
         fail_on_failed_tests,
+        libraries,
+        library_upload_path,
+        environment_version,
+        cluster_policy_id,
+        run_as,
     } = args;
     let mut resolved = base(common, process_env)?;
     let env = &mut resolved.env;
@@ -259,5 +264,12 @@ pub fn run_notebook_test(
     set(env, input::RETRY_INTERVAL_SECONDS, retry_interval_seconds);
     set(env, input::MAX_PARALLEL, max_parallel);
     set(env, input::FAIL_ON_FAILED_TESTS, fail_on_failed_tests);
+    if !libraries.is_empty() {
+        env.insert(input(input::LIBRARIES), libraries.join("\n"));
+    }
+    set(env, input::LIBRARY_UPLOAD_PATH, library_upload_path);
+    set(env, input::ENVIRONMENT_VERSION, environment_version);
+    set(env, input::CLUSTER_POLICY_ID, cluster_policy_id);
+    set(env, input::RUN_AS, run_as);
     Ok(resolved)
 }

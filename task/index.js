@@ -56,17 +56,18 @@ function wasmProblem() {
 
 // A file an input points at, read only when it is a regular file of at most `maxBytes`: not a
 // device (/dev/zero never ends), not a FIFO (it would wait for a writer). Throws with a reason.
-function readSmallFile(file, maxBytes) {
+function readBoundedFile(file, maxBytes) {
   const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK || 0));
   try {
     const stat = fs.fstatSync(fd);
     if (!stat.isFile()) throw new Error('it is not a regular file');
     if (stat.size > maxBytes) throw new Error(`it is larger than ${maxBytes} bytes`);
-    const buffer = Buffer.alloc(maxBytes + 1);
+    // Sized by the file, one byte more to notice one that grew while it was read.
+    const buffer = Buffer.alloc(stat.size + 1);
     let length = 0;
-    for (let n; length <= maxBytes && (n = fs.readSync(fd, buffer, length, buffer.length - length, null)) > 0;) length += n;
-    if (length > maxBytes) throw new Error(`it is larger than ${maxBytes} bytes`);
-    return buffer.subarray(0, length).toString('utf8');
+    for (let n; length < buffer.length && (n = fs.readSync(fd, buffer, length, buffer.length - length, null)) > 0;) length += n;
+    if (length > stat.size) throw new Error('it changed while it was read');
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, length);
   } finally {
     fs.closeSync(fd);
   }
@@ -116,7 +117,7 @@ async function runWasm() {
   const io = {
     write: (line) => { process.stdout.write(line + '\n'); },
     writeErr: (line) => { process.stderr.write(line + '\n'); },
-    readFile: readSmallFile,
+    readBytes: readBoundedFile,
     // Entries of a folder; lstat semantics: a symbolic link is neither a folder nor a file.
     listDir: (dir) => fs.readdirSync(dir, { withFileTypes: true })
       .map((entry) => ({ name: entry.name, dir: entry.isDirectory(), file: entry.isFile() })),

@@ -146,9 +146,16 @@ impl Client {
             .read_traced(&request.label(), started, Ok(answer))
     }
 
-    /// A file's bytes (the Files API answers with the file itself, not JSON).
-    pub(crate) async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ApiError> {
-        let request = self.request(Method::Get, path, &[], None);
+    /// A call whose answer is not JSON (the Files API answers with the file itself, or with
+    /// nothing): its body as it came.
+    pub(crate) async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Body>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let request = self.request(method, path, query, body);
         let (answer, started) = self.call_answer(&request).await?;
         self.caller.traced(&request.label(), started, None);
         Ok(answer.into_bytes())

@@ -149,18 +149,34 @@ impl Client {
 
     /// A file in a Unity Catalog volume (`/Volumes/...`), through the Files API.
     pub async fn download_volume_file(&self, path: &str) -> Result<Vec<u8>, ApiError> {
-        // Each segment percent-encoded, RFC 3986's unreserved characters left as they are.
-        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-            .remove(b'-')
-            .remove(b'.')
-            .remove(b'_')
-            .remove(b'~');
-        let encoded: String = path
-            .split('/')
-            .filter(|part| !part.is_empty())
-            .map(|part| format!("/{}", percent_encoding::utf8_percent_encode(part, SEGMENT)))
-            .collect();
-        self.get_bytes(&format!("/api/2.0/fs/files{encoded}")).await
+        self.call_raw(Method::Get, &files_api("files", path), &[], None)
+            .await
+    }
+
+    /// Writes a file into a Unity Catalog volume (its folders are created as needed),
+    /// replacing one that is there: sending it again is harmless, so it is retried.
+    pub async fn upload_volume_file(&self, path: &str, bytes: Vec<u8>) -> Result<(), ApiError> {
+        self.call_raw(
+            Method::Put,
+            &files_api("files", path),
+            &[("overwrite", "true")],
+            Some(Body::file(bytes)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Removes a file, or an empty folder, from a Unity Catalog volume; one already gone
+    /// (a retried delete whose first answer was lost) counts as removed.
+    pub async fn delete_volume_entry(&self, path: &str, folder: bool) -> Result<(), ApiError> {
+        let kind = if folder { "directories" } else { "files" };
+        match self
+            .call_raw(Method::Delete, &files_api(kind, path), &[], None)
+            .await
+        {
+            Err(e) if e.status() == Some(404) => Ok(()),
+            other => other.map(drop),
+        }
     }
 
     pub async fn cancel_run(&self, run_id: i64) -> Result<(), ApiError> {
@@ -188,4 +204,20 @@ impl std::fmt::Display for RepoRef {
             RepoRef::Tag(t) => write!(f, "tag {t}"),
         }
     }
+}
+
+/// The Files API path of `path` (`/Volumes/...`): each segment percent-encoded, RFC 3986's
+/// unreserved characters left as they are.
+fn files_api(kind: &str, path: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let encoded: String = path
+        .split('/')
+        .filter(|part| !part.is_empty())
+        .map(|part| format!("/{}", percent_encoding::utf8_percent_encode(part, SEGMENT)))
+        .collect();
+    format!("/api/2.0/fs/{kind}{encoded}")
 }

@@ -270,6 +270,12 @@ pub struct SubmitRun {
     pub timeout_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_token: Option<String>,
+    /// Serverless environments: `{environment_key, spec: {environment_version, dependencies}}`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<serde_json::Value>,
+    /// `{"user_name": …}` or `{"service_principal_name": …}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -290,6 +296,12 @@ pub struct SubmitTask {
     pub depends_on: Vec<TaskDependency>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_if: Option<RunIf>,
+    /// `{"whl": …}`, `{"pypi": {"package": …}}`, … (clusters).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub libraries: Vec<serde_json::Value>,
+    /// The run's environment the task runs in (serverless).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment_key: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::{ApiError, ApiResult, JsonBody, Query};
 use super::git::GitRef;
+use super::libraries::{self, Library};
 use super::repos::provider_from;
 use super::runs::{
     self, Compute, Found, GitSourceSpec, NotebookSource, RunRecord, RunSpec, RunState, StopReason,
@@ -93,6 +94,8 @@ struct SubmitRequest {
     git_source: Option<GitSourceRequest>,
     timeout_seconds: Option<i64>,
     idempotency_token: Option<String>,
+    environments: Option<Vec<Value>>,
+    run_as: Option<Value>,
     /// The 2.0 single-task form puts the task's fields at the top level.
     #[serde(flatten)]
     single_task: TaskRequest,
@@ -112,6 +115,8 @@ struct TaskRequest {
     max_retries: Option<i64>,
     min_retry_interval_millis: Option<i64>,
     retry_on_timeout: Option<bool>,
+    libraries: Option<Vec<Value>>,
+    environment_key: Option<String>,
     /// Everything else, to recognise task types the emulator does not run.
     #[serde(flatten)]
     other: Map<String, Value>,
@@ -174,11 +179,13 @@ fn validate_submit(
     }
 
     let git_source = request.git_source.map(validate_git_source).transpose()?;
+    let environments = libraries::parse_environments(request.environments)?;
+    let run_as = libraries::parse_run_as(request.run_as.as_ref())?;
     let mut keys = HashSet::new();
     let tasks = tasks
         .into_iter()
         .map(|task| {
-            let task = validate_task(task, git_source.is_some(), known_cluster)?;
+            let task = validate_task(task, git_source.is_some(), known_cluster, &environments)?;
             if !keys.insert(task.task_key.clone()) {
                 return Err(ApiError::invalid(format!(
                     "Task key '{}' is used by more than one task. Task keys must be unique within a run.",
@@ -212,6 +219,7 @@ fn validate_submit(
         timeout_seconds,
         idempotency_token: request.idempotency_token.filter(|t| !t.is_empty()),
         single_task_form,
+        run_as,
     })
 }
 
@@ -236,6 +244,7 @@ fn validate_task(
     task: TaskRequest,
     has_git_source: bool,
     known_cluster: &str,
+    environments: &BTreeMap<String, Vec<Library>>,
 ) -> ApiResult<TaskSpec> {
     let key = task
         .task_key
@@ -333,6 +342,34 @@ fn validate_task(
         task.min_retry_interval_millis,
         task.retry_on_timeout,
     )?;
+    let own = libraries::parse_libraries(&key, task.libraries)?;
+    let serverless = matches!(compute, Compute::Serverless);
+    let libraries = match (task.environment_key.filter(|k| !k.is_empty()), serverless) {
+        (Some(_), false) => {
+            return Err(ApiError::invalid(format!(
+                "Task {key}: environment_key is only for tasks on serverless compute."
+            )))
+        }
+        (Some(environment), true) => match environments.get(&environment) {
+            Some(dependencies) if own.is_empty() => dependencies.clone(),
+            Some(_) => {
+                return Err(ApiError::invalid(format!(
+                    "Task {key}: Libraries field is not supported for serverless task, please specify libraries in environment."
+                )))
+            }
+            None => {
+                return Err(ApiError::invalid(format!(
+                    "Task {key}: environment_key {environment} does not match any environment of the run."
+                )))
+            }
+        },
+        (None, true) if !own.is_empty() => {
+            return Err(ApiError::invalid(format!(
+                "Task {key}: Libraries field is not supported for serverless task, please specify libraries in environment."
+            )))
+        }
+        (None, _) => own,
+    };
     Ok(TaskSpec {
         task_key: key,
         notebook_path,
@@ -343,6 +380,7 @@ fn validate_task(
         depends_on,
         run_if,
         retry,
+        libraries,
     })
 }
 
@@ -366,6 +404,10 @@ fn validate_compute(
                 return Err(ApiError::invalid(format!(
                     "Task {key}: missing required field new_cluster.spark_version."
                 )));
+            }
+            // A cluster policy may set what the spec leaves out.
+            if has("policy_id") {
+                return Ok(Compute::NewCluster(cluster));
             }
             if !has("node_type_id") && !has("instance_pool_id") {
                 return Err(ApiError::invalid(format!(
@@ -725,6 +767,7 @@ pub(crate) fn summaries(shared: &Shared) -> Value {
             view["run_name"] = json!(run.spec.run_name);
             view["idempotency_token"] = json!(run.spec.idempotency_token);
             view["peak_running_tasks"] = json!(run.peak_running);
+            view["run_as"] = json!(run.spec.run_as);
             view["tasks"] = run
                 .tasks
                 .iter()
@@ -733,6 +776,7 @@ pub(crate) fn summaries(shared: &Shared) -> Value {
                     task_view["task_key"] = json!(task.spec.task_key);
                     task_view["attempt_number"] = json!(task.attempt_number);
                     task_view["depends_on"] = json!(task.spec.depends_on);
+                    task_view["libraries"] = libraries::view(&task.libraries);
                     task_view
                 })
                 .collect();

@@ -16,6 +16,8 @@
 //! - `jobs`: the Jobs API (`runs/submit`, `runs/get`, ...) and its JSON views
 //! - `runs`: run state and the state machine that drives each run (every attempt of a task)
 //! - `schedule`: `depends_on`/`run_if` and the retry policy
+//! - `libraries`: task libraries and serverless environments; pure-Python wheels in volumes
+//!   are put on the notebook's import path
 //! - `notebook`: running one source-format notebook under Python
 //! - `identity`: the parties a pipeline signs in through (Azure DevOps id tokens, Microsoft
 //!   Entra, the instance metadata service, the workspace's OAuth server), on the same listener
@@ -27,6 +29,7 @@ mod files;
 mod git;
 pub mod identity;
 mod jobs;
+mod libraries;
 mod notebook;
 mod repos;
 mod runs;

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::time::sleep;
 
 use super::git::{self, GitError, GitRef};
+use super::libraries::{self, Installed, Library};
 use super::notebook::{self, NotebookJob, NotebookOutcome};
 use super::schedule::{Decision, RetryPolicy, RunIf};
 use super::state::{lock, Shared};
@@ -228,6 +229,8 @@ pub(crate) struct TaskSpec {
     pub depends_on: Vec<String>,
     pub run_if: RunIf,
     pub retry: RetryPolicy,
+    /// Its own `libraries`, or its serverless environment's dependencies.
+    pub libraries: Vec<Library>,
 }
 
 #[derive(Clone, Debug)]
@@ -247,6 +250,8 @@ pub(crate) struct RunSpec {
     pub idempotency_token: Option<String>,
     /// Submitted in the Jobs 2.0 single-task form (top-level `notebook_task`).
     pub single_task_form: bool,
+    /// `run_as`, as `field: who`.
+    pub run_as: Option<String>,
 }
 
 /// One attempt of a task: a retry is a new task run with the same key, listed after the one
@@ -262,6 +267,8 @@ pub(crate) struct TaskRun {
     pub terminating_since: Option<i64>,
     pub end_time: Option<i64>,
     pub output: Option<NotebookOutcome>,
+    /// What became of its libraries when it started.
+    pub libraries: Vec<Installed>,
 }
 
 impl TaskRun {
@@ -284,6 +291,7 @@ impl TaskRun {
             terminating_since: None,
             end_time: None,
             output: None,
+            libraries: Vec::new(),
         }
     }
 
@@ -842,6 +850,20 @@ async fn drive_attempt(
             return end_attempt(shared, run_id, index, state, None, true);
         }
     };
+    let (library_path, installed) =
+        match libraries::install(&spec.libraries, &shared.volumes_root()) {
+            Ok(installed) => installed,
+            Err(message) => {
+                let state = RunState::ended(
+                    LifeCycle::InternalError,
+                    ResultState::Failed,
+                    message,
+                    Termination::Internal,
+                );
+                return end_attempt(shared, run_id, index, state, None, true);
+            }
+        };
+    update_task(shared, run_id, index, |task| task.libraries = installed);
     let work_dir = shared
         .root
         .join("runs")
@@ -853,7 +875,10 @@ async fn drive_attempt(
         python: &shared.python,
         runner: &shared.runner_script,
         notebook: &notebook.file,
-        sys_path: notebook_sys_path(&notebook),
+        sys_path: notebook_sys_path(&notebook)
+            .into_iter()
+            .chain(library_path)
+            .collect(),
         base_parameters: &spec.base_parameters,
         work_dir: &work_dir,
         volumes: &shared.volumes_root(),
@@ -1039,12 +1064,14 @@ mod tests {
                     depends_on: Vec::new(),
                     run_if: RunIf::default(),
                     retry: RetryPolicy::default(),
+                    libraries: Vec::new(),
                 })
                 .collect(),
             git_source: None,
             timeout_seconds: 0,
             idempotency_token: Some("token".into()),
             single_task_form: false,
+            run_as: None,
         }
     }
 

@@ -53,7 +53,12 @@ pub trait Host {
     fn cancelled(&self) -> LocalBoxFuture<'static, ()>;
     /// Reads a text file the user pointed an input at (e.g. a cluster spec): only a regular
     /// file (not a device or a FIFO, which may never end), of at most `max_bytes`.
-    fn read_file(&self, path: &str, max_bytes: usize) -> std::io::Result<String>;
+    fn read_file(&self, path: &str, max_bytes: usize) -> std::io::Result<String> {
+        String::from_utf8(self.read_bytes(path, max_bytes)?)
+            .map_err(|_| std::io::Error::other("it is not UTF-8 text"))
+    }
+    /// As [`Host::read_file`], any bytes (a wheel to upload).
+    fn read_bytes(&self, path: &str, max_bytes: usize) -> std::io::Result<Vec<u8>>;
     /// The entries of a folder (the agent's checkout, for notebook globs): names, and whether
     /// each is a folder or a regular file. Symbolic links are neither, and are not followed.
     fn list_dir(&self, path: &str) -> std::io::Result<Vec<DirEntry>>;

@@ -151,8 +151,8 @@ impl Host for NativeHost {
         .boxed_local()
     }
 
-    fn read_file(&self, path: &str, max_bytes: usize) -> std::io::Result<String> {
-        read_small_file(std::path::Path::new(path), max_bytes)
+    fn read_bytes(&self, path: &str, max_bytes: usize) -> std::io::Result<Vec<u8>> {
+        read_bounded(std::path::Path::new(path), max_bytes)
     }
 
     fn list_dir(&self, path: &str) -> std::io::Result<Vec<super::DirEntry>> {
@@ -189,6 +189,12 @@ impl Host for NativeHost {
 /// Reads a regular file of at most `max_bytes` as text. Anything else is refused before it
 /// is read: a device such as /dev/zero never ends, and a FIFO waits for a writer forever.
 pub fn read_small_file(path: &std::path::Path, max_bytes: usize) -> std::io::Result<String> {
+    String::from_utf8(read_bounded(path, max_bytes)?)
+        .map_err(|_| std::io::Error::other("it is not UTF-8 text"))
+}
+
+/// The bytes of a regular file of at most `max_bytes`.
+pub fn read_bounded(path: &std::path::Path, max_bytes: usize) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     // Checked on the path first, so a FIFO is never opened (opening one blocks).
     if !std::fs::metadata(path)?.is_file() {
@@ -205,5 +211,5 @@ pub fn read_small_file(path: &std::path::Path, max_bytes: usize) -> std::io::Res
     if bytes.len() > max_bytes {
         return Err(too_large());
     }
-    String::from_utf8(bytes).map_err(|_| std::io::Error::other("it is not UTF-8 text"))
+    Ok(bytes)
 }

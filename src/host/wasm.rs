@@ -20,7 +20,7 @@ pub struct WasmHost {
     env: BTreeMap<String, String>,
     write: Function,
     write_err: Function,
-    read_file: Function,
+    read_bytes: Function,
     list_dir: Function,
     write_file: Function,
     request: Function,
@@ -29,7 +29,7 @@ pub struct WasmHost {
 }
 
 impl WasmHost {
-    /// `io` carries `write(line)`, `writeErr(line)`, `readFile(path, maxBytes) -> string`,
+    /// `io` carries `write(line)`, `writeErr(line)`, `readBytes(path, maxBytes) -> Uint8Array`,
     /// `listDir(path) -> [{name, dir, file}]`,
     /// `writeFile(path, text)`, `request(spec) -> { promise, abort }` (`task/http.js`),
     /// `certificate(pem) -> { sha1, sha256, sign(bytes) }` (Node's `crypto`, in `index.js`) and
@@ -49,7 +49,7 @@ impl WasmHost {
             env,
             write: function("write")?,
             write_err: function("writeErr")?,
-            read_file: function("readFile")?,
+            read_bytes: function("readBytes")?,
             list_dir: function("listDir")?,
             write_file: function("writeFile")?,
             request: function("request")?,
@@ -96,17 +96,19 @@ impl Host for WasmHost {
         })
     }
 
-    fn read_file(&self, path: &str, max_bytes: usize) -> std::io::Result<String> {
-        let text = self
-            .read_file
+    fn read_bytes(&self, path: &str, max_bytes: usize) -> std::io::Result<Vec<u8>> {
+        let bytes = self
+            .read_bytes
             .call2(
                 &JsValue::NULL,
                 &JsValue::from_str(path),
                 &JsValue::from_f64(max_bytes as f64),
             )
             .map_err(io_error)?;
-        text.as_string()
-            .ok_or_else(|| std::io::Error::other("not a text file"))
+        bytes
+            .dyn_into::<js_sys::Uint8Array>()
+            .map(|array| array.to_vec())
+            .map_err(|_| std::io::Error::other("readBytes did not return bytes"))
     }
 
     fn list_dir(&self, path: &str) -> std::io::Result<Vec<super::DirEntry>> {

@@ -35,6 +35,7 @@ pub type Envelope = fn(u16, &str) -> (Option<String>, String);
 pub enum Method {
     Get,
     Post,
+    Put,
     Patch,
     Delete,
 }
@@ -44,6 +45,7 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Put => "PUT",
             Method::Patch => "PATCH",
             Method::Delete => "DELETE",
         }
@@ -94,6 +96,14 @@ impl Body {
     pub fn json(bytes: Vec<u8>) -> Body {
         Body {
             content_type: "application/json",
+            bytes,
+        }
+    }
+
+    /// A file's bytes, as the Files API takes an upload.
+    pub fn file(bytes: Vec<u8>) -> Body {
+        Body {
+            content_type: "application/octet-stream",
             bytes,
         }
     }
@@ -336,7 +346,8 @@ impl Caller {
     /// redirect, or an error status read with `envelope`.
     pub async fn exchange(&self, request: Request, envelope: Envelope) -> Result<Answer, ApiError> {
         let label = request.label();
-        let Some(timeout) = self.attempt_timeout() else {
+        let body_bytes = request.body.as_ref().map_or(0, |b| b.bytes.len());
+        let Some(timeout) = self.attempt_timeout(body_bytes) else {
             return Err(ApiError::OutOfTime {
                 request: label,
                 last: None,
@@ -417,10 +428,11 @@ impl Caller {
         })
     }
 
-    /// How long the next attempt may take: the per-request timeout, cut to what is left
-    /// before the step's deadline; `None` once the deadline has passed.
-    fn attempt_timeout(&self) -> Option<Duration> {
-        let timeout = self.policy.request_timeout;
+    /// How long the next attempt may take: the per-request timeout (plus the time to send a
+    /// large body at a slow pace), cut to what is left before the step's deadline; `None`
+    /// once the deadline has passed.
+    fn attempt_timeout(&self, body_bytes: usize) -> Option<Duration> {
+        let timeout = self.policy.request_timeout + sending_time(body_bytes);
         match self.deadline.get() {
             None => Some(timeout),
             Some(deadline) => {
@@ -445,6 +457,14 @@ impl Caller {
             None => text,
         }
     }
+}
+
+/// The slowest pace an upload is allowed: 256 KiB/s.
+const SLOWEST_UPLOAD_BYTES_PER_SECOND: u64 = 256 * 1024;
+
+/// Time to send `bytes` at the slowest pace allowed (nothing for ordinary requests).
+fn sending_time(bytes: usize) -> Duration {
+    Duration::from_secs(bytes as u64 / SLOWEST_UPLOAD_BYTES_PER_SECOND)
 }
 
 fn retry_reason(error: &ApiError) -> String {

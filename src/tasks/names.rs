@@ -36,6 +36,11 @@ pub mod input {
     pub const RETRIES: &str = "retries";
     pub const RETRY_INTERVAL_SECONDS: &str = "retryIntervalSeconds";
     pub const MAX_PARALLEL: &str = "maxParallel";
+    pub const LIBRARIES: &str = "libraries";
+    pub const LIBRARY_UPLOAD_PATH: &str = "libraryUploadPath";
+    pub const ENVIRONMENT_VERSION: &str = "environmentVersion";
+    pub const CLUSTER_POLICY_ID: &str = "clusterPolicyId";
+    pub const RUN_AS: &str = "runAs";
 }
 
 /// Output variables (`##vso[task.setvariable ...;isOutput=true]`).

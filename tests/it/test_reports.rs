@@ -9,10 +9,11 @@ use crate::common::*;
 use databricks_azdo::pipeline::OutputMode;
 use databricks_azdo::tasks::TaskName;
 
-const UNITTEST: &str = include_str!("../../examples/notebooks/test_income_unittest.py");
-const JSON_REPORT: &str = include_str!("../../examples/notebooks/test_income_report.py");
-const PYTEST: &str = include_str!("../../examples/notebooks/test_income_pytest.py");
-const PYTEST_TESTS: &str = include_str!("../../examples/notebooks/income_rules/test_rules.py");
+const UNITTEST: &str = include_str!("../../examples/income-model/tests/test_features_unittest.py");
+const JUNIT_REPORT: &str = include_str!("../../examples/income-model/tests/junit_report.py");
+const JSON_REPORT: &str = include_str!("../../examples/income-model/tests/test_report_json.py");
+const PYTEST: &str = include_str!("../../examples/income-model/tests/test_rules_pytest.py");
+const PYTEST_TESTS: &str = include_str!("../../examples/income-model/tests/rules/test_yearly.py");
 const FAILING_CASE: &str = r#"# Databricks notebook source
 dbutils.notebook.exit('<testsuite name="model"><testcase classname="model.Drift" name="test_stable" time="0.5"/><testcase classname="model.Drift" name="test_small_drift" time="1.25"><failure message="drift 0.31 &gt; 0.2">Traceback (most recent call last):\n  AssertionError: drift 0.31 &gt; 0.2</failure></testcase></testsuite>')
 "#;
@@ -26,14 +27,22 @@ async fn run_reports(
     inputs: &[(&str, &str)],
 ) -> (Outcome, String, tempfile::TempDir) {
     let project = Project::new(notebooks);
-    // The pytest notebook's tests sit next to it; they are not notebooks to run.
+    // Modules next to the notebooks (pytest tests, the JUnit writer) are not notebooks to run.
     let paths: Vec<String> = notebooks
         .iter()
-        .filter(|(n, _)| !n.contains('/'))
+        .filter(|(_, source)| source.starts_with("# Databricks notebook source"))
         .map(|(n, _)| format!("test/{n}"))
         .collect();
     let reports = tempfile::tempdir().unwrap();
-    let mut settings: Vec<(&str, &str)> = vec![("source", "git"), ("existingClusterId", CLUSTER)];
+    // The example notebooks test the income_model wheel, built and installed for the run.
+    let wheel = IncomeModelWheel::build();
+    let wheel_glob = wheel.glob();
+    let mut settings: Vec<(&str, &str)> = vec![
+        ("source", "git"),
+        ("existingClusterId", CLUSTER),
+        ("libraries", &wheel_glob),
+        ("libraryUploadPath", "/Volumes/main/ci/artifacts"),
+    ];
     let joined = paths.join("\n");
     let temp = reports.path().display().to_string();
     settings.push(("notebookPaths", &joined));
@@ -83,7 +92,8 @@ fn cases(junit: &str) -> BTreeMap<String, Vec<(String, String, String)>> {
 async fn each_reported_case_reaches_the_tests_tab_and_a_failed_one_fails_the_step() {
     let emulator = emulator().await;
     let notebooks = [
-        ("test_income_unittest", UNITTEST),
+        ("test_features_unittest", UNITTEST),
+        ("junit_report", JUNIT_REPORT),
         ("report", JSON_REPORT),
         ("drift", FAILING_CASE),
         ("plain", PASSING),
@@ -92,8 +102,8 @@ async fn each_reported_case_reaches_the_tests_tab_and_a_failed_one_fails_the_ste
     assert_eq!(outcome.code, 1, "{}", outcome.stdout);
     let suites = cases(&junit);
     let git = |name: &str| format!("test/{name}");
-    let unittest = &suites[&git("test_income_unittest")];
-    let class = format!("{}.BucketIncome", git("test_income_unittest"));
+    let unittest = &suites[&git("test_features_unittest")];
+    let class = format!("{}.BucketIncome", git("test_features_unittest"));
     assert_eq!(
         unittest
             .iter()
@@ -193,17 +203,17 @@ async fn a_hostile_report_is_a_warning_and_the_notebook_stays_one_case() {
 async fn a_report_written_to_a_volume_is_read_with_the_files_api() {
     let emulator = emulator().await;
     let notebooks = [
-        ("test_income_pytest", PYTEST),
-        ("income_rules/test_rules", PYTEST_TESTS),
+        ("test_rules_pytest", PYTEST),
+        ("rules/test_yearly", PYTEST_TESTS),
     ];
     let (outcome, junit, _reports) = run_reports(&emulator, &notebooks, &[]).await;
     assert_eq!(outcome.code, 0, "{}", outcome.stdout);
     let suites = cases(&junit);
-    let pytest = &suites["test/test_income_pytest"];
+    let pytest = &suites["test/test_rules_pytest"];
     assert_eq!(pytest.len(), 5, "{junit}");
     assert!(
         pytest.iter().all(
-            |(class, _, outcome)| class.starts_with("test/test_income_pytest.")
+            |(class, _, outcome)| class.starts_with("test/test_rules_pytest.")
                 && outcome == "passed"
         ),
         "{junit}"

@@ -3,11 +3,13 @@
 //! tab, the build summary, output variables and the JSON document.
 
 pub mod discovery;
+mod libraries;
 pub mod poll;
 mod report;
 mod settings;
 mod submit;
 pub mod test_report;
+mod uploads;
 mod verdict;
 mod watch;
 
@@ -86,6 +88,7 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
     for notebook in &settings.notebooks {
         log.debug(&format!("task {} = {}", notebook.task_key, notebook.path));
     }
+    describe_libraries(log, settings);
     let request = submit_request(settings);
     if host.cancelled().now_or_never().is_some() {
         return Err(Failure::new(
@@ -93,7 +96,44 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
             "The pipeline was cancelled before the run was submitted",
         ));
     }
-    let run_id = submit::submit(client, log, &request).await?;
+    uploads::upload(client, log, &settings.libraries).await?;
+    let outcome = submit_and_follow(settings, client, log, &request, deadline).await;
+    uploads::remove_all(client, log, &settings.libraries).await;
+    outcome
+}
+
+fn describe_libraries(log: &Log, settings: &Settings) {
+    let libraries = &settings.libraries;
+    if libraries.list.is_empty() {
+        return;
+    }
+    let count = libraries.list.len();
+    let place = match &settings.environment_version {
+        Some(version) => format!("the run's serverless environment (version {version})"),
+        None => "every task's cluster".to_string(),
+    };
+    log.info(&format!(
+        "{count} librar{} installed in {place}{}",
+        if count == 1 { "y" } else { "ies" },
+        match libraries.uploads.len() {
+            0 => String::new(),
+            n => format!(", {n} uploaded from the agent first"),
+        }
+    ));
+    for library in &libraries.list {
+        log.debug(&format!("library {}", library.to_api()));
+    }
+}
+
+/// Submits the run and follows it to its report; the run is never left behind.
+async fn submit_and_follow(
+    settings: &Settings,
+    client: &Client,
+    log: &Log,
+    request: &crate::databricks::models::SubmitRun,
+    deadline: Option<std::time::Duration>,
+) -> Result<Report, Failure> {
+    let run_id = submit::submit(client, log, request).await?;
     log.set_output(output::RUN_ID, &run_id.to_string());
     // The one way out after the submit: whatever ends following the run early, the run is
     // cancelled rather than left to go on using the cluster.

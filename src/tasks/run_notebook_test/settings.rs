@@ -16,6 +16,7 @@ use crate::tasks::names::{input, output, variable};
 use crate::tasks::repo_update::check_workspace_path;
 
 use super::discovery::{globs, is_glob, list_checkout, select, Entry, Glob};
+use super::libraries::{self, Libraries, Library};
 
 /// The task's own inputs; besides them, both tasks read [`connection::INPUTS`](crate::tasks::connection::INPUTS).
 pub const INPUTS: &[&str] = &[
@@ -34,6 +35,11 @@ pub const INPUTS: &[&str] = &[
     input::RETRIES,
     input::RETRY_INTERVAL_SECONDS,
     input::MAX_PARALLEL,
+    input::LIBRARIES,
+    input::LIBRARY_UPLOAD_PATH,
+    input::ENVIRONMENT_VERSION,
+    input::CLUSTER_POLICY_ID,
+    input::RUN_AS,
 ];
 
 pub const SOURCE: PickList = PickList {
@@ -63,6 +69,8 @@ pub const MAX_NOTEBOOKS: usize = 1000;
 /// Most retries of one notebook: a test that needs more is broken, not flaky.
 pub const MAX_RETRIES: u32 = 10;
 pub const DEFAULT_RETRY_INTERVAL_SECONDS: u32 = 30;
+/// The serverless environment version when `libraries` are installed on serverless compute.
+pub const DEFAULT_ENVIRONMENT_VERSION: &str = "4";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Notebook {
@@ -130,6 +138,11 @@ pub struct Settings {
     pub retry: Retry,
     /// At most this many notebooks run at once (`None`: all together).
     pub max_parallel: Option<usize>,
+    /// The code under test, and what is uploaded from the agent for it.
+    pub libraries: Libraries,
+    /// Serverless only, with libraries: the environment they are installed in.
+    pub environment_version: Option<String>,
+    pub run_as: Option<RunAs>,
     /// Inputs that were set but have no effect with the others, said before any request.
     pub warnings: Vec<String>,
 }
@@ -162,6 +175,7 @@ impl Settings {
             None
         };
         let compute = compute(inputs, host)?;
+        let run_as = run_as(inputs)?;
         let parameters = match inputs.text(input::PARAMETERS)? {
             Some(text) => parse_parameters(&text)?,
             None => BTreeMap::new(),
@@ -180,7 +194,23 @@ impl Settings {
             Some(entries) => entries.iter().map(entry_identity).collect(),
         };
         let idempotency_token = idempotency_token(inputs, host, &identity, &run_name);
-        let warnings = ignored_inputs(inputs, source, &compute);
+        let libraries = match inputs.text(input::LIBRARIES)? {
+            Some(text) => libraries::parse(
+                &text,
+                inputs.get(input::LIBRARY_UPLOAD_PATH)?.as_deref(),
+                &idempotency_token,
+                host,
+            )?,
+            None => Libraries::default(),
+        };
+        let environment_version = environment_version(inputs, &compute, &libraries)?;
+        let mut warnings = ignored_inputs(inputs, source, &compute);
+        if libraries.uploads.is_empty() && inputs.is_set(input::LIBRARY_UPLOAD_PATH, None) {
+            warnings.push(format!(
+                "input `{}` is ignored: `libraries` names no wheel or JAR on the agent to upload",
+                input::LIBRARY_UPLOAD_PATH
+            ));
+        }
         let fail_on_failed_tests = inputs.boolean(input::FAIL_ON_FAILED_TESTS, true)?;
         let retry = Retry {
             retries: inputs.whole_number(input::RETRIES, 0, MAX_RETRIES)?,
@@ -209,6 +239,9 @@ impl Settings {
             fail_on_failed_tests,
             retry,
             max_parallel,
+            libraries,
+            environment_version,
+            run_as,
             warnings,
         })
     }
@@ -251,6 +284,25 @@ fn ignored_inputs(inputs: &Inputs, source: &str, compute: &Compute) -> Vec<Strin
             input::NEW_CLUSTER_JSON,
             &format!("`clusterMode: {}`", cluster_mode_name(compute)),
             "set clusterMode to `new` to run on a new job cluster",
+        );
+    }
+    if !matches!(compute, Compute::New(_)) && inputs.is_set(input::CLUSTER_POLICY_ID, None) {
+        ignored(
+            input::CLUSTER_POLICY_ID,
+            &format!("`clusterMode: {}`", cluster_mode_name(compute)),
+            "a cluster policy applies to the new job cluster of clusterMode `new`",
+        );
+    }
+    if !matches!(compute, Compute::Serverless)
+        && inputs.is_set(
+            input::ENVIRONMENT_VERSION,
+            Some(DEFAULT_ENVIRONMENT_VERSION),
+        )
+    {
+        ignored(
+            input::ENVIRONMENT_VERSION,
+            &format!("`clusterMode: {}`", cluster_mode_name(compute)),
+            "the environment version is for libraries on serverless compute",
         );
     }
     warnings
@@ -473,13 +525,19 @@ fn compute(inputs: &Inputs, host: &dyn Host) -> Result<Compute, InputError> {
                     )
                 })?
             };
-            Ok(Compute::New(parse_cluster_spec(&text)?))
+            let policy = inputs.get(input::CLUSTER_POLICY_ID)?;
+            Ok(Compute::New(cluster_spec(&text, policy.as_deref())?))
         }
         _ => Ok(Compute::Serverless),
     }
 }
 
 pub fn parse_cluster_spec(text: &str) -> Result<Map<String, Value>, InputError> {
+    cluster_spec(text, None)
+}
+
+/// `newClusterJson`, with `clusterPolicyId` as its `policy_id` when that input is set.
+fn cluster_spec(text: &str, policy: Option<&str>) -> Result<Map<String, Value>, InputError> {
     const INPUT: &str = input::NEW_CLUSTER_JSON;
     let value: Value = serde_json::from_str(text)
         .map_err(|e| InputError::new(INPUT, format!("is not valid JSON: {e}")))?;
@@ -487,12 +545,27 @@ pub fn parse_cluster_spec(text: &str) -> Result<Map<String, Value>, InputError> 
         return Err(InputError::new(INPUT, e.to_string())
             .with_hint("JSON would keep only the last value: remove one of them"));
     }
-    let Value::Object(spec) = value else {
+    let Value::Object(mut spec) = value else {
         return Err(InputError::new(
             INPUT,
             "must be a JSON object (a `new_cluster` specification)",
         ));
     };
+    if let Some(policy) = policy {
+        check_policy_id(policy)?;
+        match spec.get("policy_id").and_then(Value::as_str) {
+            Some(written) if written != policy => {
+                return Err(InputError::new(
+                    input::CLUSTER_POLICY_ID,
+                    format!("is `{policy}`, but newClusterJson sets policy_id `{written}`"),
+                )
+                .with_hint("keep one of them"))
+            }
+            _ => {
+                spec.insert("policy_id".into(), Value::String(policy.to_string()));
+            }
+        }
+    }
     let field = |name: &str| spec.get(name).filter(|v| !v.is_null());
     if field("spark_version").is_none_or(|v| v.as_str().is_none_or(|s| s.trim().is_empty())) {
         return Err(InputError::new(
@@ -760,6 +833,90 @@ fn token_from_fields(fields: &[String]) -> String {
         }
     }
     format!("azdo-{hash:032x}")
+}
+
+fn check_policy_id(policy: &str) -> Result<(), InputError> {
+    let valid = policy.len() <= 64
+        && policy
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(InputError::new(
+            input::CLUSTER_POLICY_ID,
+            format!("`{policy}` is not a cluster policy id (e.g. 0012ABCD34EF5678)"),
+        ))
+    }
+}
+
+/// Who the run runs as (`run_as`): a user by e-mail, or a service principal by application id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunAs {
+    User(String),
+    ServicePrincipal(String),
+}
+
+fn run_as(inputs: &Inputs) -> Result<Option<RunAs>, InputError> {
+    let Some(value) = inputs.get(input::RUN_AS)? else {
+        return Ok(None);
+    };
+    let is_guid = value.len() == 36
+        && value.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    let is_email = value.split_once('@').is_some_and(|(user, domain)| {
+        !user.is_empty() && domain.contains('.') && !value.chars().any(char::is_whitespace)
+    });
+    match (is_guid, is_email) {
+        (true, _) => Ok(Some(RunAs::ServicePrincipal(value.to_ascii_lowercase()))),
+        (_, true) => Ok(Some(RunAs::User(value))),
+        _ => Err(InputError::new(
+            input::RUN_AS,
+            format!("`{value}` is neither a user's e-mail address nor a service principal's application id"),
+        )
+        .with_hint("e.g. ci-tests@contoso.com, or 6a2c1c6e-8a8b-4f5e-9d7a-1b2c3d4e5f60")),
+    }
+}
+
+/// `environmentVersion`: only with libraries on serverless compute, where they form the run's
+/// environment.
+fn environment_version(
+    inputs: &Inputs,
+    compute: &Compute,
+    libraries: &Libraries,
+) -> Result<Option<String>, InputError> {
+    if !matches!(compute, Compute::Serverless) || libraries.list.is_empty() {
+        return Ok(None);
+    }
+    let version = inputs
+        .get(input::ENVIRONMENT_VERSION)?
+        .unwrap_or_else(|| DEFAULT_ENVIRONMENT_VERSION.to_string());
+    if version.is_empty() || version.len() > 3 || !version.chars().all(|c| c.is_ascii_digit()) {
+        return Err(InputError::new(
+            input::ENVIRONMENT_VERSION,
+            format!("`{version}` is not a serverless environment version (a number such as 4)"),
+        ));
+    }
+    for library in &libraries.list {
+        let refused = match library {
+            Library::Maven(_) => Some("Maven coordinates"),
+            Library::Api(_) => Some("a library in the Jobs API's JSON form"),
+            _ => None,
+        };
+        if let Some(what) = refused {
+            return Err(InputError::new(
+                input::LIBRARIES,
+                format!("lists {what}, which serverless compute cannot install: its environment takes Python packages, wheels, requirements files and JARs"),
+            )
+            .with_hint("use a JAR in a volume, a `pypi:` line, or clusterMode `existing` or `new`"));
+        }
+    }
+    Ok(Some(version))
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::settings::{Compute, Settings};
+use super::libraries::Library;
+use super::settings::{Compute, RunAs, Settings};
 use super::watch::{budget, stop_run, within, CANCELLED};
 use crate::databricks::models::{
     NotebookSource, NotebookTask, RunIf, SubmitRun, SubmitTask, TaskDependency,
@@ -29,6 +30,7 @@ pub fn submit_request(settings: &Settings) -> SubmitRun {
         Compute::New(spec) => (None, Some(spec.clone())),
         Compute::Serverless => (None, None),
     };
+    let (libraries, environments, environment_key) = code_under_test(settings);
     let retry = settings.retry;
     let retries = (retry.retries > 0).then_some(retry.retries);
     let notebooks = &settings.notebooks;
@@ -62,12 +64,59 @@ pub fn submit_request(settings: &Settings) -> SubmitRun {
                     .into_iter()
                     .collect(),
                 run_if: upstream(index).map(|_| RunIf::AllDone),
+                libraries: libraries.clone(),
+                environment_key: environment_key.clone(),
             })
             .collect(),
         git_source: settings.git_source.clone(),
         timeout_seconds: settings.timeout.map(|t| t.as_secs_f64().ceil() as u64),
         idempotency_token: Some(settings.idempotency_token.clone()),
+        environments,
+        run_as: settings.run_as.as_ref().map(|who| match who {
+            RunAs::User(email) => json!({ "user_name": email }),
+            RunAs::ServicePrincipal(id) => json!({ "service_principal_name": id }),
+        }),
     }
+}
+
+/// The environment every task shares on serverless compute.
+const ENVIRONMENT_KEY: &str = "tests";
+
+/// `libraries` as the run takes them: each task's `libraries` on a cluster; on serverless,
+/// one environment of the run (its dependencies replace the notebook's own environment).
+fn code_under_test(
+    settings: &Settings,
+) -> (
+    Vec<serde_json::Value>,
+    Vec<serde_json::Value>,
+    Option<String>,
+) {
+    let list = &settings.libraries.list;
+    let Some(version) = &settings.environment_version else {
+        return (list.iter().map(Library::to_api).collect(), Vec::new(), None);
+    };
+    let mut dependencies = Vec::new();
+    let mut java = Vec::new();
+    for library in list {
+        match library {
+            Library::Whl(path) => dependencies.push(path.clone()),
+            Library::Pypi(spec) => dependencies.push(spec.clone()),
+            Library::Requirements(path) => dependencies.push(format!("-r {path}")),
+            Library::Jar(path) => java.push(path.clone()),
+            // Refused with serverless compute when the inputs were read.
+            Library::Maven(_) | Library::Api(_) => {}
+        }
+    }
+    let mut spec = json!({ "environment_version": version, "dependencies": dependencies });
+    if !java.is_empty() {
+        spec["java_dependencies"] = json!(java);
+    }
+    let environment = json!({ "environment_key": ENVIRONMENT_KEY, "spec": spec });
+    (
+        Vec::new(),
+        vec![environment],
+        Some(ENVIRONMENT_KEY.to_string()),
+    )
 }
 
 /// Submits the run and returns its id; on a failure, makes sure no run is left behind.

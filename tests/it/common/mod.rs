@@ -465,3 +465,34 @@ pub fn output_variable<'a>(stdout: &'a str, name: &str) -> Option<&'a str> {
         .lines()
         .find_map(|line| line.strip_prefix(prefix.as_str()))
 }
+
+/// The example project's wheel (`examples/income-model`), built as its pipeline would before
+/// the notebook tests, into a folder of its own.
+pub struct IncomeModelWheel {
+    pub dir: tempfile::TempDir,
+}
+
+impl IncomeModelWheel {
+    pub fn build() -> IncomeModelWheel {
+        let dir = tempfile::tempdir().unwrap();
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/income-model/build_wheel.py");
+        let output = std::process::Command::new("python3")
+            .arg(&script)
+            .arg("--out")
+            .arg(dir.path())
+            .output()
+            .expect("python3 builds the example wheel");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        IncomeModelWheel { dir }
+    }
+
+    /// `<dir>/*.whl`, as a pipeline lists what its build step made.
+    pub fn glob(&self) -> String {
+        format!("{}/*.whl", self.dir.path().display())
+    }
+}

@@ -9,17 +9,15 @@ import json
 import time
 import traceback
 
-
-def income_per_year(monthly):
-    return monthly * 12
+from income_model import yearly
 
 
 def test_monthly_to_yearly():
-    assert income_per_year(1000) == 12000, "12 months a year"
+    assert yearly(1000) == 12000, "12 months a year"
 
 
 def test_zero_income():
-    assert income_per_year(0) == 0, "zero stays zero"
+    assert yearly(0) == 0, "zero stays zero"
 
 # COMMAND ----------
 

@@ -1,44 +1,14 @@
-# Databricks notebook source
-# MAGIC %md
-# MAGIC Unit tests for the income model's feature code, with `unittest` and a JUnit writer that
-# MAGIC needs nothing but the standard library. The notebook hands its report back as its exit
-# MAGIC value, and DatabricksRunNotebookTest@1 shows each case in the pipeline's Tests tab.
-
-# COMMAND ----------
-
-import unittest
-
-
-def bucket_income(income):
-    if income < 0:
-        raise ValueError("income cannot be negative")
-    return "high" if income >= 100_000 else "low"
-
-
-class BucketIncome(unittest.TestCase):
-    def test_high(self):
-        self.assertEqual(bucket_income(150_000), "high")
-
-    def test_low(self):
-        self.assertEqual(bucket_income(20_000), "low")
-
-    def test_negative_is_refused(self):
-        with self.assertRaises(ValueError):
-            bucket_income(-1)
-
-    @unittest.skip("the 2027 brackets are not published yet")
-    def test_brackets_2027(self):
-        pass
-
-# COMMAND ----------
+"""A JUnit XML report of unittest cases, with the standard library only: the unittest notebooks
+import it from next to them and hand the report back as their exit value."""
 
 import time
 import traceback
+import unittest
 import xml.etree.ElementTree as ET
 
 
 class JUnitResult(unittest.TestResult):
-    """Collects each case's outcome, time, message and trace for a JUnit report."""
+    """Collects each case's outcome, time, message and trace."""
 
     def __init__(self):
         super().__init__()
@@ -85,11 +55,10 @@ def junit_xml(result, suite_name):
     return ET.tostring(suites, encoding="unicode")
 
 
-result = JUnitResult()
-unittest.defaultTestLoader.loadTestsFromTestCase(BucketIncome).run(result)
-report = junit_xml(result, "income features")
-print(f"{result.testsRun} cases run, {len(result.failures)} failed, {len(result.errors)} errors")
-
-# COMMAND ----------
-
-dbutils.notebook.exit(report)
+def run(suite_name, *test_cases):
+    """Runs the cases of each unittest.TestCase class; returns the JUnit report."""
+    result = JUnitResult()
+    for test_case in test_cases:
+        unittest.defaultTestLoader.loadTestsFromTestCase(test_case).run(result)
+    print(f"{result.testsRun} cases run, {len(result.failures)} failed, {len(result.errors)} errors")
+    return junit_xml(result, suite_name)

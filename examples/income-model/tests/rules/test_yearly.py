@@ -1,12 +1,9 @@
-"""pytest tests of the income rules, collected by the test_income_pytest notebook."""
+"""pytest tests of the income rules in the income_model wheel, collected by the
+test_rules_pytest notebook."""
 
 import pytest
 
-
-def yearly(monthly):
-    if monthly < 0:
-        raise ValueError("income cannot be negative")
-    return monthly * 12
+from income_model import yearly
 
 
 def test_yearly():

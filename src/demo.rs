@@ -108,9 +108,15 @@ pub fn make_project(dir: &Path, failing: bool) -> anyhow::Result<String> {
     git(dir, &["rev-parse", "HEAD"])
 }
 
-fn pipeline_env(base_url: &str, project: &Path, commit: &str) -> BTreeMap<String, String> {
+fn pipeline_env(
+    base_url: &str,
+    project: &Path,
+    commit: &str,
+    agent_temp: &Path,
+) -> BTreeMap<String, String> {
     [
         ("TF_BUILD", "True"),
+        ("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string()),
         ("DATABRICKS_HOST", base_url),
         ("BUILD_SOURCEBRANCH", "refs/heads/main"),
         ("BUILD_SOURCEVERSION", commit),
@@ -202,6 +208,8 @@ pub async fn run(failing: bool, auth: AuthScenario, raw: bool) -> anyhow::Result
     let scratch = tempfile::tempdir().context("creating a temporary folder")?;
     let project = scratch.path().join("income-model");
     let commit = make_project(&project, failing)?;
+    let agent_temp = scratch.path().join("agent-temp");
+    std::fs::create_dir(&agent_temp).context("creating the agent's temporary folder")?;
     let token = format!("demo-{:016x}", fastrand::u64(..));
     let secrets = ScenarioSecrets::random();
     let emulator = Emulator::start(
@@ -225,7 +233,7 @@ pub async fn run(failing: bool, auth: AuthScenario, raw: bool) -> anyhow::Result
     ));
     output.line("");
 
-    let mut env = pipeline_env(&emulator.base_url(), &project, &commit);
+    let mut env = pipeline_env(&emulator.base_url(), &project, &commit, &agent_temp);
     env.extend(scenarios::agent_env(auth, &emulator.base_url(), &secrets));
     if let Some(system_debug) = system_debug {
         env.insert("SYSTEM_DEBUG".into(), system_debug);

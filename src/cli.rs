@@ -224,6 +224,10 @@ pub struct DemoArgs {
     /// instance metadata service and the workspace's OAuth server.
     #[arg(long, value_enum, default_value = "pat")]
     pub auth: databricks_azdo::scenarios::AuthScenario,
+    /// Print the agent's stream as it is (`##vso[...]` logging commands and all) instead of
+    /// the log as the Azure Pipelines web page shows it.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! `databricks-azdo demo`: the article's whole flow, offline. Starts the workspace emulator,
 //! makes a small Git project with test notebooks, then runs the pipeline's three steps
-//! (repo update, notebook tests, cleanup) through the same code path as `task`.
+//! (repo update, notebook tests, cleanup) through the same code path as `task`. What they print
+//! is shown as the web log shows it, or as the agent's stream (`--raw`).
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context as _};
 
@@ -12,6 +15,7 @@ use crate::emulator::{Emulator, EmulatorConfig};
 use crate::host::{Host, NativeHost};
 use crate::scenarios::{self, AuthScenario, ScenarioSecrets};
 use crate::tasks::{self, RunOptions, TaskName};
+use crate::terminal_log::Renderer;
 
 pub const UNIT_NOTEBOOK: &str = r#"# Databricks notebook source
 # MAGIC %md
@@ -120,30 +124,39 @@ pub fn make_project(dir: &Path, failing: bool) -> anyhow::Result<String> {
 }
 
 /// The pipeline's build step: the project's wheel, into `dist`.
-fn build_wheel(project: &Path, dist: &Path) -> anyhow::Result<()> {
-    println!("##[section]Starting: Build the wheel (script: python3 build_wheel.py)");
-    let output = std::process::Command::new("python3")
+fn build_wheel(project: &Path, dist: &Path, output: &Output) -> anyhow::Result<()> {
+    output.line("##[section]Starting: Build the wheel (script: python3 build_wheel.py)");
+    let built = std::process::Command::new("python3")
         .arg("build_wheel.py")
         .arg("--out")
         .arg(dist)
         .current_dir(project)
         .output()
         .context("running python3 build_wheel.py: is python3 installed?")?;
-    if !output.status.success() {
+    if !built.status.success() {
         bail!(
             "building the wheel failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
+            String::from_utf8_lossy(&built.stderr).trim()
         );
     }
-    print!("{}", String::from_utf8_lossy(&output.stdout));
-    println!("##[section]Finishing: Build the wheel");
-    println!();
+    for line in String::from_utf8_lossy(&built.stdout).lines() {
+        output.line(line);
+    }
+    output.end_step();
+    output.line("##[section]Finishing: Build the wheel");
+    output.line("");
     Ok(())
 }
 
-fn pipeline_env(base_url: &str, project: &Path, commit: &str) -> BTreeMap<String, String> {
+fn pipeline_env(
+    base_url: &str,
+    project: &Path,
+    commit: &str,
+    agent_temp: &Path,
+) -> BTreeMap<String, String> {
     [
         ("TF_BUILD", "True"),
+        ("AGENT_TEMPDIRECTORY", &agent_temp.display().to_string()),
         ("DATABRICKS_HOST", base_url),
         ("BUILD_SOURCEBRANCH", "refs/heads/main"),
         ("BUILD_SOURCEVERSION", commit),
@@ -171,12 +184,72 @@ fn with_inputs(
     env
 }
 
+/// Where the demo's lines go: rendered as the web log shows them, or the agent's stream as it
+/// is (`raw`).
+#[derive(Clone)]
+struct Output {
+    renderer: Option<Arc<Mutex<Renderer>>>,
+}
+
+impl Output {
+    fn new(raw: bool, debug: bool) -> Output {
+        Output {
+            renderer: (!raw).then(|| Arc::new(Mutex::new(Renderer::for_stdout(debug)))),
+        }
+    }
+
+    fn line(&self, line: &str) {
+        match &self.renderer {
+            None => print_lines(&[line]),
+            Some(renderer) => print_lines(&lock(renderer).line(line)),
+        }
+    }
+
+    fn end_step(&self) {
+        if let Some(renderer) = &self.renderer {
+            print_lines(&lock(renderer).finish_step());
+        }
+    }
+
+    fn host(&self, env: BTreeMap<String, String>) -> NativeHost {
+        let host = NativeHost::for_process(env, false);
+        match self.renderer {
+            None => host,
+            Some(_) => {
+                let output = self.clone();
+                host.with_line_sink(Box::new(move |line| output.line(line)))
+            }
+        }
+    }
+}
+
+fn lock(renderer: &Mutex<Renderer>) -> std::sync::MutexGuard<'_, Renderer> {
+    renderer
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn print_lines<S: AsRef<str>>(lines: &[S]) {
+    let mut stdout = std::io::stdout().lock();
+    for line in lines {
+        let _ = writeln!(stdout, "{}", line.as_ref());
+    }
+    let _ = stdout.flush();
+}
+
 /// Runs the demo, signing in the way `auth` says; returns the exit code of the notebook test
-/// step (0 unless `failing`).
-pub async fn run(failing: bool, auth: AuthScenario) -> anyhow::Result<i32> {
+/// step (0 unless `failing`). `raw`: print the agent's stream instead of rendering it.
+pub async fn run(failing: bool, auth: AuthScenario, raw: bool) -> anyhow::Result<i32> {
+    let system_debug = std::env::var("SYSTEM_DEBUG").ok();
+    let debug = system_debug
+        .as_deref()
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let output = Output::new(raw, debug);
     let scratch = tempfile::tempdir().context("creating a temporary folder")?;
     let project = scratch.path().join("income-model");
     let commit = make_project(&project, failing)?;
+    let agent_temp = scratch.path().join("agent-temp");
+    std::fs::create_dir(&agent_temp).context("creating the agent's temporary folder")?;
     let token = format!("demo-{:016x}", fastrand::u64(..));
     let secrets = ScenarioSecrets::random();
     let emulator = Emulator::start(
@@ -189,23 +262,29 @@ pub async fn run(failing: bool, auth: AuthScenario) -> anyhow::Result<i32> {
     )
     .await
     .context("starting the workspace emulator")?;
-    println!("Workspace emulator listening on {}", emulator.base_url());
-    println!(
+    output.line(&format!(
+        "Workspace emulator listening on {}",
+        emulator.base_url()
+    ));
+    output.line(&format!(
         "Git project with notebook tests at {} (commit {})",
         project.display(),
         &commit[..10]
-    );
-    println!();
+    ));
+    output.line("");
 
-    let mut env = pipeline_env(&emulator.base_url(), &project, &commit);
+    let mut env = pipeline_env(&emulator.base_url(), &project, &commit, &agent_temp);
     env.extend(scenarios::agent_env(auth, &emulator.base_url(), &secrets));
+    if let Some(system_debug) = system_debug {
+        env.insert("SYSTEM_DEBUG".into(), system_debug);
+    }
     if auth == AuthScenario::Pat {
         // From a variable group, as a secret.
         env.insert("SECRET_DATABRICKS_TOKEN".into(), token.clone());
     }
     let repo_path = "/Repos/ci/income-model";
     let dist = scratch.path().join("dist");
-    build_wheel(&project, &dist)?;
+    build_wheel(&project, &dist, &output)?;
     let wheels = format!("{}/*.whl", dist.display());
     let mut notebooks = String::from("test/unit\ntest/integration\ntest/test_features_unittest");
     if failing {
@@ -245,11 +324,15 @@ pub async fn run(failing: bool, auth: AuthScenario) -> anyhow::Result<i32> {
     ];
     let mut test_exit = 0;
     for (title, task, env) in steps {
-        println!("##[section]Starting: {title} ({}@1)", task.as_str());
-        let host: Rc<dyn Host> = Rc::new(NativeHost::for_process(env, false));
+        output.line(&format!(
+            "##[section]Starting: {title} ({}@1)",
+            task.as_str()
+        ));
+        let host: Rc<dyn Host> = Rc::new(output.host(env));
         let code = tasks::run(task, host, &RunOptions::default()).await;
-        println!("##[section]Finishing: {title} (exit code {code})");
-        println!();
+        output.end_step();
+        output.line(&format!("##[section]Finishing: {title} (exit code {code})"));
+        output.line("");
         if task == TaskName::RunNotebookTest {
             test_exit = code;
         } else if code != 0 {

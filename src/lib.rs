@@ -18,5 +18,7 @@ pub mod demo;
 pub mod emulator;
 #[cfg(all(feature = "emulator", not(target_arch = "wasm32")))]
 pub mod scenarios;
+#[cfg(all(feature = "emulator", not(target_arch = "wasm32")))]
+pub mod terminal_log;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

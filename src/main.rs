@@ -54,7 +54,7 @@ async fn run(cli: Cli) -> i32 {
         }
         #[cfg(feature = "emulator")]
         Command::Demo(args) => {
-            return match databricks_azdo::demo::run(args.fail, args.auth).await {
+            return match databricks_azdo::demo::run(args.fail, args.auth, args.raw).await {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("error: demo: {e:#}");

@@ -18,7 +18,7 @@ mod native;
 #[cfg(not(target_arch = "wasm32"))]
 mod native_http;
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{read_small_file, NativeHost};
+pub use native::{read_small_file, LineSink, NativeHost};
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 #[cfg(target_arch = "wasm32")]

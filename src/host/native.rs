@@ -22,7 +22,11 @@ pub struct NativeHost {
     err: Arc<Mutex<dyn Write + Send>>,
     cancel_tx: Arc<watch::Sender<bool>>,
     status_bar: Option<indicatif::ProgressBar>,
+    line_sink: Option<LineSink>,
 }
+
+/// Where [`NativeHost::with_line_sink`] sends each stdout line instead of writing it.
+pub type LineSink = Box<dyn Fn(&str) + Send + Sync>;
 
 impl NativeHost {
     /// A host writing to `out` and `err` with the given environment; cancel only through
@@ -40,7 +44,14 @@ impl NativeHost {
             err,
             cancel_tx: Arc::new(cancel_tx),
             status_bar: None,
+            line_sink: None,
         }
+    }
+
+    /// Hands each stdout line to `sink` instead of writing it (the demo renders them).
+    pub fn with_line_sink(mut self, sink: LineSink) -> Self {
+        self.line_sink = Some(sink);
+        self
     }
 
     /// The real process: stdout, stderr, and SIGINT/SIGTERM as the cancel signal, with `env`
@@ -66,11 +77,14 @@ impl NativeHost {
 
     /// Writes a whole line at once, above the live status line when there is one.
     fn write_to(&self, sink: &Mutex<dyn Write + Send>, line: &str) {
-        let write = || {
+        self.above_status(|| {
             let mut sink = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let _ = writeln!(sink, "{line}");
             let _ = sink.flush();
-        };
+        });
+    }
+
+    fn above_status(&self, write: impl FnOnce()) {
         match &self.status_bar {
             Some(bar) => bar.suspend(write),
             None => write(),
@@ -127,7 +141,10 @@ impl Host for NativeHost {
     }
 
     fn write_line(&self, line: &str) {
-        self.write_to(&self.out, line);
+        match &self.line_sink {
+            Some(sink) => self.above_status(|| sink(line)),
+            None => self.write_to(&self.out, line),
+        }
     }
 
     fn write_err_line(&self, line: &str) {

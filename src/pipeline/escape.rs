@@ -34,6 +34,19 @@ fn escape(value: &str, property: bool) -> String {
     out
 }
 
+/// What the agent reads back from a property value or a message (both halves are decoded the
+/// same way): the inverse of [`escape_property`] and [`escape_message`]. `%AZP25` goes last, so
+/// an escaped `%` never decodes twice.
+pub fn unescape(value: &str) -> String {
+    let mut out = value.to_string();
+    for (escaped, symbol) in [("%3B", ";"), ("%0D", "\r"), ("%0A", "\n"), ("%5D", "]")] {
+        if out.contains(escaped) {
+            out = out.replace(escaped, symbol);
+        }
+    }
+    out.replace("%AZP25", "%")
+}
+
 /// Shown instead of a character that has no business in a log line.
 const REPLACEMENT: char = '\u{FFFD}';
 
@@ -210,6 +223,21 @@ mod tests {
     fn escapes_properties_and_messages() {
         assert_eq!(escape_property("a;b]c%d\r\ne"), "a%3Bb%5Dc%AZP25d%0D%0Ae");
         assert_eq!(escape_message("a;b]c%d\r\ne"), "a;b]c%AZP25d%0D%0Ae");
+    }
+
+    #[test]
+    fn unescapes_what_the_agent_decodes() {
+        assert_eq!(unescape("a%3Bb%5Dc%AZP25d%0D%0Ae"), "a;b]c%d\r\ne");
+        assert_eq!(unescape("%AZP253B %AZP25AZP25 %3b"), "%3B %AZP25 %3b");
+        assert_eq!(unescape("a;b]c"), "a;b]c");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn unescape_reverses_both_escapes(text in "(%|AZP25|3B|5D|0A|0D|;|]|\\r|\\n|[a-z])*") {
+            proptest::prop_assert_eq!(unescape(&escape_property(&text)), text.clone());
+            proptest::prop_assert_eq!(unescape(&escape_message(&text)), text);
+        }
     }
 
     #[test]

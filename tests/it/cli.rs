@@ -64,6 +64,9 @@ fn the_demo_runs_the_whole_flow_and_exits_zero() {
         "  tests: 3 passed, 1 skipped",
         "3 of 3 notebooks passed; test cases: 5 passed, 1 skipped",
         "Deleted repo /Repos/ci/income-model",
+        "Tests tab: Databricks notebooks (run ",
+        "BucketIncome.test_brackets_2027",
+        "output variables:\n  runId = ",
     ] {
         assert!(
             outcome.stdout.contains(expected),
@@ -71,6 +74,8 @@ fn the_demo_runs_the_whole_flow_and_exits_zero() {
             outcome.stdout
         );
     }
+    assert_rendered(&outcome.stdout);
+    insta::assert_snapshot!(redact_demo(&outcome.stdout));
 }
 
 #[test]
@@ -78,7 +83,16 @@ fn the_failing_demo_shows_the_error_and_exits_non_zero() {
     let outcome = run(binary().args(["demo", "--fail"]));
     assert_eq!(outcome.code, 1, "{}\n{}", outcome.stdout, outcome.stderr);
     assert!(
-        outcome.stdout.contains("AssertionError: model regression"),
+        outcome
+            .stdout
+            .contains("\n  AssertionError: model regression"),
+        "the trace, in its group: {}",
+        outcome.stdout
+    );
+    assert!(
+        outcome
+            .stdout
+            .contains("\nerror: 1 of 4 notebooks did not pass"),
         "{}",
         outcome.stdout
     );
@@ -87,6 +101,76 @@ fn the_failing_demo_shows_the_error_and_exits_non_zero() {
         "cleanup runs after a failure: {}",
         outcome.stdout
     );
+    assert_rendered(&outcome.stdout);
+    insta::assert_snapshot!(redact_demo(&outcome.stdout));
+}
+
+#[test]
+fn the_raw_demo_prints_the_agents_stream() {
+    let outcome = run(binary().args(["demo", "--raw"]));
+    assert_eq!(outcome.code, 0, "{}\n{}", outcome.stdout, outcome.stderr);
+    for expected in [
+        "\n##[section]Starting: Run the notebook tests (DatabricksRunNotebookTest@1)\n",
+        "\n##vso[task.setvariable variable=runId;isoutput=true;issecret=false]",
+        "\n##vso[results.publish type=JUnit;",
+        "\n##vso[task.uploadsummary]",
+        "\n##vso[task.complete result=Succeeded]3 of 3 notebooks passed",
+    ] {
+        assert!(
+            outcome.stdout.contains(expected),
+            "missing `{expected}` in:\n{}",
+            outcome.stdout
+        );
+    }
+    // The agent needs each secret once, to mask it; nowhere else does it appear.
+    let secrets: Vec<&str> = outcome
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("##vso[task.setsecret]"))
+        .collect();
+    assert!(
+        secrets.iter().any(|s| s.starts_with("demo-")),
+        "{secrets:?}"
+    );
+    for line in outcome.stdout.lines() {
+        if !line.starts_with("##vso[task.setsecret]") {
+            for secret in &secrets {
+                assert!(!line.contains(secret), "a secret in `{line}`");
+            }
+        }
+    }
+}
+
+/// No logging command, formatting line or secret (the demo's token, the job's access token)
+/// reaches the rendered log.
+fn assert_rendered(stdout: &str) {
+    for line in stdout.lines() {
+        assert!(!line.contains("##vso["), "a logging command: `{line}`");
+        assert!(!line.starts_with("##["), "a formatting line: `{line}`");
+    }
+    let secret = regex::Regex::new(r"(demo|job)-[0-9a-f]{16}").unwrap();
+    assert!(!secret.is_match(stdout), "a secret in:\n{stdout}");
+    assert!(
+        !stdout.contains('\x1b'),
+        "no colours when stdout is not a terminal"
+    );
+}
+
+/// [`redact`], and what else varies from one demo to the next: the temporary folder, the
+/// durations in the Tests tab, and the order in which one poll lists the notebooks it saw end.
+fn redact_demo(stdout: &str) -> String {
+    let text = redact(stdout, None);
+    let text = regex::Regex::new(r"(/[^/\s]+)*/\.tmp[A-Za-z0-9_]+")
+        .unwrap()
+        .replace_all(&text, "[TEMP]");
+    let text = regex::Regex::new(r"(?m)  \d+\.\ds$")
+        .unwrap()
+        .replace_all(&text, "  [DURATION]");
+    let mut lines: Vec<&str> = text.lines().collect();
+    for block in lines.chunk_by_mut(|a, b| a.starts_with("[TIME]") && b.starts_with("[TIME]")) {
+        block.sort_unstable();
+    }
+    lines.join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

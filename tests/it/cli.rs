@@ -163,6 +163,10 @@ fn redact_demo(stdout: &str) -> String {
     let text = regex::Regex::new(r"(/[^/\s]+)*/\.tmp[A-Za-z0-9_]+")
         .unwrap()
         .replace_all(&text, "[TEMP]");
+    // The step's own upload folder is named after its idempotency token.
+    let text = regex::Regex::new(r"/azdo-[0-9a-f]{32}/")
+        .unwrap()
+        .replace_all(&text, "/[STEP-TOKEN]/");
     let text = regex::Regex::new(r"(?m)  \d+\.\ds$")
         .unwrap()
         .replace_all(&text, "  [DURATION]");

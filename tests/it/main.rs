@@ -15,6 +15,7 @@ mod fuzz;
 mod hostile_server;
 mod hostile_text;
 mod invalid_inputs;
+mod libraries;
 mod notebook_globs;
 mod proxy;
 mod repo_update;

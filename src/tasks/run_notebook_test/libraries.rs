@@ -83,8 +83,8 @@ pub fn parse(
     host: &dyn Host,
 ) -> Result<Libraries, InputError> {
     const INPUT: &str = input::LIBRARIES;
-    let mut libraries = Libraries::default();
-    let mut local_files: Vec<(usize, String)> = Vec::new();
+    // In the order written: a library, or a file on the agent (line number, path).
+    let mut items: Vec<Result<Library, (usize, String)>> = Vec::new();
     for (number, line) in input_lines(INPUT, text)? {
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -103,28 +103,39 @@ pub fn parse(
         match local {
             Some(path) => {
                 for file in local_matches(host, &path).map_err(bad)? {
-                    local_files.push((number, file));
+                    items.push(Err((number, file)));
                 }
             }
-            None => libraries.list.push(library),
+            None => items.push(Ok(library)),
         }
     }
-    if local_files.is_empty() {
-        check_total(libraries.list.len())?;
-        return Ok(libraries);
+    check_total(items.len())?;
+    let local_files = items.iter().filter(|item| item.is_err()).count();
+    if local_files == 0 {
+        return Ok(Libraries {
+            list: items.into_iter().flatten().collect(),
+            ..Libraries::default()
+        });
     }
     let folder = upload_folder(upload_path)?;
     let folder = format!("{folder}/{unique}");
-    if local_files.len() > MAX_UPLOADS {
+    if local_files > MAX_UPLOADS {
         return Err(InputError::new(
             INPUT,
             format!(
-                "names {} files on the agent; at most {MAX_UPLOADS} are uploaded in one step",
-                local_files.len()
+                "names {local_files} files on the agent; at most {MAX_UPLOADS} are uploaded in one step"
             ),
         ));
     }
-    for (number, local) in local_files {
+    let mut libraries = Libraries::default();
+    for item in items {
+        let (number, local) = match item {
+            Ok(library) => {
+                libraries.list.push(library);
+                continue;
+            }
+            Err(file) => file,
+        };
         let name = file_name(&local).to_string();
         let target = format!("{folder}/{name}");
         if libraries.uploads.iter().any(|u| u.target == target) {
@@ -142,7 +153,6 @@ pub fn parse(
         libraries.uploads.push(Upload { local, target });
     }
     libraries.upload_folder = Some(folder);
-    check_total(libraries.list.len())?;
     Ok(libraries)
 }
 

@@ -1,0 +1,256 @@
+//! `libraries`: the wheel the pipeline built is uploaded to a volume folder of the step's own,
+//! installed for the run (the notebooks import it), and removed afterwards, whatever the
+//! outcome; on serverless compute the libraries form the run's environment; bad lines, missing
+//! files and a missing or misplaced upload folder fail before any request.
+
+use crate::common::*;
+use databricks_azdo::pipeline::OutputMode;
+use databricks_azdo::tasks::TaskName;
+
+const UPLOAD_PATH: &str = "/Volumes/main/ci/artifacts";
+
+/// Imports the package the pipeline built and checks it came from the wheel.
+const IMPORTS_THE_WHEEL: &str = r#"# Databricks notebook source
+import income_model
+assert ".whl" in income_model.__file__, income_model.__file__
+assert income_model.bucket_income(150_000) == "high"
+dbutils.notebook.exit(f"income_model {income_model.__version__}")
+"#;
+
+async fn run(
+    emulator: &databricks_azdo::emulator::Emulator,
+    notebooks: &[(&str, &str)],
+    inputs: &[(&str, &str)],
+) -> Outcome {
+    let project = Project::new(notebooks);
+    let paths: Vec<String> = notebooks.iter().map(|(n, _)| format!("test/{n}")).collect();
+    let joined = paths.join("\n");
+    let mut settings: Vec<(&str, &str)> = vec![("source", "git"), ("notebookPaths", &joined)];
+    if !inputs.iter().any(|(name, _)| *name == "clusterMode") {
+        settings.push(("existingClusterId", CLUSTER));
+    }
+    settings.extend_from_slice(inputs);
+    let env = with(&pipeline_env(emulator, &project), &settings);
+    run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await
+}
+
+/// Whether `path` exists in the emulator's volumes, asked through the Files API.
+async fn exists(emulator: &databricks_azdo::emulator::Emulator, path: &str) -> bool {
+    let answer = reqwest::Client::new()
+        .head(format!("{}/api/2.0/fs/files{path}", emulator.base_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    answer.status().is_success()
+}
+
+fn uploaded_to(log: &str) -> String {
+    log.lines()
+        .find_map(|l| {
+            l.split(" to ")
+                .nth(1)
+                .filter(|_| l.starts_with("Uploaded "))
+        })
+        .unwrap_or_else(|| panic!("no upload in {log}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wheel_built_on_the_agent_is_uploaded_installed_and_removed_afterwards() {
+    let emulator = emulator().await;
+    let wheel = IncomeModelWheel::build();
+    let glob = wheel.glob();
+    let outcome = run(
+        &emulator,
+        &[("imports", IMPORTS_THE_WHEEL)],
+        &[
+            ("libraries", &format!("{glob}\npypi: pytest==8.3.4")),
+            ("libraryUploadPath", UPLOAD_PATH),
+        ],
+    )
+    .await;
+    let log = &outcome.stdout;
+    assert_eq!(outcome.code, 0, "{log}");
+    assert!(
+        log.contains(
+            "2 libraries installed in every task's cluster, 1 uploaded from the agent first"
+        ),
+        "{log}"
+    );
+    let target = uploaded_to(log);
+    assert!(
+        target.starts_with(&format!("{UPLOAD_PATH}/azdo-"))
+            && target.ends_with("/income_model-1.0.0-py3-none-any.whl"),
+        "{target}"
+    );
+    assert!(log.contains("output: income_model 1.0.0"), "{log}");
+    let runs = emulator_runs(&emulator).await;
+    let libraries = &runs[0]["tasks"][0]["libraries"];
+    assert_eq!(libraries[0]["library"], format!("whl: {target}"));
+    assert_eq!(libraries[0]["installed"], true);
+    assert_eq!(libraries[1]["library"], "pypi: pytest==8.3.4");
+    assert_eq!(libraries[1]["installed"], false);
+    // Nothing of the step's is left in the volume: the file and its folder are gone.
+    assert!(!exists(&emulator, &target).await, "{target} is left");
+    let folder = target.rsplit_once('/').unwrap().0;
+    assert_eq!(
+        count(
+            &emulator,
+            &format!("DELETE /api/2.0/fs/directories{folder}")
+        ),
+        1
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upload_is_removed_when_the_notebooks_fail_too() {
+    let emulator = emulator().await;
+    let wheel = IncomeModelWheel::build();
+    let glob = wheel.glob();
+    let outcome = run(
+        &emulator,
+        &[("broken", FAILING)],
+        &[("libraries", &glob), ("libraryUploadPath", UPLOAD_PATH)],
+    )
+    .await;
+    assert_eq!(outcome.code, 1, "{}", outcome.stdout);
+    let target = uploaded_to(&outcome.stdout);
+    assert!(!exists(&emulator, &target).await, "{target} is left");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upload_fails_the_step_before_the_submit_and_leaves_nothing() {
+    let emulator = emulator_with(faults(&["PUT /api/2.0/fs/files/*=403"])).await;
+    let wheel = IncomeModelWheel::build();
+    let glob = wheel.glob();
+    let outcome = run(
+        &emulator,
+        &[("imports", IMPORTS_THE_WHEEL)],
+        &[("libraries", &glob), ("libraryUploadPath", UPLOAD_PATH)],
+    )
+    .await;
+    let log = &outcome.stdout;
+    assert_eq!(outcome.code, 3, "{log}");
+    assert!(log.contains("uploading "), "{log}");
+    assert!(log.contains("income_model-1.0.0-py3-none-any.whl"), "{log}");
+    assert_eq!(count(&emulator, "POST /api/2.1/jobs/runs/submit"), 0);
+    let deletes: u64 = emulator
+        .request_counts()
+        .iter()
+        .filter(|(endpoint, _)| endpoint.starts_with("DELETE /api/2.0/fs/"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(deletes, 2, "{:?}", emulator.request_counts());
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_serverless_the_libraries_are_the_runs_environment() {
+    let emulator = emulator().await;
+    let wheel = IncomeModelWheel::build();
+    let glob = wheel.glob();
+    let outcome = run(
+        &emulator,
+        &[("imports", IMPORTS_THE_WHEEL)],
+        &[
+            ("clusterMode", "serverless"),
+            ("libraries", &format!("{glob}\npandas==2.2.2")),
+            ("libraryUploadPath", UPLOAD_PATH),
+            ("environmentVersion", "3"),
+        ],
+    )
+    .await;
+    let log = &outcome.stdout;
+    assert_eq!(outcome.code, 0, "{log}");
+    assert!(
+        log.contains("2 libraries installed in the run's serverless environment (version 3)"),
+        "{log}"
+    );
+    let runs = emulator_runs(&emulator).await;
+    let libraries = &runs[0]["tasks"][0]["libraries"];
+    assert_eq!(libraries[0]["installed"], true, "{libraries}");
+    assert_eq!(libraries[1]["library"], "pip: pandas==2.2.2");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_as_and_a_cluster_policy_reach_the_submit() {
+    let emulator = emulator().await;
+    let outcome = run(
+        &emulator,
+        &[("unit", PASSING)],
+        &[
+            ("clusterMode", "new"),
+            (
+                "newClusterJson",
+                r#"{"spark_version": "15.4.x-scala2.12", "num_workers": 1}"#,
+            ),
+            ("clusterPolicyId", "0012ABCD34EF5678"),
+            ("runAs", "6A2C1C6E-8A8B-4F5E-9D7A-1B2C3D4E5F60"),
+        ],
+    )
+    .await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    let runs = emulator_runs(&emulator).await;
+    assert_eq!(
+        runs[0]["run_as"],
+        "service_principal_name: 6a2c1c6e-8a8b-4f5e-9d7a-1b2c3d4e5f60"
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_libraries_fail_before_any_request_naming_the_line() {
+    let emulator = emulator().await;
+    let wheel = IncomeModelWheel::build();
+    let glob = wheel.glob();
+    let missing = format!("{}/nothing-*.whl", wheel.dir.path().display());
+    let cases: Vec<(Vec<(&str, &str)>, String)> = vec![
+        (
+            vec![("libraries", &missing), ("libraryUploadPath", UPLOAD_PATH)],
+            "input `libraries`: line 1 (`".to_string() + &missing + "`) names a file on the agent, but nothing in",
+        ),
+        (
+            vec![("libraries", &glob)],
+            "input `libraryUploadPath`: is required: `libraries` names a file on the agent".into(),
+        ),
+        (
+            vec![("libraries", &glob), ("libraryUploadPath", "/Workspace/Shared/libs")],
+            "input `libraryUploadPath`: `/Workspace/Shared/libs` is not a folder in a Unity Catalog volume".into(),
+        ),
+        (
+            vec![("libraries", "requirements: requirements.txt")],
+            "names a file on the agent: a requirements file is read by Databricks".into(),
+        ),
+        (
+            vec![("libraries", "maven: a:b")],
+            "line 1 (`maven: a:b`) is not Maven coordinates".into(),
+        ),
+        (
+            vec![("libraries", "com.example:lib:1.0"), ("clusterMode", "serverless")],
+            "input `libraries`: lists Maven coordinates, which serverless compute cannot install".into(),
+        ),
+        (
+            vec![("runAs", "someone")],
+            "input `runAs`: `someone` is neither a user's e-mail address nor a service principal's application id".into(),
+        ),
+        (
+            vec![("clusterMode", "serverless"), ("libraries", "pandas"), ("environmentVersion", "latest")],
+            "input `environmentVersion`: `latest` is not a serverless environment version".into(),
+        ),
+    ];
+    for (inputs, message) in cases {
+        let outcome = run(&emulator, &[("unit", PASSING)], &inputs).await;
+        assert_eq!(outcome.code, 2, "{inputs:?}: {}", outcome.stdout);
+        assert!(
+            outcome.stdout.contains(&message),
+            "{inputs:?}: {}",
+            outcome.stdout
+        );
+    }
+    assert_eq!(total_api_requests(&emulator), 0);
+    emulator.shutdown().await;
+}

@@ -1,8 +1,10 @@
 // Notebooks that hand back their own test report, through the task folders as the agent runs
 // them (wasm, and native through index.js): each case in the published JUnit, the counts as
-// output variables, failOnFailedTests, and a hostile report as a warning.
+// output variables, failOnFailedTests, a hostile report as a warning, and the README's pipeline
+// (a glob of pytest and unittest notebooks testing the wheel the pipeline built).
 import { test, before, after } from './runner.mjs';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,10 +16,23 @@ import {
   BINARY_DIR, CLUSTER, PASSING, ROOT, makeProject, outputVariable, parseCommand, pipelineEnv, runTask, startEmulator,
 } from './harness.mjs';
 
-const UNITTEST = readFileSync(path.join(ROOT, 'examples/notebooks/test_income_unittest.py'), 'utf8');
-const JSON_REPORT = readFileSync(path.join(ROOT, 'examples/notebooks/test_income_report.py'), 'utf8');
-const PYTEST = readFileSync(path.join(ROOT, 'examples/notebooks/test_income_pytest.py'), 'utf8');
-const PYTEST_TESTS = readFileSync(path.join(ROOT, 'examples/notebooks/income_rules/test_rules.py'), 'utf8');
+const EXAMPLE = path.join(ROOT, 'examples/income-model');
+const example = (file) => readFileSync(path.join(EXAMPLE, file), 'utf8');
+const UNITTEST = example('tests/test_features_unittest.py');
+const JUNIT_REPORT = example('tests/junit_report.py');
+const JSON_REPORT = example('tests/test_report_json.py');
+const PYTEST = example('tests/test_rules_pytest.py');
+const PYTEST_TESTS = example('tests/rules/test_yearly.py');
+// Fails on its first attempt, passes on the next (a mark in a volume survives between them).
+const FLAKY = `# Databricks notebook source
+import os
+mark = "/Volumes/main/ci/state/" + dbutils.widgets.get("mark")
+os.makedirs(os.path.dirname(mark), exist_ok=True)
+if not os.path.exists(mark):
+    open(mark, "w").write("attempt 1")
+    raise ConnectionResetError("warehouse connection reset by peer")
+dbutils.notebook.exit("passed on a retry")
+`;
 const DRIFT = `# Databricks notebook source
 dbutils.notebook.exit('<testsuite name="model"><testcase classname="model.Drift" name="test_stable" time="0.5"/><testcase classname="model.Drift" name="test_small_drift" time="1.25"><failure message="drift too large">Traceback</failure></testcase></testsuite>')
 `;
@@ -32,22 +47,34 @@ const RUNTIMES = {
 
 let emulator;
 let project;
+let dist;
 before(async () => {
   emulator = await startEmulator();
   project = makeProject({
-    test_income_unittest: UNITTEST, report: JSON_REPORT, drift: DRIFT, plain: PASSING, laughs: LAUGHS,
-    test_income_pytest: PYTEST, 'income_rules/test_rules': PYTEST_TESTS,
+    test_features_unittest: UNITTEST, junit_report: JUNIT_REPORT, report: JSON_REPORT, drift: DRIFT, plain: PASSING,
+    laughs: LAUGHS, test_rules_pytest: PYTEST, 'rules/test_yearly': PYTEST_TESTS, flaky: FLAKY,
   });
+  // The pipeline's build step: the example's wheel, which the example notebooks import.
+  dist = mkdtempSync(path.join(tmpdir(), 'azdo-dist-'));
+  execFileSync('python3', [path.join(EXAMPLE, 'build_wheel.py'), '--out', dist]);
 });
 after(async () => {
   await emulator.stop();
   project.cleanup();
+  rmSync(dist, { recursive: true, force: true });
 });
 
 async function runNotebooks(runtimeEnv, notebookPaths, inputs = {}) {
   const reports = mkdtempSync(path.join(tmpdir(), 'azdo-reports-'));
   const env = pipelineEnv(emulator, project, {
-    source: 'git', notebookPaths, existingClusterId: CLUSTER, AGENT_TEMPDIRECTORY: reports, ...runtimeEnv, ...inputs,
+    source: 'git',
+    notebookPaths,
+    existingClusterId: CLUSTER,
+    libraries: `${dist}/*.whl`,
+    libraryUploadPath: '/Volumes/main/ci/artifacts',
+    AGENT_TEMPDIRECTORY: reports,
+    ...runtimeEnv,
+    ...inputs,
   });
   const result = await runTask('DatabricksRunNotebookTest', env);
   const publish = result.lines.find((l) => l.startsWith('##vso[results.publish'));
@@ -63,13 +90,13 @@ function testcases(junit) {
 
 for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
   test(`${runtime}: each case a notebook reports reaches the Tests tab, and a failed one fails the step`, async () => {
-    const { result, junit } = await runNotebooks(runtimeEnv, 'test/test_income_unittest\ntest/report\ntest/drift\ntest/plain');
+    const { result, junit } = await runNotebooks(runtimeEnv, 'test/test_features_unittest\ntest/report\ntest/drift\ntest/plain');
     assert.equal(result.code, 1, result.stdout);
     assert.deepEqual(testcases(junit), [
-      'test/test_income_unittest.BucketIncome test_brackets_2027',
-      'test/test_income_unittest.BucketIncome test_high',
-      'test/test_income_unittest.BucketIncome test_low',
-      'test/test_income_unittest.BucketIncome test_negative_is_refused',
+      'test/test_features_unittest.BucketIncome test_brackets_2027',
+      'test/test_features_unittest.BucketIncome test_high',
+      'test/test_features_unittest.BucketIncome test_low',
+      'test/test_features_unittest.BucketIncome test_negative_is_refused',
       'test/report.income.yearly test_monthly_to_yearly',
       'test/report.income.yearly test_zero_income',
       'test/drift.model.Drift test_stable',
@@ -82,10 +109,10 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
     const outcome = (c) => (c.failure ? 'failed' : c.error ? 'error' : c.skipped ? 'skipped' : 'passed');
     const seen = read.testsuite.flatMap((suite) => suite.testcase.map((c) => `${suite.name} | ${c.classname} | ${c.name} | ${outcome(c)}`));
     assert.deepEqual(seen, [
-      'test/test_income_unittest | test/test_income_unittest.BucketIncome | test_brackets_2027 | skipped',
-      'test/test_income_unittest | test/test_income_unittest.BucketIncome | test_high | passed',
-      'test/test_income_unittest | test/test_income_unittest.BucketIncome | test_low | passed',
-      'test/test_income_unittest | test/test_income_unittest.BucketIncome | test_negative_is_refused | passed',
+      'test/test_features_unittest | test/test_features_unittest.BucketIncome | test_brackets_2027 | skipped',
+      'test/test_features_unittest | test/test_features_unittest.BucketIncome | test_high | passed',
+      'test/test_features_unittest | test/test_features_unittest.BucketIncome | test_low | passed',
+      'test/test_features_unittest | test/test_features_unittest.BucketIncome | test_negative_is_refused | passed',
       'test/report | test/report.income.yearly | test_monthly_to_yearly | passed',
       'test/report | test/report.income.yearly | test_zero_income | passed',
       'test/drift | test/drift.model.Drift | test_stable | passed',
@@ -104,11 +131,11 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
   });
 
   test(`${runtime}: a pytest report written to a volume is read with the Files API`, async () => {
-    const { result, junit } = await runNotebooks(runtimeEnv, 'test/test_income_pytest');
+    const { result, junit } = await runNotebooks(runtimeEnv, 'test/test_rules_pytest');
     assert.equal(result.code, 0, result.stdout);
     const cases = testcases(junit);
     assert.equal(cases.length, 5, junit);
-    assert.ok(cases.every((c) => c.startsWith('test/test_income_pytest.')), junit);
+    assert.ok(cases.every((c) => c.startsWith('test/test_rules_pytest.')), junit);
     assert.ok(cases.some((c) => c.endsWith(' test_yearly_is_twelve_months[2500]')), junit);
     assert.equal(outputVariable(result, 'testsPassed'), '5');
   });
@@ -122,9 +149,9 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
   });
 
   test(`${runtime}: git globs are matched in the agent's checkout`, async () => {
-    const { result, junit } = await runNotebooks(runtimeEnv, 'test/test_income_*\n!test/test_income_pytest', { BUILD_SOURCESDIRECTORY: project.dir });
+    const { result, junit } = await runNotebooks(runtimeEnv, 'test/test_*\n!test/test_rules_pytest', { BUILD_SOURCESDIRECTORY: project.dir });
     assert.equal(result.code, 0, result.stdout);
-    assert.match(result.stdout, /notebookPaths: 1 notebook matched\n  test\/test_income_unittest\n/);
+    assert.match(result.stdout, /notebookPaths: 1 notebook matched\n  test\/test_features_unittest\n/);
     assert.equal(testcases(junit).length, 4, junit);
     const nothing = await runNotebooks(runtimeEnv, 'spec/*', { BUILD_SOURCESDIRECTORY: project.dir });
     assert.equal(nothing.result.code, 2, nothing.result.stdout);
@@ -137,5 +164,44 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
     const warning = result.lines.find((l) => l.startsWith('##vso[task.logissue type=warning]'));
     assert.match(parseCommand(warning).message, /test\/laughs: its test report cannot be read: it declares a DTD/);
     assert.deepEqual(testcases(junit), ['databricks test/laughs']);
+  });
+
+  test(`${runtime}: the README's pipeline tests the wheel it built with a glob of pytest and unittest notebooks`, async () => {
+    const { result, junit } = await runNotebooks(runtimeEnv, 'test/**/test_*', {
+      BUILD_SOURCESDIRECTORY: project.dir, retries: '1', retryIntervalSeconds: '0', maxParallel: '2',
+    });
+    assert.equal(result.code, 0, result.stdout);
+    assert.match(result.stdout, /notebookPaths: 2 notebooks matched\n  test\/test_features_unittest\n  test\/test_rules_pytest\n/);
+    assert.match(result.stdout, /Uploaded .*income_model-1\.0\.0-py3-none-any\.whl \([0-9.]+ KB\) to \/Volumes\/main\/ci\/artifacts\/azdo-[0-9a-f]{32}\//);
+    // Read back by junit2json: each case the notebooks ran against the wheel.
+    const read = await parseJUnit(junit);
+    const seen = read.testsuite.flatMap((suite) => suite.testcase.map((c) => `${suite.name} | ${c.name} | ${c.skipped ? 'skipped' : c.failure || c.error ? 'failed' : 'passed'}`));
+    assert.deepEqual(seen, [
+      'test/test_features_unittest | test_brackets_2027 | skipped',
+      'test/test_features_unittest | test_high | passed',
+      'test/test_features_unittest | test_low | passed',
+      'test/test_features_unittest | test_negative_is_refused | passed',
+      'test/test_rules_pytest | test_yearly | passed',
+      'test/test_rules_pytest | test_negative_income_is_refused | passed',
+      'test/test_rules_pytest | test_yearly_is_twelve_months[0] | passed',
+      'test/test_rules_pytest | test_yearly_is_twelve_months[1] | passed',
+      'test/test_rules_pytest | test_yearly_is_twelve_months[2500] | passed',
+    ]);
+    assert.equal(outputVariable(result, 'testsPassed'), '8');
+    assert.equal(outputVariable(result, 'testsSkipped'), '1');
+  });
+
+  test(`${runtime}: a notebook that passes on a retry is flaky in the Tests tab, never silently`, async () => {
+    const { result, junit } = await runNotebooks(runtimeEnv, 'test/flaky', {
+      retries: '2', retryIntervalSeconds: '0', parameters: `mark=${runtime}-${Date.now()}`,
+    });
+    assert.equal(result.code, 0, result.stdout);
+    const complete = parseCommand(result.lines.at(-1));
+    assert.equal(complete.properties.result, 'SucceededWithIssues');
+    assert.match(complete.message, /1 passed only on a retry \(flaky\)/);
+    const read = await parseJUnit(junit);
+    const flaky = read.testsuite[0].testcase[0];
+    assert.equal(flaky.failure, undefined);
+    assert.match(flaky.flakyFailure[0].message, /^passed on attempt 2 \(flaky\); attempt 1 failed: ConnectionResetError: warehouse connection reset by peer/);
   });
 }

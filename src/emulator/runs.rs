@@ -838,30 +838,24 @@ async fn drive_attempt(
         reason = stopped(&mut stop) => return wind_down(shared, run_id, index, Ended::Stopped(reason)).await,
     }
 
+    // The attempt could not start: INTERNAL_ERROR, which a retry may follow.
+    let could_not_start = |message: String, termination| {
+        let state = RunState::ended(
+            LifeCycle::InternalError,
+            ResultState::Failed,
+            message,
+            termination,
+        );
+        end_attempt(shared, run_id, index, state, None, true)
+    };
     let notebook = match locate_notebook(shared, &spec, git_checkout).await {
         Ok(notebook) => notebook,
-        Err(message) => {
-            let state = RunState::ended(
-                LifeCycle::InternalError,
-                ResultState::Failed,
-                message,
-                Termination::NotebookMissing,
-            );
-            return end_attempt(shared, run_id, index, state, None, true);
-        }
+        Err(message) => return could_not_start(message, Termination::NotebookMissing),
     };
     let (library_path, installed) =
         match libraries::install(&spec.libraries, &shared.volumes_root()) {
             Ok(installed) => installed,
-            Err(message) => {
-                let state = RunState::ended(
-                    LifeCycle::InternalError,
-                    ResultState::Failed,
-                    message,
-                    Termination::Internal,
-                );
-                return end_attempt(shared, run_id, index, state, None, true);
-            }
+            Err(message) => return could_not_start(message, Termination::Internal),
         };
     update_task(shared, run_id, index, |task| task.libraries = installed);
     let work_dir = shared
@@ -891,13 +885,7 @@ async fn drive_attempt(
                 "Could not start the Python interpreter '{}': {e}",
                 shared.python
             );
-            let state = RunState::ended(
-                LifeCycle::InternalError,
-                ResultState::Failed,
-                message,
-                Termination::Internal,
-            );
-            return end_attempt(shared, run_id, index, state, None, true);
+            return could_not_start(message, Termination::Internal);
         }
     };
 

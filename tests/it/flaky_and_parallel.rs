@@ -43,13 +43,7 @@ async fn run(
     settings.extend_from_slice(inputs);
     let env = with(&pipeline_env(emulator, &project), &settings);
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
-    let junit = outcome
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("##vso[results.publish "))
-        .and_then(|l| l.split("resultFiles=").nth(1))
-        .map(|f| std::fs::read_to_string(f.trim_end_matches(']')).unwrap())
-        .unwrap_or_default();
+    let junit = published_junit(&outcome.stdout);
     (outcome, junit, reports)
 }
 

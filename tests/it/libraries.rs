@@ -34,6 +34,24 @@ async fn run(
     run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await
 }
 
+/// Runs `notebooks` with the example's wheel, built for the step, listed first in `libraries`
+/// (then `more` lines) and uploaded to [`UPLOAD_PATH`].
+async fn run_with_wheel(
+    emulator: &databricks_azdo::emulator::Emulator,
+    notebooks: &[(&str, &str)],
+    more: &str,
+    inputs: &[(&str, &str)],
+) -> Outcome {
+    let wheel = IncomeModelWheel::build();
+    let libraries = format!("{}\n{more}", wheel.glob());
+    let mut all = vec![
+        ("libraries", libraries.as_str()),
+        ("libraryUploadPath", UPLOAD_PATH),
+    ];
+    all.extend_from_slice(inputs);
+    run(emulator, notebooks, &all).await
+}
+
 /// Whether `path` exists in the emulator's volumes, asked through the Files API.
 async fn exists(emulator: &databricks_azdo::emulator::Emulator, path: &str) -> bool {
     let answer = reqwest::Client::new()
@@ -59,15 +77,11 @@ fn uploaded_to(log: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wheel_built_on_the_agent_is_uploaded_installed_and_removed_afterwards() {
     let emulator = emulator().await;
-    let wheel = IncomeModelWheel::build();
-    let glob = wheel.glob();
-    let outcome = run(
+    let outcome = run_with_wheel(
         &emulator,
         &[("imports", IMPORTS_THE_WHEEL)],
-        &[
-            ("libraries", &format!("{glob}\npypi: pytest==8.3.4")),
-            ("libraryUploadPath", UPLOAD_PATH),
-        ],
+        "pypi: pytest==8.3.4",
+        &[],
     )
     .await;
     let log = &outcome.stdout;
@@ -107,14 +121,7 @@ async fn the_wheel_built_on_the_agent_is_uploaded_installed_and_removed_afterwar
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_upload_is_removed_when_the_notebooks_fail_too() {
     let emulator = emulator().await;
-    let wheel = IncomeModelWheel::build();
-    let glob = wheel.glob();
-    let outcome = run(
-        &emulator,
-        &[("broken", FAILING)],
-        &[("libraries", &glob), ("libraryUploadPath", UPLOAD_PATH)],
-    )
-    .await;
+    let outcome = run_with_wheel(&emulator, &[("broken", FAILING)], "", &[]).await;
     assert_eq!(outcome.code, 1, "{}", outcome.stdout);
     let target = uploaded_to(&outcome.stdout);
     assert!(!exists(&emulator, &target).await, "{target} is left");
@@ -124,25 +131,13 @@ async fn the_upload_is_removed_when_the_notebooks_fail_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_upload_fails_the_step_before_the_submit_and_leaves_nothing() {
     let emulator = emulator_with(faults(&["PUT /api/2.0/fs/files/*=403"])).await;
-    let wheel = IncomeModelWheel::build();
-    let glob = wheel.glob();
-    let outcome = run(
-        &emulator,
-        &[("imports", IMPORTS_THE_WHEEL)],
-        &[("libraries", &glob), ("libraryUploadPath", UPLOAD_PATH)],
-    )
-    .await;
+    let outcome = run_with_wheel(&emulator, &[("imports", IMPORTS_THE_WHEEL)], "", &[]).await;
     let log = &outcome.stdout;
     assert_eq!(outcome.code, 3, "{log}");
     assert!(log.contains("uploading "), "{log}");
     assert!(log.contains("income_model-1.0.0-py3-none-any.whl"), "{log}");
     assert_eq!(count(&emulator, "POST /api/2.1/jobs/runs/submit"), 0);
-    let deletes: u64 = emulator
-        .request_counts()
-        .iter()
-        .filter(|(endpoint, _)| endpoint.starts_with("DELETE /api/2.0/fs/"))
-        .map(|(_, n)| n)
-        .sum();
+    let deletes = count_prefix(&emulator, "DELETE /api/2.0/fs/");
     assert_eq!(deletes, 2, "{:?}", emulator.request_counts());
     emulator.shutdown().await;
 }
@@ -150,17 +145,11 @@ async fn a_failed_upload_fails_the_step_before_the_submit_and_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_serverless_the_libraries_are_the_runs_environment() {
     let emulator = emulator().await;
-    let wheel = IncomeModelWheel::build();
-    let glob = wheel.glob();
-    let outcome = run(
+    let outcome = run_with_wheel(
         &emulator,
         &[("imports", IMPORTS_THE_WHEEL)],
-        &[
-            ("clusterMode", "serverless"),
-            ("libraries", &format!("{glob}\npandas==2.2.2")),
-            ("libraryUploadPath", UPLOAD_PATH),
-            ("environmentVersion", "3"),
-        ],
+        "pandas==2.2.2",
+        &[("clusterMode", "serverless"), ("environmentVersion", "3")],
     )
     .await;
     let log = &outcome.stdout;

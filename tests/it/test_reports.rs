@@ -50,13 +50,7 @@ async fn run_reports(
     settings.extend_from_slice(inputs);
     let env = with(&pipeline_env(emulator, &project), &settings);
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
-    let junit = outcome
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("##vso[results.publish "))
-        .and_then(|l| l.split("resultFiles=").nth(1))
-        .map(|f| std::fs::read_to_string(f.trim_end_matches(']')).unwrap())
-        .unwrap_or_default();
+    let junit = published_junit(&outcome.stdout);
     (outcome, junit, reports)
 }
 
@@ -229,14 +223,10 @@ async fn a_report_written_to_a_volume_is_read_with_the_files_api() {
         "{}",
         outcome.stdout
     );
-    let downloads: u64 = emulator
-        .request_counts()
-        .iter()
-        .filter(|(endpoint, _)| {
-            endpoint.starts_with("GET /api/2.0/fs/files/Volumes/main/ci/test_reports/pytest-")
-        })
-        .map(|(_, n)| n)
-        .sum();
+    let downloads = count_prefix(
+        &emulator,
+        "GET /api/2.0/fs/files/Volumes/main/ci/test_reports/pytest-",
+    );
     assert_eq!(downloads, 1, "{:?}", emulator.request_counts());
     emulator.shutdown().await;
 }

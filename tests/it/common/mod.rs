@@ -496,3 +496,24 @@ impl IncomeModelWheel {
         format!("{}/*.whl", self.dir.path().display())
     }
 }
+
+/// The JUnit file a step published (`##vso[results.publish …;resultFiles=<path>]`), read; empty
+/// when it published none.
+pub fn published_junit(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("##vso[results.publish "))
+        .and_then(|l| l.split("resultFiles=").nth(1))
+        .map(|f| std::fs::read_to_string(f.trim_end_matches(']')).unwrap())
+        .unwrap_or_default()
+}
+
+/// Requests the emulator received whose `METHOD /path` starts with `prefix`.
+pub fn count_prefix(emulator: &Emulator, prefix: &str) -> u64 {
+    emulator
+        .request_counts()
+        .iter()
+        .filter(|(endpoint, _)| endpoint.starts_with(prefix))
+        .map(|(_, n)| n)
+        .sum()
+}

@@ -131,12 +131,17 @@ impl StateTracker {
         // Per-notebook lines only when there are several (or retries): with one they repeat
         // the run's.
         if notebooks.len() > 1 || run.tasks.len() > notebooks.len() {
+            let mut listed: BTreeMap<&str, usize> = BTreeMap::new();
+            for task in &run.tasks {
+                *listed
+                    .entry(task.task_key.as_deref().unwrap_or_default())
+                    .or_default() += 1;
+            }
             for task in &run.tasks {
                 let key = task.task_key.clone().unwrap_or_default();
                 let attempt = task.attempt_number.unwrap_or(0);
-                let retried = run.tasks.iter().any(|t| {
-                    t.task_key == task.task_key && t.attempt_number.unwrap_or(0) != attempt
-                });
+                // Listed more than once: its attempts are told apart.
+                let retried = listed.get(key.as_str()).is_some_and(|n| *n > 1);
                 let label = if retried {
                     format!(" (attempt {})", attempt.saturating_add(1))
                 } else {

@@ -64,13 +64,13 @@ pub enum Command {
         databricks-azdo repo-update --repo-path /Repos/ci/proj \\\n      \
         --repo-url https://github.com/org/proj --branch main\n  \
         databricks-azdo repo-update --repo-path /Repos/ci/proj --mode delete")]
-    RepoUpdate(RepoUpdateArgs),
+    RepoUpdate(Box<RepoUpdateArgs>),
     /// Run notebooks as one Databricks run, wait, and report each notebook's result.
     #[command(after_help = "Examples:\n  \
         databricks-azdo run-notebook-test --repo-path /Repos/ci/proj --notebook test/unit --notebook test/integration \\\n      \
         --cluster-id 0923-164208-abcd123 --param env=ci\n  \
         databricks-azdo run-notebook-test --notebook /Shared/smoke --cluster-mode serverless --output json")]
-    RunNotebookTest(RunNotebookTestArgs),
+    RunNotebookTest(Box<RunNotebookTestArgs>),
     /// Agent mode: run a pipeline task with inputs from INPUT_* variables, as the Node entry does.
     #[command(after_help = "Example:\n  \
         INPUT_REPOPATH=/Repos/ci/proj INPUT_BRANCH=main databricks-azdo task DatabricksRepoUpdate")]

@@ -397,6 +397,7 @@ mod tests {
             }),
             timeout_seconds: Some(60),
             idempotency_token: Some("t".into()),
+            ..Default::default()
         };
         assert_eq!(
             serde_json::to_value(&submit).unwrap(),

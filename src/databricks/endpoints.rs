@@ -1,6 +1,7 @@
 //! The endpoints the tasks use, one method each. Paths and bodies follow
 //! `shared/reference/databricks-rest.md`.
 
+use base64::Engine as _;
 use serde_json::json;
 
 use super::client::Client;
@@ -151,6 +152,30 @@ impl Client {
     pub async fn download_volume_file(&self, path: &str) -> Result<Vec<u8>, ApiError> {
         self.call_raw(Method::Get, &files_api("files", path), &[], None)
             .await
+    }
+
+    /// A workspace file (or a notebook's source), through the workspace export API. `path` is
+    /// a workspace path (`/Users/...`, `/Shared/...`, `/Repos/...`). The API refuses objects
+    /// over 10 MB (`MAX_NOTEBOOK_SIZE_EXCEEDED`), and the REST layer caps answers at 16 MB,
+    /// which 10 MB in base64 fits.
+    pub async fn export_workspace_file(&self, path: &str) -> Result<Vec<u8>, ApiError> {
+        const EXPORT: &str = "/api/2.0/workspace/export";
+        let exported: ExportedObject = self
+            .get(EXPORT, &[("path", path), ("format", "SOURCE")])
+            .await?;
+        let unreadable = |message: String| ApiError::Decode {
+            request: RequestLabel {
+                method: "GET",
+                path: EXPORT.to_string(),
+            },
+            message,
+        };
+        let content = exported
+            .content
+            .ok_or_else(|| unreadable("the answer has no `content`".to_string()))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(content.trim())
+            .map_err(|e| unreadable(format!("its `content` is not base64: {e}")))
     }
 
     /// Writes a file into a Unity Catalog volume (its folders are created as needed),

@@ -145,6 +145,15 @@ pub struct ObjectList {
     pub objects: Vec<ObjectInfo>,
 }
 
+/// `workspace/export` without `direct_download`: the object's bytes, base64-encoded.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ExportedObject {
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub file_type: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct RunState {
     #[serde(default)]

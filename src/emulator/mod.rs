@@ -11,7 +11,8 @@
 //! - `faults`: fault rules (`FaultRule` syntax) and the injecting middleware
 //! - `files`: the Files API for `/Volumes/...`, which notebooks write into as local folders
 //! - `error`: the `{error_code, message}` envelope and request extractors that use it
-//! - `workspace`: the folder tree and how paths resolve into repo checkouts
+//! - `workspace`: the folder tree, how paths resolve into repo checkouts, and the export of
+//!   workspace files (which notebooks write through `/Workspace/...`)
 //! - `repos`, `git`: the Repos API and the `git` commands behind it
 //! - `jobs`: the Jobs API (`runs/submit`, `runs/get`, ...) and its JSON views
 //! - `runs`: run state and the state machine that drives each run (every attempt of a task)

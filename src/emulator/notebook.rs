@@ -33,6 +33,27 @@ pub(crate) struct NotebookJob<'a> {
     pub work_dir: &'a Path,
     /// Where the notebook's `/Volumes/...` paths really are (a folder of the emulator).
     pub volumes: &'a Path,
+    /// Where its `/Workspace/...` paths really are (a folder of the emulator), except those
+    /// inside a repo: `repo_checkouts` (workspace path, checkout), as the run started.
+    pub workspace_files: &'a Path,
+    pub repo_checkouts: Vec<(String, PathBuf)>,
+}
+
+/// The notebook's paths that are local folders of the emulator: (prefix, folder), longest
+/// prefix first so that a repo's checkout wins over the workspace's folder.
+fn local_folders(job: &NotebookJob<'_>) -> Vec<(String, PathBuf)> {
+    let mut folders = vec![
+        ("/Volumes/".to_string(), job.volumes.to_path_buf()),
+        ("dbfs:/Volumes/".to_string(), job.volumes.to_path_buf()),
+        ("/Workspace/".to_string(), job.workspace_files.to_path_buf()),
+    ];
+    folders.extend(
+        job.repo_checkouts
+            .iter()
+            .map(|(path, checkout)| (format!("/Workspace{path}/"), checkout.clone())),
+    );
+    folders.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+    folders
 }
 
 /// How a notebook ended. `error` is set exactly when it failed.
@@ -57,7 +78,9 @@ pub(crate) struct NotebookProcess {
 }
 
 pub(crate) async fn start(job: NotebookJob<'_>) -> io::Result<NotebookProcess> {
-    tokio::fs::create_dir_all(job.work_dir).await?;
+    for dir in [job.work_dir, job.volumes, job.workspace_files] {
+        tokio::fs::create_dir_all(dir).await?;
+    }
     let input_path = job.work_dir.join("input.json");
     let result_path = job.work_dir.join("result.json");
     let stderr_path = job.work_dir.join("stderr.txt");
@@ -65,7 +88,7 @@ pub(crate) async fn start(job: NotebookJob<'_>) -> io::Result<NotebookProcess> {
         "notebook": job.notebook,
         "base_parameters": job.base_parameters,
         "sys_path": job.sys_path,
-        "volumes_root": job.volumes,
+        "local_folders": local_folders(&job),
     });
     tokio::fs::write(&input_path, input.to_string()).await?;
 
@@ -179,6 +202,32 @@ fn truncate(mut result: String) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repos_checkout_wins_over_the_workspace_folder() {
+        let parameters = BTreeMap::new();
+        let job = NotebookJob {
+            python: "python3",
+            runner: Path::new("/r.py"),
+            notebook: Path::new("/n.py"),
+            sys_path: Vec::new(),
+            base_parameters: &parameters,
+            work_dir: Path::new("/work"),
+            volumes: Path::new("/emulator/volumes"),
+            workspace_files: Path::new("/emulator/workspace-files"),
+            repo_checkouts: vec![("/Repos/ci/proj".into(), PathBuf::from("/checkouts/1"))],
+        };
+        let prefixes: Vec<String> = local_folders(&job).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            prefixes,
+            [
+                "/Workspace/Repos/ci/proj/",
+                "dbfs:/Volumes/",
+                "/Workspace/",
+                "/Volumes/"
+            ]
+        );
+    }
 
     #[test]
     fn truncates_on_a_char_boundary() {

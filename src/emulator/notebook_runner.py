@@ -2,7 +2,8 @@
 
 Usage: python3 notebook_runner.py INPUT_JSON RESULT_JSON
 
-INPUT_JSON holds {"notebook": path, "base_parameters": {name: value}, "sys_path": [dir, ...]}.
+INPUT_JSON holds {"notebook": path, "base_parameters": {name: value}, "sys_path": [dir, ...],
+"local_folders": [[prefix, folder], ...]}.
 RESULT_JSON receives {"result": value} when the notebook calls dbutils.notebook.exit(value),
 {"error": "Class: message", "error_trace": traceback} when it raises, {} otherwise.
 
@@ -151,10 +152,12 @@ def cell_code(lines, number):
     return "\n".join(lines) + "\n"
 
 
-def map_volumes(volumes_root):
-    """Makes the notebook's /Volumes/... paths (Unity Catalog volumes) real local folders: the
-    file functions a report writer uses (open, makedirs, exists, listdir, ...) see
-    /Volumes/<catalog>/... as <volumes_root>/<catalog>/..., which the Files API serves."""
+def map_local_folders(folders):
+    """Makes the notebook's paths on Databricks storage real local folders: the file functions
+    a report writer uses (open, makedirs, exists, listdir, ...) see /Volumes/<catalog>/... (Unity
+    Catalog volumes, served by the Files API) and /Workspace/... (workspace files, served by the
+    workspace export API; a repo's are its checkout) as folders of the emulator. `folders` is
+    [[prefix, folder], ...], longest prefix first."""
     import builtins
     import io
 
@@ -164,9 +167,11 @@ def map_volumes(volumes_root):
         except TypeError:
             return path
         if isinstance(text, str):
-            for prefix in ("dbfs:/Volumes/", "/Volumes/"):
+            for prefix, folder in folders:
                 if text.startswith(prefix):
-                    return os.path.join(volumes_root, text[len(prefix):])
+                    return os.path.join(folder, text[len(prefix):])
+                if text == prefix.rstrip("/"):
+                    return folder
         return path
 
     def mapped(function):
@@ -230,9 +235,8 @@ def main():
     notebook = job["notebook"]
     sys.argv = [notebook]
     sys.path[:0] = job.get("sys_path", [])
-    if job.get("volumes_root"):
-        os.makedirs(job["volumes_root"], exist_ok=True)
-        map_volumes(job["volumes_root"])
+    if job.get("local_folders"):
+        map_local_folders(job["local_folders"])
     try:
         run_notebook(notebook, job.get("base_parameters", {}))
         outcome = {}

@@ -863,6 +863,12 @@ async fn drive_attempt(
         .join("runs")
         .join(run_id.to_string())
         .join(task_run_id.to_string());
+    // A notebook's `/Workspace/Repos/...` paths are the repos' checkouts, as they are now.
+    let repo_checkouts: Vec<(String, PathBuf)> = lock(&shared.workspace)
+        .repos
+        .values()
+        .map(|repo| (repo.path.clone(), repo.checkout.clone()))
+        .collect();
     // RUNNING before the process exists, so nothing the notebook does can predate it.
     mark_running(shared, run_id, index);
     let started = notebook::start(NotebookJob {
@@ -876,6 +882,8 @@ async fn drive_attempt(
         base_parameters: &spec.base_parameters,
         work_dir: &work_dir,
         volumes: &shared.volumes_root(),
+        workspace_files: &shared.workspace_files_root(),
+        repo_checkouts,
     })
     .await;
     let mut process = match started {

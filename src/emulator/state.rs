@@ -54,6 +54,13 @@ impl Shared {
         self.root.join("volumes")
     }
 
+    /// The folder that plays the workspace's files outside repos: `/Workspace/Shared/x.xml` in
+    /// a notebook, and `/Shared/x.xml` in the workspace export API, is
+    /// `<root>/workspace-files/Shared/x.xml` here.
+    pub fn workspace_files_root(&self) -> PathBuf {
+        self.root.join("workspace-files")
+    }
+
     pub fn new(
         config: &EmulatorConfig,
         base_url: String,

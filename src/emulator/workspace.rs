@@ -1,14 +1,19 @@
 //! The workspace tree (`/api/2.0/workspace/*`): plain folders live in memory, repos are real
 //! git checkouts on disk, and a path below a repo resolves into its checkout. Notebooks are
 //! `.py` files starting with the Databricks source header, addressed without the extension.
+//! `workspace/export` serves files: from repo checkouts, and outside repos from the folder
+//! where notebooks' `/Workspace/...` paths are (`Shared::workspace_files_root`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
@@ -27,6 +32,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/api/2.0/workspace/get-status", get(get_status))
         .route("/api/2.0/workspace/list", get(list))
         .route("/api/2.0/workspace/mkdirs", post(mkdirs))
+        .route("/api/2.0/workspace/export", get(export))
 }
 
 pub(crate) struct Workspace {
@@ -412,6 +418,150 @@ async fn mkdirs(
     Ok(Json(json!({})))
 }
 
+/// Databricks refuses to export anything larger (`MAX_NOTEBOOK_SIZE_EXCEEDED`).
+const MAX_EXPORT_BYTES: u64 = 10 * 1024 * 1024;
+
+/// `/Workspace/Shared/x` → `/Shared/x`: the prefix a notebook sees its workspace files under.
+fn without_workspace_prefix(path: &str) -> &str {
+    match path.strip_prefix("/Workspace") {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
+}
+
+/// A file to export: where it is, the folder it must stay inside (a symbolic link may not
+/// lead out of it), and its file type.
+struct ExportedFile {
+    file: PathBuf,
+    confined_to: PathBuf,
+    file_type: Option<String>,
+}
+
+/// The file behind the workspace path `path` (already normalized, without `/Workspace`).
+async fn file_to_export(shared: &Shared, path: &str) -> ApiResult<ExportedFile> {
+    let missing = || ApiError::not_found(format!("Path ({path}) doesn't exist."));
+    let directory = || {
+        ApiError::invalid(format!(
+            "Path ({path}) is a directory: the emulator exports files and notebooks only (Databricks sends a DBC archive)"
+        ))
+    };
+    let (located, checkout) = {
+        let workspace = lock(&shared.workspace);
+        let checkout = workspace.repo_containing(path).map(|r| r.checkout.clone());
+        (workspace.locate(path), checkout)
+    };
+    let extension = |file: &Path| {
+        file.extension()
+            .map(|ext| ext.to_string_lossy().into_owned())
+    };
+    match (located, checkout) {
+        (Located::Object(_) | Located::Repo { .. }, _) => Err(directory()),
+        (Located::InCheckout { path, file }, Some(checkout)) => {
+            match describe_in_checkout(&path, &file).await {
+                Some(info) if info.object_type == "NOTEBOOK" => Ok(ExportedFile {
+                    file: with_py_extension(&file),
+                    confined_to: checkout,
+                    file_type: Some("py".to_string()),
+                }),
+                Some(info) if info.is_directory() => Err(directory()),
+                Some(_) => Ok(ExportedFile {
+                    file_type: extension(&file),
+                    file,
+                    confined_to: checkout,
+                }),
+                None => Err(missing()),
+            }
+        }
+        // Inside a repo but not in its checkout (its `.git`).
+        (_, Some(_)) => Err(missing()),
+        (_, None) => {
+            let root = shared.workspace_files_root();
+            let file = root.join(path.trim_start_matches('/'));
+            match tokio::fs::metadata(&file).await {
+                Ok(meta) if meta.is_dir() => Err(directory()),
+                Ok(_) => Ok(ExportedFile {
+                    file_type: extension(&file),
+                    file,
+                    confined_to: root,
+                }),
+                Err(_) => Err(missing()),
+            }
+        }
+    }
+}
+
+/// Reads at most `MAX_EXPORT_BYTES` of a file that stays inside its folder.
+async fn read_for_export(path: &str, exported: &ExportedFile) -> ApiResult<Vec<u8>> {
+    let missing = || ApiError::not_found(format!("Path ({path}) doesn't exist."));
+    let (Ok(file), Ok(folder)) = (
+        tokio::fs::canonicalize(&exported.file).await,
+        tokio::fs::canonicalize(&exported.confined_to).await,
+    ) else {
+        return Err(missing());
+    };
+    if !file.starts_with(&folder) {
+        return Err(missing());
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MAX_NOTEBOOK_SIZE_EXCEEDED",
+            format!("File ({path}) exceeds the maximum export size of {MAX_EXPORT_BYTES} bytes."),
+        )
+    };
+    let handle = tokio::fs::File::open(&file).await.map_err(|_| missing())?;
+    if handle
+        .metadata()
+        .await
+        .is_ok_and(|m| m.len() > MAX_EXPORT_BYTES)
+    {
+        return Err(too_large());
+    }
+    // Bounded even if the file grows while it is read.
+    let mut bytes = Vec::new();
+    handle
+        .take(MAX_EXPORT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| ApiError::internal(format!("Cannot read {path}: {e}")))?;
+    if bytes.len() as u64 > MAX_EXPORT_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// `GET /api/2.0/workspace/export?path=&format=SOURCE|AUTO[&direct_download=true]`: a file's
+/// (or a notebook's source) bytes, base64-encoded in `{content, file_type}`, or as they are
+/// with `direct_download`.
+async fn export(State(shared): State<Arc<Shared>>, query: Query) -> ApiResult<Response> {
+    let normalized = normalize(query.required("path")?)?;
+    let path = without_workspace_prefix(&normalized);
+    match query.get("format").unwrap_or("SOURCE") {
+        "SOURCE" | "AUTO" => {}
+        "HTML" | "JUPYTER" | "DBC" | "R_MARKDOWN" | "RAW" => {
+            return Err(ApiError::invalid(
+                "The emulator exports only in the SOURCE and AUTO formats",
+            ))
+        }
+        other => {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for format: '{other}' (SOURCE, HTML, JUPYTER, DBC, R_MARKDOWN, AUTO or RAW)"
+            )))
+        }
+    }
+    let exported = file_to_export(&shared, path).await?;
+    let bytes = read_for_export(path, &exported).await?;
+    if query.get("direct_download") == Some("true") {
+        return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response());
+    }
+    let mut answer = json!({ "content": base64::engine::general_purpose::STANDARD.encode(bytes) });
+    if let Some(file_type) = exported.file_type {
+        answer["file_type"] = json!(file_type);
+    }
+    Ok(Json(answer).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +572,14 @@ mod tests {
         assert_eq!(normalize("/").unwrap(), "/");
         assert!(normalize("Repos/a").is_err());
         assert!(normalize("/Repos/../etc").is_err());
+    }
+
+    #[test]
+    fn the_workspace_prefix_is_dropped() {
+        assert_eq!(without_workspace_prefix("/Workspace/Shared/x"), "/Shared/x");
+        assert_eq!(without_workspace_prefix("/Workspace"), "/");
+        assert_eq!(without_workspace_prefix("/Shared/x"), "/Shared/x");
+        assert_eq!(without_workspace_prefix("/WorkspaceX/y"), "/WorkspaceX/y");
     }
 
     #[test]

@@ -411,6 +411,165 @@ async fn repo_checkouts_show_notebooks_without_their_extension() {
     ws.emulator.shutdown().await;
 }
 
+/// Writes workspace files as a notebook on Databricks does: through `/Workspace/...`.
+const WRITER_NOTEBOOK: &str = r#"# Databricks notebook source
+import os
+os.makedirs("/Workspace/Shared/reports", exist_ok=True)
+with open("/Workspace/Shared/reports/run.xml", "w") as handle:
+    handle.write("<testsuite/>")
+os.makedirs("/Workspace/Repos/ci/project/reports", exist_ok=True)
+with open("/Workspace/Repos/ci/project/reports/in-repo.xml", "w") as handle:
+    handle.write("<testsuites/>")
+with open("/Workspace/Shared/big.bin", "wb") as handle:
+    handle.write(b"x" * (10 * 1024 * 1024 + 1))
+dbutils.notebook.exit("written")
+"#;
+
+#[tokio::test]
+async fn workspace_files_are_exported_from_notebooks_writes_and_repo_checkouts() {
+    use base64::Engine as _;
+    let ws = Workspace::start(TOKEN).await;
+    let source = ws.source();
+    source.write("test/writer.py", WRITER_NOTEBOOK);
+    std::os::unix::fs::symlink("/etc/hostname", source.dir.join("leak.txt")).unwrap();
+    source.commit("a notebook writing workspace files, and a link out of the checkout");
+    ws.create_repo(&source).await;
+    let run_id = ws
+        .submit(single_run(notebook_task(
+            "writer",
+            "/Repos/ci/project/test/writer",
+        )))
+        .await;
+    let (run, _) = ws.wait_terminal(run_id).await;
+    assert_eq!(run["state"]["result_state"], "SUCCESS", "{run}");
+
+    let export = async |query: &str| ws.get(&format!("/api/2.0/workspace/export?{query}")).await;
+    let exported = async |query: &str| {
+        let (status, body) = export(query).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+        let content = base64::engine::general_purpose::STANDARD
+            .decode(body["content"].as_str().unwrap())
+            .unwrap();
+        (
+            String::from_utf8(content).unwrap(),
+            body["file_type"].clone(),
+        )
+    };
+    // What the notebook wrote, with or without the /Workspace prefix, in either format.
+    for query in [
+        "path=/Shared/reports/run.xml&format=SOURCE",
+        "path=/Workspace/Shared/reports/run.xml&format=SOURCE",
+        "path=/Shared/reports/run.xml&format=AUTO",
+        "path=/Shared/reports/run.xml",
+    ] {
+        assert_eq!(
+            exported(query).await,
+            ("<testsuite/>".to_string(), json!("xml")),
+            "{query}"
+        );
+    }
+    // Written into the repo's checkout through /Workspace/Repos/..., and committed files.
+    assert_eq!(
+        exported("path=/Repos/ci/project/reports/in-repo.xml&format=SOURCE").await,
+        ("<testsuites/>".to_string(), json!("xml"))
+    );
+    assert_eq!(
+        exported("path=/Workspace/Repos/ci/project/README.md&format=SOURCE").await,
+        ("# demo\n".to_string(), json!("md"))
+    );
+    let (notebook, file_type) = exported("path=/Repos/ci/project/test/unit&format=SOURCE").await;
+    assert!(
+        notebook.starts_with("# Databricks notebook source\n"),
+        "{notebook}"
+    );
+    assert_eq!(file_type, "py");
+    let raw = ws
+        .request(
+            Method::GET,
+            "/api/2.0/workspace/export?path=/Shared/reports/run.xml&direct_download=true",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::OK);
+    assert_eq!(raw.text().await.unwrap(), "<testsuite/>");
+
+    let refused = async |query: &str, status: StatusCode, code: &str| {
+        let (got, body) = export(query).await;
+        assert_eq!((got, error_code(&body)), (status, code), "{query}: {body}");
+        message(&body).to_string()
+    };
+    let not_found = StatusCode::NOT_FOUND;
+    let bad = StatusCode::BAD_REQUEST;
+    assert_eq!(
+        refused(
+            "path=/Shared/reports/none.xml",
+            not_found,
+            "RESOURCE_DOES_NOT_EXIST"
+        )
+        .await,
+        "Path (/Shared/reports/none.xml) doesn't exist."
+    );
+    assert_eq!(
+        refused(
+            "path=/Workspace/Repos/ci/project/none.xml",
+            not_found,
+            "RESOURCE_DOES_NOT_EXIST"
+        )
+        .await,
+        "Path (/Repos/ci/project/none.xml) doesn't exist."
+    );
+    refused(
+        "path=/Repos/ci/project/.git/config",
+        not_found,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    .await;
+    refused(
+        "path=/Repos/ci/project/leak.txt",
+        not_found,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    .await;
+    // The notebook is addressed without its extension, as everywhere in the workspace.
+    refused(
+        "path=/Repos/ci/project/test/unit.py",
+        not_found,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    .await;
+    refused(
+        "path=/Shared/../../etc/passwd",
+        bad,
+        "INVALID_PARAMETER_VALUE",
+    )
+    .await;
+    refused(
+        "path=Shared/reports/run.xml",
+        bad,
+        "INVALID_PARAMETER_VALUE",
+    )
+    .await;
+    refused("format=SOURCE", bad, "INVALID_PARAMETER_VALUE").await;
+    refused(
+        "path=/Shared/reports/run.xml&format=HTML",
+        bad,
+        "INVALID_PARAMETER_VALUE",
+    )
+    .await;
+    refused(
+        "path=/Shared/reports/run.xml&format=source",
+        bad,
+        "INVALID_PARAMETER_VALUE",
+    )
+    .await;
+    refused("path=/Shared/reports", bad, "INVALID_PARAMETER_VALUE").await;
+    refused("path=/Repos/ci/project", bad, "INVALID_PARAMETER_VALUE").await;
+    let too_large = refused("path=/Shared/big.bin", bad, "MAX_NOTEBOOK_SIZE_EXCEEDED").await;
+    assert!(too_large.contains("10485760 bytes"), "{too_large}");
+    ws.emulator.shutdown().await;
+}
+
 // ----- repos -----
 
 #[tokio::test]

@@ -231,19 +231,82 @@ async fn a_report_written_to_a_volume_is_read_with_the_files_api() {
     emulator.shutdown().await;
 }
 
-/// A report file that is missing, outside a volume, or not a report is a warning naming it.
+/// Writes a JUnit report to a workspace file and exits with `{"junit": path}`, the path as
+/// the notebook wrote it or, with `drop_prefix`, as the workspace API names it.
+fn workspace_report_notebook(drop_prefix: bool) -> String {
+    format!(
+        r#"# Databricks notebook source
+import json, os, uuid
+report = "/Workspace/Shared/reports/" + uuid.uuid4().hex + ".xml"
+os.makedirs(os.path.dirname(report), exist_ok=True)
+with open(report, "w") as handle:
+    handle.write('<testsuite name="ws"><testcase classname="ws.Report" name="test_read" time="0.5"/><testcase classname="ws.Report" name="test_later"><skipped/></testcase></testsuite>')
+named = report[len("/Workspace"):] if {drop_prefix} else report
+dbutils.notebook.exit(json.dumps({{"junit": named}}))
+"#,
+        drop_prefix = if drop_prefix { "True" } else { "False" }
+    )
+}
+
+/// A notebook writes its JUnit report to a workspace file (`/Workspace/Shared/...`) and exits
+/// with that path, with or without `/Workspace`: the report is read with the workspace export
+/// API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_written_to_a_workspace_file_is_read_with_the_export_api() {
+    let emulator = emulator().await;
+    let (prefixed, plain) = (
+        workspace_report_notebook(false),
+        workspace_report_notebook(true),
+    );
+    let notebooks = [("prefixed", prefixed.as_str()), ("plain", plain.as_str())];
+    let (outcome, junit, _reports) = run_reports(&emulator, &notebooks, &[]).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    let suites = cases(&junit);
+    for notebook in ["test/prefixed", "test/plain"] {
+        let expected = [
+            (format!("{notebook}.ws.Report"), "test_read", "passed"),
+            (format!("{notebook}.ws.Report"), "test_later", "skipped"),
+        ]
+        .map(|(class, name, outcome)| (class, name.to_string(), outcome.to_string()));
+        assert_eq!(suites[notebook], expected, "{junit}");
+    }
+    let log = &outcome.stdout;
+    assert!(!log.contains("type=warning"), "{log}");
+    assert_eq!(output_variable(log, "testsPassed"), Some("2"));
+    assert_eq!(output_variable(log, "testsSkipped"), Some("2"));
+    let exports = emulator.request_counts()["GET /api/2.0/workspace/export"];
+    assert_eq!(exports, 2, "{:?}", emulator.request_counts());
+    emulator.shutdown().await;
+}
+
+/// A report file that is missing, outside a volume and the workspace, or not a report is a
+/// warning naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_misplaced_report_file_is_a_warning() {
     let emulator = emulator().await;
     let exit =
         |value: &str| format!("# Databricks notebook source\ndbutils.notebook.exit({value:?})\n");
     let missing = exit(r#"{"junit": "/Volumes/main/ci/reports/none.xml"}"#);
+    let missing_in_workspace = exit(r#"{"junit": "/Workspace/Shared/reports/none.xml"}"#);
     let outside = exit(r#"{"junit": "/tmp/report.xml"}"#);
     let climbing = exit(r#"{"junit": "/Volumes/main/../../etc/passwd"}"#);
+    let dbfs = exit(r#"{"junit": "dbfs:/x.xml"}"#);
+    let relative = exit(r#"{"junit": "reports/x.xml"}"#);
+    let too_large = r#"# Databricks notebook source
+import os
+os.makedirs("/Workspace/Shared/reports", exist_ok=True)
+with open("/Workspace/Shared/reports/large.xml", "w") as handle:
+    handle.write("<testsuite>" + " " * (10 * 1024 * 1024) + "</testsuite>")
+dbutils.notebook.exit('{"junit": "/Workspace/Shared/reports/large.xml"}')
+"#;
     let notebooks = [
         ("missing", missing.as_str()),
+        ("missing_in_workspace", missing_in_workspace.as_str()),
         ("outside", outside.as_str()),
         ("climbing", climbing.as_str()),
+        ("dbfs", dbfs.as_str()),
+        ("relative", relative.as_str()),
+        ("too_large", too_large),
     ];
     let (outcome, _junit, _reports) = run_reports(&emulator, &notebooks, &[]).await;
     assert_eq!(outcome.code, 0, "{}", outcome.stdout);
@@ -257,11 +320,26 @@ async fn a_missing_or_misplaced_report_file_is_a_warning() {
     assert!(log.contains("does not exist"), "{log}");
     assert!(
         log.contains(
-            "test/outside: its report file `/tmp/report.xml` is not in a Unity Catalog volume"
+            "test/missing_in_workspace: its report file /Workspace/Shared/reports/none.xml could not be read: GET /api/2.0/workspace/export failed: HTTP 404 RESOURCE_DOES_NOT_EXIST: Path (/Shared/reports/none.xml) doesn't exist."
         ),
         "{log}"
     );
-    assert!(log.contains("test/climbing: its report file `/Volumes/main/../../etc/passwd` is not in a Unity Catalog volume"), "{log}");
+    assert!(
+        log.contains("test/too_large: its report file /Workspace/Shared/reports/large.xml could not be read: GET /api/2.0/workspace/export failed: HTTP 400 MAX_NOTEBOOK_SIZE_EXCEEDED")
+            && log.contains("(the workspace export API reads at most 10 MB: write a larger report to a volume)"),
+        "{log}"
+    );
+    let misplaced = |notebook: &str, path: &str| {
+        format!("test/{notebook}: its report file `{path}` is neither in a Unity Catalog volume (/Volumes/<catalog>/<schema>/<volume>/...) nor a workspace file (/Workspace/..., /Users/..., /Shared/..., /Repos/...): only those two places are read")
+    };
+    for (notebook, path) in [
+        ("outside", "/tmp/report.xml"),
+        ("climbing", "/Volumes/main/../../etc/passwd"),
+        ("dbfs", "dbfs:/x.xml"),
+        ("relative", "reports/x.xml"),
+    ] {
+        assert!(log.contains(&misplaced(notebook, path)), "{log}");
+    }
     emulator.shutdown().await;
 }
 

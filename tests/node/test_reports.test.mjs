@@ -1,7 +1,8 @@
 // Notebooks that hand back their own test report, through the task folders as the agent runs
 // them (wasm, and native through index.js): each case in the published JUnit, the counts as
-// output variables, failOnFailedTests, a hostile report as a warning, and the README's pipeline
-// (a glob of pytest and unittest notebooks testing the wheel the pipeline built).
+// output variables, failOnFailedTests, a hostile report as a warning, a report file in the
+// workspace, and the README's pipeline (a glob of pytest and unittest notebooks testing the
+// wheel the pipeline built).
 import { test, before, after } from './runner.mjs';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -40,6 +41,16 @@ const LAUGHS = `# Databricks notebook source
 dbutils.notebook.exit('<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]><testsuite><testcase name="&b;"/></testsuite>')
 `;
 
+// Writes its JUnit report to a workspace file, as a notebook does through /Workspace/...
+const WORKSPACE_REPORT = `# Databricks notebook source
+import json, os, uuid
+report = "/Workspace/Shared/reports/" + uuid.uuid4().hex + ".xml"
+os.makedirs(os.path.dirname(report), exist_ok=True)
+with open(report, "w") as handle:
+    handle.write('<testsuite name="ws"><testcase classname="ws.Report" name="test_read"/><testcase classname="ws.Report" name="test_failed"><failure message="read from the workspace">trace</failure></testcase></testsuite>')
+dbutils.notebook.exit(json.dumps({"junit": report}))
+`;
+
 const RUNTIMES = {
   wasm: {},
   native: { DATABRICKS_AZDO_RUNTIME: 'native', PATH: `${BINARY_DIR}${path.delimiter}${process.env.PATH}` },
@@ -53,6 +64,7 @@ before(async () => {
   project = makeProject({
     test_features_unittest: UNITTEST, junit_report: JUNIT_REPORT, report: JSON_REPORT, drift: DRIFT, plain: PASSING,
     laughs: LAUGHS, test_rules_pytest: PYTEST, 'rules/test_yearly': PYTEST_TESTS, flaky: FLAKY,
+    workspace_report: WORKSPACE_REPORT,
   });
   // The pipeline's build step: the example's wheel, which the example notebooks import.
   dist = mkdtempSync(path.join(tmpdir(), 'azdo-dist-'));
@@ -138,6 +150,20 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
     assert.ok(cases.every((c) => c.startsWith('test/test_rules_pytest.')), junit);
     assert.ok(cases.some((c) => c.endsWith(' test_yearly_is_twelve_months[2500]')), junit);
     assert.equal(outputVariable(result, 'testsPassed'), '5');
+  });
+
+  test(`${runtime}: a report written to a workspace file is read with the workspace export API`, async () => {
+    const { result, junit } = await runNotebooks(runtimeEnv, 'test/workspace_report');
+    assert.equal(result.code, 1, result.stdout);
+    assert.deepEqual(testcases(junit), [
+      'test/workspace_report.ws.Report test_read',
+      'test/workspace_report.ws.Report test_failed',
+    ]);
+    const read = await parseJUnit(junit);
+    assert.equal(read.testsuite[0].testcase[1].failure[0].message, 'read from the workspace');
+    assert.equal(outputVariable(result, 'testsPassed'), '1');
+    assert.equal(outputVariable(result, 'testsFailed'), '1');
+    assert.ok(!result.lines.some((l) => l.startsWith('##vso[task.logissue type=warning]')), result.stdout);
   });
 
   test(`${runtime}: failOnFailedTests false reports the counts and succeeds with issues`, async () => {

@@ -253,20 +253,60 @@ pub async fn fetch_outputs(
         .await
 }
 
-/// The report a notebook wrote to a file in a Unity Catalog volume (`{"junit": path}`), read
-/// with the Files API; what went wrong becomes a warning on that notebook.
+/// Where a report file named by `{"junit": path}` can be read from.
+#[derive(Debug, PartialEq, Eq)]
+enum ReportFile<'a> {
+    /// A Unity Catalog volume (`/Volumes/...`), read with the Files API.
+    Volume(&'a str),
+    /// A workspace file, read with the workspace export API: the path without the
+    /// `/Workspace` prefix a notebook writes through.
+    Workspace(&'a str),
+}
+
+impl<'a> ReportFile<'a> {
+    /// `None` for anything else: a relative path, `dbfs:/`, the driver's own disk, or a path
+    /// that climbs (`..`) and so might not be where it seems.
+    fn locate(path: &'a str) -> Option<Self> {
+        let plain = path.starts_with('/')
+            && path.len() <= 4096
+            && !path.split('/').any(|part| part == ".." || part == ".");
+        if !plain {
+            return None;
+        }
+        if path.starts_with("/Volumes/") {
+            return Some(ReportFile::Volume(path));
+        }
+        if let Some(inside) = path.strip_prefix("/Workspace") {
+            return (inside.starts_with('/') && inside.len() > 1)
+                .then_some(ReportFile::Workspace(inside));
+        }
+        ["/Users/", "/Shared/", "/Repos/"]
+            .iter()
+            .any(|root| path.starts_with(root))
+            .then_some(ReportFile::Workspace(path))
+    }
+}
+
+/// The report a notebook wrote to a file (`{"junit": path}`) in a Unity Catalog volume or in
+/// the workspace; what went wrong becomes a warning on that notebook.
 async fn read_report_file(client: &Client, path: &str) -> Reported {
     let shown = crate::text::shorten(path, 300);
-    let in_volume = path.starts_with("/Volumes/")
-        && path.len() <= 4096
-        && !path.split('/').any(|part| part == ".." || part == ".");
-    if !in_volume {
-        return Reported::Unreadable(format!(
-            "its report file `{shown}` is not in a Unity Catalog volume (/Volumes/<catalog>/<schema>/<volume>/...): only volumes are read"
-        ));
-    }
-    let bytes = match client.download_volume_file(path).await {
+    let read = match ReportFile::locate(path) {
+        Some(ReportFile::Volume(path)) => client.download_volume_file(path).await,
+        Some(ReportFile::Workspace(path)) => client.export_workspace_file(path).await,
+        None => {
+            return Reported::Unreadable(format!(
+                "its report file `{shown}` is neither in a Unity Catalog volume (/Volumes/<catalog>/<schema>/<volume>/...) nor a workspace file (/Workspace/..., /Users/..., /Shared/..., /Repos/...): only those two places are read"
+            ))
+        }
+    };
+    let bytes = match read {
         Ok(bytes) => bytes,
+        Err(e) if e.error_code() == Some("MAX_NOTEBOOK_SIZE_EXCEEDED") => {
+            return Reported::Unreadable(format!(
+                "its report file {shown} could not be read: {e} (the workspace export API reads at most 10 MB: write a larger report to a volume)"
+            ))
+        }
         Err(e) => {
             return Reported::Unreadable(format!("its report file {shown} could not be read: {e}"))
         }
@@ -396,5 +436,54 @@ pub async fn stop_run(client: &Client, log: &Log, run_id: i64, until: Duration) 
             log.warning(&format!("run {run_id} did not confirm the cancel in time"));
             format!("run {run_id} was asked to cancel")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_files_are_read_from_volumes_and_workspace_files_only() {
+        let volume = "/Volumes/main/ci/reports/run.xml";
+        assert_eq!(ReportFile::locate(volume), Some(ReportFile::Volume(volume)));
+        for (path, in_workspace) in [
+            (
+                "/Workspace/Shared/reports/run.xml",
+                "/Shared/reports/run.xml",
+            ),
+            ("/Workspace/Users/a@b.com/run.xml", "/Users/a@b.com/run.xml"),
+            (
+                "/Repos/ci/proj/reports/run.xml",
+                "/Repos/ci/proj/reports/run.xml",
+            ),
+            ("/Shared/run.xml", "/Shared/run.xml"),
+            ("/Users/a@b.com/run.xml", "/Users/a@b.com/run.xml"),
+        ] {
+            assert_eq!(
+                ReportFile::locate(path),
+                Some(ReportFile::Workspace(in_workspace)),
+                "{path}"
+            );
+        }
+        for elsewhere in [
+            "report.xml",
+            "reports/run.xml",
+            "dbfs:/x.xml",
+            "dbfs:/Volumes/main/ci/r/x.xml",
+            "/tmp/report.xml",
+            "/dbfs/x.xml",
+            "/Workspace",
+            "/Workspace/",
+            "/WorkspaceX/run.xml",
+            "/Volumes/main/../../etc/passwd",
+            "/Workspace/Shared/../../etc/passwd",
+            "/Shared/./run.xml",
+            "",
+        ] {
+            assert_eq!(ReportFile::locate(elsewhere), None, "{elsewhere}");
+        }
+        let long = format!("/Shared/{}", "a".repeat(4096));
+        assert_eq!(ReportFile::locate(&long), None);
     }
 }

@@ -119,6 +119,7 @@ async function runWasm() {
     writeErr: (line) => { process.stderr.write(line + '\n'); },
     readBytes: readBoundedFile,
     // Entries of a folder; lstat semantics: a symbolic link is neither a folder nor a file.
+    fileSize: (file) => fs.statSync(file).size,
     listDir: (dir) => fs.readdirSync(dir, { withFileTypes: true })
       .map((entry) => ({ name: entry.name, dir: entry.isDirectory(), file: entry.isFile() })),
     request: createRequest(),

@@ -178,6 +178,36 @@ impl Client {
             .map_err(|e| unreadable(format!("its `content` is not base64: {e}")))
     }
 
+    /// Writes a workspace file (`/Shared/...`, `/Users/...`; its folder must exist), replacing
+    /// one that is there: sending it again is harmless, so it is retried. The API takes at most
+    /// 10 MB.
+    pub async fn import_workspace_file(&self, path: &str, bytes: &[u8]) -> Result<(), ApiError> {
+        let content = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let _: serde_json::Value = self
+            .send(
+                Method::Post,
+                "/api/2.0/workspace/import",
+                &json!({ "path": path, "format": "AUTO", "content": content, "overwrite": true }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a workspace folder with what is in it; one already gone counts as removed.
+    pub async fn delete_workspace_folder(&self, path: &str) -> Result<(), ApiError> {
+        let deleted: Result<serde_json::Value, ApiError> = self
+            .send(
+                Method::Post,
+                "/api/2.0/workspace/delete",
+                &json!({ "path": path, "recursive": true }),
+            )
+            .await;
+        match deleted {
+            Err(e) if e.status() == Some(404) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
     /// Writes a file into a Unity Catalog volume (its folders are created as needed),
     /// replacing one that is there: sending it again is harmless, so it is retried.
     pub async fn upload_volume_file(&self, path: &str, bytes: Vec<u8>) -> Result<(), ApiError> {

@@ -1,9 +1,9 @@
 //! Libraries of a run: a task's `libraries` (clusters) and the run's `environments`
 //! (serverless), validated as Databricks does. Installing is emulated for what can be done
-//! offline: a pure-Python wheel in a volume (`*-none-any.whl`) is put on the notebook's import
-//! path, so a test imports the package it tests. Everything else (PyPI packages, requirements
-//! files, JARs, Maven, platform wheels, paths outside volumes) is recorded, with why it was
-//! not installed, and listed by `GET /emulator/runs`.
+//! offline: a pure-Python wheel (`*-none-any.whl`) in a volume or a workspace folder is put on
+//! the notebook's import path, so a test imports the package it tests. Everything else (PyPI
+//! packages, requirements files, JARs, Maven, platform wheels, other places) is recorded, with
+//! why it was not installed, and listed by `GET /emulator/runs`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -170,6 +170,7 @@ pub(crate) fn parse_run_as(value: Option<&Value>) -> ApiResult<Option<String>> {
 pub(crate) fn install(
     libraries: &[Library],
     volumes_root: &Path,
+    workspace_root: &Path,
 ) -> Result<(Vec<PathBuf>, Vec<Installed>), String> {
     let mut import_path = Vec::new();
     let mut report = Vec::new();
@@ -177,14 +178,14 @@ pub(crate) fn install(
         let (described, not_installed) = match library {
             Library::Other(text) => (
                 text.clone(),
-                Some("the emulator installs only pure-Python wheels from volumes".to_string()),
+                Some("the emulator installs only pure-Python wheels".to_string()),
             ),
             Library::Wheel(path) => {
                 let described = format!("whl: {path}");
-                match local_volume_file(path, volumes_root) {
+                match local_file(path, volumes_root, workspace_root) {
                     None => (
                         described,
-                        Some("only wheels in /Volumes/... are installed by the emulator".into()),
+                        Some("only wheels in /Volumes/... and /Workspace/... (outside Git folders) are installed by the emulator".into()),
                     ),
                     Some(file) if !file.is_file() => {
                         return Err(format!(
@@ -214,17 +215,25 @@ pub(crate) fn install(
     Ok((import_path, report))
 }
 
-fn local_volume_file(path: &str, volumes_root: &Path) -> Option<PathBuf> {
-    let inside = path
-        .strip_prefix("/Volumes/")
-        .or_else(|| path.strip_prefix("dbfs:/Volumes/"))?;
+/// Where a library's path is in the emulator: a volume's file, or a workspace file outside
+/// Git folders (those are in their checkouts, which libraries are not read from).
+fn local_file(path: &str, volumes_root: &Path, workspace_root: &Path) -> Option<PathBuf> {
+    let (root, inside) = match (
+        path.strip_prefix("/Volumes/")
+            .or_else(|| path.strip_prefix("dbfs:/Volumes/")),
+        path.strip_prefix("/Workspace/"),
+    ) {
+        (Some(inside), _) => (volumes_root, inside),
+        (None, Some(inside)) if !inside.starts_with("Repos/") => (workspace_root, inside),
+        _ => return None,
+    };
     if inside
         .split('/')
         .any(|part| part.is_empty() || part == "." || part == "..")
     {
         return None;
     }
-    Some(volumes_root.join(inside))
+    Some(root.join(inside))
 }
 
 fn is_pure_python(path: &str) -> bool {

@@ -852,11 +852,14 @@ async fn drive_attempt(
         Ok(notebook) => notebook,
         Err(message) => return could_not_start(message, Termination::NotebookMissing),
     };
-    let (library_path, installed) =
-        match libraries::install(&spec.libraries, &shared.volumes_root()) {
-            Ok(installed) => installed,
-            Err(message) => return could_not_start(message, Termination::Internal),
-        };
+    let (library_path, installed) = match libraries::install(
+        &spec.libraries,
+        &shared.volumes_root(),
+        &shared.workspace_files_root(),
+    ) {
+        Ok(installed) => installed,
+        Err(message) => return could_not_start(message, Termination::Internal),
+    };
     update_task(shared, run_id, index, |task| task.libraries = installed);
     let work_dir = shared
         .root

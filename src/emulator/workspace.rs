@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,6 +33,11 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/api/2.0/workspace/list", get(list))
         .route("/api/2.0/workspace/mkdirs", post(mkdirs))
         .route("/api/2.0/workspace/export", get(export))
+        .route(
+            "/api/2.0/workspace/import",
+            post(import).layer(DefaultBodyLimit::max(MAX_IMPORT_BODY_BYTES)),
+        )
+        .route("/api/2.0/workspace/delete", post(delete))
 }
 
 pub(crate) struct Workspace {
@@ -122,6 +127,15 @@ impl Workspace {
 
     pub fn is_directory(&self, path: &str) -> bool {
         self.dirs.contains_key(path)
+    }
+
+    /// Forgets the folder `path` and every folder below it; whether there was one.
+    fn remove_dirs(&mut self, path: &str) -> bool {
+        let below = format!("{path}/");
+        let before = self.dirs.len();
+        self.dirs
+            .retain(|dir, _| dir != path && !dir.starts_with(&below));
+        self.dirs.len() != before
     }
 
     /// Whether anything (folder, repo, or a path inside a repo) is at `path`.
@@ -418,8 +432,142 @@ async fn mkdirs(
     Ok(Json(json!({})))
 }
 
-/// Databricks refuses to export anything larger (`MAX_NOTEBOOK_SIZE_EXCEEDED`).
+/// Databricks refuses to export anything larger (`MAX_NOTEBOOK_SIZE_EXCEEDED`), and to import it.
 const MAX_EXPORT_BYTES: u64 = 10 * 1024 * 1024;
+/// An import's JSON body: the file base64-encoded, and the rest.
+const MAX_IMPORT_BODY_BYTES: usize = 15 * 1024 * 1024;
+
+#[derive(Deserialize)]
+struct ImportRequest {
+    path: Option<String>,
+    content: Option<String>,
+    format: Option<String>,
+    #[serde(default)]
+    overwrite: bool,
+}
+
+/// `POST /api/2.0/workspace/import` of a file (`format` AUTO or RAW) outside Repos: written
+/// where notebooks see `/Workspace/...`. Its folder must exist.
+async fn import(
+    State(shared): State<Arc<Shared>>,
+    JsonBody(request): JsonBody<ImportRequest>,
+) -> ApiResult<Json<Value>> {
+    let normalized = normalize(request.path.as_deref().unwrap_or_default())?;
+    let path = without_workspace_prefix(&normalized).to_string();
+    match request.format.as_deref().unwrap_or("SOURCE") {
+        "AUTO" | "RAW" => {}
+        other => {
+            return Err(ApiError::invalid(format!(
+                "The emulator imports files only (format AUTO or RAW), not {other}"
+            )))
+        }
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(request.content.unwrap_or_default())
+        .map_err(|e| ApiError::malformed(format!("content is not base64: {e}")))?;
+    if bytes.len() as u64 > MAX_EXPORT_BYTES {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MAX_NOTEBOOK_SIZE_EXCEEDED",
+            format!("File ({path}) exceeds the maximum import size of {MAX_EXPORT_BYTES} bytes."),
+        ));
+    }
+    let folder = parent(&path).unwrap_or("/").to_string();
+    let file = shared
+        .workspace_files_root()
+        .join(path.trim_start_matches('/'));
+    {
+        let workspace = lock(&shared.workspace);
+        if workspace.repo_containing(&path).is_some() {
+            return Err(ApiError::invalid(format!(
+                "Cannot import {path}: the emulator imports files outside Git folders only"
+            )));
+        }
+        if workspace.is_directory(&path) {
+            return Err(ApiError::already_exists(format!(
+                "Path ({path}) already exists and is a directory."
+            )));
+        }
+        let on_disk = file.parent().is_some_and(Path::is_dir);
+        if !workspace.is_directory(&folder) && !on_disk {
+            return Err(ApiError::not_found(format!(
+                "The parent folder ({folder}) does not exist."
+            )));
+        }
+    }
+    if !request.overwrite && tokio::fs::metadata(&file).await.is_ok() {
+        return Err(ApiError::already_exists(format!(
+            "Path ({path}) already exists."
+        )));
+    }
+    if let Some(dir) = file.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| ApiError::internal(format!("Cannot create {folder}: {e}")))?;
+    }
+    tokio::fs::write(&file, bytes)
+        .await
+        .map_err(|e| ApiError::internal(format!("Cannot write {path}: {e}")))?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct DeleteRequest {
+    path: Option<String>,
+    #[serde(default)]
+    recursive: bool,
+}
+
+/// `POST /api/2.0/workspace/delete` of a file or folder outside Repos; a folder with anything
+/// in it only with `recursive`.
+async fn delete(
+    State(shared): State<Arc<Shared>>,
+    JsonBody(request): JsonBody<DeleteRequest>,
+) -> ApiResult<Json<Value>> {
+    let normalized = normalize(request.path.as_deref().unwrap_or_default())?;
+    let path = without_workspace_prefix(&normalized).to_string();
+    if path == "/" || lock(&shared.workspace).repo_containing(&path).is_some() {
+        return Err(ApiError::invalid(format!(
+            "Cannot delete {path} here: the root and Git folders are not deleted with the workspace API in the emulator"
+        )));
+    }
+    let on_disk = shared
+        .workspace_files_root()
+        .join(path.trim_start_matches('/'));
+    let not_empty = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "DIRECTORY_NOT_EMPTY",
+            format!("Folder ({path}) is not empty; set recursive to delete it with its contents."),
+        )
+    };
+    let has_subfolders = lock(&shared.workspace)
+        .dirs
+        .keys()
+        .any(|dir| dir.starts_with(&format!("{path}/")));
+    if has_subfolders && !request.recursive {
+        return Err(not_empty());
+    }
+    let removed_on_disk = match tokio::fs::symlink_metadata(&on_disk).await {
+        Ok(meta) if meta.is_dir() && request.recursive => {
+            tokio::fs::remove_dir_all(&on_disk).await.is_ok()
+        }
+        Ok(meta) if meta.is_dir() => {
+            tokio::fs::remove_dir(&on_disk)
+                .await
+                .map_err(|_| not_empty())?;
+            true
+        }
+        Ok(_) => tokio::fs::remove_file(&on_disk).await.is_ok(),
+        Err(_) => false,
+    };
+    let removed_folder = lock(&shared.workspace).remove_dirs(&path);
+    if removed_on_disk || removed_folder {
+        Ok(Json(json!({})))
+    } else {
+        Err(ApiError::not_found(format!("Path ({path}) doesn't exist.")))
+    }
+}
 
 /// `/Workspace/Shared/x` → `/Shared/x`: the prefix a notebook sees its workspace files under.
 fn without_workspace_prefix(path: &str) -> &str {

@@ -62,6 +62,8 @@ pub trait Host {
     /// The entries of a folder (the agent's checkout, for notebook globs): names, and whether
     /// each is a folder or a regular file. Symbolic links are neither, and are not followed.
     fn list_dir(&self, path: &str) -> std::io::Result<Vec<DirEntry>>;
+    /// The size of a file, in bytes (checked before anything is sent).
+    fn file_size(&self, path: &str) -> std::io::Result<u64>;
     /// Writes a report file (JUnit results, the run summary) for the agent to pick up.
     fn write_file(&self, path: &str, contents: &str) -> std::io::Result<()>;
     /// Where requests go out (see [`http`]); through the agent's `proxy` when it has one.

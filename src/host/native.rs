@@ -187,6 +187,10 @@ impl Host for NativeHost {
         Ok(entries)
     }
 
+    fn file_size(&self, path: &str) -> std::io::Result<u64> {
+        Ok(std::fs::metadata(path)?.len())
+    }
+
     fn write_file(&self, path: &str, contents: &str) -> std::io::Result<()> {
         std::fs::write(path, contents)
     }

@@ -22,6 +22,7 @@ pub struct WasmHost {
     write_err: Function,
     read_bytes: Function,
     list_dir: Function,
+    file_size: Function,
     write_file: Function,
     request: Function,
     certificate: Function,
@@ -30,7 +31,7 @@ pub struct WasmHost {
 
 impl WasmHost {
     /// `io` carries `write(line)`, `writeErr(line)`, `readBytes(path, maxBytes) -> Uint8Array`,
-    /// `listDir(path) -> [{name, dir, file}]`,
+    /// `listDir(path) -> [{name, dir, file}]`, `fileSize(path) -> number`,
     /// `writeFile(path, text)`, `request(spec) -> { promise, abort }` (`task/http.js`),
     /// `certificate(pem) -> { sha1, sha256, sign(bytes) }` (Node's `crypto`, in `index.js`) and
     /// `cancelled` (a Promise that resolves when the step is cancelled).
@@ -51,6 +52,7 @@ impl WasmHost {
             write_err: function("writeErr")?,
             read_bytes: function("readBytes")?,
             list_dir: function("listDir")?,
+            file_size: function("fileSize")?,
             write_file: function("writeFile")?,
             request: function("request")?,
             certificate: function("certificate")?,
@@ -129,6 +131,17 @@ impl Host for WasmHost {
                 })
             })
             .collect())
+    }
+
+    fn file_size(&self, path: &str) -> std::io::Result<u64> {
+        let size = self
+            .file_size
+            .call1(&JsValue::NULL, &JsValue::from_str(path))
+            .map_err(io_error)?;
+        size.as_f64()
+            .filter(|n| *n >= 0.0)
+            .map(|n| n as u64)
+            .ok_or_else(|| std::io::Error::other("fileSize did not return a size"))
     }
 
     fn write_file(&self, path: &str, contents: &str) -> std::io::Result<()> {

@@ -296,6 +296,16 @@ async fn the_cli_takes_flags_and_the_token_from_the_environment() {
                 "test/unit",
                 "--cluster-id",
                 CLUSTER,
+                "--retries",
+                "2",
+                "--max-parallel",
+                "1",
+                "--library",
+                "pypi:pytest==8.3.4",
+                "--library",
+                "maven:com.example:lib:1.0",
+                "--run-as",
+                "ci@example.com",
                 "--output",
                 "json",
             ]))
@@ -305,6 +315,20 @@ async fn the_cli_takes_flags_and_the_token_from_the_environment() {
     assert_eq!(test.code, 0, "{}\n{}", test.stdout, test.stderr);
     let doc: serde_json::Value = serde_json::from_str(&test.stdout).unwrap();
     assert_eq!(doc["notebooks"][0]["output"], "all good");
+    assert_eq!(doc["notebooks"][0]["attempts"], 1);
+    // The flags reached the submit as the task inputs they stand for.
+    let runs = emulator_runs(&emulator).await;
+    assert_eq!(runs[0]["run_as"], "user_name: ci@example.com");
+    let libraries: Vec<&str> = runs[0]["tasks"][0]["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["library"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        libraries,
+        ["pypi: pytest==8.3.4", "maven: com.example:lib:1.0"]
+    );
     test.assert_no_secret();
     emulator.shutdown().await;
 }

@@ -1535,3 +1535,86 @@ async fn shutdown_kills_notebooks_and_removes_temporary_files() {
         .await;
     assert!(after.is_err(), "the server no longer answers");
 }
+
+/// `workspace/import` writes a file into an existing folder outside Repos (at most 10 MB);
+/// `workspace/delete` removes a file, an empty folder, or with `recursive` a folder and all in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspace_files_are_imported_and_deleted() {
+    use base64::Engine as _;
+    let ws = Workspace::start(TOKEN).await;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let import = |path: &str, content: String| json!({ "path": path, "format": "AUTO", "content": content, "overwrite": true });
+    let (status, body) = ws
+        .post(
+            "/api/2.0/workspace/import",
+            import("/Shared/ci/x.whl", encode(b"wheel")),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "no parent folder yet: {body}"
+    );
+    assert_eq!(error_code(&body), "RESOURCE_DOES_NOT_EXIST");
+
+    ws.mkdirs("/Shared/ci/run").await;
+    let (status, body) = ws
+        .post(
+            "/api/2.0/workspace/import",
+            import("/Workspace/Shared/ci/run/x.whl", encode(b"wheel")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = ws
+        .get("/api/2.0/workspace/export?path=/Shared/ci/run/x.whl")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["content"], encode(b"wheel"));
+    let again =
+        json!({ "path": "/Shared/ci/run/x.whl", "format": "AUTO", "content": encode(b"w") });
+    let (status, body) = ws.post("/api/2.0/workspace/import", again).await;
+    assert_eq!(
+        error_code(&body),
+        "RESOURCE_ALREADY_EXISTS",
+        "{status}: {body}"
+    );
+    let huge = encode(&vec![0u8; 10 * 1024 * 1024 + 1]);
+    let (status, body) = ws
+        .post(
+            "/api/2.0/workspace/import",
+            import("/Shared/ci/run/big.whl", huge),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_code(&body), "MAX_NOTEBOOK_SIZE_EXCEEDED");
+
+    let delete = |path: &str, recursive: bool| json!({ "path": path, "recursive": recursive });
+    let (status, body) = ws
+        .post("/api/2.0/workspace/delete", delete("/Shared/ci", false))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_code(&body), "DIRECTORY_NOT_EMPTY");
+    let (status, body) = ws
+        .post(
+            "/api/2.0/workspace/delete",
+            delete("/Workspace/Shared/ci", true),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = ws
+        .get("/api/2.0/workspace/export?path=/Shared/ci/run/x.whl")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = ws
+        .get("/api/2.0/workspace/get-status?path=/Shared/ci")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = ws
+        .post("/api/2.0/workspace/delete", delete("/Shared/ci", true))
+        .await;
+    assert_eq!(
+        error_code(&body),
+        "RESOURCE_DOES_NOT_EXIST",
+        "{status}: {body}"
+    );
+}

@@ -143,6 +143,76 @@ async fn a_failed_upload_fails_the_step_before_the_submit_and_leaves_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_folder_takes_the_upload_too() {
+    let emulator = emulator().await;
+    let outcome = run_with_wheel(
+        &emulator,
+        &[("imports", IMPORTS_THE_WHEEL)],
+        "",
+        &[("libraryUploadPath", "/Workspace/Shared/ci-artifacts")],
+    )
+    .await;
+    let log = &outcome.stdout;
+    assert_eq!(outcome.code, 0, "{log}");
+    let target = uploaded_to(log);
+    assert!(
+        target.starts_with("/Workspace/Shared/ci-artifacts/azdo-"),
+        "{target}"
+    );
+    assert!(log.contains("output: income_model 1.0.0"), "{log}");
+    let runs = emulator_runs(&emulator).await;
+    assert_eq!(runs[0]["tasks"][0]["libraries"][0]["installed"], true);
+    // Written with the import API into a folder of its own, which is removed with it.
+    assert_eq!(count(&emulator, "POST /api/2.0/workspace/import"), 1);
+    assert_eq!(count(&emulator, "POST /api/2.0/workspace/delete"), 1);
+    let folder = target
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .trim_start_matches("/Workspace");
+    let answer = reqwest::Client::new()
+        .get(format!(
+            "{}/api/2.0/workspace/get-status?path={folder}",
+            emulator.base_url()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404, "{folder} is left");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_too_large_for_the_workspace_is_refused_before_any_request() {
+    let emulator = emulator().await;
+    let dist = tempfile::tempdir().unwrap();
+    let wheel = dist.path().join("huge-1.0-py3-none-any.whl");
+    std::fs::write(&wheel, vec![0u8; 10 * 1024 * 1024 + 1]).unwrap();
+    let outcome = run(
+        &emulator,
+        &[("unit", PASSING)],
+        &[
+            ("libraries", wheel.to_str().unwrap()),
+            ("libraryUploadPath", "/Workspace/Shared/ci-artifacts"),
+        ],
+    )
+    .await;
+    let log = &outcome.stdout;
+    assert_eq!(outcome.code, 2, "{log}");
+    assert!(
+        log.contains("is 10485761 bytes; at most 10485760 are uploaded to /Workspace/Shared/ci-artifacts/azdo-"),
+        "{log}"
+    );
+    assert!(
+        log.contains("set libraryUploadPath to a folder in a Unity Catalog volume"),
+        "{log}"
+    );
+    assert_eq!(total_api_requests(&emulator), 0);
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_serverless_the_libraries_are_the_runs_environment() {
     let emulator = emulator().await;
     let outcome = run_with_wheel(
@@ -207,8 +277,12 @@ async fn bad_libraries_fail_before_any_request_naming_the_line() {
             "input `libraryUploadPath`: is required: `libraries` names a file on the agent".into(),
         ),
         (
-            vec![("libraries", &glob), ("libraryUploadPath", "/Workspace/Shared/libs")],
-            "input `libraryUploadPath`: `/Workspace/Shared/libs` is not a folder in a Unity Catalog volume".into(),
+            vec![("libraries", &glob), ("libraryUploadPath", "/Shared/libs")],
+            "input `libraryUploadPath`: `/Shared/libs` is neither a folder in a Unity Catalog volume nor a workspace folder".into(),
+        ),
+        (
+            vec![("libraries", &glob), ("libraryUploadPath", "/Workspace/Repos/ci/project/dist")],
+            "input `libraryUploadPath`: `/Workspace/Repos/ci/project/dist` is inside a Git folder".into(),
         ),
         (
             vec![("libraries", "requirements: requirements.txt")],

@@ -1,7 +1,7 @@
 //! The code under test (`libraries`): wheels, JARs, PyPI packages, requirements files and
 //! Maven coordinates, one per line. A wheel or JAR on the agent (the one the pipeline just
-//! built, `dist/*.whl`) is uploaded to a Unity Catalog volume (`libraryUploadPath`) first and
-//! removed after the run. On clusters they are the tasks' `libraries`; on serverless compute
+//! built, `dist/*.whl`) is uploaded to a Unity Catalog volume or a workspace folder
+//! (`libraryUploadPath`) first and removed after the run. On clusters they are the tasks' `libraries`; on serverless compute
 //! the run's environment (`environments`, `environment_key`).
 
 use serde_json::{json, Map, Value};
@@ -11,8 +11,10 @@ use crate::pipeline::inputs::input_lines;
 use crate::pipeline::InputError;
 use crate::tasks::names::input;
 
-/// The largest file uploaded from the agent.
-pub const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+/// The largest file uploaded from the agent to a volume (the Files API).
+const MAX_VOLUME_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+/// The largest file the workspace import API takes.
+const MAX_WORKSPACE_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
 /// Most files uploaded from the agent in one step.
 const MAX_UPLOADS: usize = 50;
 /// Most libraries in one step.
@@ -57,7 +59,39 @@ pub struct Libraries {
     pub list: Vec<Library>,
     pub uploads: Vec<Upload>,
     /// The folder the uploads go to (removed with them after the run).
-    pub upload_folder: Option<String>,
+    pub upload_folder: Option<UploadFolder>,
+}
+
+/// This step's own folder for files from the agent, as Databricks names it in a library.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UploadFolder {
+    /// `/Volumes/<catalog>/<schema>/<volume>/…`, written with the Files API.
+    Volume(String),
+    /// `/Workspace/…`, written with the workspace import API.
+    Workspace(String),
+}
+
+impl UploadFolder {
+    pub fn path(&self) -> &str {
+        match self {
+            UploadFolder::Volume(path) | UploadFolder::Workspace(path) => path,
+        }
+    }
+
+    pub fn max_bytes(&self) -> usize {
+        match self {
+            UploadFolder::Volume(_) => MAX_VOLUME_UPLOAD_BYTES,
+            UploadFolder::Workspace(_) => MAX_WORKSPACE_UPLOAD_BYTES,
+        }
+    }
+
+    fn join(&self, name: &str) -> UploadFolder {
+        let path = format!("{}/{name}", self.path());
+        match self {
+            UploadFolder::Volume(_) => UploadFolder::Volume(path),
+            UploadFolder::Workspace(_) => UploadFolder::Workspace(path),
+        }
+    }
 }
 
 impl Library {
@@ -117,8 +151,8 @@ pub fn parse(
             ..Libraries::default()
         });
     }
-    let folder = upload_folder(upload_path)?;
-    let folder = format!("{folder}/{unique}");
+    let place = upload_folder(upload_path)?.join(unique);
+    let folder = place.path().to_string();
     if local_files > MAX_UPLOADS {
         return Err(InputError::new(
             INPUT,
@@ -137,6 +171,7 @@ pub fn parse(
             Err(file) => file,
         };
         let name = file_name(&local).to_string();
+        check_size(host, number, &local, &place)?;
         let target = format!("{folder}/{name}");
         if libraries.uploads.iter().any(|u| u.target == target) {
             return Err(InputError::new(
@@ -152,8 +187,42 @@ pub fn parse(
         libraries.list.push(library);
         libraries.uploads.push(Upload { local, target });
     }
-    libraries.upload_folder = Some(folder);
+    libraries.upload_folder = Some(place);
     Ok(libraries)
+}
+
+/// A file on the agent fits where it goes (read again, bounded, when it is sent).
+fn check_size(
+    host: &dyn Host,
+    number: usize,
+    local: &str,
+    place: &UploadFolder,
+) -> Result<(), InputError> {
+    let size = host.file_size(local).map_err(|e| {
+        InputError::new(
+            input::LIBRARIES,
+            format!("line {number}: {local} cannot be read: {e}"),
+        )
+    })?;
+    let max = place.max_bytes() as u64;
+    if size <= max {
+        return Ok(());
+    }
+    let error = InputError::new(
+        input::LIBRARIES,
+        format!(
+            "line {number}: {local} is {size} bytes; at most {max} are uploaded to {}",
+            place.path()
+        ),
+    );
+    Err(match place {
+        UploadFolder::Volume(_) => error.with_hint(
+            "upload a larger file to the volume in an earlier step and list its /Volumes/... path",
+        ),
+        UploadFolder::Workspace(_) => error.with_hint(
+            "the workspace import API takes files up to 10 MB: set libraryUploadPath to a folder in a Unity Catalog volume",
+        ),
+    })
 }
 
 fn check_total(count: usize) -> Result<(), InputError> {
@@ -285,28 +354,35 @@ fn local_matches(host: &dyn Host, path: &str) -> Result<Vec<String>, String> {
     Ok(matches)
 }
 
-/// `libraryUploadPath`: a folder in a Unity Catalog volume.
-fn upload_folder(path: Option<&str>) -> Result<String, InputError> {
+/// `libraryUploadPath`: a folder in a Unity Catalog volume, or in the workspace.
+fn upload_folder(path: Option<&str>) -> Result<UploadFolder, InputError> {
     const INPUT: &str = input::LIBRARY_UPLOAD_PATH;
     let Some(path) = path else {
         return Err(InputError::new(
             INPUT,
             "is required: `libraries` names a file on the agent, which is uploaded there first",
         )
-        .with_hint(
-            "set it to a folder in a Unity Catalog volume, e.g. /Volumes/main/ci/artifacts",
-        ));
+        .with_hint("set it to a folder in a Unity Catalog volume, e.g. /Volumes/main/ci/artifacts, or in the workspace, e.g. /Workspace/Shared/ci-artifacts"));
     };
     let folder = path.trim_end_matches('/');
     let segments: Vec<&str> = folder.split('/').collect();
-    let in_volume = folder.starts_with("/Volumes/") && segments.len() >= 5;
-    if !in_volume {
+    let place = if folder.starts_with("/Volumes/") && segments.len() >= 5 {
+        UploadFolder::Volume(folder.to_string())
+    } else if folder.starts_with("/Workspace/Repos/") {
         return Err(InputError::new(
             INPUT,
-            format!("`{path}` is not a folder in a Unity Catalog volume"),
+            format!("`{path}` is inside a Git folder, whose files come from Git"),
         )
-        .with_hint("write /Volumes/<catalog>/<schema>/<volume>[/folder]: files are uploaded with the Files API"));
-    }
+        .with_hint("use a folder outside Repos, e.g. /Workspace/Shared/ci-artifacts"));
+    } else if folder.starts_with("/Workspace/") && segments.len() >= 4 {
+        UploadFolder::Workspace(folder.to_string())
+    } else {
+        return Err(InputError::new(
+            INPUT,
+            format!("`{path}` is neither a folder in a Unity Catalog volume nor a workspace folder"),
+        )
+        .with_hint("write /Volumes/<catalog>/<schema>/<volume>[/folder] (the Files API), or /Workspace/<folder>/<folder>[/…] (the workspace import API, files up to 10 MB)"));
+    };
     if segments[1..]
         .iter()
         .any(|s| s.is_empty() || *s == "." || *s == ".." || s.chars().any(|c| c.is_control()))
@@ -316,7 +392,7 @@ fn upload_folder(path: Option<&str>) -> Result<String, InputError> {
             format!("`{path}` has an empty, `.` or `..` segment"),
         ));
     }
-    Ok(folder.to_string())
+    Ok(place)
 }
 
 #[cfg(test)]

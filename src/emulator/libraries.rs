@@ -303,8 +303,15 @@ mod tests {
     }
 
     #[test]
-    fn only_pure_python_wheels_in_volumes_are_installed() {
+    fn only_pure_python_wheels_in_volumes_and_workspace_folders_are_installed() {
         let root = tempfile::tempdir().unwrap();
+        let workspace = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(workspace.path().join("Shared")).unwrap();
+        std::fs::write(
+            workspace.path().join("Shared/z-1.0-py3-none-any.whl"),
+            b"zip",
+        )
+        .unwrap();
         std::fs::create_dir_all(root.path().join("a/b/c")).unwrap();
         std::fs::write(root.path().join("a/b/c/x-1.0-py3-none-any.whl"), b"zip").unwrap();
         std::fs::write(
@@ -317,19 +324,29 @@ mod tests {
                 Library::Wheel("/Volumes/a/b/c/x-1.0-py3-none-any.whl".into()),
                 Library::Wheel("/Volumes/a/b/c/y-1.0-cp311-cp311-linux_x86_64.whl".into()),
                 Library::Wheel("/Workspace/Shared/z-1.0-py3-none-any.whl".into()),
+                Library::Wheel("/Workspace/Repos/ci/p/z-1.0-py3-none-any.whl".into()),
+                Library::Wheel("s3://bucket/z-1.0-py3-none-any.whl".into()),
                 Library::Other("pypi: pandas".into()),
             ],
             root.path(),
+            workspace.path(),
         )
         .unwrap();
-        assert_eq!(path, [root.path().join("a/b/c/x-1.0-py3-none-any.whl")]);
+        assert_eq!(
+            path,
+            [
+                root.path().join("a/b/c/x-1.0-py3-none-any.whl"),
+                workspace.path().join("Shared/z-1.0-py3-none-any.whl")
+            ]
+        );
         let installed: Vec<bool> = report.iter().map(|r| r.not_installed.is_none()).collect();
-        assert_eq!(installed, [true, false, false, false]);
+        assert_eq!(installed, [true, false, true, false, false, false]);
         let missing = install(
             &[Library::Wheel(
                 "/Volumes/a/b/c/gone-1.0-py3-none-any.whl".into(),
             )],
             root.path(),
+            workspace.path(),
         );
         assert!(missing.unwrap_err().contains("does not exist"));
     }

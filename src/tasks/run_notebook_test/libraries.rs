@@ -452,16 +452,23 @@ mod tests {
     }
 
     #[test]
-    fn the_upload_folder_must_be_in_a_volume() {
+    fn the_upload_folder_is_in_a_volume_or_the_workspace() {
         assert_eq!(
             upload_folder(Some("/Volumes/main/ci/art/")).unwrap(),
-            "/Volumes/main/ci/art"
+            UploadFolder::Volume("/Volumes/main/ci/art".into())
+        );
+        assert_eq!(
+            upload_folder(Some("/Workspace/Shared/libs")).unwrap(),
+            UploadFolder::Workspace("/Workspace/Shared/libs".into())
         );
         for path in [
             "/Volumes/main/ci",
-            "/Workspace/Shared/libs",
+            "/Workspace/Shared",
+            "/Workspace/Repos/ci/p/libs",
+            "/Shared/libs",
             "dbfs:/tmp",
             "/Volumes/main/../x/y",
+            "/Workspace/Shared/../x",
         ] {
             assert!(upload_folder(Some(path)).is_err(), "{path}");
         }

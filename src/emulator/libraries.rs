@@ -192,13 +192,10 @@ pub(crate) fn install(
                             "Library installation failed for library due to user error. Error message: file {path} does not exist"
                         ))
                     }
-                    Some(file) if !is_pure_python(path) => {
-                        let _ = file;
-                        (
-                            described,
-                            Some("a platform-specific wheel: only pure-Python wheels (*-none-any.whl) are installed".into()),
-                        )
-                    }
+                    Some(_) if !is_pure_python(path) => (
+                        described,
+                        Some("a platform-specific wheel: only pure-Python wheels (*-none-any.whl) are installed".into()),
+                    ),
                     Some(file) => {
                         // A pure-Python wheel is a zip Python can import from as it is.
                         import_path.push(file);

@@ -123,6 +123,34 @@ async fn a_notebook_that_fails_every_attempt_says_how_many_it_made() {
     assert!(junit.contains("<failure"), "{junit}");
     let runs = emulator_runs(&emulator).await;
     assert_eq!(runs[0]["tasks"].as_array().unwrap().len(), 2);
+    // As submitted: one retry, no wait, and a notebook that timed out is not retried.
+    let run_id = output_variable(log, "runId").unwrap();
+    let run = reqwest::Client::new()
+        .get(format!(
+            "{}/api/2.1/jobs/runs/get?run_id={run_id}",
+            emulator.base_url()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let task = &run["tasks"][0];
+    assert_eq!(
+        (
+            &task["max_retries"],
+            &task["min_retry_interval_millis"],
+            &task["retry_on_timeout"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(0),
+            &serde_json::json!(false)
+        ),
+        "{task}"
+    );
     emulator.shutdown().await;
 }
 

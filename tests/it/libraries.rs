@@ -129,6 +129,23 @@ async fn the_upload_is_removed_when_the_notebooks_fail_too() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_that_fails_is_a_warning_naming_the_folder() {
+    let emulator = emulator_with(faults(&["DELETE /api/2.0/fs/files/*=403"])).await;
+    let outcome = run_with_wheel(&emulator, &[("imports", IMPORTS_THE_WHEEL)], "", &[]).await;
+    let log = &outcome.stdout;
+    assert_eq!(outcome.code, 0, "the tests passed: {log}");
+    let folder = uploaded_to(log).rsplit_once('/').unwrap().0.to_string();
+    assert!(
+        log.contains(&format!(
+            "##vso[task.logissue type=warning]could not remove the uploaded libraries from {folder}"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("remove the folder by hand"), "{log}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_upload_fails_the_step_before_the_submit_and_leaves_nothing() {
     let emulator = emulator_with(faults(&["PUT /api/2.0/fs/files/*=403"])).await;
     let outcome = run_with_wheel(&emulator, &[("imports", IMPORTS_THE_WHEEL)], "", &[]).await;
@@ -267,6 +284,15 @@ async fn bad_libraries_fail_before_any_request_naming_the_line() {
     let wheel = IncomeModelWheel::build();
     let glob = wheel.glob();
     let missing = format!("{}/nothing-*.whl", wheel.dir.path().display());
+    let many = tempfile::tempdir().unwrap();
+    for n in 0..51 {
+        std::fs::write(
+            many.path().join(format!("lib{n}-1.0-py3-none-any.whl")),
+            b"w",
+        )
+        .unwrap();
+    }
+    let too_many = format!("{}/*.whl", many.path().display());
     let cases: Vec<(Vec<(&str, &str)>, String)> = vec![
         (
             vec![("libraries", &missing), ("libraryUploadPath", UPLOAD_PATH)],
@@ -275,6 +301,10 @@ async fn bad_libraries_fail_before_any_request_naming_the_line() {
         (
             vec![("libraries", &glob)],
             "input `libraryUploadPath`: is required: `libraries` names a file on the agent".into(),
+        ),
+        (
+            vec![("libraries", &too_many), ("libraryUploadPath", UPLOAD_PATH)],
+            "input `libraries`: names 51 files on the agent; at most 50 are uploaded in one step".into(),
         ),
         (
             vec![("libraries", &glob), ("libraryUploadPath", "/Shared/libs")],

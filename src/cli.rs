@@ -142,6 +142,10 @@ pub struct RepoUpdateArgs {
     /// warn, fail or ignore.
     #[arg(long)]
     pub on_commit_mismatch: Option<String>,
+    /// Check out only this folder (a cone pattern, relative to the repository root) besides
+    /// the root's files; repeatable. Only when the Git folder is created.
+    #[arg(long = "sparse-checkout", value_name = "FOLDER")]
+    pub sparse_checkout: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -190,6 +190,7 @@ pub fn repo_update(
         tag,
         expected_commit,
         on_commit_mismatch,
+        sparse_checkout,
     } = args;
     let mut resolved = base(common, process_env)?;
     let env = &mut resolved.env;
@@ -202,6 +203,9 @@ pub fn repo_update(
     set(env, input::TAG, tag);
     set(env, input::EXPECTED_COMMIT, expected_commit);
     set(env, input::ON_COMMIT_MISMATCH, on_commit_mismatch);
+    if !sparse_checkout.is_empty() {
+        env.insert(input(input::SPARSE_CHECKOUT), sparse_checkout.join("\n"));
+    }
     Ok(resolved)
 }
 

@@ -52,19 +52,29 @@ impl Client {
     /// Creates a repo. The request is not idempotent, so when an attempt fails in a way that
     /// may have taken effect (lost answer, 5xx), the path is looked up before trying again:
     /// a repo is never created twice.
+    /// With `sparse` cone patterns, only those folders (and the root's files) are checked out.
     pub async fn create_repo(
         &self,
         url: &str,
         provider: &str,
         path: &str,
+        sparse: Option<&[String]>,
     ) -> Result<RepoInfo, ApiError> {
-        let body = serde_json::to_vec(&json!({ "url": url, "provider": provider, "path": path }))
-            .expect("JSON values serialize");
+        let mut body = json!({ "url": url, "provider": provider, "path": path });
+        if let Some(patterns) = sparse {
+            body["sparse_checkout"] = json!({ "patterns": patterns });
+        }
+        let body = serde_json::to_vec(&body).expect("JSON values serialize");
         let request = self.request(Method::Post, REPOS, &[], Some(Body::json(body)));
         self.retrying(
             &request,
             || self.attempt(request.clone()),
-            || async { self.find_repo_by_path(path).await.ok().flatten() },
+            || async {
+                match self.find_repo_by_path(path).await {
+                    Ok(RepoAtPath::GitFolder(repo)) => Some(repo),
+                    _ => None,
+                }
+            },
         )
         .await
     }
@@ -73,24 +83,57 @@ impl Client {
         self.get(&format!("{REPOS}/{id}"), &[]).await
     }
 
-    /// Resolves a repo path to the repo, the way the CLI does: get-status, then the repo by id.
-    pub async fn find_repo_by_path(&self, path: &str) -> Result<Option<RepoInfo>, ApiError> {
-        match self.find_object(path).await? {
-            Some(ObjectInfo {
-                object_type: Some(ObjectType::Repo),
-                object_id: Some(id),
-                ..
-            }) => self.get_repo(id).await.map(Some),
-            _ => Ok(None),
+    /// Resolves a path to the Git folder there: get-status, then the repos API by object id.
+    /// The object type does not decide: workspaces with the Git CLI show Git folders as
+    /// `DIRECTORY`, so a folder is a Git folder exactly when the repos API knows its id
+    /// (`shared/reference/databricks-rest.md`, "What changed on the platform").
+    pub async fn find_repo_by_path(&self, path: &str) -> Result<RepoAtPath, ApiError> {
+        let Some(object) = self.find_object(path).await? else {
+            return Ok(RepoAtPath::Nothing);
+        };
+        let may_be_git_folder = matches!(
+            object.object_type,
+            Some(ObjectType::Repo | ObjectType::Directory)
+        );
+        let id = match (may_be_git_folder, object.object_id) {
+            (false, _) => return Ok(RepoAtPath::Other(object.object_type)),
+            (true, Some(id)) => id,
+            (true, None) => return Err(ApiError::Decode {
+                request: RequestLabel {
+                    method: "GET",
+                    path: "/api/2.0/workspace/get-status".into(),
+                },
+                message: format!(
+                    "HTTP 200 without the `object_id` of {path}, so its Git folder cannot be read"
+                ),
+            }),
+        };
+        match self.get_repo(id).await {
+            Ok(repo) => Ok(RepoAtPath::GitFolder(repo)),
+            // A `REPO` the repos API no longer knows was deleted between the two requests.
+            Err(e) if e.is_not_found() && object.object_type == Some(ObjectType::Repo) => {
+                Ok(RepoAtPath::Nothing)
+            }
+            Err(e) if e.is_not_found() => Ok(RepoAtPath::Other(object.object_type)),
+            Err(e) => Err(e),
         }
     }
 
-    /// Checks out `reference` (a branch or a tag) and pulls.
-    pub async fn update_repo(&self, id: i64, reference: &RepoRef) -> Result<RepoInfo, ApiError> {
-        let body = match reference {
+    /// Checks out `reference` (a branch or a tag) and pulls; with `sparse`, also replaces the
+    /// cone patterns of a Git folder created with sparse checkout.
+    pub async fn update_repo(
+        &self,
+        id: i64,
+        reference: &RepoRef,
+        sparse: Option<&[String]>,
+    ) -> Result<RepoInfo, ApiError> {
+        let mut body = match reference {
             RepoRef::Branch(branch) => json!({ "branch": branch }),
             RepoRef::Tag(tag) => json!({ "tag": tag }),
         };
+        if let Some(patterns) = sparse {
+            body["sparse_checkout"] = json!({ "patterns": patterns });
+        }
         self.send(Method::Patch, &format!("{REPOS}/{id}"), &body)
             .await
     }

@@ -118,6 +118,25 @@ pub struct RepoInfo {
     pub branch: Option<String>,
     #[serde(default)]
     pub head_commit_id: Option<String>,
+    /// Present for a Git folder created with sparse checkout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse_checkout: Option<SparseCheckout>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SparseCheckout {
+    #[serde(default)]
+    pub patterns: Vec<String>,
+}
+
+/// What is at a workspace path, as far as Git folders go.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RepoAtPath {
+    Nothing,
+    GitFolder(RepoInfo),
+    /// Something that is not a Git folder: a plain folder (or one inside a Git folder), a
+    /// notebook, a file.
+    Other(Option<ObjectType>),
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

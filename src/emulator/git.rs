@@ -45,19 +45,37 @@ pub(crate) fn clone_source(url: &str) -> Result<&str, GitError> {
     Ok(url)
 }
 
-pub(crate) async fn clone(source: &str, dest: &Path) -> Result<(), GitError> {
+/// Clones `source` into `dest`; with `sparse` cone patterns, only the root's files and those
+/// folders are checked out.
+pub(crate) async fn clone(
+    source: &str,
+    dest: &Path,
+    sparse: Option<&[String]>,
+) -> Result<(), GitError> {
     let parent = dest.parent().unwrap_or(dest);
     tokio::fs::create_dir_all(parent)
         .await
         .map_err(|e| GitError::Failed(format!("cannot create {}: {e}", parent.display())))?;
-    git(
-        parent,
-        &["clone", "--quiet", "--no-hardlinks", "--", source],
-    )
-    .arg(dest)
-    .run()
-    .await
-    .map(drop)
+    let mut args = vec!["clone", "--quiet", "--no-hardlinks"];
+    if sparse.is_some() {
+        args.push("--sparse");
+    }
+    args.push("--");
+    args.push(source);
+    git(parent, &args).arg(dest).run().await?;
+    match sparse {
+        Some(patterns) => set_sparse_patterns(dest, patterns).await,
+        None => Ok(()),
+    }
+}
+
+/// Replaces the cone patterns of a sparse checkout, and updates the working tree to them.
+pub(crate) async fn set_sparse_patterns(repo: &Path, patterns: &[String]) -> Result<(), GitError> {
+    let mut command = git(repo, &["sparse-checkout", "set", "--cone", "--"]);
+    for pattern in patterns {
+        command = command.arg(pattern);
+    }
+    command.run().await.map(drop)
 }
 
 /// Fetches every branch and tag, so a checkout sees what was pushed since the clone.

@@ -53,6 +53,7 @@ pub use faults::{Fault, FaultRule, FaultRuleError, Rewrite};
 pub use identity::{
     DevOps, EntraApplication, Identities, ManagedIdentity, ServiceConnection, WorkspaceAccess,
 };
+pub use workspace::GitFolderObjects;
 
 /// A self-signed RSA-2048 test certificate with its private key in one PEM (certificate, then
 /// PKCS#8 key), as Azure DevOps stores `servicePrincipalCertificate`; valid 100 years. A test
@@ -84,6 +85,9 @@ pub struct EmulatorConfig {
     pub python: String,
     /// The identity parties it also plays (none by default: only `token` is accepted).
     pub identities: Identities,
+    /// How get-status shows Git folders: `DIRECTORY`, as workspaces with the Git CLI do (the
+    /// default), or `REPO`, as older ones do.
+    pub git_folders: GitFolderObjects,
 }
 
 impl Default for EmulatorConfig {
@@ -97,6 +101,7 @@ impl Default for EmulatorConfig {
             faults: Vec::new(),
             python: "python3".to_string(),
             identities: Identities::default(),
+            git_folders: GitFolderObjects::default(),
         }
     }
 }
@@ -113,6 +118,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("faults", &self.faults)
             .field("python", &self.python)
             .field("identities", &self.identities)
+            .field("git_folders", &self.git_folders)
             .finish()
     }
 }
@@ -307,6 +313,10 @@ pub struct EmulatorArgs {
     /// JSON file (format: README, "Identity parties"; example: examples/emulator-identities.json).
     #[arg(long, value_name = "FILE")]
     pub identities: Option<std::path::PathBuf>,
+    /// Show Git folders in get-status and list as `REPO` objects with their Git state, as
+    /// workspaces did before the Git CLI. By default they are `DIRECTORY` objects, as now.
+    #[arg(long)]
+    pub legacy_git_folders: bool,
 }
 
 impl std::fmt::Debug for EmulatorArgs {
@@ -321,6 +331,7 @@ impl std::fmt::Debug for EmulatorArgs {
             .field("faults", &self.faults)
             .field("python", &self.python)
             .field("identities", &self.identities)
+            .field("legacy_git_folders", &self.legacy_git_folders)
             .finish()
     }
 }
@@ -347,6 +358,11 @@ impl EmulatorArgs {
             faults: self.faults.clone(),
             python: self.python.clone(),
             identities,
+            git_folders: if self.legacy_git_folders {
+                GitFolderObjects::Repo
+            } else {
+                GitFolderObjects::Directory
+            },
         })
     }
 }

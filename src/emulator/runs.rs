@@ -809,7 +809,7 @@ async fn check_out_git_source(source: &GitSourceSpec, target: &Path) -> Result<S
     }
     };
     let origin = git::clone_source(&source.url).map_err(describe)?;
-    git::clone(origin, target).await.map_err(describe)?;
+    git::clone(origin, target, None).await.map_err(describe)?;
     git::checkout_detached(target, &source.reference)
         .await
         .map_err(describe)

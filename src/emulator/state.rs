@@ -76,7 +76,7 @@ impl Shared {
             base_url,
             root,
             runner_script,
-            workspace: Mutex::new(Workspace::new()),
+            workspace: Mutex::new(Workspace::new(config.git_folders)),
             runs: Mutex::new(Runs::default()),
             identity: IdentityState::new(&config.identities),
             faults: Mutex::new(FaultInjector::new(config.seed, config.faults.clone())),

@@ -41,11 +41,24 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 }
 
 pub(crate) struct Workspace {
+    /// How get-status and list show a Git folder.
+    git_folders: GitFolderObjects,
     /// Folder path → object id.
     dirs: BTreeMap<String, i64>,
     pub repos: BTreeMap<i64, Repo>,
     next_object_id: i64,
     next_repo_id: i64,
+}
+
+/// How the workspace API shows a Git folder. Workspaces with the Git CLI (rolled out
+/// mid-2026) show every Git folder as a plain `DIRECTORY` whose `git_info` holds only `id` and
+/// `path`; the repos API by object id is then the only way to tell it from a folder. Older
+/// workspaces show `REPO` with the repo's Git state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GitFolderObjects {
+    #[default]
+    Directory,
+    Repo,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -55,6 +68,9 @@ pub(crate) struct ObjectInfo {
     object_id: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     language: Option<&'static str>,
+    /// Only with `return_git_info=true`, for a Git folder and the paths inside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    git_info: Option<Value>,
 }
 
 impl ObjectInfo {
@@ -64,15 +80,20 @@ impl ObjectInfo {
             path,
             object_id,
             language: None,
+            git_info: None,
         }
     }
 
-    fn repo(repo: &Repo) -> Self {
+    fn repo(repo: &Repo, shown_as: GitFolderObjects) -> Self {
         ObjectInfo {
-            object_type: "REPO",
+            object_type: match shown_as {
+                GitFolderObjects::Directory => "DIRECTORY",
+                GitFolderObjects::Repo => "REPO",
+            },
             path: repo.path.clone(),
             object_id: repo.id,
             language: None,
+            git_info: None,
         }
     }
 
@@ -97,8 +118,9 @@ enum Located {
 }
 
 impl Workspace {
-    pub fn new() -> Self {
+    pub fn new(git_folders: GitFolderObjects) -> Self {
         let mut workspace = Workspace {
+            git_folders,
             dirs: BTreeMap::new(),
             repos: BTreeMap::new(),
             next_object_id: 1_000_000_000_000_001,
@@ -153,6 +175,17 @@ impl Workspace {
         })
     }
 
+    /// `git_info` of get-status for a path in a Git folder: the folder's id and path, and
+    /// (shown as `REPO` only) its Git state. A Git CLI folder keeps that state out of the
+    /// workspace object, so clients must ask the repos API.
+    fn git_info(&self, path: &str) -> Option<Value> {
+        let repo = self.repo_containing(path)?;
+        Some(match self.git_folders {
+            GitFolderObjects::Directory => json!({ "id": repo.id, "path": repo.path }),
+            GitFolderObjects::Repo => repo.info(),
+        })
+    }
+
     fn locate(&self, path: &str) -> Located {
         if let Some(id) = self.dirs.get(path) {
             return Located::Object(ObjectInfo::directory(path.to_string(), *id));
@@ -162,7 +195,7 @@ impl Workspace {
         };
         if path == repo.path {
             return Located::Repo {
-                info: ObjectInfo::repo(repo),
+                info: ObjectInfo::repo(repo, self.git_folders),
                 checkout: repo.checkout.clone(),
             };
         }
@@ -188,7 +221,7 @@ impl Workspace {
             .repos
             .values()
             .filter(|repo| is_child(&repo.path))
-            .map(ObjectInfo::repo);
+            .map(|repo| ObjectInfo::repo(repo, self.git_folders));
         let mut children: Vec<ObjectInfo> = dirs.chain(repos).collect();
         children.sort_by(|a, b| a.path.cmp(&b.path));
         children
@@ -223,7 +256,8 @@ impl Workspace {
     }
 }
 
-/// Checks and canonicalises a workspace path: absolute, no `.`/`..`, no trailing slash.
+/// Checks and canonicalises a workspace path: absolute, no `.`/`..`, no trailing slash, and
+/// without the `/Workspace` prefix (`/Workspace/Users/u` and `/Users/u` are one folder).
 pub(crate) fn normalize(raw: &str) -> ApiResult<String> {
     if !raw.starts_with('/') {
         return Err(ApiError::invalid(format!(
@@ -236,6 +270,10 @@ pub(crate) fn normalize(raw: &str) -> ApiResult<String> {
             "Path ({raw}) must not contain '.' or '..'."
         )));
     }
+    let parts = match parts.split_first() {
+        Some((&"Workspace", rest)) => rest,
+        _ => &parts[..],
+    };
     Ok(format!("/{}", parts.join("/")))
 }
 
@@ -326,6 +364,7 @@ async fn describe_in_checkout(path: &str, file: &Path) -> Option<ObjectInfo> {
         path: path.to_string(),
         object_id: object_id_for(path),
         language,
+        git_info: None,
     };
     if let Ok(metadata) = tokio::fs::metadata(file).await {
         if metadata.is_dir() {
@@ -364,6 +403,7 @@ async fn list_checkout_dir(path: &str, dir: &Path) -> ApiResult<Vec<ObjectInfo>>
             object_id: object_id_for(&child_path),
             path: child_path,
             language,
+            git_info: None,
         });
     }
     objects.sort_by(|a, b| a.path.cmp(&b.path));
@@ -393,7 +433,10 @@ async fn get_status(
     query: Query,
 ) -> ApiResult<Json<ObjectInfo>> {
     let path = normalize(query.required("path")?)?;
-    let (info, _) = status_of(&shared, &path).await?;
+    let (mut info, _) = status_of(&shared, &path).await?;
+    if query.get("return_git_info") == Some("true") {
+        info.git_info = lock(&shared.workspace).git_info(&path);
+    }
     Ok(Json(info))
 }
 
@@ -720,6 +763,9 @@ mod tests {
         assert_eq!(normalize("/").unwrap(), "/");
         assert!(normalize("Repos/a").is_err());
         assert!(normalize("/Repos/../etc").is_err());
+        assert_eq!(normalize("/Workspace/Users/u/x").unwrap(), "/Users/u/x");
+        assert_eq!(normalize("/Workspace").unwrap(), "/");
+        assert_eq!(normalize("/WorkspaceX/y").unwrap(), "/WorkspaceX/y");
     }
 
     #[test]
@@ -739,7 +785,7 @@ mod tests {
 
     #[test]
     fn mkdirs_creates_parents_and_lists_them() {
-        let mut workspace = Workspace::new();
+        let mut workspace = Workspace::new(GitFolderObjects::default());
         workspace.mkdirs("/Shared/a/b").unwrap();
         assert!(workspace.is_directory("/Shared/a"));
         let children: Vec<String> = workspace

@@ -23,6 +23,7 @@ pub mod input {
     pub const TAG: &str = "tag";
     pub const EXPECTED_COMMIT: &str = "expectedCommit";
     pub const ON_COMMIT_MISMATCH: &str = "onCommitMismatch";
+    pub const SPARSE_CHECKOUT: &str = "sparseCheckout";
     // DatabricksRunNotebookTest
     pub const NOTEBOOK_PATHS: &str = "notebookPaths";
     pub const SOURCE: &str = "source";

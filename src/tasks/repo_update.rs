@@ -3,10 +3,10 @@
 use super::connection::{Connection, AUTH_METHOD};
 use super::git_ref::{self, check_commit, check_ref_name};
 use super::{Failure, FailureKind, Report};
-use crate::databricks::models::{ObjectType, RepoInfo};
+use crate::databricks::models::{ObjectType, RepoAtPath, RepoInfo};
 use crate::databricks::{Client, RepoRef};
 use crate::host::Host;
-use crate::pipeline::inputs::PickList;
+use crate::pipeline::inputs::{input_lines, PickList};
 use crate::pipeline::{InputError, Inputs, Log};
 use crate::tasks::names::{input, output, variable};
 
@@ -40,6 +40,8 @@ pub struct Settings {
     pub reference: Option<RepoRef>,
     pub expected_commit: Option<String>,
     pub on_mismatch: OnMismatch,
+    /// Cone patterns: the folders a sparse checkout holds; `None` for everything.
+    pub sparse_checkout: Option<Vec<String>>,
     /// Inputs that were set but have no effect with the others, said before any request.
     pub warnings: Vec<String>,
 }
@@ -55,6 +57,7 @@ pub const INPUTS: &[&str] = &[
     input::TAG,
     input::EXPECTED_COMMIT,
     input::ON_COMMIT_MISMATCH,
+    input::SPARSE_CHECKOUT,
 ];
 
 pub const MODE: PickList = PickList {
@@ -75,24 +78,87 @@ pub const OUTPUTS: &[&str] = &[
     output::HEAD_COMMIT_ID,
 ];
 
-/// Checks a workspace path such as `/Repos/ci/my-project`.
+/// Checks the path of a Git folder: `/Repos/<folder>/<name>` under `/Repos` (the only depth
+/// Databricks takes there), or a folder anywhere else, such as `/Workspace/Users/<user>/<name>`
+/// or `/Workspace/Shared/<name>` (`/Workspace` may be left out).
 pub fn check_workspace_path(input: &str, path: &str) -> Result<String, InputError> {
     let bad = |why: &str| Err(InputError::new(input, format!("`{path}` {why}")));
     if !path.starts_with('/') {
         return bad("is not an absolute workspace path (e.g. /Repos/ci/my-project)");
     }
     let trimmed = path.trim_end_matches('/');
-    if trimmed
-        .split('/')
-        .skip(1)
-        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
+    if segments
+        .iter()
+        .any(|segment| segment.is_empty() || *segment == "." || *segment == "..")
     {
         return bad("has an empty, `.` or `..` segment");
     }
-    if trimmed.split('/').count() < 3 {
-        return bad("is too short: a repo lives in a folder, e.g. /Repos/ci/my-project");
+    let below_workspace = match segments.split_first() {
+        Some((&"Workspace", rest)) => rest,
+        _ => &segments[..],
+    };
+    match below_workspace {
+        ["Repos", ..] if below_workspace.len() != 3 => {
+            bad("is not a Git folder path: under /Repos a Git folder is /Repos/<folder>/<name>, e.g. /Repos/ci/my-project")
+        }
+        [] | [_] => bad(
+            "is too short: a Git folder lives in a folder, e.g. /Repos/ci/my-project or /Workspace/Shared/my-project",
+        ),
+        _ => Ok(trimmed.to_string()),
     }
-    Ok(trimmed.to_string())
+}
+
+/// Most sparse checkout patterns a step sends.
+const MAX_SPARSE_PATTERNS: usize = 1_000;
+
+/// `sparseCheckout`: one cone pattern a line, a folder relative to the repository root (its
+/// files and everything below it are checked out, besides the root's own files).
+fn sparse_patterns(inputs: &Inputs) -> Result<Option<Vec<String>>, InputError> {
+    const INPUT: &str = input::SPARSE_CHECKOUT;
+    let Some(text) = inputs.text(INPUT)? else {
+        return Ok(None);
+    };
+    let mut patterns: Vec<String> = Vec::new();
+    for (number, line) in input_lines(INPUT, &text)? {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |why: &str| {
+            Err(InputError::new(INPUT, format!("line {number} (`{line}`) {why}"))
+                .with_hint("list folders relative to the repository root, one per line, e.g. notebooks/tests"))
+        };
+        let folder = line.trim_end_matches('/');
+        if folder.starts_with('/') {
+            return bad("is absolute: cone patterns are relative to the repository root");
+        }
+        if folder.starts_with('!') || folder.contains(['*', '?', '[', '\\']) {
+            return bad("is not a cone pattern: sparse checkout in cone mode takes folder names, without `!` or wildcards");
+        }
+        if folder.is_empty()
+            || folder
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == "..")
+        {
+            return bad("has an empty, `.` or `..` segment");
+        }
+        if !patterns.iter().any(|p| p == folder) {
+            patterns.push(folder.to_string());
+        }
+    }
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    if patterns.len() > MAX_SPARSE_PATTERNS {
+        return Err(InputError::new(
+            INPUT,
+            format!(
+                "lists {} folders; at most {MAX_SPARSE_PATTERNS} are allowed",
+                patterns.len()
+            ),
+        ));
+    }
+    Ok(Some(patterns))
 }
 
 /// Inputs that `mode` leaves unused. The classic editor hides them (visibleRule) but keeps
@@ -112,6 +178,7 @@ fn ignored_by_mode(inputs: &Inputs, mode: Mode) -> Vec<String> {
                 (input::TAG, None),
                 (input::EXPECTED_COMMIT, None),
                 (input::ON_COMMIT_MISMATCH, Some(ON_COMMIT_MISMATCH.default)),
+                (input::SPARSE_CHECKOUT, None),
             ],
         ),
     };
@@ -184,6 +251,7 @@ impl Settings {
                 reference: None,
                 expected_commit: None,
                 on_mismatch: OnMismatch::Ignore,
+                sparse_checkout: None,
                 warnings,
             });
         }
@@ -248,6 +316,7 @@ impl Settings {
             reference,
             expected_commit,
             on_mismatch,
+            sparse_checkout: sparse_patterns(inputs)?,
             warnings,
         })
     }
@@ -263,45 +332,37 @@ pub async fn run(settings: &Settings, client: &Client, log: &Log) -> Result<Repo
 
 async fn find(target: &RepoTarget, client: &Client) -> Result<Option<RepoInfo>, Failure> {
     match target {
-        RepoTarget::Path(path) => {
-            match client
-                .find_object(path)
-                .await
-                .map_err(|e| Failure::api(&format!("looking up {path}"), e))?
-            {
-                None => Ok(None),
-                Some(object) if object.object_type == Some(ObjectType::Repo) => {
-                    match object.object_id {
-                        Some(id) => client
-                            .get_repo(id)
-                            .await
-                            .map(Some)
-                            .map_err(|e| Failure::api(&format!("reading repo {id}"), e)),
-                        None => Err(Failure::new(
-                            FailureKind::Api,
-                            format!("{path} is a repo, but Databricks did not say its id"),
-                        )),
-                    }
-                }
-                Some(object) => Err(Failure::new(
-                    FailureKind::Input,
-                    format!(
-                        "input `repoPath`: {path} exists but is a {}, not a repo",
-                        object
-                            .object_type
-                            .map(|t| t.to_string().to_lowercase())
-                            .unwrap_or_else(|| "workspace object".into())
-                    ),
-                )
-                .hint("choose a path where nothing exists yet, or the path of an existing repo")),
-            }
-        }
+        RepoTarget::Path(path) => match client
+            .find_repo_by_path(path)
+            .await
+            .map_err(|e| Failure::api(&format!("looking up {path}"), e))?
+        {
+            RepoAtPath::Nothing => Ok(None),
+            RepoAtPath::GitFolder(repo) => Ok(Some(repo)),
+            RepoAtPath::Other(object_type) => Err(not_a_git_folder(path, object_type)),
+        },
         RepoTarget::Id(id) => match client.get_repo(*id).await {
             Ok(repo) => Ok(Some(repo)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(Failure::api(&format!("reading repo {id}"), e)),
         },
     }
+}
+
+/// Something else is at the path: it is left as it is, whatever the mode.
+fn not_a_git_folder(path: &str, object_type: Option<ObjectType>) -> Failure {
+    let what = match object_type {
+        Some(ObjectType::Directory | ObjectType::Repo) => {
+            "a folder, not a Git folder (the repos API does not know it)".to_string()
+        }
+        Some(other) => format!("a {}, not a Git folder", other.to_string().to_lowercase()),
+        None => "a workspace object that is not a Git folder".to_string(),
+    };
+    Failure::new(
+        FailureKind::Input,
+        format!("input `repoPath`: {path} is {what}; nothing was changed"),
+    )
+    .hint("choose a path where nothing exists yet, or the path of an existing Git folder")
 }
 
 fn describe(target: &RepoTarget) -> String {
@@ -395,7 +456,15 @@ async fn update(settings: &Settings, client: &Client, log: &Log) -> Result<Repor
             repo
         }
         (None, Some((url, provider)), RepoTarget::Path(path)) => {
-            create(client, log, url, provider, path).await?
+            create(
+                client,
+                log,
+                url,
+                provider,
+                path,
+                settings.sparse_checkout.as_deref(),
+            )
+            .await?
         }
         (None, _, _) => {
             return Err(
@@ -408,17 +477,21 @@ async fn update(settings: &Settings, client: &Client, log: &Log) -> Result<Repor
         .reference
         .as_ref()
         .expect("validated: update modes have a reference");
+    let sparse = sparse_update(settings, &repo, &target, log)?;
     log.info(&format!("Checking out {reference} and pulling"));
-    let repo = client.update_repo(repo.id, reference).await.map_err(|e| {
-        let failure = Failure::api(&format!("checking out {reference} in {target}"), e.clone());
-        if e.status() == Some(400) || e.is_not_found() {
-            failure.hint(format!(
-                "check that the {reference} exists in the remote repository and was pushed"
-            ))
-        } else {
-            failure
-        }
-    })?;
+    let repo = client
+        .update_repo(repo.id, reference, sparse)
+        .await
+        .map_err(|e| {
+            let failure = Failure::api(&format!("checking out {reference} in {target}"), e.clone());
+            if e.status() == Some(400) || e.is_not_found() {
+                failure.hint(format!(
+                    "check that the {reference} exists in the remote repository and was pushed"
+                ))
+            } else {
+                failure
+            }
+        })?;
     let path = repo.path.clone().unwrap_or(target);
     let head = repo.head_commit_id.clone().unwrap_or_default();
     let at = match (&repo.branch, reference) {
@@ -471,16 +544,53 @@ async fn update(settings: &Settings, client: &Client, log: &Log) -> Result<Repor
     })
 }
 
+/// The cone patterns to send with the checkout of an existing Git folder. Only a folder
+/// created with sparse checkout can change its patterns; one created without it cannot be made
+/// sparse, and that is said before anything is changed.
+fn sparse_update<'s>(
+    settings: &'s Settings,
+    repo: &RepoInfo,
+    target: &str,
+    log: &Log,
+) -> Result<Option<&'s [String]>, Failure> {
+    let current = repo.sparse_checkout.as_ref().map(|s| &s.patterns);
+    match (settings.sparse_checkout.as_deref(), current) {
+        (Some(_), None) => Err(Failure::new(
+            FailureKind::Input,
+            format!("input `sparseCheckout`: {target} was created without sparse checkout, and Databricks cannot make an existing Git folder sparse; nothing was changed"),
+        )
+        .hint("delete the Git folder (a step with `mode: delete`) and run this step again to create it sparse, or remove sparseCheckout")),
+        (Some(patterns), Some(current)) => {
+            if patterns != current.as_slice() {
+                log.info(&format!("Sparse checkout: {}", patterns.join(", ")));
+            }
+            Ok(Some(patterns))
+        }
+        (None, Some(current)) => {
+            log.info(&format!(
+                "The Git folder keeps its sparse checkout ({}): sparseCheckout is not set",
+                current.join(", ")
+            ));
+            Ok(None)
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 async fn create(
     client: &Client,
     log: &Log,
     url: &str,
     provider: &str,
     path: &str,
+    sparse: Option<&[String]>,
 ) -> Result<RepoInfo, Failure> {
     log.info(&format!(
         "Repo {path} does not exist; creating it from {url} ({provider})"
     ));
+    if let Some(patterns) = sparse {
+        log.info(&format!("Sparse checkout: {}", patterns.join(", ")));
+    }
     let parent = path
         .rsplit_once('/')
         .map(|(parent, _)| parent)
@@ -498,7 +608,7 @@ async fn create(
         log.info(&format!("Created folder {parent}"));
     }
     let repo = client
-        .create_repo(url, provider, path)
+        .create_repo(url, provider, path, sparse)
         .await
         .map_err(|e| Failure::api(&format!("creating repo {path}"), e))?;
     log.info(&format!("Created repo {path} (id {})", repo.id));
@@ -542,7 +652,28 @@ mod tests {
             check_workspace_path("repoPath", "/Repos/ci/proj/").unwrap(),
             "/Repos/ci/proj"
         );
-        for bad in ["Repos/ci/x", "/Repos", "/Repos//x", "/Repos/../x", "/x"] {
+        for good in [
+            "/Workspace/Users/me@example.com/proj",
+            "/Users/me@example.com/proj",
+            "/Workspace/Shared/proj",
+            "/Shared/proj",
+            "/Shared/team/ci/proj",
+            "/Workspace/Repos/ci/proj",
+        ] {
+            assert_eq!(check_workspace_path("repoPath", good).unwrap(), good);
+        }
+        for bad in [
+            "Repos/ci/x",
+            "/Repos",
+            "/Repos//x",
+            "/Repos/../x",
+            "/x",
+            "/Repos/ci",
+            "/Repos/ci/proj/sub",
+            "/Workspace/Repos/ci",
+            "/Workspace/Shared",
+            "/Workspace",
+        ] {
             assert!(check_workspace_path("repoPath", bad).is_err(), "{bad}");
         }
     }

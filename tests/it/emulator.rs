@@ -323,8 +323,10 @@ async fn repo_checkouts_show_notebooks_without_their_extension() {
             .await
     };
 
+    // A Git folder is a DIRECTORY, as workspaces with the Git CLI show it, and its object id
+    // is the repo id.
     let (_, root) = status("/Repos/ci/project").await;
-    assert_eq!(root["object_type"], "REPO");
+    assert_eq!(root["object_type"], "DIRECTORY");
     assert_eq!(root["object_id"], repo["id"]);
 
     let (_, notebook) = status("/Repos/ci/project/test/unit").await;
@@ -399,7 +401,8 @@ async fn repo_checkouts_show_notebooks_without_their_extension() {
     let ci = ws
         .ok(Method::GET, "/api/2.0/workspace/list?path=/Repos/ci", None)
         .await;
-    assert_eq!(ci["objects"][0]["object_type"], "REPO");
+    assert_eq!(ci["objects"][0]["object_type"], "DIRECTORY");
+    assert_eq!(ci["objects"][0]["object_id"], repo["id"]);
 
     let (code, body) = ws
         .post(
@@ -1366,9 +1369,12 @@ async fn dropped_answers_still_have_their_side_effects() {
         )
         .await;
     assert_eq!(
-        created["object_type"], "REPO",
+        created["object_type"], "DIRECTORY",
         "the repo was created before the answer was lost"
     );
+    let repo_id = created["object_id"].as_i64().unwrap();
+    ws.ok(Method::GET, &format!("/api/2.0/repos/{repo_id}"), None)
+        .await;
 
     let lost = ws
         .request(Method::POST, "/api/2.0/workspace/mkdirs")

@@ -327,6 +327,18 @@ async fn bad_libraries_fail_before_any_request_naming_the_line() {
             "input `libraries`: lists Maven coordinates, which serverless compute cannot install".into(),
         ),
         (
+            vec![("libraries", "pandas==2.2.2\nnpm: left-pad@^1.3.0")],
+            "input `libraries`: line 2 (`npm: left-pad@^1.3.0`) is not a PyPI requirement (PEP 508): `:` at character 4".into(),
+        ),
+        (
+            vec![("libraries", "pypi: pandas>=2,\r\n")],
+            "input `libraries`: line 1 (`pypi: pandas>=2,`) is not a PyPI requirement (PEP 508): it ends where a comparison".into(),
+        ),
+        (
+            vec![("libraries", "-r requirements-dev.txt")],
+            "line 1 (`-r requirements-dev.txt`) is not a PyPI requirement (PEP 508): `-` at character 1".into(),
+        ),
+        (
             vec![("runAs", "someone")],
             "input `runAs`: `someone` is neither a user's e-mail address nor a service principal's application id".into(),
         ),

@@ -12,6 +12,7 @@ mod client_retry;
 mod emulator;
 mod flaky_and_parallel;
 mod fuzz;
+mod git_folders;
 mod hostile_server;
 mod hostile_text;
 mod invalid_inputs;

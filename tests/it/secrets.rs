@@ -206,14 +206,6 @@ fn notebook_test_env(
     )
 }
 
-fn next_step_id() -> String {
-    static STEP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    format!(
-        "step-{}",
-        STEP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
-}
-
 async fn project_with_padded_notebooks(emulator: &Emulator) -> (Project, BTreeMap<String, String>) {
     let project = Project::new(&[("exit", EXIT_PADDED), ("raise", RAISE_PADDED)]);
     let base = pipeline_env(emulator, &project);

@@ -73,8 +73,11 @@ export function request(url, { method = 'GET', headers = {}, body } = {}) {
   });
 }
 
-/** Starts `databricks-azdo emulator` on a port the OS picks, with fault rules if given. */
-export async function startEmulator(faults = [], { identities } = {}) {
+/**
+ * Starts `databricks-azdo emulator` on a port the OS picks, with fault rules if given;
+ * `legacyGitFolders` shows Git folders as `REPO` objects, as workspaces before the Git CLI did.
+ */
+export async function startEmulator(faults = [], { identities, legacyGitFolders = false } = {}) {
   const faultArgs = faults.flatMap((rule) => ['--fault', rule]);
   let identityArgs = [];
   if (identities) {
@@ -83,7 +86,7 @@ export async function startEmulator(faults = [], { identities } = {}) {
     writeFileSync(file, JSON.stringify(identities));
     identityArgs = ['--identities', file];
   }
-  const child = spawn(path.join(BINARY_DIR, 'databricks-azdo'), ['emulator', '--listen', '127.0.0.1:0', '--token', TOKEN, '--pending-ms', '20', '--terminating-ms', '10', ...faultArgs, ...identityArgs], {
+  const child = spawn(path.join(BINARY_DIR, 'databricks-azdo'), ['emulator', '--listen', '127.0.0.1:0', '--token', TOKEN, '--pending-ms', '20', '--terminating-ms', '10', ...faultArgs, ...identityArgs, ...(legacyGitFolders ? ['--legacy-git-folders'] : [])], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout });
@@ -102,6 +105,8 @@ export async function startEmulator(faults = [], { identities } = {}) {
     runs: () => api('/emulator/runs'),
     setFaults: (rules) => control('/emulator/faults', { method: 'PUT', body: JSON.stringify(rules) }),
     identities: () => api('/emulator/identities'),
+    /** `{ status, json() }` of one API request with the token. */
+    call: (route, init = {}) => control(route, init),
     stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }),
   };
 }

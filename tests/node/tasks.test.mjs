@@ -85,6 +85,22 @@ test('bad input fails before any request', async () => {
   assert.equal(await repo.emulator.requests(), 0);
 });
 
+test('a libraries line that is no PyPI requirement fails before any request', async () => {
+  await repo.emulator.resetRequests();
+  for (const [line, why] of [
+    ['npm: left-pad@^1.3.0', /line 1 \(`npm: left-pad@\^1\.3\.0`\) is not a PyPI requirement \(PEP 508\): `:` at character 4/],
+    ['pypi: pandas=2.2', /`=` at character 7/],
+  ]) {
+    const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/unit', libraries: line }));
+    assert.equal(result.code, 2, result.stdout);
+    const errors = result.lines.filter((l) => l.startsWith('##vso[task.logissue')).map((l) => parseCommand(l).message);
+    assert.equal(errors.length, 1, result.stdout);
+    assert.match(errors[0], /^input `libraries`: /);
+    assert.match(errors[0], why);
+  }
+  assert.equal(await repo.emulator.requests(), 0);
+});
+
 test('a missing token says which variable to add', async () => {
   const env = notebookEnv({ notebookPaths: 'test/unit', databricksToken: '$(DATABRICKS_TOKEN)', SECRET_DATABRICKS_TOKEN: undefined });
   const result = await runTask('DatabricksRunNotebookTest', env);

@@ -11,6 +11,8 @@ use crate::pipeline::inputs::input_lines;
 use crate::pipeline::InputError;
 use crate::tasks::names::input;
 
+use super::requirement;
+
 /// The largest file uploaded from the agent to a volume (the Files API).
 const MAX_VOLUME_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
 /// The largest file the workspace import API takes.
@@ -256,6 +258,7 @@ fn parse_line(line: &str) -> Result<Library, String> {
     if value.is_empty() {
         return Err("names no library after its kind".into());
     }
+    let named = kind.is_some();
     let kind = kind.unwrap_or_else(|| infer_kind(value).to_string());
     match kind.as_str() {
         "whl" if value.ends_with(".whl") => Ok(Library::Whl(value.to_string())),
@@ -265,11 +268,14 @@ fn parse_line(line: &str) -> Result<Library, String> {
         "requirements" => Ok(Library::Requirements(value.to_string())),
         "maven" if is_maven_coordinates(value) => Ok(Library::Maven(value.to_string())),
         "maven" => Err("is not Maven coordinates (group:artifact:version)".into()),
-        _ if is_package_spec(value) => Ok(Library::Pypi(value.to_string())),
-        _ => Err(
-            "is not a library: write a package (pypi: pandas==2.2.2), a wheel or JAR path, requirements: <path>, or maven: group:artifact:version"
-                .into(),
-        ),
+        // A PyPI package, named so or not: it must be a requirement as pip reads it.
+        _ => match requirement::check(value) {
+            Ok(()) => Ok(Library::Pypi(value.to_string())),
+            Err(why) if named => Err(why),
+            Err(why) => Err(format!(
+                "{why}; a line is a package (pypi: pandas==2.2.2), a wheel or JAR path, requirements: <path>, or maven: group:artifact:version"
+            )),
+        },
     }
 }
 
@@ -299,17 +305,6 @@ fn parse_api_form(line: &str) -> Result<Library, String> {
             known.join(", ")
         )),
     }
-}
-
-/// A requirement as pip takes it: a name, then extras, versions or markers; no options.
-fn is_package_spec(value: &str) -> bool {
-    value.len() <= 500
-        && value
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && !value.chars().any(|c| c.is_control())
-        && !value.contains(" -")
 }
 
 fn is_maven_coordinates(value: &str) -> bool {
@@ -443,7 +438,12 @@ mod tests {
             ("maven: a:b", "not Maven coordinates"),
             (r#"{"whl": "a", "jar": "b"}"#, "exactly one of"),
             ("{not json", "not a JSON object"),
-            ("pypi: --index-url https://x", "is not a library"),
+            ("pypi: --index-url https://x", "is not a PyPI requirement (PEP 508)"),
+            (
+                "npm: left-pad@^1.3.0",
+                "`:` at character 4 where a version, `;` or the end was expected; a line is a package",
+            ),
+            ("pandas=2.2", "`=` at character 7"),
             ("pypi:", "names no library"),
         ] {
             let error = parse_line(line).unwrap_err();

@@ -6,6 +6,7 @@ pub mod discovery;
 mod libraries;
 pub mod poll;
 mod report;
+mod requirement;
 mod settings;
 mod submit;
 pub mod test_report;

@@ -96,18 +96,21 @@ pub async fn emulator() -> Emulator {
 }
 
 pub async fn emulator_with(faults: Vec<FaultRule>) -> Emulator {
-    Emulator::start(
-        EmulatorConfig {
-            token: TOKEN.to_string(),
-            pending: Duration::from_millis(20),
-            terminating: Duration::from_millis(10),
-            faults,
-            ..EmulatorConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .expect("emulator starts")
+    emulator_configured(|config| config.faults = faults).await
+}
+
+/// An emulator with the tests' token and short phases, and whatever `change` sets.
+pub async fn emulator_configured(change: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
+    let mut config = EmulatorConfig {
+        token: TOKEN.to_string(),
+        pending: Duration::from_millis(20),
+        terminating: Duration::from_millis(10),
+        ..EmulatorConfig::default()
+    };
+    change(&mut config);
+    Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("emulator starts")
 }
 
 /// An emulator that also plays the identity parties of `identities`.
@@ -195,6 +198,16 @@ pub fn pipeline_env(emulator: &Emulator, project: &Project) -> BTreeMap<String, 
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// A step id of its own (`SYSTEM_TASKINSTANCEID`): the same step run again would get its
+/// first run back, as its idempotency token is the same.
+pub fn next_step_id() -> String {
+    static STEP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!(
+        "step-{}",
+        STEP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 pub fn with(env: &BTreeMap<String, String>, inputs: &[(&str, &str)]) -> BTreeMap<String, String> {

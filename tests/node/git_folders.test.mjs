@@ -1,0 +1,81 @@
+// Git folders through `node index.js` (the wasm core): workspaces with the Git CLI show them
+// as DIRECTORY in get-status, older ones as REPO; the repos API by object id decides in both.
+import { test, before, after } from './runner.mjs';
+import assert from 'node:assert/strict';
+
+import {
+  CLUSTER, PASSING, issues, makeProject, outputVariable, pipelineEnv, runTask, startEmulator,
+} from './harness.mjs';
+
+const FORMS = [
+  { name: 'DIRECTORY (Git CLI, the default)', legacyGitFolders: false, objectType: 'DIRECTORY' },
+  { name: 'REPO (before the Git CLI)', legacyGitFolders: true, objectType: 'REPO' },
+];
+
+const workspaces = [];
+let project;
+before(async () => {
+  project = makeProject({ unit: PASSING });
+  for (const form of FORMS) workspaces.push({ form, emulator: await startEmulator([], { legacyGitFolders: form.legacyGitFolders }) });
+});
+after(async () => {
+  await Promise.all(workspaces.map((w) => w.emulator.stop()));
+  project.cleanup();
+});
+
+const repoChanges = (counts) => Object.entries(counts)
+  .filter(([endpoint]) => /^(POST \/api\/2\.0\/repos$|PATCH \/api\/2\.0\/repos|DELETE \/api\/2\.0\/repos)/.test(endpoint))
+  .reduce((sum, [, n]) => sum + n, 0);
+
+for (const [index, form] of FORMS.entries()) {
+  test(`${form.name}: create, update again, run, delete; a plain folder refused`, async () => {
+    const { emulator } = workspaces[index];
+    for (const repoPath of ['/Repos/ci/node-git-folder', '/Workspace/Users/emulator@example.com/node-git-folder']) {
+      const env = (inputs) => pipelineEnv(emulator, project, { repoPath, ...inputs });
+      const created = await runTask('DatabricksRepoUpdate', env());
+      assert.equal(created.code, 0, created.stdout);
+      const status = await emulator.call(`/api/2.0/workspace/get-status?path=${encodeURIComponent(repoPath)}`);
+      assert.equal(status.json().object_type, form.objectType);
+
+      const again = await runTask('DatabricksRepoUpdate', env());
+      assert.equal(again.code, 0, again.stdout);
+      assert.match(again.stdout, /Found repo /);
+      assert.equal(outputVariable(again, 'headCommitId'), project.head);
+
+      const tests = await runTask('DatabricksRunNotebookTest', env({ notebookPaths: 'test/*', existingClusterId: CLUSTER }));
+      assert.equal(tests.code, 0, tests.stdout);
+      assert.equal(outputVariable(tests, 'testsPassed'), '1');
+
+      const deleted = await runTask('DatabricksRepoUpdate', env({ mode: 'delete' }));
+      assert.equal(deleted.code, 0, deleted.stdout);
+      assert.match(deleted.stdout, /Deleted repo /);
+      assert.equal((await emulator.call(`/api/2.0/workspace/get-status?path=${encodeURIComponent(repoPath)}`)).status, 404);
+    }
+
+    const plain = '/Repos/ci/node-plain-folder';
+    const made = await emulator.call('/api/2.0/workspace/mkdirs', { method: 'POST', body: JSON.stringify({ path: plain }) });
+    assert.equal(made.status, 200, made.text);
+    const before = repoChanges(await emulator.requestCounts());
+    for (const mode of ['createOrUpdate', 'update', 'delete']) {
+      const refused = await runTask('DatabricksRepoUpdate', pipelineEnv(emulator, project, { repoPath: plain, mode }));
+      assert.equal(refused.code, 2, refused.stdout);
+      assert.deepEqual(issues(refused, 'error'), [
+        `input \`repoPath\`: ${plain} is a folder, not a Git folder (the repos API does not know it); nothing was changed`,
+      ]);
+    }
+    assert.equal(repoChanges(await emulator.requestCounts()), before, 'nothing was changed');
+  });
+}
+
+test('sparse checkout: set at create, and refused for a Git folder created without it', async () => {
+  const { emulator } = workspaces[0];
+  const sparse = await runTask('DatabricksRepoUpdate', pipelineEnv(emulator, project, { repoPath: '/Repos/ci/node-sparse', sparseCheckout: 'test\r\n' }));
+  assert.equal(sparse.code, 0, sparse.stdout);
+  assert.match(sparse.stdout, /Sparse checkout: test\n/);
+
+  const full = await runTask('DatabricksRepoUpdate', pipelineEnv(emulator, project, { repoPath: '/Repos/ci/node-full' }));
+  assert.equal(full.code, 0, full.stdout);
+  const refused = await runTask('DatabricksRepoUpdate', pipelineEnv(emulator, project, { repoPath: '/Repos/ci/node-full', sparseCheckout: 'test' }));
+  assert.equal(refused.code, 2, refused.stdout);
+  assert.match(issues(refused, 'error')[0], /input `sparseCheckout`: \/Repos\/ci\/node-full was created without sparse checkout/);
+});

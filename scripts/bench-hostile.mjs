@@ -21,8 +21,8 @@ const RUNTIMES = {
 function workspace(runsGet) {
   return (request, response) => {
     const send = (body) => { response.writeHead(200, { 'content-type': 'application/json' }); response.end(JSON.stringify(body)); };
-    if (request.url.startsWith('/api/2.1/jobs/runs/submit')) return send({ run_id: 7 });
-    if (request.url.startsWith('/api/2.1/jobs/runs/cancel')) return send({});
+    if (request.url.startsWith('/api/2.2/jobs/runs/submit')) return send({ run_id: 7 });
+    if (request.url.startsWith('/api/2.2/jobs/runs/cancel')) return send({});
     return runsGet(request, response);
   };
 }

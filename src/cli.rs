@@ -82,7 +82,7 @@ pub enum Command {
     #[cfg(feature = "emulator")]
     #[command(after_help = "Example:\n  \
         databricks-azdo emulator --listen 127.0.0.1:0 --token local-token \\\n      \
-        --fault 'POST /api/2.1/jobs/runs/submit=503*2'")]
+        --fault 'POST /api/2.2/jobs/runs/submit=503*2'")]
     Emulator(EmulatorArgs),
     /// Run the whole flow offline against the emulator: repo update, notebook run, cleanup.
     #[cfg(feature = "emulator")]
@@ -216,6 +216,12 @@ pub struct RunNotebookTestArgs {
     /// Run as this user (e-mail) or service principal (application id)
     #[arg(long, value_name = "WHO")]
     pub run_as: Option<String>,
+    /// Serverless: STANDARD or PERFORMANCE_OPTIMIZED [default: Databricks' choice]
+    #[arg(long, value_name = "TARGET")]
+    pub performance_target: Option<String>,
+    /// Budget policy the run's cost is attributed to
+    #[arg(long, value_name = "ID")]
+    pub budget_policy_id: Option<String>,
 }
 
 #[cfg(feature = "emulator")]

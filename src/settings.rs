@@ -236,6 +236,8 @@ pub fn run_notebook_test(
         environment_version,
         cluster_policy_id,
         run_as,
+        performance_target,
+        budget_policy_id,
     } = args;
     let mut resolved = base(common, process_env)?;
     let env = &mut resolved.env;
@@ -275,5 +277,7 @@ pub fn run_notebook_test(
     set(env, input::ENVIRONMENT_VERSION, environment_version);
     set(env, input::CLUSTER_POLICY_ID, cluster_policy_id);
     set(env, input::RUN_AS, run_as);
+    set(env, input::PERFORMANCE_TARGET, performance_target);
+    set(env, input::BUDGET_POLICY_ID, budget_policy_id);
     Ok(resolved)
 }

@@ -66,7 +66,7 @@ def run_once(base, command, notebook):
     exited = time.time() * 1000
     counted = api(base, "/emulator/requests", token=TOKEN)
     run_id = api(base, "/emulator/runs", token=TOKEN)[-1]["run_id"]
-    run = api(base, f"/api/2.1/jobs/runs/get?run_id={run_id}", token=TOKEN)
+    run = api(base, f"/api/2.2/jobs/runs/get?run_id={run_id}", token=TOKEN)
     return {
         "ok": os.waitstatus_to_exitcode(status) == 0 and run["state"].get("result_state") == "SUCCESS",
         "startup_ms": counted["first_request_at_ms"] - started,

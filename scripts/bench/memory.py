@@ -21,7 +21,7 @@ def main():
                 sys.exit(f"{name} with {count} notebooks: a run did not succeed: {samples}")
             rss = max(s["rss_mb"] for s in samples)
             requests = max(s["requests"] for s in samples)
-            polls = max(s["by_endpoint"].get("GET /api/2.1/jobs/runs/get", 0) for s in samples)
+            polls = max(s["by_endpoint"].get("GET /api/2.2/jobs/runs/get", 0) for s in samples)
             print(f"| {count} | {name} | {rss:.1f} MB | {requests} | {polls} |", flush=True)
 
 

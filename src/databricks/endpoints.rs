@@ -10,7 +10,11 @@ use super::models::*;
 use crate::rest::{Body, Method};
 
 const REPOS: &str = "/api/2.0/repos";
-const JOBS: &str = "/api/2.1/jobs";
+/// Jobs API 2.2: the same shapes as 2.1, and `runs/get` pages the tasks of large runs.
+const JOBS: &str = "/api/2.2/jobs";
+
+/// Tasks in one page of a Jobs 2.2 answer.
+pub const TASKS_PER_PAGE: usize = 100;
 
 impl Client {
     // ----- workspace -----
@@ -98,15 +102,17 @@ impl Client {
         let id = match (may_be_git_folder, object.object_id) {
             (false, _) => return Ok(RepoAtPath::Other(object.object_type)),
             (true, Some(id)) => id,
-            (true, None) => return Err(ApiError::Decode {
-                request: RequestLabel {
-                    method: "GET",
-                    path: "/api/2.0/workspace/get-status".into(),
-                },
-                message: format!(
+            (true, None) => {
+                return Err(ApiError::Decode {
+                    request: RequestLabel {
+                        method: "GET",
+                        path: "/api/2.0/workspace/get-status".into(),
+                    },
+                    message: format!(
                     "HTTP 200 without the `object_id` of {path}, so its Git folder cannot be read"
                 ),
-            }),
+                })
+            }
         };
         match self.get_repo(id).await {
             Ok(repo) => Ok(RepoAtPath::GitFolder(repo)),
@@ -156,17 +162,68 @@ impl Client {
         Ok(response.run_id)
     }
 
-    /// The run's state. An answer without a life cycle state, or about another run, is an
-    /// error: reading it as "not finished yet" would wait for nothing until the time limit.
-    pub async fn get_run(&self, run_id: i64) -> Result<Run, ApiError> {
+    /// The run with every task, its pages followed (`next_page_token`, then `page_token`), and
+    /// `status` folded into `state`. `most_tasks` bounds what is read as a whole: a run that
+    /// lists more tasks, or pages that go on without tasks or come round again, is an error
+    /// rather than a request loop or a pile in memory.
+    pub async fn get_run(&self, run_id: i64, most_tasks: usize) -> Result<Run, ApiError> {
+        let mut run = self.get_run_page(run_id, None).await?;
+        let mut seen = std::collections::HashSet::new();
+        while let Some(token) = run.next_page_token.take().filter(|t| !t.is_empty()) {
+            let broken = |problem: String| ApiError::Decode {
+                request: RequestLabel {
+                    method: "GET",
+                    path: format!("{JOBS}/runs/get"),
+                },
+                message: format!(
+                    "HTTP 200, but the pages of run {run_id} cannot be read whole: {problem}"
+                ),
+            };
+            if !seen.insert(token.clone()) {
+                return Err(broken("a page token came back a second time".into()));
+            }
+            let page = self.get_run_page(run_id, Some(&token)).await?;
+            if page.tasks.is_empty() && page.next_page_token.is_some() {
+                return Err(broken("a page without tasks names a next page".into()));
+            }
+            run.tasks.extend(page.tasks);
+            if run.tasks.len() > most_tasks {
+                return Err(broken(format!(
+                    "it lists more than {most_tasks} tasks, more than this step submitted"
+                )));
+            }
+            run.next_page_token = page.next_page_token;
+        }
+        run.reconcile_status();
+        Ok(run)
+    }
+
+    /// The run's own state, from the first page (its tasks may be incomplete): enough to see
+    /// whether a cancelled run has stopped.
+    pub async fn get_run_state(&self, run_id: i64) -> Result<Run, ApiError> {
+        let mut run = self.get_run_page(run_id, None).await?;
+        run.reconcile_status();
+        Ok(run)
+    }
+
+    /// One page of `runs/get`. An answer without a life cycle state, or about another run, is
+    /// an error: reading it as "not finished yet" would wait for nothing until the time limit.
+    async fn get_run_page(&self, run_id: i64, page_token: Option<&str>) -> Result<Run, ApiError> {
         let path = format!("{JOBS}/runs/get");
-        let run: Run = self.get(&path, &[("run_id", &run_id.to_string())]).await?;
+        let id = run_id.to_string();
+        let mut query = vec![("run_id", id.as_str())];
+        if let Some(token) = page_token {
+            query.push(("page_token", token));
+        }
+        let run: Run = self.get(&path, &query).await?;
+        let has_life_cycle = run.state.life_cycle_state.is_some()
+            || run.status.as_ref().is_some_and(|s| s.state.is_some());
         let problem = match run.run_id {
             Some(other) if other != run_id => {
                 Some(format!("it describes run {other}, not run {run_id}"))
             }
-            _ if run.state.life_cycle_state.is_none() => Some(
-                "it has no `state.life_cycle_state`, so the run's progress is unknown".to_string(),
+            _ if !has_life_cycle => Some(
+                "it has no `state.life_cycle_state` (nor `status.state`), so the run's progress is unknown".to_string(),
             ),
             _ => None,
         };

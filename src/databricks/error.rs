@@ -174,7 +174,7 @@ mod tests {
         let http = |status, code: Option<&str>| ApiError::Http {
             request: RequestLabel {
                 method: "POST",
-                path: "/api/2.1/jobs/runs/submit".into(),
+                path: "/api/2.2/jobs/runs/submit".into(),
             },
             status,
             error_code: code.map(String::from),
@@ -183,15 +183,15 @@ mod tests {
         };
         assert_eq!(
             http(403, Some("403")).to_string(),
-            "POST /api/2.1/jobs/runs/submit failed: HTTP 403: Something."
+            "POST /api/2.2/jobs/runs/submit failed: HTTP 403: Something."
         );
         assert_eq!(
             http(400, Some("INVALID_PARAMETER_VALUE")).to_string(),
-            "POST /api/2.1/jobs/runs/submit failed: HTTP 400 INVALID_PARAMETER_VALUE: Something."
+            "POST /api/2.2/jobs/runs/submit failed: HTTP 400 INVALID_PARAMETER_VALUE: Something."
         );
         assert_eq!(
             http(502, None).to_string(),
-            "POST /api/2.1/jobs/runs/submit failed: HTTP 502: Something."
+            "POST /api/2.2/jobs/runs/submit failed: HTTP 502: Something."
         );
     }
 

@@ -83,6 +83,16 @@ open_enum!(ResultState {
     Disabled = "DISABLED",
 });
 
+open_enum!(StatusState {
+    Blocked = "BLOCKED",
+    Pending = "PENDING",
+    Queued = "QUEUED",
+    Running = "RUNNING",
+    Terminating = "TERMINATING",
+    Terminated = "TERMINATED",
+    Waiting = "WAITING",
+});
+
 open_enum!(ObjectType {
     Notebook = "NOTEBOOK",
     Directory = "DIRECTORY",
@@ -185,6 +195,105 @@ pub struct RunState {
     pub user_cancelled_or_timedout: Option<bool>,
 }
 
+/// `status`, the current form of a run's state (Jobs 2.1 and later); `state` is deprecated but
+/// still sent. [`Run::reconcile_status`] folds it into `state`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct RunStatus {
+    #[serde(default)]
+    pub state: Option<StatusState>,
+    #[serde(default)]
+    pub termination_details: Option<TerminationDetails>,
+    #[serde(default)]
+    pub queue_details: Option<QueueDetails>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct TerminationDetails {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Why a run waits in the queue (`ACTIVE_RUNS_LIMIT_REACHED`, …).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct QueueDetails {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Folds `status` into `state`: the life cycle from `status.state` where it is given (the
+/// more specific SKIPPED and INTERNAL_ERROR of `state` kept), a result from the termination
+/// code where `state` has none, the queue's reason as the message of a queued run. A success
+/// in `state` that `status` contradicts is no success: the gate stays red on data that does
+/// not agree with itself.
+fn reconcile(state: &mut RunState, status: Option<&RunStatus>) {
+    let Some(status) = status else { return };
+    let termination = status.termination_details.as_ref();
+    if let Some(life_cycle) = &status.state {
+        let from_status = match life_cycle {
+            StatusState::Terminated => match &state.life_cycle_state {
+                Some(LifeCycleState::Skipped | LifeCycleState::InternalError) => None,
+                _ => Some(LifeCycleState::Terminated),
+            },
+            StatusState::Waiting => Some(LifeCycleState::WaitingForRetry),
+            StatusState::Other(_) => None,
+            known => Some(LifeCycleState::from(known.as_str().to_string())),
+        };
+        if let Some(life_cycle) = from_status {
+            state.life_cycle_state = Some(life_cycle);
+        }
+    }
+    if status.state == Some(StatusState::Queued) {
+        if let Some(queue) = &status.queue_details {
+            let reason = [queue.code.as_deref(), queue.message.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": ");
+            if !reason.is_empty() {
+                state.state_message = Some(reason);
+            }
+        }
+    }
+    let Some(code) = termination.and_then(|t| t.code.as_deref()) else {
+        return;
+    };
+    let detail = termination
+        .and_then(|t| t.message.as_deref())
+        .filter(|m| !m.is_empty());
+    match &state.result_state {
+        None if state
+            .life_cycle_state
+            .as_ref()
+            .is_some_and(LifeCycleState::is_terminal) =>
+        {
+            state.result_state = Some(match code {
+                "SUCCESS" => ResultState::Success,
+                "SUCCESS_WITH_FAILURES" => ResultState::SuccessWithFailures,
+                "CANCELED" | "USER_CANCELED" => ResultState::Canceled,
+                "SKIPPED" | "DISABLED" => ResultState::Excluded,
+                _ => ResultState::Failed,
+            });
+            if state.state_message.is_none() {
+                state.state_message = detail.map(str::to_string);
+            }
+        }
+        Some(ResultState::Success) if code != "SUCCESS" => {
+            state.result_state = Some(ResultState::Failed);
+            state.state_message = Some(format!(
+                "Databricks' answer contradicts itself: `state` says SUCCESS, `status` says {code}{}",
+                detail.map(|d| format!(" ({d})")).unwrap_or_default()
+            ));
+        }
+        _ => {}
+    }
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct NotebookTaskInfo {
     #[serde(default)]
@@ -199,6 +308,8 @@ pub struct RunTask {
     pub task_key: Option<String>,
     #[serde(default)]
     pub state: RunState,
+    #[serde(default)]
+    pub status: Option<RunStatus>,
     #[serde(default)]
     pub run_page_url: Option<String>,
     #[serde(default)]
@@ -243,7 +354,13 @@ pub struct Run {
     #[serde(default)]
     pub state: RunState,
     #[serde(default)]
+    pub status: Option<RunStatus>,
+    #[serde(default)]
     pub tasks: Vec<RunTask>,
+    /// Jobs 2.2: more tasks than this answer holds (at most 100 a page) are on the page this
+    /// token names.
+    #[serde(default)]
+    pub next_page_token: Option<String>,
     #[serde(default)]
     pub git_source: Option<GitSourceInfo>,
     #[serde(default)]
@@ -255,6 +372,14 @@ pub struct Run {
 }
 
 impl Run {
+    /// Folds `status` into `state`, for the run and each task (see `reconcile`).
+    pub fn reconcile_status(&mut self) {
+        reconcile(&mut self.state, self.status.as_ref());
+        for task in &mut self.tasks {
+            reconcile(&mut task.state, task.status.as_ref());
+        }
+    }
+
     pub fn life_cycle(&self) -> Option<&LifeCycleState> {
         self.state.life_cycle_state.as_ref()
     }
@@ -304,6 +429,20 @@ pub struct SubmitRun {
     /// `{"user_name": …}` or `{"service_principal_name": …}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_as: Option<serde_json::Value>,
+    /// `{"enabled": true}`: a workspace at its limit of active runs queues the run instead of
+    /// skipping it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueSettings>,
+    /// Serverless: `STANDARD` or `PERFORMANCE_OPTIMIZED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub performance_target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_policy_id: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct QueueSettings {
+    pub enabled: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -438,5 +577,77 @@ mod tests {
                 "idempotency_token": "t"
             })
         );
+    }
+
+    fn reconciled(answer: serde_json::Value) -> RunState {
+        let mut run: Run = serde_json::from_value(answer).unwrap();
+        run.reconcile_status();
+        run.state
+    }
+
+    #[test]
+    fn status_is_read_where_state_says_less() {
+        let state = reconciled(serde_json::json!({
+            "status": { "state": "TERMINATED", "termination_details": { "code": "SUCCESS", "type": "SUCCESS" } }
+        }));
+        assert_eq!(state.life_cycle_state, Some(LifeCycleState::Terminated));
+        assert_eq!(state.result_state, Some(ResultState::Success));
+
+        let state = reconciled(serde_json::json!({
+            "status": { "state": "TERMINATED", "termination_details": { "code": "RUN_EXECUTION_ERROR", "message": "boom" } }
+        }));
+        assert_eq!(state.result_state, Some(ResultState::Failed));
+        assert_eq!(state.state_message.as_deref(), Some("boom"));
+
+        let state = reconciled(serde_json::json!({
+            "state": { "life_cycle_state": "PENDING" },
+            "status": { "state": "QUEUED", "queue_details": { "code": "ACTIVE_RUNS_LIMIT_REACHED", "message": "wait" } }
+        }));
+        assert_eq!(state.life_cycle_state, Some(LifeCycleState::Queued));
+        assert_eq!(
+            state.state_message.as_deref(),
+            Some("ACTIVE_RUNS_LIMIT_REACHED: wait")
+        );
+
+        let state = reconciled(serde_json::json!({
+            "state": { "life_cycle_state": "INTERNAL_ERROR", "result_state": "FAILED" },
+            "status": { "state": "TERMINATED", "termination_details": { "code": "DRIVER_ERROR" } }
+        }));
+        assert_eq!(state.life_cycle_state, Some(LifeCycleState::InternalError));
+        assert_eq!(state.result_state, Some(ResultState::Failed));
+
+        let state = reconciled(serde_json::json!({
+            "state": { "life_cycle_state": "WAITING_FOR_RETRY" },
+            "status": { "state": "WAITING" }
+        }));
+        assert_eq!(
+            state.life_cycle_state,
+            Some(LifeCycleState::WaitingForRetry)
+        );
+    }
+
+    #[test]
+    fn a_success_that_status_contradicts_is_no_success() {
+        let state = reconciled(serde_json::json!({
+            "state": { "life_cycle_state": "TERMINATED", "result_state": "SUCCESS" },
+            "status": { "state": "TERMINATED", "termination_details": { "code": "CLUSTER_ERROR", "message": "lost" } }
+        }));
+        assert_eq!(state.result_state, Some(ResultState::Failed));
+        let message = state.state_message.unwrap();
+        assert!(
+            message.contains("`status` says CLUSTER_ERROR (lost)"),
+            "{message}"
+        );
+        // Without status, or agreeing, nothing changes.
+        for status in [
+            serde_json::Value::Null,
+            serde_json::json!({ "state": "TERMINATED", "termination_details": { "code": "SUCCESS" } }),
+        ] {
+            let state = reconciled(serde_json::json!({
+                "state": { "life_cycle_state": "TERMINATED", "result_state": "SUCCESS" },
+                "status": status
+            }));
+            assert_eq!(state.result_state, Some(ResultState::Success));
+        }
     }
 }

@@ -96,9 +96,18 @@ struct SubmitRequest {
     idempotency_token: Option<String>,
     environments: Option<Vec<Value>>,
     run_as: Option<Value>,
+    queue: Option<QueueRequest>,
+    performance_target: Option<String>,
+    budget_policy_id: Option<String>,
     /// The 2.0 single-task form puts the task's fields at the top level.
     #[serde(flatten)]
     single_task: TaskRequest,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct QueueRequest {
+    enabled: Option<bool>,
 }
 
 #[derive(Default, Deserialize)]
@@ -209,6 +218,30 @@ fn validate_submit(
             ));
         }
     }
+    let queue = match request.queue {
+        None => false,
+        Some(QueueRequest {
+            enabled: Some(enabled),
+        }) => enabled,
+        Some(QueueRequest { enabled: None }) => {
+            return Err(ApiError::invalid("Missing required field: queue.enabled"))
+        }
+    };
+    let performance_target = match request.performance_target.as_deref() {
+        None => None,
+        Some(target @ ("STANDARD" | "PERFORMANCE_OPTIMIZED")) => Some(target.to_string()),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "Invalid performance_target '{other}'. Valid values are: STANDARD, PERFORMANCE_OPTIMIZED."
+            )))
+        }
+    };
+    let budget_policy_id = match request.budget_policy_id {
+        Some(id) if id.trim().is_empty() => {
+            return Err(ApiError::invalid("budget_policy_id must not be empty."))
+        }
+        other => other,
+    };
     Ok(RunSpec {
         run_name: request
             .run_name
@@ -220,6 +253,9 @@ fn validate_submit(
         idempotency_token: request.idempotency_token.filter(|t| !t.is_empty()),
         single_task_form,
         run_as,
+        queue,
+        performance_target,
+        budget_policy_id,
     })
 }
 
@@ -468,7 +504,10 @@ async fn get_run(
     let id = query.required_id("run_id")?;
     let runs = lock(&shared.runs);
     match runs.find(id) {
-        Some(Found::Run(run)) => Ok(Json(run_view(&shared, version, run))),
+        Some(Found::Run(run)) => {
+            let page = task_page(&shared, version, run, query.get("page_token"))?;
+            Ok(Json(run_view(&shared, version, run, page)))
+        }
         Some(Found::Task(run, task)) => Ok(Json(task_run_view(&shared, version, run, task))),
         None => Err(no_such_run(id)),
     }
@@ -543,6 +582,54 @@ async fn cancel(
     Ok(Json(json!({})))
 }
 
+// ----- pages of tasks (Jobs 2.2) -----
+
+/// Tasks in one answer of Jobs 2.2's `runs/get`; 2.1 and 2.0 refuse runs with more.
+pub(crate) const TASKS_PER_PAGE: usize = 100;
+
+/// Which tasks of `run` one answer holds, and the token of the next page. Jobs 2.2 pages them
+/// by [`TASKS_PER_PAGE`] with opaque tokens (ones it did not issue are refused); the older
+/// versions cannot page, so a run with more tasks cannot be read with them, and a client that
+/// forgets to page fails as it would on a real workspace.
+fn task_page(
+    shared: &Shared,
+    version: ApiVersion,
+    run: &RunRecord,
+    page_token: Option<&str>,
+) -> ApiResult<TaskPage> {
+    let total = run.tasks.len();
+    if version != ApiVersion::V2_2 {
+        if total > TASKS_PER_PAGE {
+            return Err(ApiError::invalid(format!(
+                "Run {} has {total} task runs, more than the {TASKS_PER_PAGE} Jobs API {} can return. Use Jobs API 2.2, which pages them.",
+                run.run_id,
+                version.as_str()
+            )));
+        }
+        return Ok(TaskPage {
+            range: 0..total,
+            next_page_token: None,
+        });
+    }
+    let start = match page_token {
+        None => 0,
+        Some(token) => shared
+            .page_offset(run.run_id, token)
+            .filter(|offset| *offset < total && offset % TASKS_PER_PAGE == 0)
+            .ok_or_else(|| ApiError::invalid(format!("Invalid page token: {token}")))?,
+    };
+    let end = (start + TASKS_PER_PAGE).min(total);
+    Ok(TaskPage {
+        range: start..end,
+        next_page_token: (end < total).then(|| shared.page_token(run.run_id, end)),
+    })
+}
+
+pub(crate) struct TaskPage {
+    range: std::ops::Range<usize>,
+    next_page_token: Option<String>,
+}
+
 // ----- views -----
 
 fn run_page_url(shared: &Shared, job_id: i64, run_id: i64) -> String {
@@ -566,6 +653,12 @@ fn state_view(state: &RunState) -> Value {
 
 fn status_view(state: &RunState) -> Value {
     let mut view = json!({ "state": state.life_cycle.status_state() });
+    if state.life_cycle == runs::LifeCycle::Queued {
+        view["queue_details"] = json!({
+            "code": "ACTIVE_RUNS_LIMIT_REACHED",
+            "message": "The run is queued: the workspace has reached its limit of active runs.",
+        });
+    }
     if let Some(termination) = state.termination {
         view["termination_details"] = json!({
             "code": termination.code(),
@@ -674,7 +767,7 @@ fn task_run_view(shared: &Shared, version: ApiVersion, run: &RunRecord, task: &T
     Value::Object(view)
 }
 
-fn run_view(shared: &Shared, version: ApiVersion, run: &RunRecord) -> Value {
+fn run_view(shared: &Shared, version: ApiVersion, run: &RunRecord, page: TaskPage) -> Value {
     let state = run.state();
     let end_time = run.end_time();
     let mut view = Map::new();
@@ -691,12 +784,14 @@ fn run_view(shared: &Shared, version: ApiVersion, run: &RunRecord) -> Value {
     if version.has_status() {
         view.insert("status".into(), status_view(&state));
     }
-    let tasks: Vec<Value> = run
-        .tasks
+    let tasks: Vec<Value> = run.tasks[page.range]
         .iter()
         .map(|task| Value::Object(task_view(shared, version, run, task)))
         .collect();
     view.insert("tasks".into(), json!(tasks));
+    if let Some(token) = page.next_page_token {
+        view.insert("next_page_token".into(), json!(token));
+    }
     view.insert("start_time".into(), json!(run.start_time));
     view.insert("end_time".into(), json!(end_time.unwrap_or(0)));
     // Multi-task runs report their length in run_duration; the phase durations stay 0.
@@ -768,6 +863,9 @@ pub(crate) fn summaries(shared: &Shared) -> Value {
             view["idempotency_token"] = json!(run.spec.idempotency_token);
             view["peak_running_tasks"] = json!(run.peak_running);
             view["run_as"] = json!(run.spec.run_as);
+            view["queue"] = json!({ "enabled": run.spec.queue });
+            view["performance_target"] = json!(run.spec.performance_target);
+            view["budget_policy_id"] = json!(run.spec.budget_policy_id);
             view["tasks"] = run
                 .tasks
                 .iter()

@@ -88,6 +88,9 @@ pub struct EmulatorConfig {
     /// How get-status shows Git folders: `DIRECTORY`, as workspaces with the Git CLI do (the
     /// default), or `REPO`, as older ones do.
     pub git_folders: GitFolderObjects,
+    /// The workspace's limit of active runs: a run submitted beyond it waits QUEUED when it
+    /// asked for `queue: {enabled: true}`, and is SKIPPED otherwise. `None`: no limit.
+    pub max_active_runs: Option<usize>,
 }
 
 impl Default for EmulatorConfig {
@@ -102,6 +105,7 @@ impl Default for EmulatorConfig {
             python: "python3".to_string(),
             identities: Identities::default(),
             git_folders: GitFolderObjects::default(),
+            max_active_runs: None,
         }
     }
 }
@@ -119,6 +123,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("python", &self.python)
             .field("identities", &self.identities)
             .field("git_folders", &self.git_folders)
+            .field("max_active_runs", &self.max_active_runs)
             .finish()
     }
 }
@@ -317,6 +322,10 @@ pub struct EmulatorArgs {
     /// workspaces did before the Git CLI. By default they are `DIRECTORY` objects, as now.
     #[arg(long)]
     pub legacy_git_folders: bool,
+    /// The workspace's limit of active runs: beyond it a run queues (QUEUED, when submitted
+    /// with queueing enabled) or is skipped. [default: no limit]
+    #[arg(long, value_name = "N")]
+    pub max_active_runs: Option<usize>,
 }
 
 impl std::fmt::Debug for EmulatorArgs {
@@ -332,6 +341,7 @@ impl std::fmt::Debug for EmulatorArgs {
             .field("python", &self.python)
             .field("identities", &self.identities)
             .field("legacy_git_folders", &self.legacy_git_folders)
+            .field("max_active_runs", &self.max_active_runs)
             .finish()
     }
 }
@@ -363,6 +373,7 @@ impl EmulatorArgs {
             } else {
                 GitFolderObjects::Directory
             },
+            max_active_runs: self.max_active_runs,
         })
     }
 }

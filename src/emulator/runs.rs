@@ -22,6 +22,8 @@ use super::workspace::{self, USER};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LifeCycle {
+    /// Waiting for a free slot: the workspace is at its limit of active runs.
+    Queued,
     Pending,
     /// Waiting for the tasks it depends on.
     Blocked,
@@ -31,11 +33,15 @@ pub(crate) enum LifeCycle {
     Terminating,
     Terminated,
     InternalError,
+    /// Never run: the workspace was at its limit of active runs, and the run did not ask to
+    /// be queued.
+    Skipped,
 }
 
 impl LifeCycle {
     pub fn as_str(self) -> &'static str {
         match self {
+            LifeCycle::Queued => "QUEUED",
             LifeCycle::Pending => "PENDING",
             LifeCycle::Blocked => "BLOCKED",
             LifeCycle::WaitingForRetry => "WAITING_FOR_RETRY",
@@ -43,22 +49,27 @@ impl LifeCycle {
             LifeCycle::Terminating => "TERMINATING",
             LifeCycle::Terminated => "TERMINATED",
             LifeCycle::InternalError => "INTERNAL_ERROR",
+            LifeCycle::Skipped => "SKIPPED",
         }
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, LifeCycle::Terminated | LifeCycle::InternalError)
+        matches!(
+            self,
+            LifeCycle::Terminated | LifeCycle::InternalError | LifeCycle::Skipped
+        )
     }
 
     /// The simpler `status.state` of the 2.1+ API.
     pub fn status_state(self) -> &'static str {
         match self {
+            LifeCycle::Queued => "QUEUED",
             LifeCycle::Pending => "PENDING",
             LifeCycle::Blocked => "BLOCKED",
             LifeCycle::WaitingForRetry => "WAITING",
             LifeCycle::Running => "RUNNING",
             LifeCycle::Terminating => "TERMINATING",
-            LifeCycle::Terminated | LifeCycle::InternalError => "TERMINATED",
+            LifeCycle::Terminated | LifeCycle::InternalError | LifeCycle::Skipped => "TERMINATED",
         }
     }
 }
@@ -98,6 +109,8 @@ pub(crate) enum Termination {
     UserCanceled,
     TimedOut,
     Internal,
+    /// Skipped at the workspace's limit of active runs.
+    RunLimit,
 }
 
 impl Termination {
@@ -111,6 +124,7 @@ impl Termination {
             // Databricks reports a run it stopped itself (e.g. a timeout) as CANCELED.
             Termination::TimedOut => "CANCELED",
             Termination::Internal => "INTERNAL_ERROR",
+            Termination::RunLimit => "WORKSPACE_RUN_LIMIT_EXCEEDED",
         }
     }
 
@@ -143,6 +157,19 @@ impl RunState {
             message: String::new(),
             user_cancelled_or_timedout: false,
             termination: None,
+        }
+    }
+
+    /// Never run: the workspace was at its limit, and the run did not ask to be queued.
+    fn skipped(limit: usize) -> Self {
+        RunState {
+            life_cycle: LifeCycle::Skipped,
+            result: None,
+            message: format!(
+                "The run was skipped: the workspace has reached its limit of {limit} active runs. Submit it with queue enabled to queue it instead."
+            ),
+            user_cancelled_or_timedout: false,
+            termination: Some(Termination::RunLimit),
         }
     }
 
@@ -252,6 +279,11 @@ pub(crate) struct RunSpec {
     pub single_task_form: bool,
     /// `run_as`, as `field: who`.
     pub run_as: Option<String>,
+    /// `queue.enabled`: at the workspace's limit of active runs the run waits (QUEUED)
+    /// instead of being skipped.
+    pub queue: bool,
+    pub performance_target: Option<String>,
+    pub budget_policy_id: Option<String>,
 }
 
 /// One attempt of a task: a retry is a new task run with the same key, listed after the one
@@ -347,8 +379,15 @@ impl RunRecord {
         let tasks = self.latest_attempts();
         let all = |f: fn(LifeCycle) -> bool| tasks.iter().all(|t| f(t.state.life_cycle));
         let started = self.tasks.iter().any(|t| t.running_since.is_some());
+        if let Some(first) = tasks.first() {
+            if all(|l| l == LifeCycle::Skipped) {
+                return first.state.clone();
+            }
+        }
         if !all(LifeCycle::is_terminal) {
-            let life_cycle = if all(|l| l == LifeCycle::Terminating || l.is_terminal()) {
+            let life_cycle = if all(|l| l == LifeCycle::Queued) {
+                LifeCycle::Queued
+            } else if all(|l| l == LifeCycle::Terminating || l.is_terminal()) {
                 LifeCycle::Terminating
             } else if !started && all(|l| matches!(l, LifeCycle::Pending | LifeCycle::Blocked)) {
                 LifeCycle::Pending
@@ -601,7 +640,7 @@ pub(crate) fn launch(shared: &Arc<Shared>, run_id: i64) {
 }
 
 async fn drive_run(shared: Arc<Shared>, run_id: i64) {
-    let Some((stop, timeout_seconds, task_count, git_source)) = ({
+    let Some((mut stop, timeout_seconds, task_count, git_source, queue)) = ({
         let runs = lock(&shared.runs);
         runs.runs.get(&run_id).map(|run| {
             (
@@ -609,9 +648,14 @@ async fn drive_run(shared: Arc<Shared>, run_id: i64) {
                 run.spec.timeout_seconds,
                 run.tasks.len(),
                 run.spec.git_source.clone(),
+                run.spec.queue,
             )
         })
     }) else {
+        return;
+    };
+    // Held until the run is over: one of the workspace's active runs.
+    let Some(_slot) = take_run_slot(&shared, run_id, task_count, queue, &mut stop).await else {
         return;
     };
     let run_dir = shared.root.join("runs").join(run_id.to_string());
@@ -632,6 +676,53 @@ async fn drive_run(shared: Arc<Shared>, run_id: i64) {
     }
     // Outputs were read into the run record; the scratch files and checkout can go.
     let _ = tokio::fs::remove_dir_all(&run_dir).await;
+}
+
+/// A slot among the workspace's active runs (`max_active_runs`), or `None` when the run ended
+/// without one: skipped at the limit without `queue.enabled`, or stopped while it queued.
+async fn take_run_slot(
+    shared: &Arc<Shared>,
+    run_id: i64,
+    task_count: usize,
+    queue: bool,
+    stop: &mut watch::Receiver<Option<StopReason>>,
+) -> Option<Option<tokio::sync::OwnedSemaphorePermit>> {
+    let Some((slots, limit)) = shared.run_slots.clone() else {
+        return Some(None);
+    };
+    if let Ok(slot) = slots.clone().try_acquire_owned() {
+        return Some(Some(slot));
+    }
+    let set_all = |state: &dyn Fn() -> RunState| {
+        for index in 0..task_count {
+            update_task(shared, run_id, index, |task| task.state = state());
+        }
+    };
+    if !queue {
+        set_all(&|| RunState::skipped(limit));
+        return None;
+    }
+    set_all(&|| RunState::active(LifeCycle::Queued));
+    tokio::select! {
+        slot = slots.acquire_owned() => {
+            for index in 0..task_count {
+                update_task(shared, run_id, index, |task| {
+                    task.state = RunState::active(if task.spec.depends_on.is_empty() {
+                        LifeCycle::Pending
+                    } else {
+                        LifeCycle::Blocked
+                    });
+                });
+            }
+            Some(slot.ok())
+        }
+        reason = stopped(stop) => {
+            for index in 0..task_count {
+                end_attempt(shared, run_id, index, reason.end_state(), None, false);
+            }
+            None
+        }
+    }
 }
 
 async fn run_tasks(
@@ -1067,6 +1158,9 @@ mod tests {
                 })
                 .collect(),
             git_source: None,
+            queue: false,
+            performance_target: None,
+            budget_policy_id: None,
             timeout_seconds: 0,
             idempotency_token: Some("token".into()),
             single_task_form: false,

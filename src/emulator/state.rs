@@ -37,6 +37,11 @@ pub(crate) struct Shared {
     first_request_at: Mutex<Option<u64>>,
     /// Run drivers. `None` once the emulator has stopped: late work is refused.
     background: Mutex<Option<JoinSet<()>>>,
+    /// Signs the page tokens of `runs/get`, so that a token the emulator did not issue is
+    /// refused as Databricks refuses one.
+    page_key: ring::hmac::Key,
+    /// The workspace's limit of active runs (`max_active_runs`): a slot per run, and the limit.
+    pub run_slots: Option<(Arc<tokio::sync::Semaphore>, usize)>,
 }
 
 /// Locks a mutex, ignoring poisoning: the state stays usable after a panicking handler, and
@@ -48,6 +53,31 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The opaque token of the page of run `run_id`'s tasks that starts at `offset`.
+    pub fn page_token(&self, run_id: i64, offset: usize) -> String {
+        let payload = format!("{run_id}:{offset}");
+        let tag = ring::hmac::sign(&self.page_key, payload.as_bytes());
+        let hex: String = tag.as_ref()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            format!("{payload}:{hex}"),
+        )
+    }
+
+    /// The offset a page token of run `run_id` stands for; `None` for one not issued for it.
+    pub fn page_offset(&self, run_id: i64, token: &str) -> Option<usize> {
+        let decoded =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token)
+                .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let mut parts = text.split(':');
+        let (run, offset) = (parts.next()?, parts.next()?.parse::<usize>().ok()?);
+        (run == run_id.to_string() && self.page_token(run_id, offset) == token).then_some(offset)
+    }
+
     /// The folder that plays Unity Catalog volumes: `/Volumes/<catalog>/…` in a notebook and
     /// in the Files API is `<root>/volumes/<catalog>/…` here.
     pub fn volumes_root(&self) -> PathBuf {
@@ -84,6 +114,14 @@ impl Shared {
             in_flight: Mutex::new(BTreeMap::new()),
             first_request_at: Mutex::new(None),
             background: Mutex::new(Some(JoinSet::new())),
+            page_key: ring::hmac::Key::generate(
+                ring::hmac::HMAC_SHA256,
+                &ring::rand::SystemRandom::new(),
+            )
+            .expect("the system's random numbers"),
+            run_slots: config
+                .max_active_runs
+                .map(|limit| (Arc::new(tokio::sync::Semaphore::new(limit)), limit)),
         }
     }
 

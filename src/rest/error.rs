@@ -7,7 +7,7 @@ use std::time::Duration;
 
 pub use crate::host::http::TransportKind;
 
-/// Which request failed, for messages: `GET /api/2.1/jobs/runs/get`.
+/// Which request failed, for messages: `GET /api/2.2/jobs/runs/get`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestLabel {
     pub method: &'static str,

@@ -42,6 +42,8 @@ pub mod input {
     pub const ENVIRONMENT_VERSION: &str = "environmentVersion";
     pub const CLUSTER_POLICY_ID: &str = "clusterPolicyId";
     pub const RUN_AS: &str = "runAs";
+    pub const PERFORMANCE_TARGET: &str = "performanceTarget";
+    pub const BUDGET_POLICY_ID: &str = "budgetPolicyId";
 }
 
 /// Output variables (`##vso[task.setvariable ...;isOutput=true]`).

@@ -69,7 +69,7 @@ async fn before_submit_nothing_is_started() {
         &["cancelled before the run was submitted"],
     )
     .await;
-    assert_eq!(count(&emulator, "POST /api/2.1/jobs/runs/submit"), 0);
+    assert_eq!(count(&emulator, "POST /api/2.2/jobs/runs/submit"), 0);
     assert!(emulator_runs(&emulator).await.is_empty());
     emulator.shutdown().await;
 }
@@ -79,7 +79,7 @@ async fn during_a_submit_retry_the_run_that_started_is_found_and_cancelled() {
     let (emulator, _project, env) = setup(SLOW).await;
     // The first submit starts a run but its answer is lost; the cancel comes while the client
     // waits to retry.
-    emulator.set_faults(faults(&["POST /api/2.1/jobs/runs/submit=drop-after*1"]));
+    emulator.set_faults(faults(&["POST /api/2.2/jobs/runs/submit=drop-after*1"]));
     let slow_retries = RetryPolicy {
         base_delay: Duration::from_secs(4),
         max_delay: Duration::from_secs(4),
@@ -88,7 +88,7 @@ async fn during_a_submit_retry_the_run_that_started_is_found_and_cancelled() {
     cancelled(
         TaskName::RunNotebookTest,
         env,
-        |out| out.contains("POST /api/2.1/jobs/runs/submit:"),
+        |out| out.contains("POST /api/2.2/jobs/runs/submit:"),
         slow_retries,
         &[
             "making sure no run is left behind",
@@ -130,7 +130,7 @@ async fn while_polling_the_run_is_cancelled_and_the_cancel_confirmed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_reading_results_the_step_stops_at_once() {
     let (emulator, _project, env) = setup(PASSING).await;
-    emulator.set_faults(faults(&["GET /api/2.1/jobs/runs/get-output=delay:20000"]));
+    emulator.set_faults(faults(&["GET /api/2.2/jobs/runs/get-output=delay:20000"]));
     cancelled(
         TaskName::RunNotebookTest,
         env,

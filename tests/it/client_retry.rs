@@ -79,7 +79,7 @@ async fn client_errors_are_not_retried_and_keep_the_server_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gives_up_when_the_budget_is_spent() {
-    let emulator = emulator_with(faults(&["GET /api/2.1/jobs/runs/get=503"])).await;
+    let emulator = emulator_with(faults(&["GET /api/2.2/jobs/runs/get=503"])).await;
     let notices = Rc::new(RefCell::new(Vec::new()));
     let budget = RetryPolicy {
         budget: Duration::from_millis(600),
@@ -87,9 +87,9 @@ async fn gives_up_when_the_budget_is_spent() {
     };
     let client = client(&emulator, budget, notices.clone());
 
-    let error = client.get_run(1).await.unwrap_err();
+    let error = client.get_run(1, 100).await.unwrap_err();
 
-    let attempts = count(&emulator, "GET /api/2.1/jobs/runs/get");
+    let attempts = count(&emulator, "GET /api/2.2/jobs/runs/get");
     assert!(attempts > 3, "{attempts} attempts");
     assert_eq!(
         notices.borrow().len() as u64,
@@ -98,7 +98,7 @@ async fn gives_up_when_the_budget_is_spent() {
     );
     let message = error.to_string();
     assert!(
-        message.starts_with("GET /api/2.1/jobs/runs/get failed: HTTP 503"),
+        message.starts_with("GET /api/2.2/jobs/runs/get failed: HTTP 503"),
         "{message}"
     );
     assert!(

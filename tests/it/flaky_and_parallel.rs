@@ -102,7 +102,7 @@ async fn a_notebook_that_passes_on_a_retry_is_reported_as_flaky() {
             ("flaky".to_string(), 1)
         ]
     );
-    assert_eq!(count(&emulator, "POST /api/2.1/jobs/runs/submit"), 1);
+    assert_eq!(count(&emulator, "POST /api/2.2/jobs/runs/submit"), 1);
     emulator.shutdown().await;
 }
 
@@ -127,7 +127,7 @@ async fn a_notebook_that_fails_every_attempt_says_how_many_it_made() {
     let run_id = output_variable(log, "runId").unwrap();
     let run = reqwest::Client::new()
         .get(format!(
-            "{}/api/2.1/jobs/runs/get?run_id={run_id}",
+            "{}/api/2.2/jobs/runs/get?run_id={run_id}",
             emulator.base_url()
         ))
         .bearer_auth(TOKEN)
@@ -189,7 +189,7 @@ async fn max_parallel_runs_at_most_n_notebooks_at_once_and_a_failure_does_not_st
     assert_eq!(junit.matches("<testcase").count(), 5, "{junit}");
     let runs = emulator_runs(&emulator).await;
     assert_eq!(runs.len(), 1, "one run");
-    assert_eq!(count(&emulator, "POST /api/2.1/jobs/runs/submit"), 1);
+    assert_eq!(count(&emulator, "POST /api/2.2/jobs/runs/submit"), 1);
     assert_eq!(runs[0]["peak_running_tasks"], 2, "{:#}", runs[0]);
     let lanes: Vec<(String, Vec<String>)> = runs[0]["tasks"]
         .as_array()

@@ -49,10 +49,10 @@ async fn get_run_answering(
     body: &'static str,
 ) -> Result<databricks_azdo::databricks::models::Run, ApiError> {
     let router = Router::new().route(
-        "/api/2.1/jobs/runs/get",
+        "/api/2.2/jobs/runs/get",
         get(move || async move { (status, [(header::CONTENT_TYPE, content_type)], body) }),
     );
-    client(&serve(router).await).get_run(1).await
+    client(&serve(router).await).get_run(1, 100).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +74,7 @@ async fn unreadable_success_answers_are_clear_errors() {
         assert!(
             error
                 .to_string()
-                .starts_with("GET /api/2.1/jobs/runs/get returned an unreadable answer"),
+                .starts_with("GET /api/2.2/jobs/runs/get returned an unreadable answer"),
             "{error}"
         );
     }
@@ -150,17 +150,20 @@ async fn html_error_pages_become_one_line_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_bodies_are_refused() {
     let router = Router::new().route(
-        "/api/2.1/jobs/runs/get",
+        "/api/2.2/jobs/runs/get",
         get(|| async { (StatusCode::OK, vec![b' '; 17 * 1024 * 1024]) }),
     );
-    let error = client(&serve(router).await).get_run(1).await.unwrap_err();
+    let error = client(&serve(router).await)
+        .get_run(1, 100)
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("larger than 16 MB"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_slow_bodies_time_out() {
     let router = Router::new().route(
-        "/api/2.1/jobs/runs/get",
+        "/api/2.2/jobs/runs/get",
         get(|| async {
             let chunks = futures::stream::unfold((), |()| async {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -171,7 +174,7 @@ async fn endless_slow_bodies_time_out() {
     );
     let error = tokio::time::timeout(
         Duration::from_secs(10),
-        client(&serve(router).await).get_run(1),
+        client(&serve(router).await).get_run(1, 100),
     )
     .await
     .expect("the client gives up by itself")
@@ -191,7 +194,7 @@ async fn endless_bodies_are_cut_while_they_stream() {
         let sent = Arc::new(AtomicUsize::new(0));
         let counter = sent.clone();
         let router = Router::new().route(
-            "/api/2.1/jobs/runs/get",
+            "/api/2.2/jobs/runs/get",
             get(move || {
                 let counter = counter.clone();
                 async move {
@@ -205,7 +208,7 @@ async fn endless_bodies_are_cut_while_they_stream() {
         );
         let error = tokio::time::timeout(
             Duration::from_secs(20),
-            client(&serve(router).await).get_run(1),
+            client(&serve(router).await).get_run(1, 100),
         )
         .await
         .expect("the client stops reading by itself")
@@ -236,7 +239,7 @@ async fn endless_bodies_are_cut_while_they_stream() {
             });
         }
     });
-    let error = client(&url).get_run(1).await.unwrap_err();
+    let error = client(&url).get_run(1, 100).await.unwrap_err();
     assert!(error.to_string().contains("larger than 16 MB"), "{error}");
     assert!(written.load(Ordering::SeqCst) < 64 << 20);
 }
@@ -246,7 +249,7 @@ async fn endless_bodies_are_cut_while_they_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_step_deadline_bounds_every_retry() {
     let busy = Router::new().route(
-        "/api/2.1/jobs/runs/get",
+        "/api/2.2/jobs/runs/get",
         get(|| async {
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -256,7 +259,7 @@ async fn the_step_deadline_bounds_every_retry() {
         }),
     );
     let silent = Router::new().route(
-        "/api/2.1/jobs/runs/get",
+        "/api/2.2/jobs/runs/get",
         get(futures::future::pending::<&'static str>),
     );
     for router in [busy, silent] {
@@ -271,7 +274,7 @@ async fn the_step_deadline_bounds_every_retry() {
         );
         client.set_deadline(Some(host.elapsed() + Duration::from_millis(700)));
         let started = std::time::Instant::now();
-        let error = client.get_run(1).await.unwrap_err();
+        let error = client.get_run(1, 100).await.unwrap_err();
         assert!(matches!(error, ApiError::OutOfTime { .. }), "{error:?}");
         assert!(
             started.elapsed() < Duration::from_secs(3),
@@ -294,15 +297,18 @@ async fn redirects_are_not_followed_and_the_token_stays_home() {
         }
     }))
     .await;
-    let target = format!("{elsewhere}/api/2.1/jobs/runs/get?run_id=1");
+    let target = format!("{elsewhere}/api/2.2/jobs/runs/get?run_id=1");
     let router = Router::new().route(
-        "/api/2.1/jobs/runs/get",
+        "/api/2.2/jobs/runs/get",
         get(move || {
             let target = target.clone();
             async move { (StatusCode::FOUND, [(header::LOCATION, target)], "").into_response() }
         }),
     );
-    let error = client(&serve(router).await).get_run(1).await.unwrap_err();
+    let error = client(&serve(router).await)
+        .get_run(1, 100)
+        .await
+        .unwrap_err();
     assert_eq!(error.status(), Some(302), "{error}");
     assert!(
         error.to_string().contains("redirect to http://"),
@@ -331,5 +337,65 @@ async fn quotes_from_unreadable_answers_never_show_part_of_the_token() {
             .to_string();
         assert!(!error.contains("dapi-t"), "{error}");
         assert!(error.contains("***"), "{error}");
+    }
+}
+
+/// Pages of `runs/get` that would never end, or come round again, or hold nothing: an error
+/// naming what is wrong, after a bounded number of requests, never a loop or a pile of tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_of_tasks_are_read_within_bounds() {
+    let task = |n: usize| {
+        serde_json::json!({ "run_id": 100 + n, "task_key": format!("t{n}"),
+                            "state": { "life_cycle_state": "RUNNING" } })
+    };
+    let cases: [(&str, fn(usize) -> Option<String>, usize, &str); 3] = [
+        (
+            "the same token again",
+            |_| Some("again".into()),
+            1,
+            "came back a second time",
+        ),
+        (
+            "a new token each time",
+            |n| Some(format!("p{n}")),
+            1,
+            "more than 150 tasks",
+        ),
+        (
+            "pages without tasks",
+            |n| Some(format!("p{n}")),
+            0,
+            "a page without tasks names a next page",
+        ),
+    ];
+    for (case, next, per_page, said) in cases {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        let router = Router::new().route(
+            "/api/2.2/jobs/runs/get",
+            get(move || {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                let tasks: Vec<serde_json::Value> =
+                    (0..per_page).map(|i| task(n * 10 + i)).collect();
+                async move {
+                    axum::Json(serde_json::json!({
+                        "run_id": 1,
+                        "state": { "life_cycle_state": "RUNNING" },
+                        "tasks": tasks,
+                        "next_page_token": next(n),
+                    }))
+                }
+            }),
+        );
+        let error = client(&serve(router).await)
+            .get_run(1, 150)
+            .await
+            .expect_err(case);
+        assert!(error.to_string().contains(said), "{case}: {error}");
+        assert!(
+            requests.load(Ordering::SeqCst) <= 152,
+            "{case}: {} requests",
+            requests.load(Ordering::SeqCst)
+        );
     }
 }

@@ -234,10 +234,10 @@ async fn fake_workspace(make: impl FnOnce(&str) -> Fake) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router = Router::new()
-        .route("/api/2.1/jobs/runs/submit", post(submit))
-        .route("/api/2.1/jobs/runs/get", get(runs_get))
+        .route("/api/2.2/jobs/runs/submit", post(submit))
+        .route("/api/2.2/jobs/runs/get", get(runs_get))
         .route(
-            "/api/2.1/jobs/runs/get-output",
+            "/api/2.2/jobs/runs/get-output",
             get(|State(fake): State<Fake>| async move { Json(fake.output.clone()) }),
         )
         .with_state(make(&url));

@@ -153,7 +153,7 @@ async fn a_failed_upload_fails_the_step_before_the_submit_and_leaves_nothing() {
     assert_eq!(outcome.code, 3, "{log}");
     assert!(log.contains("uploading "), "{log}");
     assert!(log.contains("income_model-1.0.0-py3-none-any.whl"), "{log}");
-    assert_eq!(count(&emulator, "POST /api/2.1/jobs/runs/submit"), 0);
+    assert_eq!(count(&emulator, "POST /api/2.2/jobs/runs/submit"), 0);
     let deletes = count_prefix(&emulator, "DELETE /api/2.0/fs/");
     assert_eq!(deletes, 2, "{:?}", emulator.request_counts());
     emulator.shutdown().await;

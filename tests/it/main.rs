@@ -16,6 +16,7 @@ mod git_folders;
 mod hostile_server;
 mod hostile_text;
 mod invalid_inputs;
+mod jobs_2_2;
 mod libraries;
 mod notebook_globs;
 mod proxy;

@@ -49,7 +49,7 @@ async fn workspace_globs_are_resolved_under_the_repo() {
         !log.contains("test_big") && !log.contains("test_helpers"),
         "{log}"
     );
-    assert_eq!(count(&emulator, "POST /api/2.1/jobs/runs/submit"), 1);
+    assert_eq!(count(&emulator, "POST /api/2.2/jobs/runs/submit"), 1);
     emulator.shutdown().await;
 }
 
@@ -136,7 +136,7 @@ async fn a_glob_that_matches_nothing_is_an_error_naming_its_line_before_any_run(
         outcome.stdout
     );
     assert_eq!(
-        count(&emulator, "POST /api/2.1/jobs/runs/submit"),
+        count(&emulator, "POST /api/2.2/jobs/runs/submit"),
         0,
         "no run was submitted"
     );

@@ -19,12 +19,12 @@ async fn passing_notebooks_pass_the_step_with_outputs_and_links() {
     assert_eq!(outcome.code, 0, "{}", outcome.stdout);
     outcome.assert_no_secret();
     assert_eq!(
-        count(&emulator, "POST /api/2.1/jobs/runs/submit"),
+        count(&emulator, "POST /api/2.2/jobs/runs/submit"),
         1,
         "one submit for all notebooks"
     );
     assert_eq!(
-        count(&emulator, "GET /api/2.1/jobs/runs/get-output"),
+        count(&emulator, "GET /api/2.2/jobs/runs/get-output"),
         2,
         "one output fetch per notebook"
     );
@@ -167,13 +167,13 @@ async fn bursts_of_faults_on_every_endpoint_still_create_exactly_one_run() {
     let (_project, env) =
         checked_out(&emulator, &[("unit", PASSING), ("params", WITH_PARAM)]).await;
     emulator.set_faults(faults(&[
-        "POST /api/2.1/jobs/runs/submit=drop-after*1",
-        "POST /api/2.1/jobs/runs/submit=503*1",
-        "GET /api/2.1/jobs/runs/get=429:1*1",
-        "GET /api/2.1/jobs/runs/get=drop-before*1",
-        "GET /api/2.1/jobs/runs/get=502*1",
-        "GET /api/2.1/jobs/runs/get-output=503*2",
-        "GET /api/2.1/jobs/runs/get-output=drop-after*1",
+        "POST /api/2.2/jobs/runs/submit=drop-after*1",
+        "POST /api/2.2/jobs/runs/submit=503*1",
+        "GET /api/2.2/jobs/runs/get=429:1*1",
+        "GET /api/2.2/jobs/runs/get=drop-before*1",
+        "GET /api/2.2/jobs/runs/get=502*1",
+        "GET /api/2.2/jobs/runs/get-output=503*2",
+        "GET /api/2.2/jobs/runs/get-output=drop-after*1",
     ]));
     let env = with(&env, &[("notebookPaths", "test/unit\ntest/params")]);
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
@@ -184,7 +184,7 @@ async fn bursts_of_faults_on_every_endpoint_still_create_exactly_one_run() {
         "exactly one run was created"
     );
     assert!(
-        count(&emulator, "POST /api/2.1/jobs/runs/submit") >= 3,
+        count(&emulator, "POST /api/2.2/jobs/runs/submit") >= 3,
         "the submit was retried"
     );
     assert!(outcome.stdout.contains("retrying"), "{}", outcome.stdout);
@@ -212,7 +212,7 @@ async fn the_client_deadline_cancels_the_run() {
     let runs = emulator_runs(&emulator).await;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["result_state"], "CANCELED", "{runs:?}");
-    assert_eq!(count(&emulator, "POST /api/2.1/jobs/runs/cancel"), 1);
+    assert_eq!(count(&emulator, "POST /api/2.2/jobs/runs/cancel"), 1);
     emulator.shutdown().await;
 }
 

@@ -33,7 +33,7 @@ async fn a_hundred_notebooks_in_one_run() {
         ],
     );
     // Slow answers make the fetches overlap, so the bound is what limits them.
-    emulator.set_faults(faults(&["GET /api/2.1/jobs/runs/get-output=delay:50"]));
+    emulator.set_faults(faults(&["GET /api/2.2/jobs/runs/get-output=delay:50"]));
     let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
 
     assert_eq!(outcome.code, 0, "{}", outcome.stdout);
@@ -41,21 +41,21 @@ async fn a_hundred_notebooks_in_one_run() {
         .stdout
         .contains(&format!("{NOTEBOOKS} of {NOTEBOOKS} notebooks passed")));
     assert_eq!(
-        count(&emulator, "POST /api/2.1/jobs/runs/submit"),
+        count(&emulator, "POST /api/2.2/jobs/runs/submit"),
         1,
         "one submit"
     );
-    let polls = count(&emulator, "GET /api/2.1/jobs/runs/get");
+    let polls = count(&emulator, "GET /api/2.2/jobs/runs/get");
     assert!(
         polls < 40,
         "one poll stream for the whole run, not one per notebook: {polls} polls"
     );
     assert_eq!(
-        count(&emulator, "GET /api/2.1/jobs/runs/get-output"),
+        count(&emulator, "GET /api/2.2/jobs/runs/get-output"),
         NOTEBOOKS as u64,
         "one output fetch each"
     );
-    let concurrent = emulator.max_in_flight()["GET /api/2.1/jobs/runs/get-output"];
+    let concurrent = emulator.max_in_flight()["GET /api/2.2/jobs/runs/get-output"];
     assert!(
         (2..=8).contains(&concurrent),
         "outputs are fetched concurrently, at most 8 at once: {concurrent}"

@@ -29,8 +29,8 @@ fn assert_clean(label: &str, outcome: &Outcome, secret: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_never_appears_in_output() {
     let emulator = emulator_with(faults(&[
-        "GET /api/2.1/jobs/runs/get=503*2",
-        "POST /api/2.1/jobs/runs/submit=drop-after*1",
+        "GET /api/2.2/jobs/runs/get=503*2",
+        "POST /api/2.2/jobs/runs/submit=drop-after*1",
     ]))
     .await;
     let project = Project::new(&[("unit", PASSING), ("leaky", ECHO_PARAM)]);
@@ -72,7 +72,7 @@ async fn the_token_never_appears_in_output() {
         );
         if mode == OutputMode::Agent {
             assert!(
-                all.contains("##[debug]GET /api/2.1/jobs/runs/get: ok in"),
+                all.contains("##[debug]GET /api/2.2/jobs/runs/get: ok in"),
                 "debug lines are on: {all}"
             );
         }

@@ -579,7 +579,7 @@ async fn a_401_mid_run_is_answered_by_one_renewal_and_one_retry() {
     );
     let expire_mid_run = async {
         let deadline = std::time::Instant::now() + DEADLINE;
-        while count(&emulator, "GET /api/2.1/jobs/runs/get") == 0 {
+        while count(&emulator, "GET /api/2.2/jobs/runs/get") == 0 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the run was never polled"

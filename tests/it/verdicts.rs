@@ -3,18 +3,15 @@
 //! notebook as written, and the idempotency token is the specified one.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
 use databricks_azdo::databricks::RetryPolicy;
 use databricks_azdo::emulator::Emulator;
-use databricks_azdo::host::{Host, NativeHost};
 use databricks_azdo::pipeline::OutputMode;
-use databricks_azdo::tasks::{self, RunOptions, TaskName};
+use databricks_azdo::tasks::TaskName;
 
-const RUNS_GET: &str = "GET /api/2.1/jobs/runs/get";
+const RUNS_GET: &str = "GET /api/2.2/jobs/runs/get";
 
 /// Two passing notebooks checked out at REPO_PATH (and a slow one), and a notebook step's env.
 async fn setup() -> (Emulator, Project, BTreeMap<String, String>) {
@@ -150,40 +147,6 @@ async fn an_answer_that_does_not_match_the_submission_never_passes() {
         }
     }
     emulator.shutdown().await;
-}
-
-/// Runs the notebook step in-process while `watch` sees its output so far, every 10 ms: a
-/// test changes the workspace at a given moment of the step with it.
-async fn run_watching(
-    env: BTreeMap<String, String>,
-    retry: RetryPolicy,
-    watch: impl Fn(&str),
-) -> Outcome {
-    let (out, err) = (Capture::default(), Capture::default());
-    let host = NativeHost::new(
-        env,
-        Arc::new(Mutex::new(out.clone())),
-        Arc::new(Mutex::new(err.clone())),
-    );
-    let host: Rc<dyn Host> = Rc::new(host);
-    let options = RunOptions {
-        mode: OutputMode::Agent,
-        verbose: false,
-        retry,
-    };
-    let run = tasks::run(TaskName::RunNotebookTest, host, &options);
-    let watcher = async {
-        loop {
-            watch(&out.text());
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    let code = tokio::select! { code = run => code, never = watcher => never };
-    Outcome {
-        code,
-        stdout: out.text(),
-        stderr: err.text(),
-    }
 }
 
 /// The run, once it has stopped (the emulator cancels asynchronously).
@@ -329,7 +292,7 @@ async fn a_submit_without_a_clear_answer_leaves_no_run_behind() {
         budget: Duration::from_millis(800),
         ..fast_retries()
     };
-    const SUBMIT: &str = "POST /api/2.1/jobs/runs/submit";
+    const SUBMIT: &str = "POST /api/2.2/jobs/runs/submit";
     #[rustfmt::skip]
     let cases: &[(&[&str], usize, &str)] = &[
         // faults on runs/submit, runs started, what the step says

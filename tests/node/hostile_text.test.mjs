@@ -291,12 +291,12 @@ async function fakeWorkspace(runPageUrl) {
     const url = runPageUrl(origin);
     const state = { life_cycle_state: 'TERMINATED', result_state: 'FAILED' };
     let answer;
-    if (req.url.startsWith('/api/2.1/jobs/runs/submit')) {
+    if (req.url.startsWith('/api/2.2/jobs/runs/submit')) {
       taskKeys = JSON.parse(body).tasks.map((t) => t.task_key);
       answer = { run_id: 7 };
-    } else if (req.url.startsWith('/api/2.1/jobs/runs/get-output')) {
+    } else if (req.url.startsWith('/api/2.2/jobs/runs/get-output')) {
       answer = { error: 'boom' };
-    } else if (req.url.startsWith('/api/2.1/jobs/runs/get')) {
+    } else if (req.url.startsWith('/api/2.2/jobs/runs/get')) {
       const tasks = taskKeys.map((key, i) => ({ task_key: key, run_id: 100 + i, state, run_page_url: url }));
       answer = { run_id: 7, state, tasks, run_page_url: url };
     } else {

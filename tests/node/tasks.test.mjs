@@ -298,10 +298,10 @@ test('a wasm core that cannot load falls back to the native binary', async () =>
 });
 
 test('SIGINT during a submit retry cancels the run the lost submit started (wasm)', async () => {
-  await repo.emulator.setFaults(['POST /api/2.1/jobs/runs/submit=drop-after*1']);
+  await repo.emulator.setFaults(['POST /api/2.2/jobs/runs/submit=drop-after*1']);
   const before = (await repo.emulator.runs()).length;
   const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/slow' }), {
-    signalWhen: (stdout) => stdout.includes('POST /api/2.1/jobs/runs/submit:'),
+    signalWhen: (stdout) => stdout.includes('POST /api/2.2/jobs/runs/submit:'),
   });
   await repo.emulator.setFaults([]);
   assert.equal(result.code, 130, result.stdout);

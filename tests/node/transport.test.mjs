@@ -32,17 +32,17 @@ function fakeWorkspace(handlers = {}) {
     response.end(JSON.stringify(body));
   };
   const routes = {
-    'POST /api/2.1/jobs/runs/submit': (request, response, body) => {
+    'POST /api/2.2/jobs/runs/submit': (request, response, body) => {
       taskKey = JSON.parse(body).tasks[0].task_key;
       json(response, 200, { run_id: 7 });
     },
-    'GET /api/2.1/jobs/runs/get': (request, response) => json(response, 200, {
+    'GET /api/2.2/jobs/runs/get': (request, response) => json(response, 200, {
       run_id: 7, run_page_url: 'https://example.invalid/run/7',
       state: { life_cycle_state: 'TERMINATED', result_state: 'SUCCESS' },
       tasks: [{ task_key: taskKey, run_id: 8, state: { life_cycle_state: 'TERMINATED', result_state: 'SUCCESS' } }],
     }),
-    'GET /api/2.1/jobs/runs/get-output': (request, response) => json(response, 200, { notebook_output: { result: 'ok' } }),
-    'POST /api/2.1/jobs/runs/cancel': (request, response) => json(response, 200, {}),
+    'GET /api/2.2/jobs/runs/get-output': (request, response) => json(response, 200, { notebook_output: { result: 'ok' } }),
+    'POST /api/2.2/jobs/runs/cancel': (request, response) => json(response, 200, {}),
     ...handlers,
   };
   const handle = (request, response) => {
@@ -127,7 +127,7 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
   for (const [shape, make] of Object.entries(ENDLESS_SHAPES)) {
     test(`${runtime}: an endless answer (${shape}) is cut at 16 MB while it streams`, async () => {
       const sent = { bytes: 0, closed: false };
-      const workspace = fakeWorkspace({ 'GET /api/2.1/jobs/runs/get': make(sent) });
+      const workspace = fakeWorkspace({ 'GET /api/2.2/jobs/runs/get': make(sent) });
       const server = await serveHttp(workspace);
       try {
         const result = await timed(() => runTask('DatabricksRunNotebookTest', { ...stepEnv(server.url), ...runtimeEnv }));
@@ -174,7 +174,7 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
 
 test("wasm: an endless answer through the agent's proxy is cut at 16 MB too", async () => {
   const sent = { bytes: 0 };
-  const workspace = fakeWorkspace({ 'GET /api/2.1/jobs/runs/get': ENDLESS_SHAPES.chunked(sent) });
+  const workspace = fakeWorkspace({ 'GET /api/2.2/jobs/runs/get': ENDLESS_SHAPES.chunked(sent) });
   const server = await serveHttp(workspace);
   const seen = [];
   const proxy = await listen(http.createServer((request, response) => {
@@ -222,7 +222,7 @@ const SLOW_SHAPES = {
 for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
   for (const [shape, handler] of Object.entries(SLOW_SHAPES)) {
     test(`${runtime}: ${shape} ends at timeoutMinutes, and the run is cancelled`, async () => {
-      const workspace = fakeWorkspace({ 'GET /api/2.1/jobs/runs/get': handler });
+      const workspace = fakeWorkspace({ 'GET /api/2.2/jobs/runs/get': handler });
       const server = await serveHttp(workspace);
       try {
         // 0.05 minutes: 3 s for the whole step.
@@ -231,7 +231,7 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
         assert.equal(result.code, 4, result.stdout);
         assert.match(errors(result).join('\n'), /did not finish within timeoutMinutes/);
         assert.ok(result.seconds < 3 + 8, `the step took ${result.seconds}s`);
-        assert.equal(workspace.counts['POST /api/2.1/jobs/runs/cancel'], 1, JSON.stringify(workspace.counts));
+        assert.equal(workspace.counts['POST /api/2.2/jobs/runs/cancel'], 1, JSON.stringify(workspace.counts));
       } finally {
         await server.close();
       }
@@ -243,11 +243,11 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
 // 3. No redirects, on either runtime.
 
 for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
-  for (const [route, status] of [['GET /api/2.1/jobs/runs/get', 302], ['POST /api/2.1/jobs/runs/submit', 307], ['GET /api/2.1/jobs/runs/get', 301], ['GET /api/2.1/jobs/runs/get', 308]]) {
+  for (const [route, status] of [['GET /api/2.2/jobs/runs/get', 302], ['POST /api/2.2/jobs/runs/submit', 307], ['GET /api/2.2/jobs/runs/get', 301], ['GET /api/2.2/jobs/runs/get', 308]]) {
     test(`${runtime}: a ${status} from ${route} is an error naming where it pointed, never followed`, async () => {
       const elsewhere = fakeWorkspace();
       const other = await serveHttp(elsewhere);
-      const location = `${other.url}/api/2.1/jobs/runs/get?run_id=7`;
+      const location = `${other.url}/api/2.2/jobs/runs/get?run_id=7`;
       const workspace = fakeWorkspace({
         [route]: (request, response) => { response.writeHead(status, { location }); response.end(); },
       });
@@ -286,7 +286,7 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
   for (const [shape, [headers, body, expected]] of Object.entries(SILENT_ANSWERS)) {
     test(`${runtime}: ${shape} from runs/get stops the step at once, saying what came back`, async () => {
       const workspace = fakeWorkspace({
-        'GET /api/2.1/jobs/runs/get': (request, response) => { response.writeHead(200, headers); response.end(body); },
+        'GET /api/2.2/jobs/runs/get': (request, response) => { response.writeHead(200, headers); response.end(body); },
       });
       const server = await serveHttp(workspace);
       try {
@@ -344,7 +344,7 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
         const trusted = await runTask('DatabricksRunNotebookTest', { ...stepEnv(url), ...runtimeEnv, ...trust });
         assert.equal(trusted.code, 0, `${JSON.stringify(trust)}: ${trusted.stdout}`);
       }
-      assert.equal(workspace.counts['POST /api/2.1/jobs/runs/submit'], ways.length);
+      assert.equal(workspace.counts['POST /api/2.2/jobs/runs/submit'], ways.length);
     } finally {
       await closeAll(server);
       rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,7 @@ import {
   issues, parseCommand, pipelineEnv, repoWorkspace, request, runTask,
 } from './harness.mjs';
 
-const RUNS_GET = 'GET /api/2.1/jobs/runs/get';
+const RUNS_GET = 'GET /api/2.2/jobs/runs/get';
 const WITH_PARAM = '# Databricks notebook source\ndbutils.widgets.text("env", "dev")\ndbutils.notebook.exit("env=" + dbutils.widgets.get("env"))\n';
 
 const repo = repoWorkspace({ unit: PASSING, other: PASSING, slow: SLOW, params: WITH_PARAM });
@@ -96,7 +96,7 @@ test('a submit without a clear answer leaves no run behind', async () => {
   try {
     for (const [fault, started, said] of cases) {
       const before = (await repo.emulator.runs()).length;
-      await repo.emulator.setFaults([`POST /api/2.1/jobs/runs/submit=${fault}`]);
+      await repo.emulator.setFaults([`POST /api/2.2/jobs/runs/submit=${fault}`]);
       const result = await runTask('DatabricksRunNotebookTest', notebookEnv({ notebookPaths: 'test/slow' }));
       assert.equal(result.code, 3, `${fault}: ${result.stdout}`);
       assert.ok(errors(result).at(-1).includes(said), `${fault}: ${result.stdout}`);

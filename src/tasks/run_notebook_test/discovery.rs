@@ -240,6 +240,7 @@ pub async fn list_workspace(
                     return Err(DiscoveryError::Input(too_many(&folder, MAX_LISTED)));
                 }
                 let Some(path) = object.path else { continue };
+                let path = spelled_like(&folder, path);
                 match object.object_type {
                     Some(ObjectType::Notebook) => {
                         found.insert(path);
@@ -253,6 +254,18 @@ pub async fn list_workspace(
         }
     }
     Ok(found)
+}
+
+/// `path` as `listed_in` spells it: the list API answers `/Users/...` for a folder asked for as
+/// `/Workspace/Users/...` (the two name the same object), and the globs were written with the
+/// user's spelling.
+fn spelled_like(listed_in: &str, path: String) -> String {
+    let with_prefix = |p: &str| p == "/Workspace" || p.starts_with("/Workspace/");
+    if with_prefix(listed_in) && !with_prefix(&path) {
+        format!("/Workspace{path}")
+    } else {
+        path
+    }
 }
 
 /// Why workspace globs could not be resolved.
@@ -281,6 +294,22 @@ mod tests {
 
     fn candidates(paths: &[&str]) -> BTreeSet<String> {
         paths.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn listed_paths_keep_the_spelling_of_the_folder_listed() {
+        assert_eq!(
+            spelled_like("/Workspace/Users/u/p/tests", "/Users/u/p/tests/t".into()),
+            "/Workspace/Users/u/p/tests/t"
+        );
+        assert_eq!(
+            spelled_like("/Workspace/Users/u/p", "/Workspace/Users/u/p/t".into()),
+            "/Workspace/Users/u/p/t"
+        );
+        assert_eq!(
+            spelled_like("/Users/u/p", "/Users/u/p/t".into()),
+            "/Users/u/p/t"
+        );
     }
 
     #[test]

@@ -157,7 +157,16 @@ async fn follow(
 ) -> Result<Report, Stop> {
     let host = client.host();
     let notebooks = &settings.notebooks;
-    let finished = watch::watch(client, log, run_id, notebooks, settings.timeout, deadline).await?;
+    let finished = watch::watch(
+        client,
+        log,
+        run_id,
+        notebooks,
+        settings.retry.attempts(),
+        settings.timeout,
+        deadline,
+    )
+    .await?;
     // The run is over: reading its results may take the few seconds it needs even when the
     // run ended just before the time limit.
     client.set_deadline(deadline.map(|d| d.max(host.elapsed() + RESULTS_GRACE)));

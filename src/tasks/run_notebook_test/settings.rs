@@ -40,6 +40,8 @@ pub const INPUTS: &[&str] = &[
     input::ENVIRONMENT_VERSION,
     input::CLUSTER_POLICY_ID,
     input::RUN_AS,
+    input::PERFORMANCE_TARGET,
+    input::BUDGET_POLICY_ID,
 ];
 
 pub const SOURCE: PickList = PickList {
@@ -52,7 +54,13 @@ pub const CLUSTER_MODE: PickList = PickList {
     options: &["existing", "new", "serverless"],
     default: "existing",
 };
-pub const PICK_LISTS: &[PickList] = &[AUTH_METHOD, SOURCE, CLUSTER_MODE];
+/// `default` leaves the choice to Databricks (nothing is sent).
+pub const PERFORMANCE_TARGET: PickList = PickList {
+    input: input::PERFORMANCE_TARGET,
+    options: &["default", "STANDARD", "PERFORMANCE_OPTIMIZED"],
+    default: "default",
+};
+pub const PICK_LISTS: &[PickList] = &[AUTH_METHOD, SOURCE, CLUSTER_MODE, PERFORMANCE_TARGET];
 pub const OUTPUTS: &[&str] = &[
     output::RUN_ID,
     output::RUN_PAGE_URL,
@@ -143,6 +151,10 @@ pub struct Settings {
     /// Serverless only, with libraries: the environment they are installed in.
     pub environment_version: Option<String>,
     pub run_as: Option<RunAs>,
+    /// Serverless: `STANDARD` or `PERFORMANCE_OPTIMIZED` (`None`: Databricks' default).
+    pub performance_target: Option<String>,
+    /// The budget policy the run's cost is attributed to.
+    pub budget_policy_id: Option<String>,
     /// Inputs that were set but have no effect with the others, said before any request.
     pub warnings: Vec<String>,
 }
@@ -225,6 +237,12 @@ impl Settings {
                 0 => None,
                 n => Some(n as usize),
             };
+        let performance_target = match inputs.pick_list(&PERFORMANCE_TARGET)? {
+            "default" => None,
+            target if matches!(compute, Compute::Serverless) => Some(target.to_string()),
+            _ => None,
+        };
+        let budget_policy_id = budget_policy_id(inputs)?;
         Ok(Settings {
             connection,
             notebooks,
@@ -242,8 +260,27 @@ impl Settings {
             libraries,
             environment_version,
             run_as,
+            performance_target,
+            budget_policy_id,
             warnings,
         })
+    }
+}
+
+/// A budget policy id: letters, digits and `-` (Databricks' ids are UUIDs).
+fn budget_policy_id(inputs: &Inputs) -> Result<Option<String>, InputError> {
+    let Some(id) = inputs.get(input::BUDGET_POLICY_ID)? else {
+        return Ok(None);
+    };
+    let well_formed = id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if well_formed {
+        Ok(Some(id))
+    } else {
+        Err(InputError::new(
+            input::BUDGET_POLICY_ID,
+            format!("`{id}` is not a budget policy id"),
+        )
+        .with_hint("copy the policy's id from Compute > Policies > Budget policies, e.g. 1a2b3c4d-0000-4000-8000-123456789abc"))
     }
 }
 
@@ -291,6 +328,15 @@ fn ignored_inputs(inputs: &Inputs, source: &str, compute: &Compute) -> Vec<Strin
             input::CLUSTER_POLICY_ID,
             &format!("`clusterMode: {}`", cluster_mode_name(compute)),
             "a cluster policy applies to the new job cluster of clusterMode `new`",
+        );
+    }
+    if !matches!(compute, Compute::Serverless)
+        && inputs.is_set(input::PERFORMANCE_TARGET, Some(PERFORMANCE_TARGET.default))
+    {
+        ignored(
+            input::PERFORMANCE_TARGET,
+            &format!("`clusterMode: {}`", cluster_mode_name(compute)),
+            "the performance target is for serverless compute",
         );
     }
     if !matches!(compute, Compute::Serverless)

@@ -10,7 +10,7 @@ use super::libraries::Library;
 use super::settings::{Compute, RunAs, Settings};
 use super::watch::{budget, stop_run, within, CANCELLED};
 use crate::databricks::models::{
-    NotebookSource, NotebookTask, RunIf, SubmitRun, SubmitTask, TaskDependency,
+    NotebookSource, NotebookTask, QueueSettings, RunIf, SubmitRun, SubmitTask, TaskDependency,
 };
 use crate::databricks::{ApiError, Client};
 use crate::host::or_cancelled;
@@ -76,6 +76,9 @@ pub fn submit_request(settings: &Settings) -> SubmitRun {
             RunAs::User(email) => json!({ "user_name": email }),
             RunAs::ServicePrincipal(id) => json!({ "service_principal_name": id }),
         }),
+        queue: Some(QueueSettings { enabled: true }),
+        performance_target: settings.performance_target.clone(),
+        budget_policy_id: settings.budget_policy_id.clone(),
     }
 }
 

@@ -52,9 +52,13 @@ pub async fn watch(
     log: &Log,
     run_id: i64,
     notebooks: &[Notebook],
+    attempts: u32,
     timeout: Option<Duration>,
     deadline: Option<Duration>,
 ) -> Result<Run, Stop> {
+    // Every attempt of every notebook, and a page to spare: tasks nobody submitted beyond that
+    // are not read (the verdict fails the run on the first of them anyway).
+    let most_tasks = notebooks.len() * attempts as usize + crate::databricks::TASKS_PER_PAGE;
     let host = client.host();
     let started = host.elapsed();
     let elapsed = || host.elapsed().saturating_sub(started);
@@ -74,7 +78,7 @@ pub async fn watch(
             let failure = cancel(client, log, run_id, CANCELLED, budget(host)).await;
             return Err(Stop::Settled(failure));
         }
-        let run = match or_cancelled(host, client.get_run(run_id)).await {
+        let run = match or_cancelled(host, client.get_run(run_id, most_tasks)).await {
             Some(Err(ApiError::OutOfTime { .. })) => {
                 return Err(Stop::Settled(timed_out(client, log, run_id, timeout).await))
             }
@@ -119,13 +123,20 @@ pub struct StateTracker {
 impl StateTracker {
     pub fn changes(&mut self, run: &Run, notebooks: &[Notebook]) -> Vec<String> {
         let mut changes = Vec::new();
+        // A queued run says why it waits (`status.queue_details`, folded into the message).
+        let queued = run.state.life_cycle_state == Some(LifeCycleState::Queued);
         let state = RunState {
-            state_message: None,
+            state_message: run.state.state_message.clone().filter(|_| queued),
             user_cancelled_or_timedout: None,
             ..run.state.clone()
         };
         if self.run.as_ref() != Some(&state) {
-            changes.push(format!("run {}", describe_state(&state)));
+            let reason = state
+                .state_message
+                .as_deref()
+                .map(|m| format!(": {}", crate::text::shorten(m, 300)))
+                .unwrap_or_default();
+            changes.push(format!("run {}{reason}", describe_state(&state)));
             self.run = Some(state);
         }
         // Per-notebook lines only when there are several (or retries): with one they repeat
@@ -396,7 +407,7 @@ pub async fn stop_run(client: &Client, log: &Log, run_id: i64, until: Duration) 
         client.cancel_run(run_id).await?;
         accepted.set(true);
         loop {
-            let run = client.get_run(run_id).await?;
+            let run = client.get_run_state(run_id).await?;
             if run.is_terminal() {
                 return Ok::<_, crate::databricks::ApiError>(run);
             }

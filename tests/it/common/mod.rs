@@ -345,6 +345,40 @@ pub async fn run_task_with_retry(
 }
 
 /// Makes a log stable for snapshots: times, ids, ports, paths and commits replaced.
+/// Runs the notebook step in-process while `watch` sees its output so far, every 10 ms: a
+/// test changes the workspace at a given moment of the step with it.
+pub async fn run_watching(
+    env: BTreeMap<String, String>,
+    retry: RetryPolicy,
+    watch: impl Fn(&str),
+) -> Outcome {
+    let (out, err) = (Capture::default(), Capture::default());
+    let host = NativeHost::new(
+        env,
+        Arc::new(Mutex::new(out.clone())),
+        Arc::new(Mutex::new(err.clone())),
+    );
+    let host: Rc<dyn Host> = Rc::new(host);
+    let options = RunOptions {
+        mode: OutputMode::Agent,
+        verbose: false,
+        retry,
+    };
+    let run = tasks::run(TaskName::RunNotebookTest, host, &options);
+    let watcher = async {
+        loop {
+            watch(&out.text());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let code = tokio::select! { code = run => code, never = watcher => never };
+    Outcome {
+        code,
+        stdout: out.text(),
+        stderr: err.text(),
+    }
+}
+
 pub fn redact(text: &str, project: Option<&Project>) -> String {
     // Snapshots never hold a secret, not even the masking command's own copy.
     let mut text: String = text

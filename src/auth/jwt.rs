@@ -10,6 +10,33 @@ pub struct Claims {
     pub iss: Option<String>,
     #[serde(default)]
     pub sub: Option<String>,
+    /// The application an Entra access token was issued to (v1 tokens; `azp` in v2 ones).
+    #[serde(default)]
+    pub appid: Option<String>,
+    #[serde(default)]
+    pub azp: Option<String>,
+    /// The tenant of an Entra token.
+    #[serde(default)]
+    pub tid: Option<String>,
+}
+
+impl Claims {
+    /// The application and tenant ids an Entra access token names, each only if it looks
+    /// like an id (letters, digits and `-`): read to say who signed in, never trusted.
+    pub fn application_and_tenant(&self) -> Option<(String, Option<String>)> {
+        let id = |value: &Option<String>| {
+            value
+                .as_deref()
+                .filter(|v| {
+                    !v.is_empty()
+                        && v.len() <= 64
+                        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+                .map(str::to_string)
+        };
+        let application = id(&self.appid).or_else(|| id(&self.azp))?;
+        Some((application, id(&self.tid)))
+    }
 }
 
 /// The claims of `token`, or `None` when it is not a JWT.

@@ -14,12 +14,13 @@ mod certificate;
 pub mod devops;
 pub mod entra;
 mod explain;
+pub mod host_metadata;
 pub mod jwt;
 pub mod msi;
 pub mod oauth;
 mod token;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -151,6 +152,7 @@ pub fn credential(sign_in: &SignIn, translate: Translate, wiring: Wiring) -> Rc<
         translate,
         wiring,
         obtained: Cell::new(0),
+        identified: RefCell::new(None),
     };
     Rc::new(Refreshing::new(Box::new(source), host, Some(hint)))
 }
@@ -177,6 +179,9 @@ struct Source {
     translate: Translate,
     wiring: Wiring,
     obtained: Cell<u32>,
+    /// Who a system-assigned managed identity is (its application and tenant ids), read from
+    /// its first token's claims: the connection does not say.
+    identified: RefCell<Option<(String, Option<String>)>>,
 }
 
 impl Source {
@@ -185,6 +190,7 @@ impl Source {
         let w = &self.wiring;
         let t = &self.translate;
         let now = w.host.unix_millis() / 1000;
+        let mut workspace_id = None;
         let (main, management, resource_id) = match &self.sign_in {
             SignIn::Token(_) => unreachable!("a static token is not a token source"),
             SignIn::Entra {
@@ -218,6 +224,10 @@ impl Source {
                     t,
                 )
                 .await?;
+                if client.is_none() && self.identified.borrow().is_none() {
+                    let claims = jwt::peek(&main.token).unwrap_or_default();
+                    *self.identified.borrow_mut() = claims.application_and_tenant();
+                }
                 let management = match workspace_resource_id {
                     Some(_) => Some(
                         msi::token(
@@ -235,14 +245,18 @@ impl Source {
                 (main, management, workspace_resource_id)
             }
             SignIn::Databricks { client_id, proof } => {
-                let main =
+                let (main, id) =
                     oauth::token(&w.caller, &w.workspace, client_id, proof, &w.secrets, t).await?;
+                workspace_id = id;
                 (main, None, &None)
             }
         };
         let mut lifetime = main.lifetime;
         let mut headers: CredentialHeaders =
             vec![("authorization", format!("Bearer {}", main.token))];
+        if let Some(id) = workspace_id {
+            headers.push((host_metadata::WORKSPACE_ID_HEADER, id));
+        }
         if let (Some(management), Some(resource_id)) = (management, resource_id) {
             lifetime = lifetime.min(management.lifetime);
             headers.push(("x-databricks-azure-sp-management-token", management.token));
@@ -265,12 +279,21 @@ impl Source {
         };
         if count == 1 {
             let t = &self.translate;
+            let identified = self.identified.borrow().clone();
+            let from_token = t.client_id.is_none() && identified.is_some();
+            let (client, tenant) = match identified.filter(|_| from_token) {
+                Some((application, tenant)) => (Some(application), t.tenant.clone().or(tenant)),
+                None => (t.client_id.clone(), t.tenant.clone()),
+            };
             let mut who = t.method.clone();
-            if let Some(client) = &t.client_id {
+            if let Some(client) = &client {
                 who.push_str(&format!(": client id {client}"));
             }
-            if let Some(tenant) = &t.tenant {
+            if let Some(tenant) = &tenant {
                 who.push_str(&format!(", tenant {tenant}"));
+            }
+            if from_token {
+                who.push_str(" (read from its token)");
             }
             (self.wiring.signed_in)(&format!(
                 "Signed in with {who} (token valid {valid}, renewed before it expires)"

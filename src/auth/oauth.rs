@@ -1,17 +1,18 @@
 //! Databricks' own OAuth: a Databricks service principal's client id and secret
 //! (machine-to-machine), or the job's Azure DevOps id token exchanged under a federation
-//! policy (RFC 8693), at the token endpoint the workspace announces.
+//! policy (RFC 8693), at the token endpoint the workspace announces: its discovery document is
+//! found through the host metadata (`host_metadata`), as current SDKs find it.
 
 use base64::Engine as _;
 use serde::Deserialize;
 
 use super::devops::{id_token, IdTokenRequest};
 use super::entra::oauth_envelope;
+use super::host_metadata::oauth_place;
 use super::{send, token_request, Issued, SecretSink, Translate};
 use crate::databricks::WorkspaceUrl;
 use crate::rest::{ApiError, Body, Caller, Method, Request};
 
-pub const DISCOVERY_PATH: &str = "/oidc/.well-known/oauth-authorization-server";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
@@ -27,17 +28,22 @@ struct Discovery {
     token_endpoint: Option<String>,
 }
 
-/// The workspace's token endpoint, from its discovery document. It must be on the workspace
-/// itself: a client secret is never sent to a host a discovery answer names.
+/// The workspace's token endpoint, from its discovery document, and the workspace id a
+/// unified host wants on API calls. The endpoint must be on the workspace itself: a client
+/// secret is never sent to a host a discovery answer names.
 async fn token_endpoint(
     caller: &Caller,
     workspace: &WorkspaceUrl,
     translate: &Translate,
-) -> Result<String, ApiError> {
+) -> Result<(String, Option<String>), ApiError> {
+    let place = oauth_place(caller, workspace).await;
+    let path = url::Url::parse(&place.discovery_url)
+        .map(|u| u.path().to_string())
+        .unwrap_or_default();
     let call = Request {
         method: Method::Get,
-        url: workspace.join(DISCOVERY_PATH),
-        path: DISCOVERY_PATH.to_string(),
+        url: place.discovery_url,
+        path,
         headers: Vec::new(),
         body: None,
     };
@@ -53,10 +59,11 @@ async fn token_endpoint(
             hint: Some("check that databricksHost is the workspace URL and that no proxy rewrites its answers".into()),
         });
     }
-    Ok(endpoint)
+    Ok((endpoint, place.workspace_id))
 }
 
-/// A workspace token for the service principal `client_id`.
+/// A workspace token for the service principal `client_id`, and the workspace id to name on
+/// API calls (a unified host's metadata gives one).
 pub async fn token(
     caller: &Caller,
     workspace: &WorkspaceUrl,
@@ -64,8 +71,8 @@ pub async fn token(
     proof: &OAuthProof,
     secrets: &SecretSink,
     translate: &Translate,
-) -> Result<Issued, ApiError> {
-    let url = token_endpoint(caller, workspace, translate).await?;
+) -> Result<(Issued, Option<String>), ApiError> {
+    let (url, workspace_id) = token_endpoint(caller, workspace, translate).await?;
     let path = url::Url::parse(&url)
         .map(|u| u.path().to_string())
         .unwrap_or_default();
@@ -100,12 +107,13 @@ pub async fn token(
         headers,
         body: Some(body),
     };
-    token_request(
+    let issued = token_request(
         caller,
         &call,
         "The workspace's token endpoint",
         secrets,
         |error| translate.databricks_oauth(error, presented.as_deref()),
     )
-    .await
+    .await?;
+    Ok((issued, workspace_id))
 }

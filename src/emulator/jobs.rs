@@ -20,10 +20,7 @@ use super::runs::{
 };
 use super::schedule::{self, RetryPolicy, RunIf};
 use super::state::{lock, Shared};
-use super::workspace::USER;
-
-/// The `?o=` of run page links.
-const WORKSPACE_ID: u64 = 1_234_567_890;
+use super::workspace::{USER, WORKSPACE_ID};
 
 /// Task key of a run submitted in the 2.0 single-task form.
 const SINGLE_TASK_KEY: &str = "notebook_task";

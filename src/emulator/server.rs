@@ -51,6 +51,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         Router::new()
     };
 
+    // What the host says about itself, as every workspace does: no token needed.
+    let metadata = Router::new()
+        .route(
+            "/.well-known/databricks-config",
+            get(identity::host_metadata),
+        )
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            faults::inject,
+        ))
+        .layer(middleware::from_fn_with_state(shared.clone(), count));
+
     let control = Router::new()
         .route("/requests", get(request_counts))
         .route("/requests/reset", post(reset_request_counts))
@@ -62,6 +74,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(api)
         .merge(parties)
+        .merge(metadata)
         .nest("/emulator", control)
         .route("/", get(home))
         .fallback(endpoint_not_found)

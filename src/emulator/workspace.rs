@@ -22,6 +22,9 @@ use super::error::{ApiError, ApiResult, JsonBody, Query};
 use super::repos::Repo;
 use super::state::{lock, Shared};
 
+/// The workspace's id: the `?o=` of run page links, `workspace_id` of the host metadata.
+pub(crate) const WORKSPACE_ID: u64 = 1_234_567_890;
+
 /// The emulated user; runs and default repo paths use this identity.
 pub(crate) const USER: &str = "emulator@example.com";
 

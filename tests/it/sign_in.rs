@@ -643,3 +643,311 @@ async fn no_credential_is_printed_in_any_output_mode() {
     // The README quotes these figures.
     eprintln!("secret hunt: {hunted_tokens} tokens handed out, {lines_checked} lines checked, 6 methods x 3 output modes");
 }
+
+/// The pipeline's steps signed in with `scenario` against `identities`; the outcomes.
+async fn steps_with(
+    scenario: AuthScenario,
+    secrets: &ScenarioSecrets,
+    identities: Identities,
+    extra_env: &[(&str, &str)],
+) -> (Vec<Outcome>, Emulator) {
+    let emulator = start(identities).await;
+    let project = Project::new(&[("unit", PASSING)]);
+    let env = with(&env_for(&emulator, &project, scenario, secrets), extra_env);
+    let mut outcomes = Vec::new();
+    for (task, inputs) in [
+        (TaskName::RepoUpdate, vec![("repoPath", REPO_PATH)]),
+        (
+            TaskName::RunNotebookTest,
+            vec![
+                ("repoPath", REPO_PATH),
+                ("notebookPaths", "test/unit"),
+                ("existingClusterId", CLUSTER),
+            ],
+        ),
+    ] {
+        let outcome = run_task(task, with(&env, &inputs), OutputMode::Agent).await;
+        assert_no_credential(&outcome, secrets, &emulator.tokens_handed_out());
+        outcomes.push(outcome);
+    }
+    (outcomes, emulator)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_is_found_through_the_host_metadata_also_on_a_unified_host() {
+    let secrets = ScenarioSecrets::random();
+    let oauth = || {
+        WorkspaceAccess::new().oauth_client(scenarios::DATABRICKS_CLIENT_ID, &secrets.client_secret)
+    };
+    let base = Identities::default().with_devops(scenarios::devops(&secrets));
+    for (case, workspace) in [
+        ("workspace host", oauth()),
+        (
+            "unified host",
+            oauth().unified_host("a1b2c3d4-0000-4000-8000-0000000000aa"),
+        ),
+    ] {
+        let (outcomes, emulator) = steps_with(
+            AuthScenario::DatabricksM2m,
+            &secrets,
+            base.clone().with_workspace(workspace),
+            &[],
+        )
+        .await;
+        for outcome in &outcomes {
+            assert_eq!(outcome.code, 0, "{case}: {}", outcome.stdout);
+        }
+        let counts = emulator.request_counts();
+        assert!(
+            counts
+                .get("GET /.well-known/databricks-config")
+                .is_some_and(|n| *n >= 2),
+            "{case}: the host metadata is read first: {counts:?}"
+        );
+        let account_token = "POST /oidc/accounts/a1b2c3d4-0000-4000-8000-0000000000aa/v1/token";
+        let (used, unused) = if case == "unified host" {
+            (account_token, "POST /oidc/v1/token")
+        } else {
+            ("POST /oidc/v1/token", account_token)
+        };
+        assert!(
+            counts.get(used).is_some_and(|n| *n >= 1),
+            "{case}: {counts:?}"
+        );
+        assert!(!counts.contains_key(unused), "{case}: {counts:?}");
+        emulator.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unified_host_refuses_calls_that_do_not_name_the_workspace() {
+    // The emulator's side of the header: without it, the unified host's token is refused.
+    let secrets = ScenarioSecrets::random();
+    let identities = Identities::default().with_workspace(
+        WorkspaceAccess::new()
+            .oauth_client(scenarios::DATABRICKS_CLIENT_ID, &secrets.client_secret)
+            .unified_host("acct-1"),
+    );
+    let emulator = start(identities).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = emulator.base_url();
+    let metadata: serde_json::Value = http
+        .get(format!("{base}/.well-known/databricks-config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metadata["oidc_endpoint"],
+        format!("{base}/oidc/accounts/{{account_id}}")
+    );
+    assert_eq!(metadata["account_id"], "acct-1");
+    let classic = http
+        .get(format!(
+            "{base}/oidc/.well-known/oauth-authorization-server"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        classic.status(),
+        404,
+        "a unified host has no classic OAuth routes"
+    );
+    let token: serde_json::Value = http
+        .post(format!("{base}/oidc/accounts/acct-1/v1/token"))
+        .basic_auth(
+            scenarios::DATABRICKS_CLIENT_ID,
+            Some(&secrets.client_secret),
+        )
+        .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let status = |id: Option<&'static str>| {
+        let mut request = http
+            .get(format!("{base}/api/2.0/workspace/get-status?path=/"))
+            .bearer_auth(access);
+        if let Some(id) = id {
+            request = request.header("X-Databricks-Workspace-Id", id);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(None).await, 401);
+    assert_eq!(status(Some("999")).await, 401);
+    assert_eq!(status(Some("1234567890")).await, 200);
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_host_metadata_the_classic_discovery_is_used() {
+    let secrets = ScenarioSecrets::random();
+    let identities = Identities::default().with_workspace(
+        WorkspaceAccess::new()
+            .oauth_client(scenarios::DATABRICKS_CLIENT_ID, &secrets.client_secret),
+    );
+    for rule in [
+        "GET /.well-known/databricks-config=404",
+        "GET /.well-known/databricks-config=rewrite:not-json",
+        "GET /.well-known/databricks-config=drop-before",
+    ] {
+        let emulator = start(identities.clone()).await;
+        emulator.set_faults(faults(&[rule]));
+        let project = Project::new(&[("unit", PASSING)]);
+        let env = env_for(&emulator, &project, AuthScenario::DatabricksM2m, &secrets);
+        let outcome = run_task(
+            TaskName::RepoUpdate,
+            with(&env, &[("repoPath", REPO_PATH)]),
+            OutputMode::Agent,
+        )
+        .await;
+        assert_eq!(outcome.code, 0, "{rule}: {}", outcome.stdout);
+        assert_eq!(
+            count(
+                &emulator,
+                "GET /oidc/.well-known/oauth-authorization-server"
+            ),
+            1,
+            "{rule}"
+        );
+        emulator.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_tokens_of_the_entra_issuer_sign_in_with_entra_and_with_databricks_federation() {
+    let secrets = ScenarioSecrets::random();
+    let devops = scenarios::devops(&secrets).entra_issued_connection(
+        scenarios::AZURE_CONNECTION,
+        scenarios::AZURE_CONNECTION_NAME,
+        scenarios::TENANT,
+    );
+    let (issuer, subject) = devops.federation_pair(scenarios::AZURE_CONNECTION).unwrap();
+    assert!(
+        issuer.starts_with("https://login.microsoftonline.com/"),
+        "{issuer}"
+    );
+    assert!(subject.starts_with("/eid1/c/pub/t/"), "{subject}");
+
+    // Microsoft Entra: the app registration trusts the Entra pair.
+    let entra = Identities::default()
+        .with_devops(devops.clone())
+        .with_application(
+            EntraApplication::new(scenarios::TENANT, scenarios::AZURE_CLIENT_ID)
+                .federated(&issuer, &subject),
+        )
+        .with_workspace(WorkspaceAccess::new().principal(scenarios::AZURE_CLIENT_ID));
+    let (outcomes, emulator) =
+        steps_with(AuthScenario::AzureFederation, &secrets, entra, &[]).await;
+    for outcome in &outcomes {
+        assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    }
+    emulator.shutdown().await;
+
+    // The same app still trusting the retired issuer's pair: refused, and the message shows
+    // the pair the token carries, to copy into the federated credential.
+    let stale = Identities::default()
+        .with_devops(devops.clone())
+        .with_application(
+            EntraApplication::new(scenarios::TENANT, scenarios::AZURE_CLIENT_ID).federated(
+                &devops.issuer(),
+                &devops.connection_subject(scenarios::AZURE_CONNECTION_NAME),
+            ),
+        )
+        .with_workspace(WorkspaceAccess::new().principal(scenarios::AZURE_CLIENT_ID));
+    let (outcome, emulator) = refused(AuthScenario::AzureFederation, &secrets, stale, &[]).await;
+    assert!(
+        outcome
+            .stdout
+            .contains(&format!("issuer `{issuer}`, subject `{subject}`")),
+        "{}",
+        outcome.stdout
+    );
+    emulator.shutdown().await;
+
+    // Databricks token federation through the Databricks workspace connection, whose id
+    // tokens Entra issues too.
+    let connection = scenarios::DATABRICKS_CONNECTION;
+    let devops = scenarios::devops(&secrets).entra_issued_connection(
+        connection,
+        "databricks-workspace",
+        scenarios::TENANT,
+    );
+    let (issuer, subject) = devops.federation_pair(connection).unwrap();
+    let workspace = Identities::default().with_devops(devops).with_workspace(
+        WorkspaceAccess::new().federation_policy(
+            scenarios::DATABRICKS_CLIENT_ID,
+            &issuer,
+            &subject,
+        ),
+    );
+    let emulator = start(workspace).await;
+    let project = Project::new(&[("unit", PASSING)]);
+    let mut env = env_for(
+        &emulator,
+        &project,
+        AuthScenario::DatabricksFederation,
+        &secrets,
+    );
+    scenarios::connection_env(
+        &mut env,
+        connection,
+        &emulator.base_url(),
+        "None",
+        &[("clientId", scenarios::DATABRICKS_CLIENT_ID.to_string())],
+        &[],
+    );
+    let env = with(
+        &env,
+        &[
+            ("authMethod", "databricksServiceConnection"),
+            ("databricksConnection", connection),
+            ("repoPath", REPO_PATH),
+        ],
+    );
+    let outcome = run_task(TaskName::RepoUpdate, env, OutputMode::Agent).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    assert_no_credential(&outcome, &secrets, &emulator.tokens_handed_out());
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_system_assigned_managed_identity_is_named_from_its_token() {
+    let secrets = ScenarioSecrets::random();
+    let mut identity = databricks_azdo::emulator::ManagedIdentity::new(scenarios::MSI_CLIENT_ID);
+    identity.tenant_id = Some("0f0e0d0c-0000-4000-8000-0000000000ee".into());
+    let identities = Identities::default()
+        .with_managed_identity(identity)
+        .with_workspace(WorkspaceAccess::new().principal(scenarios::MSI_CLIENT_ID));
+    let (outcomes, emulator) = steps_with(
+        AuthScenario::AzureManagedIdentity,
+        &secrets,
+        identities,
+        &[],
+    )
+    .await;
+    for outcome in &outcomes {
+        assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+        // The connection names no client id (system-assigned); its tenant wins over the token's.
+        let line = outcome
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("Signed in with"))
+            .unwrap();
+        assert!(
+            line.contains(&format!(
+                ": client id {}, tenant {} (read from its token)",
+                scenarios::MSI_CLIENT_ID,
+                scenarios::TENANT
+            )),
+            "{line}"
+        );
+    }
+    emulator.shutdown().await;
+}

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use super::tokens::{Audience, Refusal};
 use super::IdentityState;
 use crate::emulator::error::ApiError;
+use crate::emulator::workspace::WORKSPACE_ID;
 
 const RESOURCE_ID_HEADER: &str = "x-databricks-azure-workspace-resource-id";
 const MANAGEMENT_TOKEN_HEADER: &str = "x-databricks-azure-sp-management-token";
@@ -32,6 +33,13 @@ pub(crate) fn authorize_workspace(
         ),
     })?;
     match issued.audience {
+        // On a unified host a token of its OAuth server is good for any of the account's
+        // workspaces: the request must say which.
+        Audience::Workspace if !names_this_workspace(identity, headers) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            format!("This is a unified host: name the workspace with the {WORKSPACE_ID_HEADER} header ({WORKSPACE_ID})."),
+        )),
         // Databricks service principals are workspace identities already.
         Audience::Workspace => Ok(()),
         // A token for Azure Resource Manager is not a workspace token, whoever holds it.
@@ -48,6 +56,22 @@ pub(crate) fn authorize_workspace(
             "User not authorized.",
         )),
     }
+}
+
+const WORKSPACE_ID_HEADER: &str = "x-databricks-workspace-id";
+
+/// Whether the request names this workspace, where a unified host needs it to.
+fn names_this_workspace(identity: &IdentityState, headers: &HeaderMap) -> bool {
+    let unified = identity
+        .config
+        .workspace
+        .as_ref()
+        .is_some_and(|w| w.unified_host.is_some());
+    !unified
+        || headers
+            .get(WORKSPACE_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|id| id.trim() == WORKSPACE_ID.to_string())
 }
 
 fn invalid_token() -> ApiError {

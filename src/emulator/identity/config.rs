@@ -90,6 +90,11 @@ pub struct ServiceConnection {
     /// Whether the job references (may use) this connection.
     #[serde(default = "yes")]
     pub authorized: bool,
+    /// Set for a connection created (or converted) since Azure DevOps moved to the Entra
+    /// issuer: its id tokens are issued by `https://login.microsoftonline.com/<this>/v2.0`
+    /// with a system-generated subject. Unset: the older `vstoken` issuer, `sc://` subject.
+    #[serde(default)]
+    pub entra_tenant_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -159,6 +164,17 @@ pub struct WorkspaceAccess {
     /// Token federation policies of Databricks service principals.
     #[serde(default)]
     pub federation_policies: Vec<FederationPolicy>,
+    /// Serve the workspace as a unified host: its host metadata names an account-rooted OAuth
+    /// server (`/oidc/accounts/{account_id}`), the classic `/oidc/...` routes are gone, and
+    /// API calls with its OAuth tokens must name the workspace (`X-Databricks-Workspace-Id`).
+    #[serde(default)]
+    pub unified_host: Option<UnifiedHost>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnifiedHost {
+    pub account_id: String,
 }
 
 #[derive(Clone, Deserialize)]
@@ -210,6 +226,29 @@ impl Identities {
             self.token_lifetime_seconds > 0 && self.id_token_lifetime_seconds > 0,
             "token lifetimes must be at least one second"
         );
+        for connection in self.devops.iter().flat_map(|d| &d.service_connections) {
+            if let Some(tenant) = &connection.entra_tenant_id {
+                anyhow::ensure!(
+                    guid_base64url(tenant).is_some(),
+                    "the entraTenantId of service connection {} is not a GUID",
+                    connection.id
+                );
+            }
+        }
+        if let Some(unified) = self
+            .workspace
+            .as_ref()
+            .and_then(|w| w.unified_host.as_ref())
+        {
+            anyhow::ensure!(
+                !unified.account_id.is_empty()
+                    && unified
+                        .account_id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                "the unifiedHost accountId must be letters, digits and `-`"
+            );
+        }
         for app in self.entra.iter().flat_map(|entra| &entra.applications) {
             if let Some(pem) = &app.certificate_pem {
                 super::cert::Certificate::from_pem(pem)
@@ -280,8 +319,45 @@ impl DevOps {
             id: id.into(),
             name: name.into(),
             authorized: true,
+            entra_tenant_id: None,
         });
         self
+    }
+
+    /// Adds a service connection whose id tokens Microsoft Entra issues (tenant `tenant_id`);
+    /// one with the same id is replaced (converted to the Entra issuer).
+    pub fn entra_issued_connection(mut self, id: &str, name: &str, tenant_id: &str) -> Self {
+        self.service_connections
+            .retain(|c| !c.id.eq_ignore_ascii_case(id));
+        self.service_connections.push(ServiceConnection {
+            id: id.into(),
+            name: name.into(),
+            authorized: true,
+            entra_tenant_id: Some(tenant_id.into()),
+        });
+        self
+    }
+
+    /// The issuer and subject of the id tokens of connection `connection_id`: what a federated
+    /// credential or federation policy must name (Azure DevOps shows them on the connection).
+    pub fn federation_pair(&self, connection_id: &str) -> Option<(String, String)> {
+        let connection = self
+            .service_connections
+            .iter()
+            .find(|c| c.id.eq_ignore_ascii_case(connection_id))?;
+        Some(match &connection.entra_tenant_id {
+            None => (self.issuer(), self.connection_subject(&connection.name)),
+            Some(tenant) => (
+                format!("https://login.microsoftonline.com/{tenant}/v2.0"),
+                format!(
+                    "/eid1/c/pub/t/{}/a/{}/sc/{}/{}",
+                    guid_base64url(tenant).unwrap_or_default(),
+                    guid_base64url(AZURE_DEVOPS_APPLICATION_ID).unwrap_or_default(),
+                    self.organization_id,
+                    connection.id
+                ),
+            ),
+        })
     }
 
     /// Adds a service connection the job does not reference.
@@ -290,6 +366,7 @@ impl DevOps {
             id: id.into(),
             name: name.into(),
             authorized: false,
+            entra_tenant_id: None,
         });
         self
     }
@@ -371,9 +448,36 @@ impl ManagedIdentity {
     }
 }
 
+/// Azure DevOps' own application id, in the subjects of the id tokens Entra issues for it.
+const AZURE_DEVOPS_APPLICATION_ID: &str = "499b84ac-1321-427f-aa17-267ca6975798";
+
+/// A GUID's 16 bytes in Microsoft's order (the first three groups little-endian), base64url:
+/// how Entra-issued subjects spell tenant and application ids.
+fn guid_base64url(guid: &str) -> Option<String> {
+    let hex: String = guid.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || guid.len() != 36 {
+        return None;
+    }
+    let mut bytes = (0..16)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    bytes[0..4].reverse();
+    bytes[4..6].reverse();
+    bytes[6..8].reverse();
+    Some(crate::auth::jwt::base64url(&bytes))
+}
+
 impl WorkspaceAccess {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Serves the workspace as a unified host of account `account_id`.
+    pub fn unified_host(mut self, account_id: &str) -> Self {
+        self.unified_host = Some(UnifiedHost {
+            account_id: account_id.into(),
+        });
+        self
     }
 
     pub fn principal(mut self, client_id: &str) -> Self {
@@ -492,6 +596,49 @@ mod tests {
         assert!(devops
             .issuer()
             .starts_with("https://vstoken.dev.azure.com/"));
+    }
+
+    #[test]
+    fn entra_issued_subjects_spell_guids_as_entra_does() {
+        // A subject seen in a real Entra-issued Azure DevOps id token: tenant
+        // ff882432-09b0-437b-bd22-ca13c0037ded, Azure DevOps' application id.
+        assert_eq!(
+            guid_base64url("ff882432-09b0-437b-bd22-ca13c0037ded").as_deref(),
+            Some("MiSI_7AJe0O9IsoTwAN97Q")
+        );
+        assert_eq!(
+            guid_base64url(AZURE_DEVOPS_APPLICATION_ID).as_deref(),
+            Some("rISbSSETf0KqFyZ8ppdXmA")
+        );
+        assert_eq!(guid_base64url("not-a-guid"), None);
+        let devops = DevOps::new(
+            "o",
+            "0ca3ddd9-f0b0-4635-a98c-5866526961b6",
+            "p",
+            "pid",
+            "ci",
+            "t",
+        )
+        .entra_issued_connection(
+            "64171687-7a59-4fce-b2c8-823278dcf176",
+            "c",
+            "ff882432-09b0-437b-bd22-ca13c0037ded",
+        )
+        .connection("11111111-1111-1111-1111-111111111111", "old");
+        assert_eq!(
+            devops.federation_pair("64171687-7a59-4fce-b2c8-823278dcf176"),
+            Some((
+                "https://login.microsoftonline.com/ff882432-09b0-437b-bd22-ca13c0037ded/v2.0".into(),
+                "/eid1/c/pub/t/MiSI_7AJe0O9IsoTwAN97Q/a/rISbSSETf0KqFyZ8ppdXmA/sc/0ca3ddd9-f0b0-4635-a98c-5866526961b6/64171687-7a59-4fce-b2c8-823278dcf176".into()
+            ))
+        );
+        assert_eq!(
+            devops.federation_pair("11111111-1111-1111-1111-111111111111"),
+            Some((
+                "https://vstoken.dev.azure.com/0ca3ddd9-f0b0-4635-a98c-5866526961b6".into(),
+                "sc://o/p/old".into()
+            ))
+        );
     }
 
     #[test]

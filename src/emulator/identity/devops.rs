@@ -61,15 +61,15 @@ pub(super) async fn oidctoken(
         return refusal;
     }
 
-    let subject = match query.get("serviceConnectionId") {
-        None => devops.pipeline_subject(),
+    let (issuer, subject) = match query.get("serviceConnectionId") {
+        None => (devops.issuer(), devops.pipeline_subject()),
         Some(id) => {
             let connection = devops
                 .service_connections
                 .iter()
                 .find(|c| c.authorized && c.id.eq_ignore_ascii_case(id));
-            match connection {
-                Some(connection) => devops.connection_subject(&connection.name),
+            match connection.and_then(|c| devops.federation_pair(&c.id)) {
+                Some(pair) => pair,
                 // Azure DevOps answers 200 with a wrapped string and no `oidcToken` when the
                 // job does not reference the connection (or it does not exist): clients must
                 // look for the token, not only at the status.
@@ -88,7 +88,7 @@ pub(super) async fn oidctoken(
         "jti": random::guid(),
         "sub": subject,
         "aud": TOKEN_EXCHANGE_AUDIENCE,
-        "iss": devops.issuer(),
+        "iss": issuer,
         "iat": now,
         "nbf": now,
         "exp": now + identity.config.id_token_lifetime_seconds,

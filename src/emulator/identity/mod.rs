@@ -47,6 +47,7 @@ pub(crate) use acceptance::authorize_workspace;
 use cert::Certificate;
 use clock::Clock;
 use tokens::{Grant, Issued, Party, Refusal, TokenStore};
+pub(crate) use workspace_oauth::host_metadata;
 
 use super::state::{lock, Shared};
 
@@ -174,6 +175,14 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             get(workspace_oauth::discovery),
         )
         .route("/oidc/v1/token", post(workspace_oauth::token))
+        .route(
+            "/oidc/accounts/{account}/.well-known/oauth-authorization-server",
+            get(workspace_oauth::account_discovery),
+        )
+        .route(
+            "/oidc/accounts/{account}/v1/token",
+            post(workspace_oauth::account_token),
+        )
 }
 
 /// The counted name of a path with ids in it, so that every `oidctoken` call (new plan and

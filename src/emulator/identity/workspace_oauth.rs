@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -21,9 +21,54 @@ use super::{field, form, request_base, IdentityState};
 use crate::emulator::error::ApiError;
 use crate::emulator::server::same_secret;
 use crate::emulator::state::Shared;
+use crate::emulator::workspace::WORKSPACE_ID;
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// `GET /.well-known/databricks-config`, as workspaces answer it (without authentication):
+/// where the OAuth server is, and the workspace's id. A unified host names an account-rooted
+/// OAuth server with the `{account_id}` placeholder.
+pub(crate) async fn host_metadata(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Json<serde_json::Value> {
+    let base = request_base(&shared, &headers);
+    let workspace_id = WORKSPACE_ID.to_string();
+    Json(match unified_account(&shared) {
+        Some(account) => json!({
+            "oidc_endpoint": format!("{base}/oidc/accounts/{{account_id}}"),
+            "account_id": account,
+            "workspace_id": workspace_id,
+            "cloud": "AZURE",
+            "host_type": "unified",
+        }),
+        None => json!({
+            "oidc_endpoint": format!("{base}/oidc"),
+            "workspace_id": workspace_id,
+            "cloud": "AZURE",
+            "host_type": "workspace",
+        }),
+    })
+}
+
+/// The account of a unified host, when the workspace is served as one.
+pub(crate) fn unified_account(shared: &Shared) -> Option<String> {
+    let workspace = shared.identity.config.workspace.as_ref()?;
+    Some(workspace.unified_host.as_ref()?.account_id.clone())
+}
+
+/// Where the OAuth server answers: `/oidc` on a workspace host, `/oidc/accounts/<id>` on a
+/// unified host (and nowhere else on either).
+fn oauth_root(shared: &Shared, account_in_path: Option<&str>) -> Option<String> {
+    match (unified_account(shared), account_in_path) {
+        (None, None) => Some("/oidc".into()),
+        (Some(account), Some(asked)) if account == asked => {
+            Some(format!("/oidc/accounts/{account}"))
+        }
+        _ => None,
+    }
+}
 
 pub(super) async fn discovery(
     State(shared): State<Arc<Shared>>,
@@ -31,15 +76,36 @@ pub(super) async fn discovery(
     method: Method,
     uri: Uri,
 ) -> Response {
-    if shared.identity.config.workspace.is_none() {
+    discovery_at(&shared, &headers, None, &method, &uri)
+}
+
+pub(super) async fn account_discovery(
+    State(shared): State<Arc<Shared>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    discovery_at(&shared, &headers, Some(&account), &method, &uri)
+}
+
+fn discovery_at(
+    shared: &Shared,
+    headers: &HeaderMap,
+    account: Option<&str>,
+    method: &Method,
+    uri: &Uri,
+) -> Response {
+    let root = oauth_root(shared, account).filter(|_| shared.identity.config.workspace.is_some());
+    let Some(root) = root else {
         return ApiError::endpoint_not_found(method.as_str(), uri.path()).into_response();
-    }
-    let base = request_base(&shared, &headers);
+    };
+    let base = format!("{}{root}", request_base(shared, headers));
     Json(json!({
-        "issuer": format!("{base}/oidc"),
-        "authorization_endpoint": format!("{base}/oidc/v1/authorize"),
-        "token_endpoint": format!("{base}/oidc/v1/token"),
-        "jwks_uri": format!("{base}/oidc/jwks.json"),
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/v1/authorize"),
+        "token_endpoint": format!("{base}/v1/token"),
+        "jwks_uri": format!("{base}/jwks.json"),
         "grant_types_supported": [
             "client_credentials",
             "authorization_code",
@@ -82,13 +148,36 @@ pub(super) async fn token(
     uri: Uri,
     body: Bytes,
 ) -> Response {
+    token_at(&shared, &headers, None, &method, &uri, &body)
+}
+
+pub(super) async fn account_token(
+    State(shared): State<Arc<Shared>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    token_at(&shared, &headers, Some(&account), &method, &uri, &body)
+}
+
+fn token_at(
+    shared: &Shared,
+    headers: &HeaderMap,
+    account: Option<&str>,
+    method: &Method,
+    uri: &Uri,
+    body: &Bytes,
+) -> Response {
     let identity = &shared.identity;
-    let Some(workspace) = &identity.config.workspace else {
+    let (Some(workspace), Some(root)) = (&identity.config.workspace, oauth_root(shared, account))
+    else {
         return ApiError::endpoint_not_found(method.as_str(), uri.path()).into_response();
     };
-    let fields = form(&body);
+    let fields = form(body);
     let granted = match field(&fields, "grant_type") {
-        Some("client_credentials") => client_credentials(workspace, &fields, &headers),
+        Some("client_credentials") => client_credentials(workspace, &fields, headers),
         Some(TOKEN_EXCHANGE) => token_exchange(identity, workspace, &fields),
         Some(other) => Err(Refusal(
             StatusCode::BAD_REQUEST,
@@ -104,7 +193,7 @@ pub(super) async fn token(
         Err(refusal) => return refusal.into_response(),
     };
     let lifetime = identity.config.token_lifetime_seconds;
-    let issuer = format!("{}/oidc", request_base(&shared, &headers));
+    let issuer = format!("{}{root}", request_base(shared, headers));
     let access_token = identity.issue(&Grant {
         party: Party::WorkspaceOAuth,
         audience: Audience::Workspace,

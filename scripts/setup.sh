@@ -36,6 +36,15 @@ if ! python3 -c 'import pytest' 2>/dev/null; then
   }
 fi
 
+# The Databricks Python SDK, pinned: a test signs in with it against the emulator, as users'
+# scripts do against a workspace (tests/python).
+databricks_sdk_version=0.167.0
+if ! python3 -c "import databricks.sdk.version as v, sys; sys.exit(v.__version__ != '$databricks_sdk_version')" 2>/dev/null; then
+  log "installing the Databricks Python SDK $databricks_sdk_version"
+  python3 -m pip install -q --disable-pip-version-check "databricks-sdk==$databricks_sdk_version" 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages "databricks-sdk==$databricks_sdk_version"
+fi
+
 command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

@@ -26,6 +26,9 @@ log "wasm core, task folders and .vsix"
 cargo build --locked --bin databricks-azdo   # the emulator and native runtime for the Node tests
 scripts/package.sh
 
+log "the Databricks Python SDK signs in against the emulator"
+python3 -m pytest -q -p no:cacheprovider tests/python
+
 # The agent runs a task on the newest Node handler it knows among those task.json declares
 # (Node24, Node20_1, Node16): the same tests on each, the machine's Node.js and two from npm.
 # The three runs go side by side: the tests mostly wait (for runs, time limits, cancels), and

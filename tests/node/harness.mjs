@@ -77,7 +77,7 @@ export function request(url, { method = 'GET', headers = {}, body } = {}) {
  * Starts `databricks-azdo emulator` on a port the OS picks, with fault rules if given;
  * `legacyGitFolders` shows Git folders as `REPO` objects, as workspaces before the Git CLI did.
  */
-export async function startEmulator(faults = [], { identities, legacyGitFolders = false } = {}) {
+export async function startEmulator(faults = [], { identities, legacyGitFolders = false, extraArgs = [] } = {}) {
   const faultArgs = faults.flatMap((rule) => ['--fault', rule]);
   let identityArgs = [];
   if (identities) {
@@ -86,7 +86,7 @@ export async function startEmulator(faults = [], { identities, legacyGitFolders 
     writeFileSync(file, JSON.stringify(identities));
     identityArgs = ['--identities', file];
   }
-  const child = spawn(path.join(BINARY_DIR, 'databricks-azdo'), ['emulator', '--listen', '127.0.0.1:0', '--token', TOKEN, '--pending-ms', '20', '--terminating-ms', '10', ...faultArgs, ...identityArgs, ...(legacyGitFolders ? ['--legacy-git-folders'] : [])], {
+  const child = spawn(path.join(BINARY_DIR, 'databricks-azdo'), ['emulator', '--listen', '127.0.0.1:0', '--token', TOKEN, '--pending-ms', '20', '--terminating-ms', '10', ...faultArgs, ...identityArgs, ...(legacyGitFolders ? ['--legacy-git-folders'] : []), ...extraArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout });

@@ -1,7 +1,8 @@
 # Sourced by the benchmark scripts, from the project root: builds what they measure (release
 # binary, wasm task folders), starts the workspace emulator (stopped on exit) and checks out a
 # project of benchmark notebooks into /Repos/bench/project. Defines log; sets $work and $base.
-# test/short (~2 s), test/long (~60 s), test/many/nb000..nb099 (instant, 1 KB of output each).
+# test/short (~2 s), test/long (~60 s), test/many/nb000..nb099 (instant, 1 KB of output each),
+# and with BENCH_SCALE=N, test/scale/s0000.. (N instant notebooks, 1 KB of output each).
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -27,6 +28,12 @@ printf '# Databricks notebook source\nimport time\ntime.sleep(60)\ndbutils.noteb
 for i in $(seq -f '%03g' 0 99); do
   printf '# Databricks notebook source\ndbutils.notebook.exit("%s" * 250)\n' "$i" > "$project/test/many/nb$i.py"
 done
+if [ "${BENCH_SCALE:-0}" -gt 0 ]; then
+  mkdir -p "$project/test/scale"
+  for i in $(seq -f '%04g' 0 $((BENCH_SCALE - 1))); do
+    printf '# Databricks notebook source\ndbutils.notebook.exit("%s" * 250)\n' "$i" > "$project/test/scale/s$i.py"
+  done
+fi
 git -C "$project" init -q -b main
 git -C "$project" -c user.name=bench -c user.email=bench@example.com add .
 git -C "$project" -c user.name=bench -c user.email=bench@example.com commit -q -m notebooks

@@ -503,6 +503,11 @@ async fn get_run(
     match runs.find(id) {
         Some(Found::Run(run)) => {
             let page = task_page(&shared, version, run, query.get("page_token"))?;
+            let reads = match page.range.start {
+                0 => &run.first_page_reads,
+                _ => &run.later_page_reads,
+            };
+            reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(Json(run_view(&shared, version, run, page)))
         }
         Some(Found::Task(run, task)) => Ok(Json(task_run_view(&shared, version, run, task))),
@@ -859,6 +864,13 @@ pub(crate) fn summaries(shared: &Shared) -> Value {
             view["run_name"] = json!(run.spec.run_name);
             view["idempotency_token"] = json!(run.spec.idempotency_token);
             view["peak_running_tasks"] = json!(run.peak_running);
+            let reads = |count: &std::sync::atomic::AtomicU64| {
+                count.load(std::sync::atomic::Ordering::Relaxed)
+            };
+            view["runs_get_reads"] = json!({
+                "first_page": reads(&run.first_page_reads),
+                "later_pages": reads(&run.later_page_reads),
+            });
             view["run_as"] = json!(run.spec.run_as);
             view["queue"] = json!({ "enabled": run.spec.queue });
             view["performance_target"] = json!(run.spec.performance_target);

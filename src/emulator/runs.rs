@@ -356,6 +356,9 @@ pub(crate) struct RunRecord {
     pub tasks: Vec<TaskRun>,
     /// The most tasks of this run that were RUNNING at once.
     pub peak_running: usize,
+    /// `runs/get` reads of this run: of its first page (one a poll), and of the pages after.
+    pub first_page_reads: std::sync::atomic::AtomicU64,
+    pub later_page_reads: std::sync::atomic::AtomicU64,
     stop: watch::Sender<Option<StopReason>>,
 }
 
@@ -536,6 +539,8 @@ impl Runs {
             used_commit: None,
             tasks,
             peak_running: 0,
+            first_page_reads: Default::default(),
+            later_page_reads: Default::default(),
             stop,
         };
         self.runs.insert(run_id, record);

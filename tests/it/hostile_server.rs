@@ -348,7 +348,9 @@ async fn pages_of_tasks_are_read_within_bounds() {
         serde_json::json!({ "run_id": 100 + n, "task_key": format!("t{n}"),
                             "state": { "life_cycle_state": "RUNNING" } })
     };
-    let cases: [(&str, fn(usize) -> Option<String>, usize, &str); 3] = [
+    /// The next page token after request `n`.
+    type NextToken = fn(usize) -> Option<String>;
+    let cases: [(&str, NextToken, usize, &str); 3] = [
         (
             "the same token again",
             |_| Some("again".into()),

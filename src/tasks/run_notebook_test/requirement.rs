@@ -100,16 +100,15 @@ impl Parser<'_> {
 
     fn requirement(&mut self) -> Result<(), String> {
         self.name("a package name")?;
-        if self.eat("[") {
-            if !self.eat("]") {
-                loop {
-                    self.name("an extra's name")?;
-                    if self.eat("]") {
-                        break;
-                    }
-                    if !self.eat(",") {
-                        return Err(self.unexpected("`,` or `]`"));
-                    }
+        // Extras: `[]`, or names separated by commas.
+        if self.eat("[") && !self.eat("]") {
+            loop {
+                self.name("an extra's name")?;
+                if self.eat("]") {
+                    break;
+                }
+                if !self.eat(",") {
+                    return Err(self.unexpected("`,` or `]`"));
                 }
             }
         }

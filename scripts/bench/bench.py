@@ -48,7 +48,9 @@ def tools(venv):
     }
 
 
-def run_once(base, command, notebook):
+def step_env(base, **inputs):
+    """The environment of one notebook step against the emulator: its URL and token (also as
+    the peers read them), the emulator's cluster, and `inputs` as INPUT_<NAME> variables."""
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("BENCH_HOME", "/tmp"),
@@ -56,9 +58,14 @@ def run_once(base, command, notebook):
         "DATABRICKS_TOKEN": TOKEN,
         "INPUT_DATABRICKSHOST": base,
         "INPUT_DATABRICKSTOKEN": TOKEN,
-        "INPUT_NOTEBOOKPATHS": notebook,
         "INPUT_EXISTINGCLUSTERID": CLUSTER,
     }
+    env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
+    return env
+
+
+def run_once(base, command, notebook):
+    env = step_env(base, notebookPaths=notebook)
     api(base, "/emulator/requests/reset", method="POST", body=b"", token=TOKEN)
     started = time.time() * 1000
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

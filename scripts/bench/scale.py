@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from bench import CLUSTER, REPO, TOKEN, api, our_tools
+from bench import REPO, TOKEN, api, our_tools, step_env
 
 
 def main():
@@ -17,19 +17,15 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     for name, make in our_tools().items():
         command, _ = make("")
-        env = {
-            "PATH": os.environ["PATH"],
-            "HOME": os.environ.get("BENCH_HOME", "/tmp"),
-            "INPUT_DATABRICKSHOST": base,
-            "INPUT_DATABRICKSTOKEN": TOKEN,
-            "INPUT_REPOPATH": REPO,
-            "INPUT_NOTEBOOKPATHS": "test/scale/s*",
-            "INPUT_EXISTINGCLUSTERID": CLUSTER,
-            "INPUT_MAXPARALLEL": str(lanes),
-            "INPUT_TIMEOUTMINUTES": "30",
-            # A step of its own for each runtime: each submits its own run.
-            "SYSTEM_TASKINSTANCEID": f"scale-{name}-{time.time()}",
-        }
+        env = step_env(
+            base,
+            repoPath=REPO,
+            notebookPaths="test/scale/s*",
+            maxParallel=str(lanes),
+            timeoutMinutes="30",
+        )
+        # A step of its own for each runtime: each submits its own run.
+        env["SYSTEM_TASKINSTANCEID"] = f"scale-{name}-{time.time()}"
         api(base, "/emulator/requests/reset", method="POST", body=b"", token=TOKEN)
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         output = process.stdout.read().decode("utf-8", "replace")

@@ -216,8 +216,13 @@ impl Client {
             query.push(("page_token", token));
         }
         let run: Run = self.get(&path, &query).await?;
+        // An unknown `status.state` says nothing the watcher could act on.
         let has_life_cycle = run.state.life_cycle_state.is_some()
-            || run.status.as_ref().is_some_and(|s| s.state.is_some());
+            || run
+                .status
+                .as_ref()
+                .and_then(|s| s.state.as_ref())
+                .is_some_and(|s| !matches!(s, StatusState::Other(_)));
         let problem = match run.run_id {
             Some(other) if other != run_id => {
                 Some(format!("it describes run {other}, not run {run_id}"))

@@ -127,10 +127,15 @@ impl Rewrite {
                     task.remove("task_key");
                 }
             }
+            // Without a result in either form: `state.result_state`, nor the termination
+            // details of `status` (from which a result can be told as well).
             Rewrite::NoResult => {
                 for task in tasks.iter_mut() {
                     if let Some(state) = task.get_mut("state").and_then(|s| s.as_object_mut()) {
                         state.remove("result_state");
+                    }
+                    if let Some(status) = task.get_mut("status").and_then(|s| s.as_object_mut()) {
+                        status.remove("termination_details");
                     }
                 }
             }

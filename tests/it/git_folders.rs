@@ -17,10 +17,7 @@ async fn emulator_showing(form: GitFolderObjects) -> Emulator {
 
 /// One request to the emulator's API, with the tests' token.
 async fn api(emulator: &Emulator, method: reqwest::Method, path: &str, body: Value) -> Value {
-    let response = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let response = http()
         .request(method, format!("{}{path}", emulator.base_url()))
         .bearer_auth(TOKEN)
         .json(&body)
@@ -135,10 +132,7 @@ async fn create_update_again_run_and_delete_with_either_form_of_get_status() {
 }
 
 async fn raw_status(emulator: &Emulator, path: &str) -> (u16, String) {
-    let response = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let response = http()
         .get(format!(
             "{}/api/2.0/workspace/get-status?path={path}",
             emulator.base_url()

@@ -95,7 +95,7 @@ async fn unknown_values_and_missing_fields_are_tolerated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_that_say_nothing_are_errors_not_an_empty_run() {
-    let cases: [(&str, &str, &str); 6] = [
+    let cases: [(&str, &str, &str); 8] = [
         ("application/json", "", "empty body"),
         ("application/json", " \r\n", "empty body"),
         (
@@ -113,6 +113,17 @@ async fn answers_that_say_nothing_are_errors_not_an_empty_run() {
             "application/json",
             r#"{"state": {}}"#,
             "no `state.life_cycle_state`",
+        ),
+        // `status` in a form the watcher cannot act on says nothing either.
+        (
+            "application/json",
+            r#"{"status": {"state": "HIBERNATING"}}"#,
+            "no `state.life_cycle_state` (nor `status.state`)",
+        ),
+        (
+            "application/json",
+            r#"{"status": {}}"#,
+            "no `state.life_cycle_state` (nor `status.state`)",
         ),
     ];
     for (content_type, body, expected) in cases {

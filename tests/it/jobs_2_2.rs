@@ -199,18 +199,14 @@ async fn a_run_queued_at_the_workspace_limit_waits_and_says_why() {
     let emulator = emulator_configured(|config| config.max_active_runs = Some(1)).await;
     let (_project, env) = checked_out(&emulator, &[("unit", PASSING), ("slow", SLOW)]).await;
     let base = emulator.base_url();
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = http();
     // Another pipeline's run holds the only slot.
-    let occupying = http
-        .post(format!("{base}/api/2.2/jobs/runs/submit"))
-        .bearer_auth(TOKEN)
-        .json(&json!({ "tasks": [api::notebook_task("slow", &format!("{REPO_PATH}/test/slow"))] }))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["run_id"]
+    let occupying = json_of(
+        http.post(format!("{base}/api/2.2/jobs/runs/submit"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "tasks": [api::notebook_task("slow", &format!("{REPO_PATH}/test/slow"))] })),
+    )
+    .await["run_id"]
         .as_i64()
         .unwrap();
 
@@ -257,8 +253,7 @@ async fn a_run_queued_at_the_workspace_limit_waits_and_says_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_queueing_a_run_at_the_limit_is_skipped_and_never_passes() {
     let emulator = emulator_configured(|config| config.max_active_runs = Some(1)).await;
-    let ws_token = TOKEN;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = http();
     let base = emulator.base_url();
     let submit = |queue: Option<bool>| {
         let mut body = json!({ "tasks": [api::notebook_task("a", "/Shared/missing")] });
@@ -267,28 +262,20 @@ async fn without_queueing_a_run_at_the_limit_is_skipped_and_never_passes() {
         }
         let request = http
             .post(format!("{base}/api/2.2/jobs/runs/submit"))
-            .bearer_auth(ws_token)
+            .bearer_auth(TOKEN)
             .json(&body);
-        async move {
-            request.send().await.unwrap().json::<Value>().await.unwrap()["run_id"]
-                .as_i64()
-                .unwrap()
-        }
+        async move { json_of(request).await["run_id"].as_i64().unwrap() }
     };
     // A slow first run: a missing notebook still takes its PENDING time.
     let _first = submit(None).await;
     let skipped = submit(Some(false)).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let run = loop {
-        let run: Value = http
-            .get(format!("{base}/api/2.2/jobs/runs/get?run_id={skipped}"))
-            .bearer_auth(ws_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let run = json_of(
+            http.get(format!("{base}/api/2.2/jobs/runs/get?run_id={skipped}"))
+                .bearer_auth(TOKEN),
+        )
+        .await;
         if run["state"]["life_cycle_state"] == "SKIPPED" || std::time::Instant::now() > deadline {
             break run;
         }
@@ -386,5 +373,42 @@ async fn performance_target_and_budget_policy_reach_the_run() {
     );
     let runs = emulator_runs(&emulator).await;
     assert!(runs.last().unwrap()["performance_target"].is_null());
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_out_of_time_while_its_run_is_queued_cancels_the_run() {
+    let emulator = emulator_configured(|config| config.max_active_runs = Some(1)).await;
+    let (_project, env) = checked_out(&emulator, &[("unit", PASSING), ("slow", SLOW)]).await;
+    json_of(
+        http()
+            .post(format!("{}/api/2.2/jobs/runs/submit", emulator.base_url()))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "tasks": [api::notebook_task("slow", &format!("{REPO_PATH}/test/slow"))] })),
+    )
+    .await;
+    // 0.02 minutes = 1.2 s, all of it in the queue.
+    let outcome = run_task(
+        TaskName::RunNotebookTest,
+        with(
+            &env,
+            &[("notebookPaths", "test/unit"), ("timeoutMinutes", "0.02")],
+        ),
+        OutputMode::Agent,
+    )
+    .await;
+    assert_eq!(outcome.code, 4, "{}", outcome.stdout);
+    assert!(outcome.stdout.contains("run QUEUED"), "{}", outcome.stdout);
+    assert!(
+        outcome
+            .stdout
+            .contains("did not finish within timeoutMinutes"),
+        "{}",
+        outcome.stdout
+    );
+    let runs = emulator_runs(&emulator).await;
+    let ours = runs.last().unwrap();
+    assert_eq!(ours["result_state"], "CANCELED", "{ours}");
+    assert_eq!(ours["tasks"][0]["life_cycle_state"], "TERMINATED", "{ours}");
     emulator.shutdown().await;
 }

@@ -729,16 +729,9 @@ async fn a_unified_host_refuses_calls_that_do_not_name_the_workspace() {
             .unified_host("acct-1"),
     );
     let emulator = start(identities).await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = http();
     let base = emulator.base_url();
-    let metadata: serde_json::Value = http
-        .get(format!("{base}/.well-known/databricks-config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = json_of(http.get(format!("{base}/.well-known/databricks-config"))).await;
     assert_eq!(
         metadata["oidc_endpoint"],
         format!("{base}/oidc/accounts/{{account_id}}")
@@ -756,19 +749,15 @@ async fn a_unified_host_refuses_calls_that_do_not_name_the_workspace() {
         404,
         "a unified host has no classic OAuth routes"
     );
-    let token: serde_json::Value = http
-        .post(format!("{base}/oidc/accounts/acct-1/v1/token"))
-        .basic_auth(
-            scenarios::DATABRICKS_CLIENT_ID,
-            Some(&secrets.client_secret),
-        )
-        .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = json_of(
+        http.post(format!("{base}/oidc/accounts/acct-1/v1/token"))
+            .basic_auth(
+                scenarios::DATABRICKS_CLIENT_ID,
+                Some(&secrets.client_secret),
+            )
+            .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")]),
+    )
+    .await;
     let access = token["access_token"].as_str().unwrap();
     let status = |id: Option<&'static str>| {
         let mut request = http

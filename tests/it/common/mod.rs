@@ -200,6 +200,18 @@ pub fn pipeline_env(emulator: &Emulator, project: &Project) -> BTreeMap<String, 
     .collect()
 }
 
+/// An HTTP client for calls straight to the emulator (no proxy from the environment).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Sends `request` and reads its answer as JSON, whatever the status.
+pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let answer = request.send().await.unwrap();
+    let text = answer.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
 /// A step id of its own (`SYSTEM_TASKINSTANCEID`): the same step run again would get its
 /// first run back, as its idempotency token is the same.
 pub fn next_step_id() -> String {

@@ -131,6 +131,38 @@ async fn repo_update_inputs() {
     )
     .await;
     assert_rejected(t, &[("repoPath", "Repos/ci/x")], "repoPath", "absolute").await;
+    for (path, why) in [
+        (
+            "/Repos/ci",
+            "under /Repos a Git folder is /Repos/<folder>/<name>",
+        ),
+        (
+            "/Repos/ci/project/sub",
+            "under /Repos a Git folder is /Repos/<folder>/<name>",
+        ),
+        (
+            "/Workspace/Repos/ci",
+            "under /Repos a Git folder is /Repos/<folder>/<name>",
+        ),
+        (
+            "/Workspace/Shared",
+            "is too short: a Git folder lives in a folder",
+        ),
+        ("/Workspace", "is too short"),
+    ] {
+        assert_rejected(t, &[("repoPath", path)], "repoPath", why).await;
+    }
+    for (lines, why) in [
+        ("test\n/abs", "line 2 (`/abs`) is absolute"),
+        ("src/*", "line 1 (`src/*`) is not a cone pattern"),
+        ("!tests", "is not a cone pattern"),
+        ("a\\b", "is not a cone pattern"),
+        ("a/../b", "has an empty, `.` or `..` segment"),
+        ("a//b", "has an empty, `.` or `..` segment"),
+        ("ok\r\nbad\rline", "contains a carriage return"),
+    ] {
+        assert_rejected(t, &[("sparseCheckout", lines)], "sparseCheckout", why).await;
+    }
     assert_rejected(
         t,
         &[("repoPath", "/Repos/$(Build.BuildId)/x")],
@@ -521,6 +553,8 @@ async fn ignored_inputs_are_warned_about_before_any_request() {
         (run, &[("newClusterJson", "{\"spark_version\": \"s\"}")], "input `newClusterJson` is ignored with `clusterMode: existing`"),
         (repo, &[("mode", "delete"), ("branch", "main")], "input `branch` is ignored with `mode: delete`"),
         (repo, &[("mode", "delete"), ("onCommitMismatch", "fail")], "input `onCommitMismatch` is ignored with `mode: delete`"),
+        (repo, &[("mode", "delete"), ("sparseCheckout", "tests")], "input `sparseCheckout` is ignored with `mode: delete`"),
+        (run, &[("performanceTarget", "STANDARD")], "input `performanceTarget` is ignored with `clusterMode: existing`"),
         (repo, &[("mode", "update"), ("repoUrl", "https://github.com/o/elsewhere.git")], "input `repoUrl` is ignored with `mode: update`"),
         (repo, &[("branch", "main"), ("onCommitMismatch", "fail")], "input `onCommitMismatch` is ignored: there is no commit"),
     ];

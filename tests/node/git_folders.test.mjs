@@ -88,5 +88,19 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
     const refused = await runTask('DatabricksRepoUpdate', env({ repoPath: full, sparseCheckout: 'test' }));
     assert.equal(refused.code, 2, refused.stdout);
     assert.match(issues(refused, 'error')[0], new RegExp(`input \`sparseCheckout\`: ${full} was created without sparse checkout`));
+
+    // Lines that are no cone pattern, and Git folder paths Databricks would refuse: before any request.
+    await emulator.resetRequests();
+    for (const [inputs, said] of [
+      [{ repoPath: full, sparseCheckout: 'test\r\nsrc/*' }, /^input `sparseCheckout`: line 2 \(`src\/\*`\) is not a cone pattern/],
+      [{ repoPath: full, sparseCheckout: '/abs' }, /^input `sparseCheckout`: line 1 \(`\/abs`\) is absolute/],
+      [{ repoPath: '/Repos/ci/too/deep' }, /^input `repoPath`: `\/Repos\/ci\/too\/deep` is not a Git folder path/],
+      [{ repoPath: '/Workspace/Shared' }, /^input `repoPath`: `\/Workspace\/Shared` is too short/],
+    ]) {
+      const result = await runTask('DatabricksRepoUpdate', env(inputs));
+      assert.equal(result.code, 2, result.stdout);
+      assert.match(issues(result, 'error')[0], said);
+    }
+    assert.equal(await emulator.requests(), 0, 'no request');
   });
 }

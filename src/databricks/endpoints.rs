@@ -16,6 +16,9 @@ const JOBS: &str = "/api/2.2/jobs";
 /// Tasks in one page of a Jobs 2.2 answer.
 pub const TASKS_PER_PAGE: usize = 100;
 
+/// The longest page token sent back: it goes into a URL, and Databricks' are far shorter.
+const MAX_PAGE_TOKEN_BYTES: usize = 4096;
+
 impl Client {
     // ----- workspace -----
 
@@ -179,6 +182,12 @@ impl Client {
                     "HTTP 200, but the pages of run {run_id} cannot be read whole: {problem}"
                 ),
             };
+            if token.len() > MAX_PAGE_TOKEN_BYTES {
+                return Err(broken(format!(
+                    "a page token of {} bytes, longer than the {MAX_PAGE_TOKEN_BYTES} sent back",
+                    token.len()
+                )));
+            }
             if !seen.insert(token.clone()) {
                 return Err(broken("a page token came back a second time".into()));
             }

@@ -355,6 +355,10 @@ impl EmulatorArgs {
             })?,
         };
         anyhow::ensure!(!token.trim().is_empty(), "the token must not be empty");
+        anyhow::ensure!(
+            self.max_active_runs != Some(0),
+            "--max-active-runs must be at least 1: a workspace with no room for a run would queue every run for ever"
+        );
         let identities = match &self.identities {
             Some(path) => Identities::from_file(path)?,
             None => Identities::default(),

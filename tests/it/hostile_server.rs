@@ -361,7 +361,7 @@ async fn pages_of_tasks_are_read_within_bounds() {
     };
     /// The next page token after request `n`.
     type NextToken = fn(usize) -> Option<String>;
-    let cases: [(&str, NextToken, usize, &str); 3] = [
+    let cases: [(&str, NextToken, usize, &str); 4] = [
         (
             "the same token again",
             |_| Some("again".into()),
@@ -379,6 +379,12 @@ async fn pages_of_tasks_are_read_within_bounds() {
             |n| Some(format!("p{n}")),
             0,
             "a page without tasks names a next page",
+        ),
+        (
+            "a token too long for a URL",
+            |_| Some("t".repeat(5000)),
+            1,
+            "a page token of 5000 bytes",
         ),
     ];
     for (case, next, per_page, said) in cases {

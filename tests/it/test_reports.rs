@@ -177,17 +177,24 @@ async fn with_fail_on_failed_tests_off_the_counts_are_reported_and_the_step_has_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hostile_report_is_a_warning_and_the_notebook_stays_one_case() {
+async fn a_hostile_report_fails_its_notebook_as_one_case() {
     let emulator = emulator().await;
     let (outcome, junit, _reports) = run_reports(&emulator, &[("laughs", LAUGHS)], &[]).await;
-    assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    assert_eq!(outcome.code, 1, "{}", outcome.stdout);
     let log = &outcome.stdout;
     assert!(
-        log.contains("##vso[task.logissue type=warning]test/laughs: its test report cannot be read: it declares a DTD"),
+        log.contains("##vso[task.logissue type=error]test/laughs ended SUCCESS, but does not pass: what it handed back could not be read whole (its test report cannot be read: it declares a DTD"),
         "{log}"
     );
-    assert_eq!(cases(&junit)["test/laughs"].len(), 1, "{junit}");
-    assert_eq!(output_variable(log, "testsPassed"), Some("1"));
+    assert!(
+        log.contains("FAIL test/laughs: TERMINATED SUCCESS"),
+        "{log}"
+    );
+    let laughs = &cases(&junit)["test/laughs"];
+    assert_eq!(laughs.len(), 1, "{junit}");
+    assert_eq!(laughs[0].2, "failure", "{junit}");
+    assert_eq!(output_variable(log, "testsPassed"), Some("0"));
+    assert_eq!(output_variable(log, "testsFailed"), Some("1"));
     emulator.shutdown().await;
 }
 
@@ -282,7 +289,7 @@ async fn a_report_written_to_a_workspace_file_is_read_with_the_export_api() {
 /// A report file that is missing, outside a volume and the workspace, or not a report is a
 /// warning naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_or_misplaced_report_file_is_a_warning() {
+async fn a_missing_or_misplaced_report_file_fails_its_notebook() {
     let emulator = emulator().await;
     let exit =
         |value: &str| format!("# Databricks notebook source\ndbutils.notebook.exit({value:?})\n");
@@ -308,29 +315,40 @@ dbutils.notebook.exit('{"junit": "/Workspace/Shared/reports/large.xml"}')
         ("relative", relative.as_str()),
         ("too_large", too_large),
     ];
-    let (outcome, _junit, _reports) = run_reports(&emulator, &notebooks, &[]).await;
-    assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    let (outcome, junit, _reports) = run_reports(&emulator, &notebooks, &[]).await;
+    assert_eq!(outcome.code, 1, "{}", outcome.stdout);
     let log = &outcome.stdout;
+    // Each notebook fails, as one failed case, and the step with them.
+    let suites = cases(&junit);
+    for (notebook, _) in notebooks {
+        let case = &suites[&format!("test/{notebook}")];
+        assert_eq!(
+            (case.len(), case[0].2.as_str()),
+            (1, "failure"),
+            "{notebook}: {junit}"
+        );
+    }
+    assert_eq!(output_variable(log, "testsFailed"), Some("7"));
     assert!(
         log.contains(
-            "test/missing: its report file /Volumes/main/ci/reports/none.xml could not be read"
+            "test/missing ended SUCCESS, but does not pass: what it handed back could not be read whole (its report file /Volumes/main/ci/reports/none.xml could not be read"
         ),
         "{log}"
     );
     assert!(log.contains("does not exist"), "{log}");
     assert!(
         log.contains(
-            "test/missing_in_workspace: its report file /Workspace/Shared/reports/none.xml could not be read: GET /api/2.0/workspace/export failed: HTTP 404 RESOURCE_DOES_NOT_EXIST: Path (/Shared/reports/none.xml) doesn't exist."
+            "test/missing_in_workspace ended SUCCESS, but does not pass: what it handed back could not be read whole (its report file /Workspace/Shared/reports/none.xml could not be read: GET /api/2.0/workspace/export failed: HTTP 404 RESOURCE_DOES_NOT_EXIST: Path (/Shared/reports/none.xml) doesn't exist."
         ),
         "{log}"
     );
     assert!(
-        log.contains("test/too_large: its report file /Workspace/Shared/reports/large.xml could not be read: GET /api/2.0/workspace/export failed: HTTP 400 MAX_NOTEBOOK_SIZE_EXCEEDED")
+        log.contains("test/too_large ended SUCCESS, but does not pass: what it handed back could not be read whole (its report file /Workspace/Shared/reports/large.xml could not be read: GET /api/2.0/workspace/export failed: HTTP 400 MAX_NOTEBOOK_SIZE_EXCEEDED")
             && log.contains("(the workspace export API reads at most 10 MB: write a larger report to a volume)"),
         "{log}"
     );
     let misplaced = |notebook: &str, path: &str| {
-        format!("test/{notebook}: its report file `{path}` is neither in a Unity Catalog volume (/Volumes/<catalog>/<schema>/<volume>/...) nor a workspace file (/Workspace/..., /Users/..., /Shared/..., /Repos/...): only those two places are read")
+        format!("test/{notebook} ended SUCCESS, but does not pass: what it handed back could not be read whole (its report file `{path}` is neither in a Unity Catalog volume (/Volumes/<catalog>/<schema>/<volume>/...) nor a workspace file (/Workspace/..., /Users/..., /Shared/..., /Repos/...): only those two places are read")
     };
     for (notebook, path) in [
         ("outside", "/tmp/report.xml"),
@@ -375,4 +393,136 @@ dbutils.notebook.exit('<testsuite><testcase classname="a&#10;##vso[task.complete
     );
     assert!(roxmltree::Document::parse(&junit).is_ok(), "{junit}");
     emulator.shutdown().await;
+}
+
+/// A notebook that exits with `value` (Python source of the exit value).
+fn exiting_with(setup: &str, value: &str) -> String {
+    format!("# Databricks notebook source\n{setup}\ndbutils.notebook.exit({value})\n")
+}
+
+/// The red gate: a notebook that ends SUCCESS but whose report (or output) could not be read
+/// whole fails, whatever the report would have said, in each shape it can take; a report that
+/// Python's `json.dumps` wrote with NaN durations is read, and its failed case fails the step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_not_read_whole_never_passes() {
+    let emulator = emulator().await;
+    let failing_case = r#"<testcase name="fails"><failure message="no"/></testcase>"#;
+    let cut = exiting_with(
+        "",
+        &format!(
+            "'<testsuite name=\"big\">' + '<testcase name=\"ok\"/>' * 300000 + '{failing_case}</testsuite>'"
+        ),
+    );
+    let not_utf8 = exiting_with(
+        "import os\nos.makedirs('/Volumes/main/ci/reports', exist_ok=True)\nopen('/Volumes/main/ci/reports/latin1.xml', 'wb').write(b'<testsuite name=\"caf\\xe9\"><testcase name=\"x\"/></testsuite>')",
+        "'{\"junit\": \"/Volumes/main/ci/reports/latin1.xml\"}'",
+    );
+    let too_many_cases = exiting_with(
+        "",
+        "'<testsuite>' + '<testcase name=\"c\"/>' * 10001 + '</testsuite>'",
+    );
+    let control_characters =
+        exiting_with("", "'<testsuite><testcase name=\"a\\x01b\"/></testsuite>'");
+    let unknown_status = exiting_with(
+        "",
+        r#"'{"suites": [{"name": "s", "cases": [{"name": "x", "status": "green"}]}]}'"#,
+    );
+    // Keys the format does not have, which could say a case failed: in a case, and in a suite.
+    let unknown_key = exiting_with(
+        "",
+        r#"'{"suites": [{"name": "s", "cases": [{"name": "x", "status": "passed", "outcome": "failed"}]}]}'"#,
+    );
+    let unknown_suite_key = exiting_with(
+        "",
+        r#"'{"suites": [{"name": "s", "failures": 3, "cases": [{"name": "x", "status": "passed"}]}]}'"#,
+    );
+    let notebooks = [
+        ("cut", cut.as_str()),
+        ("not_utf8", not_utf8.as_str()),
+        ("too_many_cases", too_many_cases.as_str()),
+        ("control_characters", control_characters.as_str()),
+        ("unknown_status", unknown_status.as_str()),
+        ("unknown_key", unknown_key.as_str()),
+        ("unknown_suite_key", unknown_suite_key.as_str()),
+    ];
+    let (outcome, junit, _reports) = run_reports(&emulator, &notebooks, &[]).await;
+    assert_eq!(outcome.code, 1, "{}", outcome.stdout);
+    assert!(outcome
+        .stdout
+        .contains("##vso[task.complete result=Failed]"));
+    let suites = cases(&junit);
+    for (notebook, _) in notebooks {
+        let case = &suites[&format!("test/{notebook}")];
+        assert_eq!(
+            (case.len(), case[0].2.as_str()),
+            (1, "failure"),
+            "{notebook}: {junit}"
+        );
+        let error = format!(
+            "##vso[task.logissue type=error]test/{notebook} ended SUCCESS, but does not pass: what it handed back could not be read whole"
+        );
+        assert!(
+            outcome.stdout.contains(&error),
+            "{notebook}: {}",
+            outcome.stdout
+        );
+    }
+    assert_eq!(output_variable(&outcome.stdout, "testsPassed"), Some("0"));
+    assert_eq!(output_variable(&outcome.stdout, "testsFailed"), Some("7"));
+    assert!(
+        outcome.stdout.contains("cut by Databricks"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("is not UTF-8 text"),
+        "{}",
+        outcome.stdout
+    );
+
+    // NaN and Infinity, as Python writes them, are unknown durations: the report is read, and
+    // its failed case fails the step (it gave no warning at all before).
+    let nan = exiting_with(
+        "import json",
+        r#"json.dumps({"suites": [{"name": "s", "cases": [{"name": "a", "status": "passed", "duration": float("nan")}, {"name": "b", "status": "failed", "duration": float("inf"), "message": "off"}]}]})"#,
+    );
+    let (outcome, junit, _reports) = run_reports(&emulator, &[("nan", nan.as_str())], &[]).await;
+    assert_eq!(outcome.code, 1, "{}", outcome.stdout);
+    assert_eq!(output_variable(&outcome.stdout, "testsPassed"), Some("1"));
+    assert_eq!(output_variable(&outcome.stdout, "testsFailed"), Some("1"));
+    assert!(
+        outcome
+            .stdout
+            .contains("reported failed test cases: 1 of 2 failed"),
+        "{}",
+        outcome.stdout
+    );
+    assert_eq!(cases(&junit)["test/nan"].len(), 2, "{junit}");
+    emulator.shutdown().await;
+}
+
+/// Outputs that cannot be fetched (refused, retries spent) leave the notebook unread: it fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notebook_whose_output_cannot_be_fetched_does_not_pass() {
+    for rule in [
+        "GET /api/2.2/jobs/runs/get-output=403",
+        "GET /api/2.2/jobs/runs/get-output=503",
+    ] {
+        let emulator = emulator_with(faults(&[rule])).await;
+        let (outcome, junit, _reports) = run_reports(&emulator, &[("unit", PASSING)], &[]).await;
+        assert_eq!(outcome.code, 1, "{rule}: {}", outcome.stdout);
+        assert!(
+            outcome.stdout.contains(
+                "test/unit ended SUCCESS, but does not pass: what it handed back could not be read whole (its output could not be read"
+            ),
+            "{rule}: {}",
+            outcome.stdout
+        );
+        assert_eq!(
+            cases(&junit)["test/unit"][0].2,
+            "failure",
+            "{rule}: {junit}"
+        );
+        emulator.shutdown().await;
+    }
 }

@@ -38,10 +38,32 @@ async fn setup() -> (Emulator, Project, BTreeMap<String, String>) {
 /// The env of one more pipeline step: each step has its own task instance id, and so its own
 /// idempotency token (the same one would get the earlier step's run back).
 fn step(env: &BTreeMap<String, String>, inputs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    static STEPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let id = format!("step-{n}");
-    with(&with(env, &[("SYSTEM_TASKINSTANCEID", &id)]), inputs)
+    with(
+        &with(env, &[("SYSTEM_TASKINSTANCEID", &next_step_id())]),
+        inputs,
+    )
+}
+
+/// Tasks the step did not submit (renamed, duplicated, without a key) fail the verdict, and
+/// nothing is fetched for them: a hostile answer listing thousands costs no request each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_fetched_for_a_task_nobody_submitted() {
+    let (emulator, _project, env) = setup().await;
+    for rewrite in ["rename-task", "no-task-key", "duplicate-task"] {
+        emulator.set_faults(faults(&[&format!("{RUNS_GET}=rewrite:{rewrite}")]));
+        let before = count(&emulator, "GET /api/2.2/jobs/runs/get-output");
+        let outcome = run_task(
+            TaskName::RunNotebookTest,
+            step(&env, &[]),
+            OutputMode::Agent,
+        )
+        .await;
+        assert_eq!(outcome.code, 1, "{rewrite}: {}", outcome.stdout);
+        let fetched = count(&emulator, "GET /api/2.2/jobs/runs/get-output") - before;
+        // Only test/unit is listed once, as submitted: the other entry has no trustworthy task.
+        assert_eq!(fetched, 1, "{rewrite}: {}", outcome.stdout);
+    }
+    emulator.shutdown().await;
 }
 
 fn errors(stdout: &str) -> Vec<&str> {

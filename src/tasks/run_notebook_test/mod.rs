@@ -170,8 +170,7 @@ async fn follow(
     // The run is over: reading its results may take the few seconds it needs even when the
     // run ended just before the time limit.
     client.set_deadline(deadline.map(|d| d.max(host.elapsed() + RESULTS_GRACE)));
-    let fetching =
-        watch::fetch_outputs(client, log, &finished, notebooks, settings.retry.attempts());
+    let fetching = watch::fetch_outputs(client, &finished, notebooks, settings.retry.attempts());
     let Some(results) = or_cancelled(host, fetching).await else {
         let result = finished.state.result_state.as_ref().map(|r| r.to_string());
         let message = format!(

@@ -128,7 +128,8 @@ fn read(value: &str, truncated: bool, may_name_a_file: bool) -> Reported {
         Some(read_junit(text))
     } else if text.starts_with('{') {
         // Parsed once: `{"junit": "<path>"}` names a report file, `{"suites": …}` is one.
-        let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else {
+        let text = without_python_non_numbers(text);
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
             // Cut JSON that was meant as a report says so; other JSON output stays output.
             let meant = truncated && (text.contains("\"suites\"") || text.contains("\"junit\""));
             return if meant {
@@ -159,6 +160,44 @@ fn read(value: &str, truncated: bool, may_name_a_file: bool) -> Reported {
             crate::text::shorten(&why, 500)
         )),
     }
+}
+
+/// Python's `json.dumps` writes `NaN`, `Infinity` and `-Infinity` (a duration it could not
+/// measure), which JSON has not: read as `null`, an unknown value. Only where a value stands
+/// (after `:`, `,` or `[`), never inside a string.
+fn without_python_non_numbers(text: &str) -> std::borrow::Cow<'_, str> {
+    const WORDS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
+    if !WORDS.iter().any(|w| text.contains(w)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped, mut value_may_start) = (false, false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if !in_string && value_may_start {
+            if let Some(word) = WORDS.iter().find(|w| rest.starts_with(**w)) {
+                let after = rest[word.len()..].chars().next();
+                if after.is_none_or(|a| !a.is_ascii_alphanumeric() && a != '_') {
+                    out.push_str("null");
+                    rest = &rest[word.len()..];
+                    value_may_start = false;
+                    continue;
+                }
+            }
+        }
+        match c {
+            _ if in_string && escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            _ => {}
+        }
+        if !in_string && !c.is_whitespace() {
+            value_may_start = matches!(c, ':' | ',' | '[');
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn cut_report() -> Reported {
@@ -281,7 +320,10 @@ struct JsonReport {
     suites: Vec<JsonSuite>,
 }
 
+// Unknown keys are refused at every level: a key we do not know (an `outcome`, a `failures`
+// count) could say a case failed, and a report not read whole does not pass.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JsonSuite {
     #[serde(default)]
     name: Option<String>,
@@ -290,6 +332,7 @@ struct JsonSuite {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JsonCase {
     #[serde(default)]
     class: Option<String>,
@@ -470,6 +513,35 @@ ZeroDivisionError: division by zero
                 .contains("`green`")
         );
         assert!(unreadable(r#"{"suites": "all"}"#).contains("documented shape"));
+    }
+
+    #[test]
+    fn python_non_numbers_are_unknown_durations() {
+        // What `json.dumps` writes for a duration it could not measure.
+        for word in ["NaN", "Infinity", "-Infinity"] {
+            let json = format!(
+                r#"{{"suites": [{{"name": "NaN and Infinity", "cases": [
+                    {{"name": "test_Infinity", "status": "failed", "duration": {word}, "message": "x = NaN"}},
+                    {{"name": "test_b", "status": "passed", "duration":{word}}}]}}]}}"#
+            );
+            let read = report(&json);
+            assert_eq!(read.counts().failed, 1, "{word}");
+            assert_eq!(read.cases[0].time, None, "{word}");
+            assert_eq!(
+                read.cases[0].name, "test_Infinity",
+                "{word}: strings are kept"
+            );
+            assert_eq!(read.cases[0].message.as_deref(), Some("x = NaN"));
+        }
+        // Only where a value stands: inside strings and names nothing changes.
+        assert_eq!(
+            without_python_non_numbers(r#"{"a": "NaN", "b\"NaN": [NaN, -Infinity], "NaNx": 1}"#),
+            r#"{"a": "NaN", "b\"NaN": [null, null], "NaNx": 1}"#
+        );
+        assert_eq!(
+            without_python_non_numbers(r#"{"a": NaNa}"#),
+            r#"{"a": NaNa}"#
+        );
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct NotebookResult {
     /// Why Databricks' answer gives no trustworthy result for this entry (a submitted notebook
     /// missing or listed twice, a task nobody submitted); it then fails whatever its state.
     pub unverified: Option<String>,
+    /// Why its output could not be read (the request failed, or the task run's id is the
+    /// run's own): a notebook whose result we could not read whole does not pass.
+    pub unread: Option<String>,
     /// The test report the notebook handed back as its exit value, if any.
     pub tests: Reported,
     /// Earlier attempts (`retries`), oldest first; `task` is the last one.
@@ -49,9 +52,27 @@ impl NotebookResult {
         self.output = Some(output);
     }
 
-    /// The notebook ran to its end (whatever its test cases say).
+    /// The notebook ran to its end (whatever its test cases say). A SUCCESS whose life cycle
+    /// is not TERMINATED (SKIPPED, INTERNAL_ERROR, still RUNNING, none) contradicts itself.
     pub fn ran(&self) -> bool {
-        self.unverified.is_none() && self.task.state.result_state == Some(ResultState::Success)
+        let state = &self.task.state;
+        self.unverified.is_none()
+            && state.result_state == Some(ResultState::Success)
+            && state.life_cycle_state == Some(LifeCycleState::Terminated)
+    }
+
+    /// What of its result could not be read whole: its output, or the test report it handed
+    /// back (cut, too large, malformed, missing). Such a notebook does not pass.
+    pub fn unreadable(&self) -> Option<&str> {
+        match &self.tests {
+            Reported::Unreadable(why) => Some(why),
+            _ => self.unread.as_deref(),
+        }
+    }
+
+    /// It ran, and everything it handed back was read: its test cases decide the rest.
+    pub fn ran_and_read(&self) -> bool {
+        self.ran() && self.unreadable().is_none()
     }
 
     /// Its test cases by outcome, when it handed back a report.
@@ -62,9 +83,9 @@ impl NotebookResult {
         }
     }
 
-    /// The notebook ran, and none of the cases it reported failed.
+    /// The notebook ran, what it handed back was read whole, and none of its cases failed.
     pub fn succeeded(&self) -> bool {
-        self.ran() && self.case_counts().is_none_or(|c| c.failed == 0)
+        self.ran_and_read() && self.case_counts().is_none_or(|c| c.failed == 0)
     }
 
     /// Attempts made in all (1 without retries).
@@ -106,8 +127,8 @@ impl NotebookResult {
     /// as one case when it has no report or did not run to its end.
     pub fn tests_tab_counts(&self) -> Counts {
         match self.case_counts() {
-            Some(counts) if self.ran() => counts,
-            _ if self.ran() => Counts {
+            Some(counts) if self.ran_and_read() => counts,
+            _ if self.ran_and_read() => Counts {
                 passed: 1,
                 ..Counts::default()
             },
@@ -145,6 +166,11 @@ impl NotebookResult {
         if let Some(why) = &self.unverified {
             return why.clone();
         }
+        if let Some(why) = self.unreadable().filter(|_| self.ran()) {
+            return format!(
+                "ended SUCCESS, but does not pass: what it handed back could not be read whole ({why})"
+            );
+        }
         let reason = self.last_attempt_reason(secrets);
         match self.attempts() {
             1 => reason,
@@ -178,6 +204,16 @@ impl NotebookResult {
                 format!("timed out (the run's timeout_seconds passed){detail}")
             }
             (_, Some(ResultState::Canceled)) => format!("was cancelled{detail}"),
+            (Some(lifecycle), Some(ResultState::Success))
+                if *lifecycle != LifeCycleState::Terminated =>
+            {
+                format!(
+                    "has no trustworthy result: Databricks says SUCCESS while its life cycle is {lifecycle}{detail}"
+                )
+            }
+            (None, Some(ResultState::Success)) => format!(
+                "has no trustworthy result: Databricks says SUCCESS without a life cycle state{detail}"
+            ),
             (Some(LifeCycleState::Skipped), _) => format!("was skipped{detail}"),
             (Some(LifeCycleState::InternalError), Some(ResultState::Failed)) if error.is_some() => {
                 format!("failed{detail}")
@@ -275,6 +311,7 @@ pub fn match_tasks(
                 task,
                 output: None,
                 unverified,
+                unread: None,
                 tests: Reported::Nothing,
                 retried,
                 retried_error: None,
@@ -299,6 +336,7 @@ pub fn match_tasks(
             unverified: Some(format!(
                 "was not submitted by this step ({key}): {run_id} does not match what was submitted"
             )),
+            unread: None,
             tests: Reported::Nothing,
             retried: Vec::new(),
             retried_error: None,
@@ -367,14 +405,17 @@ pub fn judge(
         if fail_on_failed_tests {
             r.succeeded()
         } else {
-            r.ran()
+            r.ran_and_read()
         }
     };
     let failed = results.iter().filter(|r| !passes(r)).count();
     let mut tests = Counts::default();
     results.iter().for_each(|r| tests.add(r.tests_tab_counts()));
     let reported = results.iter().any(|r| r.case_counts().is_some());
-    let with_failed_cases = results.iter().filter(|r| r.ran() && !r.succeeded()).count();
+    let with_failed_cases = results
+        .iter()
+        .filter(|r| r.ran_and_read() && !r.succeeded())
+        .count();
     let flaky = results.iter().filter(|r| r.flaky()).count();
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     let mut cases = if reported {
@@ -449,7 +490,7 @@ mod tests {
         let tasks: Vec<serde_json::Value> = keys
             .iter()
             .map(|k| {
-                let mut task = json!({ "state": { "result_state": "SUCCESS" } });
+                let mut task = json!({ "state": { "life_cycle_state": "TERMINATED", "result_state": "SUCCESS" } });
                 if *k != "-" {
                     task["task_key"] = json!(k);
                 }
@@ -588,5 +629,69 @@ mod tests {
             reason.contains("no result_state (life cycle TERMINATED)"),
             "{reason}"
         );
+    }
+
+    fn one_task(state: serde_json::Value) -> NotebookResult {
+        let run: Run = serde_json::from_value(
+            json!({ "run_id": 9, "tasks": [{ "task_key": "a", "run_id": 10, "state": state }] }),
+        )
+        .unwrap();
+        match_tasks(&run, &notebooks(&["a"]), 1).remove(0)
+    }
+
+    #[test]
+    fn a_success_whose_life_cycle_says_otherwise_does_not_pass() {
+        for (life_cycle, said) in [
+            (json!("SKIPPED"), "SUCCESS while its life cycle is SKIPPED"),
+            (
+                json!("INTERNAL_ERROR"),
+                "SUCCESS while its life cycle is INTERNAL_ERROR",
+            ),
+            (json!("RUNNING"), "SUCCESS while its life cycle is RUNNING"),
+            (json!(null), "SUCCESS without a life cycle state"),
+        ] {
+            let result =
+                one_task(json!({ "life_cycle_state": life_cycle, "result_state": "SUCCESS" }));
+            assert!(!result.ran() && !result.succeeded(), "{life_cycle}");
+            let reason = result.failure_reason(&Secrets::default());
+            assert!(reason.contains(said), "{life_cycle}: {reason}");
+            let verdict = judge(9, &Run::default(), &[result], true);
+            assert!(verdict.outcome.is_err(), "{life_cycle}");
+        }
+    }
+
+    #[test]
+    fn a_result_not_read_whole_does_not_pass_even_without_failing_on_cases() {
+        let success = json!({ "life_cycle_state": "TERMINATED", "result_state": "SUCCESS" });
+        let mut run: Run = Run::default();
+        run.state.result_state = Some(ResultState::Success);
+        // The output could not be fetched.
+        let mut unread = one_task(success.clone());
+        unread.unread = Some("its output could not be read (HTTP 403)".into());
+        // The report it handed back could not be read.
+        let mut cut = one_task(success.clone());
+        cut.tests = Reported::Unreadable("its test report was cut by Databricks".into());
+        for result in [unread, cut] {
+            assert!(result.ran() && !result.succeeded());
+            assert_eq!(result.tests_tab_counts().failed, 1);
+            let reason = result.failure_reason(&Secrets::default());
+            assert!(
+                reason.starts_with("ended SUCCESS, but does not pass: what it handed back could not be read whole (its "),
+                "{reason}"
+            );
+            for fail_on_failed_tests in [true, false] {
+                let verdict = judge(9, &run, std::slice::from_ref(&result), fail_on_failed_tests);
+                assert!(
+                    verdict.outcome.is_err(),
+                    "{fail_on_failed_tests}: {:?}",
+                    verdict.outcome
+                );
+                assert_eq!(verdict.tests.failed, 1);
+            }
+        }
+        // Read whole, it passes.
+        let whole = one_task(success);
+        assert!(whole.succeeded());
+        assert!(judge(9, &run, &[whole], true).outcome.is_ok());
     }
 }

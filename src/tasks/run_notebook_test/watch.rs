@@ -222,11 +222,10 @@ fn report_run_page(log: &Log, client: &Client, run_id: i64, run: &Run) {
     }
 }
 
-/// Fetches the output of every task in the run, a few at a time. A task whose output cannot
-/// be read is reported without it rather than failing the whole step.
+/// Fetches the output of every submitted task in the run, a few at a time. A task whose output
+/// cannot be read is reported without it (and so does not pass) rather than failing the step.
 pub async fn fetch_outputs(
     client: &Client,
-    log: &Log,
     run: &Run,
     notebooks: &[Notebook],
     attempts_allowed: u32,
@@ -241,18 +240,36 @@ pub async fn fetch_outputs(
                     result.retried_error = output.error.filter(|e| !e.is_empty());
                 }
             }
-            // Only a task's own run has an output: Jobs 2.1 refuses the parent's run id.
-            let task_run = result.task.run_id.filter(|id| Some(*id) != run.run_id);
-            if let Some(id) = task_run {
-                match client.get_run_output(id).await {
-                    Ok(output) => result.attach_output(output),
-                    Err(e) => log.warning(&format!(
-                        "could not read the output of {}: {e}",
-                        result.path
-                    )),
+            // Nothing is fetched for a task this step did not submit: it fails the verdict
+            // anyway, and a hostile answer could list thousands of them.
+            if result.unverified.is_some() {
+                return result;
+            }
+            // Only a task's own run has an output: Jobs 2.1 and 2.2 refuse the parent's run id.
+            match result.task.run_id {
+                Some(id) if Some(id) == run.run_id => {
+                    result.unread = Some(format!(
+                        "its task run id is the run's own ({id}), whose output cannot be read"
+                    ));
                 }
-                if let Reported::File(path) = &result.tests {
-                    result.tests = read_report_file(client, path).await;
+                Some(id) => {
+                    match client.get_run_output(id).await {
+                        Ok(output) => result.attach_output(output),
+                        Err(e) => {
+                            result.unread = Some(format!(
+                            "its output could not be read ({e}), so what it handed back is unknown"
+                        ))
+                        }
+                    }
+                    if let Reported::File(path) = &result.tests {
+                        result.tests = read_report_file(client, path).await;
+                    }
+                }
+                None => {
+                    result.unread = Some(
+                        "Databricks gave no run id for its task, so its output cannot be read"
+                            .into(),
+                    );
                 }
             }
             result

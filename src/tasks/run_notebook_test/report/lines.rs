@@ -45,8 +45,8 @@ pub fn results(log: &Log, workspace: &WorkspaceUrl, results: &[NotebookResult], 
             Reported::Report(report) => {
                 log.info(&format!("  tests: {}", report.counts().describe()));
             }
-            Reported::Unreadable(why) => log.warning(&format!("{}: {why}", result.path)),
-            Reported::Nothing | Reported::File(_) => {}
+            // Said once, as its failure, below.
+            Reported::Unreadable(_) | Reported::Nothing | Reported::File(_) => {}
         }
         // A report is shown as its cases, not as the document it came in.
         let value = match result.tests {
@@ -113,7 +113,7 @@ pub fn results(log: &Log, workspace: &WorkspaceUrl, results: &[NotebookResult], 
             result.failure_reason(log.secrets())
         );
         // Failed cases of a notebook that ran do not fail the step with failOnFailedTests false.
-        if result.ran() && !verdict.failed_cases_fail {
+        if result.ran_and_read() && !verdict.failed_cases_fail {
             log.warning(&text);
         } else {
             log.error(&text);

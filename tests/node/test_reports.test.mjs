@@ -1,6 +1,6 @@
 // Notebooks that hand back their own test report, through the task folders as the agent runs
 // them (wasm, and native through index.js): each case in the published JUnit, the counts as
-// output variables, failOnFailedTests, a hostile report as a warning, a report file in the
+// output variables, failOnFailedTests, a report not read whole failing its notebook, a report file in the
 // workspace, and the README's pipeline (a glob of pytest and unittest notebooks testing the
 // wheel the pipeline built).
 import { test, before, after } from './runner.mjs';
@@ -41,6 +41,28 @@ const LAUGHS = `# Databricks notebook source
 dbutils.notebook.exit('<!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]><testsuite><testcase name="&b;"/></testsuite>')
 `;
 
+// Reports that cannot be read whole: cut at Databricks' 5 MB, a key that could say a case
+// failed, a report file that is not UTF-8. And Python's NaN durations, which can be read.
+const CUT = `# Databricks notebook source
+dbutils.notebook.exit('<testsuite>' + '<testcase name="ok"/>' * 300000 + '<testcase name="x"><failure/></testcase></testsuite>')
+`;
+const UNKNOWN_KEY = `# Databricks notebook source
+dbutils.notebook.exit('{"suites": [{"name": "s", "cases": [{"name": "x", "status": "passed", "outcome": "failed"}]}]}')
+`;
+const LATIN1 = `# Databricks notebook source
+import os, uuid
+path = "/Volumes/main/ci/reports/" + uuid.uuid4().hex + ".xml"
+os.makedirs(os.path.dirname(path), exist_ok=True)
+open(path, "wb").write(b'<testsuite name="caf\\xe9"><testcase name="x"/></testsuite>')
+dbutils.notebook.exit('{"junit": "%s"}' % path)
+`;
+const NAN = `# Databricks notebook source
+import json
+dbutils.notebook.exit(json.dumps({"suites": [{"name": "s", "cases": [
+    {"name": "a", "status": "passed", "duration": float("nan")},
+    {"name": "b", "status": "failed", "duration": float("inf"), "message": "off"}]}]}))
+`;
+
 // Writes its JUnit report to a workspace file, as a notebook does through /Workspace/...
 const WORKSPACE_REPORT = `# Databricks notebook source
 import json, os, uuid
@@ -64,7 +86,7 @@ before(async () => {
   project = makeProject({
     test_features_unittest: UNITTEST, junit_report: JUNIT_REPORT, report: JSON_REPORT, drift: DRIFT, plain: PASSING,
     laughs: LAUGHS, test_rules_pytest: PYTEST, 'rules/test_yearly': PYTEST_TESTS, flaky: FLAKY,
-    workspace_report: WORKSPACE_REPORT,
+    workspace_report: WORKSPACE_REPORT, cut: CUT, unknown_key: UNKNOWN_KEY, latin1: LATIN1, nan: NAN,
   });
   // The pipeline's build step: the example's wheel, which the example notebooks import.
   dist = mkdtempSync(path.join(tmpdir(), 'azdo-dist-'));
@@ -184,12 +206,43 @@ for (const [runtime, runtimeEnv] of Object.entries(RUNTIMES)) {
     assert.match(nothing.result.stdout, /line 1 \(`spec\/\*`\) matches no notebook under spec/);
   });
 
-  test(`${runtime}: a hostile report is a warning and the notebook stays one case`, async () => {
-    const { result, junit } = await runNotebooks(runtimeEnv, 'test/laughs');
-    assert.equal(result.code, 0, result.stdout);
-    const warning = result.lines.find((l) => l.startsWith('##vso[task.logissue type=warning]'));
-    assert.match(parseCommand(warning).message, /test\/laughs: its test report cannot be read: it declares a DTD/);
-    assert.deepEqual(testcases(junit), ['databricks test/laughs']);
+  test(`${runtime}: a report not read whole fails its notebook, in each shape`, async () => {
+    const { result, junit } = await runNotebooks(runtimeEnv, 'test/laughs\ntest/cut\ntest/unknown_key\ntest/latin1');
+    assert.equal(result.code, 1, result.stdout);
+    const errors = result.lines.filter((l) => l.startsWith('##vso[task.logissue type=error]')).map((l) => parseCommand(l).message);
+    for (const [notebook, why] of [
+      ['laughs', /its test report cannot be read: it declares a DTD/],
+      ['cut', /cut by Databricks, which keeps at most 5 MB/],
+      ['unknown_key', /its test report cannot be read: .*outcome/],
+      ['latin1', /is not UTF-8 text/],
+    ]) {
+      const error = errors.find((e) => e.startsWith(`test/${notebook} ended SUCCESS, but does not pass: what it handed back could not be read whole`));
+      assert.ok(error, `${notebook}: ${result.stdout.slice(0, 4000)}`);
+      assert.match(error, why, notebook);
+    }
+    assert.deepEqual(testcases(junit), ['databricks test/laughs', 'databricks test/cut', 'databricks test/unknown_key', 'databricks test/latin1']);
+    assert.equal(outputVariable(result, 'testsFailed'), '4');
+    assert.equal(outputVariable(result, 'testsPassed'), '0');
+  });
+
+  test(`${runtime}: a notebook whose output cannot be fetched does not pass`, async () => {
+    const refusing = await startEmulator(['GET /api/2.2/jobs/runs/get-output=403']);
+    try {
+      const result = await runTask('DatabricksRunNotebookTest', pipelineEnv(refusing, project, {
+        source: 'git', notebookPaths: 'test/plain', existingClusterId: CLUSTER, ...runtimeEnv,
+      }));
+      assert.equal(result.code, 1, result.stdout);
+      assert.match(result.stdout, /test\/plain ended SUCCESS, but does not pass: what it handed back could not be read whole \(its output could not be read/);
+    } finally {
+      await refusing.stop();
+    }
+  });
+
+  test(`${runtime}: NaN durations from Python's json.dumps are read, and a failed case fails the step`, async () => {
+    const { result } = await runNotebooks(runtimeEnv, 'test/nan');
+    assert.equal(result.code, 1, result.stdout);
+    assert.equal(outputVariable(result, 'testsPassed'), '1');
+    assert.equal(outputVariable(result, 'testsFailed'), '1');
   });
 
   test(`${runtime}: the README's pipeline tests the wheel it built with a glob of pytest and unittest notebooks`, async () => {

@@ -526,3 +526,69 @@ async fn a_notebook_whose_output_cannot_be_fetched_does_not_pass() {
         emulator.shutdown().await;
     }
 }
+
+/// `notebookOutput` stays within 32,000 bytes as JSON however much the notebooks hand back
+/// (a later step gets it as an environment variable); what does not fit is cut or counted
+/// under `(left out)`, and each notebook's `<system-out>` in the JUnit holds at most 64 KB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_output_variable_and_the_published_outputs_are_bounded() {
+    let emulator = emulator().await;
+    let sizes = [("small", 100), ("mid", 20_000), ("large", 5_000_000)];
+    let mut notebooks: Vec<(String, String)> = sizes
+        .iter()
+        .map(|(name, size)| {
+            (
+                name.to_string(),
+                exiting_with("", &format!("'\\x01é' * {size}")),
+            )
+        })
+        .collect();
+    for n in 0..10 {
+        notebooks.push((format!("more{n}"), exiting_with("", "'m' * 10000")));
+    }
+    let named: Vec<(&str, &str)> = notebooks
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    let (outcome, junit, _reports) = run_reports(&emulator, &named, &[]).await;
+    assert_eq!(
+        outcome.code,
+        0,
+        "{}",
+        &outcome.stdout[..2000.min(outcome.stdout.len())]
+    );
+    let line = outcome
+        .stdout
+        .lines()
+        .find(|l| l.contains("variable=notebookOutput;"))
+        .unwrap();
+    let value = output_variable(&outcome.stdout, "notebookOutput").unwrap();
+    assert!(
+        value.len() <= 32_000,
+        "notebookOutput is {} bytes",
+        value.len()
+    );
+    assert!(line.len() < 40_000, "{}", line.len());
+    let outputs: serde_json::Value = serde_json::from_str(value).unwrap();
+    assert_eq!(outputs["test/small"].as_str().unwrap().chars().count(), 200);
+    assert!(
+        outputs["test/mid"]
+            .as_str()
+            .unwrap()
+            .ends_with("[cut: the whole exit value is on the notebook's run page]"),
+        "{value}"
+    );
+    assert!(
+        outputs["(left out)"]
+            .as_str()
+            .unwrap()
+            .contains("more notebook(s)"),
+        "{value}"
+    );
+    assert!(
+        junit.len() < 13 * 70 * 1024,
+        "the JUnit file is {} bytes",
+        junit.len()
+    );
+    emulator.shutdown().await;
+}

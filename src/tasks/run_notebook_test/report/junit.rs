@@ -251,7 +251,10 @@ pub fn test_case(result: &NotebookResult, log: &Log) -> TestCase {
             log.mask(&result.failure_reason(log.secrets()))
         },
         detail: log.mask(&detail),
-        output: result.exit_value().map(|v| log.mask(v)),
+        // Masked whole, then cut: the Tests tab shows the start, the run page has it all.
+        output: result
+            .exit_value()
+            .map(|v| log.mask(v).shorten(super::MAX_EXIT_VALUE_SHOWN)),
         flaky: result.flaky_note(log.secrets()).map(|note| log.mask(&note)),
     }
 }

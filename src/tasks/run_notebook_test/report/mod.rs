@@ -21,6 +21,60 @@ use crate::pipeline::{Inputs, Log, OutputMode};
 use crate::tasks::names::{output, variable};
 use crate::tasks::{Failure, FailureKind, Report};
 
+/// The most of `notebookOutput`, all notebooks together: a later step gets it as an
+/// environment variable, and Windows holds at most 32,767 characters in one.
+pub const MAX_NOTEBOOK_OUTPUT_BYTES: usize = 32_000;
+/// The most of one notebook's exit value in the published JUnit (its `<system-out>`).
+pub const MAX_EXIT_VALUE_SHOWN: usize = 64 * 1024;
+/// `notebookOutput`: each notebook's exit value, masked, in the order listed, as long as the
+/// whole stays within [`MAX_NOTEBOOK_OUTPUT_BYTES`] as JSON. A value that does not fit is cut
+/// (and says so) when at least 1 KB is left; the notebooks that do not fit at all are counted
+/// under the key `(left out)`, which says where their values are whole.
+fn notebook_outputs(log: &Log, results: &[NotebookResult]) -> serde_json::Value {
+    const NOTE_ROOM: usize = 300;
+    let escaped_len = |text: &str| serde_json::to_string(text).map_or(usize::MAX, |s| s.len());
+    let mut outputs = serde_json::Map::new();
+    let mut left = MAX_NOTEBOOK_OUTPUT_BYTES - NOTE_ROOM;
+    let mut left_out = 0usize;
+    for result in results {
+        let key = log.mask(&result.path);
+        let value = result.exit_value().map(|v| log.mask(v));
+        // `"key":value,` in the compact JSON the agent receives.
+        let entry = |value: Option<&str>| {
+            escaped_len(key.as_str()).saturating_add(value.map_or(4, escaped_len)) + 2
+        };
+        let whole = entry(value.as_ref().map(|v| v.as_str()));
+        let chosen = if whole <= left {
+            Some(value.map_or(serde_json::Value::Null, |v| json!(v.as_str())))
+        } else {
+            value.and_then(|v| {
+                let room = left.saturating_sub(entry(Some("")) + 100);
+                let cut = format!(
+                    "{} [cut: the whole exit value is on the notebook's run page]",
+                    v.shorten(room / 6).as_str()
+                );
+                (room >= 1024 && entry(Some(&cut)) <= left).then(|| json!(cut))
+            })
+        };
+        match chosen {
+            Some(value) => {
+                left -= entry(value.as_str()).min(left);
+                insert_masked(&mut outputs, key, value);
+            }
+            None => left_out += 1,
+        }
+    }
+    if left_out > 0 {
+        outputs.insert(
+            "(left out)".into(),
+            json!(format!(
+                "the exit values of {left_out} more notebook(s): notebookOutput holds at most {MAX_NOTEBOOK_OUTPUT_BYTES} bytes in all; each is whole on its run page"
+            )),
+        );
+    }
+    serde_json::Value::Object(outputs)
+}
+
 /// Reports the run everywhere it is shown, and turns the verdict into the step's result.
 pub fn report(
     host: &dyn Host,
@@ -33,15 +87,8 @@ pub fn report(
 ) -> Result<Report, Failure> {
     publish_files(host, log, workspace, run_id, run, &results);
     lines::results(log, workspace, &results, &verdict);
-    let mut outputs = serde_json::Map::new();
-    for result in &results {
-        let value = result
-            .exit_value()
-            .map_or(serde_json::Value::Null, |v| json!(v));
-        insert_masked(&mut outputs, log.mask(&result.path), value);
-    }
     log.set_output(output::RESULT_STATE, &verdict.run_result);
-    log.set_output_json(output::NOTEBOOK_OUTPUT, &serde_json::Value::Object(outputs));
+    log.set_output_json(output::NOTEBOOK_OUTPUT, &notebook_outputs(log, &results));
     log.set_output(output::TESTS_PASSED, &verdict.tests.passed.to_string());
     log.set_output(output::TESTS_FAILED, &verdict.tests.failed.to_string());
     log.set_output(output::TESTS_SKIPPED, &verdict.tests.skipped.to_string());

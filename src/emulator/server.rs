@@ -69,7 +69,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/faults", put(set_faults))
         .route("/runs", get(runs))
         .route("/identities", get(identity::summary))
-        .layer(middleware::from_fn_with_state(shared.clone(), authenticate));
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            authenticate_control,
+        ));
 
     Router::new()
         .merge(api)
@@ -99,21 +102,50 @@ async fn count(State(shared): State<Arc<Shared>>, mut request: Request, next: Ne
     next.run(request).await
 }
 
-async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    let credential = request
+/// The bearer token of a request, if it has one.
+fn bearer(request: &Request) -> Option<&str> {
+    request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    match credential {
-        None => ApiError::new(
-            axum::http::StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "Credential was not sent or was of an unsupported type for this API.",
+        .map(|(_, token)| token.trim())
+}
+
+fn no_credential() -> Response {
+    ApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+        "Credential was not sent or was of an unsupported type for this API.",
+    )
+    .into_response()
+}
+
+/// The control routes (`/emulator/*`) change what the workspace does and show its tokens:
+/// only the emulator's own token opens them, never one an identity party handed out (the
+/// instance metadata route gives one to anyone who asks).
+async fn authenticate_control(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match bearer(&request) {
+        Some(token) if same_secret(token, &shared.token) => next.run(request).await,
+        Some(_) => ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "The emulator's control routes take only the emulator's own token.",
         )
         .into_response(),
+        None => no_credential(),
+    }
+}
+
+async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let credential = bearer(&request);
+    match credential {
+        None => no_credential(),
         Some(token) if same_secret(token, &shared.token) => next.run(request).await,
         // Otherwise a token one of the identity parties issued (none without identities:
         // then every other token is refused as before).

@@ -1111,3 +1111,51 @@ async fn faults_reach_the_token_endpoints_by_their_counted_name() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+// --- Control routes -------------------------------------------------------------------------
+
+/// A token an identity party hands out (here to anyone sending `Metadata: true`) opens the
+/// API, as on a workspace, but never the emulator's control routes: they take its own token.
+#[tokio::test]
+async fn control_routes_take_only_the_emulators_own_token() {
+    let fixture = start(identities()).await;
+    let url = format!(
+        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={AZURE_DATABRICKS_RESOURCE}",
+        fixture.base
+    );
+    let (status, answer) = body(
+        fixture
+            .http
+            .get(&url)
+            .header("Metadata", "true")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let issued = answer["access_token"].as_str().unwrap().to_string();
+    assert_eq!(fixture.workspace(&issued, &[]).await.0, StatusCode::OK);
+    for (method, route) in [
+        (reqwest::Method::GET, "/emulator/runs"),
+        (reqwest::Method::GET, "/emulator/requests"),
+        (reqwest::Method::GET, "/emulator/identities"),
+        (reqwest::Method::PUT, "/emulator/faults"),
+        (reqwest::Method::POST, "/emulator/requests/reset"),
+    ] {
+        let with = |token: &str| {
+            fixture
+                .http
+                .request(method.clone(), format!("{}{route}", fixture.base))
+                .bearer_auth(token)
+                .body("[]")
+                .send()
+        };
+        assert_eq!(
+            with(&issued).await.unwrap().status(),
+            StatusCode::FORBIDDEN,
+            "{route}"
+        );
+        assert_eq!(with(PAT).await.unwrap().status(), StatusCode::OK, "{route}");
+    }
+}

@@ -121,6 +121,7 @@ pub async fn id_token(
         .oidc_token
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| translate.devops_refused(&reason))?;
+    super::check_token_shape("Azure DevOps", "an id token", &token)?;
     secrets(&token);
     Ok(token)
 }

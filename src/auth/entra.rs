@@ -69,13 +69,7 @@ impl TokenAnswer {
                 message: format!("{party} answered without an access token"),
                 hint: None,
             })?;
-        // It goes into a header and into the log's list of secrets: one word of visible ASCII.
-        if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ApiError::SignIn {
-                message: format!("{party} answered with an access token that is not a single word of visible ASCII characters"),
-                hint: Some("check that nothing between the agent and the identity provider (a proxy) rewrites its answers".into()),
-            });
-        }
+        super::check_token_shape(party, "an access token", &token)?;
         // Whole seconds (a fraction, which no issuer sends, is refused rather than parsed as a
         // float: the float parser would cost the wasm core a few KB).
         let seconds = match &self.expires_in {

@@ -58,6 +58,33 @@ async fn send<T: serde::de::DeserializeOwned>(
         .await
 }
 
+/// The fewest characters a real token has: Entra's, Databricks' and Azure DevOps' are JWTs or
+/// opaque strings of hundreds. A shorter one would be registered as a secret and so mask that
+/// text in every later line of the job: it is refused instead.
+const MIN_TOKEN_CHARS: usize = 16;
+
+/// A token handed to us goes into a header and into the job's list of secrets: one word of
+/// visible ASCII, long enough to be real. Checked before it is registered.
+fn check_token_shape(party: &str, what: &str, token: &str) -> Result<(), ApiError> {
+    let problem = if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("is not a single word of visible ASCII characters".to_string())
+    } else if token.len() < MIN_TOKEN_CHARS {
+        Some(format!(
+            "has {} characters, too few for a real token (at least {MIN_TOKEN_CHARS})",
+            token.len()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(ApiError::SignIn {
+            message: format!("{party} answered with {what} that {problem}"),
+            hint: Some("check that nothing between the agent and the identity provider (a proxy) rewrites its answers".into()),
+        }),
+    }
+}
+
 /// One request to a token endpoint (OAuth's error shape): a refusal is translated by
 /// `explain`, and the token is registered as a secret before it is handed back.
 async fn token_request(

@@ -418,3 +418,68 @@ async fn pages_of_tasks_are_read_within_bounds() {
         );
     }
 }
+
+/// An identity provider (or something posing as one) that hands out a token too short to be
+/// real: it is refused before it is registered as a secret, which would mask that text in
+/// every later line of the job. For an Entra access token and an Azure DevOps id token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_too_short_to_be_real_are_refused_before_they_are_masked() {
+    use axum::routing::post;
+    use databricks_azdo::pipeline::OutputMode;
+    use databricks_azdo::scenarios::{self, AuthScenario, ScenarioSecrets};
+    use databricks_azdo::tasks::TaskName;
+    for (scenario, tiny) in [
+        (AuthScenario::AzureSecret, "e"),
+        (AuthScenario::DatabricksFederation, "o"),
+        (AuthScenario::AzureFederation, "ab"),
+    ] {
+        let router = Router::new()
+            .route(
+                "/{tenant}/oauth2/v2.0/token",
+                post(move || async move {
+                    axum::Json(serde_json::json!({ "access_token": tiny, "expires_in": 3600, "token_type": "Bearer" }))
+                }),
+            )
+            .route(
+                "/{org}/{project}/_apis/distributedtask/hubs/{hub}/plans/{plan}/jobs/{job}/oidctoken",
+                post(move || async move { axum::Json(serde_json::json!({ "oidcToken": tiny })) }),
+            )
+            // The workspace's OAuth discovery, for Databricks federation to reach the id token.
+            .route(
+                "/oidc/.well-known/oauth-authorization-server",
+                get(|headers: HeaderMap| async move {
+                    let host = headers[header::HOST].to_str().unwrap().to_string();
+                    axum::Json(serde_json::json!({ "token_endpoint": format!("http://{host}/oidc/v1/token") }))
+                }),
+            );
+        let url = serve(router).await;
+        let secrets = ScenarioSecrets::random();
+        let mut env = scenarios::agent_env(scenario, &url, &secrets);
+        env.extend(
+            [
+                ("TF_BUILD", "True"),
+                ("INPUT_DATABRICKSHOST", url.as_str()),
+                ("INPUT_NOTEBOOKPATHS", "/Shared/tests/unit"),
+                ("INPUT_EXISTINGCLUSTERID", CLUSTER),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
+        assert_eq!(outcome.code, 3, "{scenario:?}: {}", outcome.stdout);
+        assert!(
+            outcome.stdout.contains(&format!(
+                "has {} characters, too few for a real token (at least 16)",
+                tiny.len()
+            )),
+            "{scenario:?}: {}",
+            outcome.stdout
+        );
+        assert!(
+            !outcome
+                .stdout
+                .contains(&format!("##vso[task.setsecret]{tiny}\n")),
+            "{scenario:?}: the tiny token was registered: {}",
+            outcome.stdout
+        );
+    }
+}

@@ -483,3 +483,72 @@ async fn tokens_too_short_to_be_real_are_refused_before_they_are_masked() {
         );
     }
 }
+
+/// Paths the list API answers are what notebooks would be submitted as: one that is not a
+/// plain child of the folder listed (climbing, `.`, `//`, CR/LF, elsewhere) stops the step
+/// before anything is submitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_paths_outside_the_glob_base_are_never_submitted() {
+    use databricks_azdo::pipeline::OutputMode;
+    use databricks_azdo::tasks::TaskName;
+    for listed in [
+        "/Repos/ci/p/tests/../../../Shared/evil",
+        "/Repos/ci/p/tests/./test_x",
+        "/Repos/ci/p/tests//test_x",
+        "/Repos/ci/p/tests/test_a\r\n##vso[task.complete result=Succeeded]",
+        "/Shared/elsewhere/test_x",
+    ] {
+        let submits = Arc::new(AtomicUsize::new(0));
+        let counted = submits.clone();
+        let router = Router::new()
+            .route(
+                "/api/2.0/workspace/list",
+                get(move || async move {
+                    axum::Json(serde_json::json!({ "objects": [
+                        { "object_type": "NOTEBOOK", "path": "/Repos/ci/p/tests/test_ok", "object_id": 1 },
+                        { "object_type": "NOTEBOOK", "path": listed, "object_id": 2 },
+                    ] }))
+                }),
+            )
+            .route(
+                "/api/2.2/jobs/runs/submit",
+                axum::routing::post(move || async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    (StatusCode::SERVICE_UNAVAILABLE, "no")
+                }),
+            );
+        let url = serve(router).await;
+        let env: std::collections::BTreeMap<String, String> = [
+            ("TF_BUILD", "True"),
+            ("INPUT_DATABRICKSHOST", url.as_str()),
+            ("INPUT_DATABRICKSTOKEN", TOKEN),
+            ("INPUT_REPOPATH", "/Repos/ci/p"),
+            ("INPUT_NOTEBOOKPATHS", "tests/test_*"),
+            ("INPUT_EXISTINGCLUSTERID", CLUSTER),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
+        assert_eq!(outcome.code, 3, "{listed:?}: {}", outcome.stdout);
+        assert!(
+            outcome.stdout.contains(
+                "GET /api/2.0/workspace/list returned an unreadable answer: HTTP 200, but it lists"
+            ),
+            "{listed:?}: {}",
+            outcome.stdout
+        );
+        assert_eq!(
+            submits.load(Ordering::SeqCst),
+            0,
+            "{listed:?}: nothing was submitted"
+        );
+        assert!(
+            !outcome
+                .stdout
+                .lines()
+                .any(|l| l.starts_with("##vso[task.complete result=Succeeded]")),
+            "{listed:?}"
+        );
+    }
+}

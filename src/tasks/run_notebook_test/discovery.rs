@@ -241,6 +241,20 @@ pub async fn list_workspace(
                 }
                 let Some(path) = object.path else { continue };
                 let path = spelled_like(&folder, path);
+                // A listed path is what a notebook would be submitted as: it must be a plain
+                // child of the folder listed, as a typed one must be a plain path.
+                if let Some(problem) = not_a_child(&folder, &path) {
+                    return Err(DiscoveryError::Api(ApiError::Decode {
+                        request: crate::databricks::error::RequestLabel {
+                            method: "GET",
+                            path: "/api/2.0/workspace/list".into(),
+                        },
+                        message: format!(
+                            "HTTP 200, but it lists `{}` in {folder}, which {problem}",
+                            crate::text::shorten(&path.escape_debug().to_string(), 300)
+                        ),
+                    }));
+                }
                 match object.object_type {
                     Some(ObjectType::Notebook) => {
                         found.insert(path);
@@ -254,6 +268,25 @@ pub async fn list_workspace(
         }
     }
     Ok(found)
+}
+
+/// Why `path` is not a plain child of the folder `listed_in`, if it is not: elsewhere, with
+/// an empty, `.` or `..` segment, or with control characters (a CR/LF would split a line).
+fn not_a_child(listed_in: &str, path: &str) -> Option<&'static str> {
+    let parent = listed_in.trim_end_matches('/');
+    let Some(name) = path
+        .strip_prefix(parent)
+        .and_then(|rest| rest.strip_prefix('/'))
+    else {
+        return Some("is not inside that folder");
+    };
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Some("is not a name in that folder (an empty, `.`, `..` or nested segment)");
+    }
+    if name.chars().any(char::is_control) {
+        return Some("has control characters in its name");
+    }
+    None
 }
 
 /// `path` as `listed_in` spells it: the list API answers `/Users/...` for a folder asked for as
@@ -294,6 +327,31 @@ mod tests {
 
     fn candidates(paths: &[&str]) -> BTreeSet<String> {
         paths.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn listed_paths_must_be_plain_children_of_the_folder() {
+        assert_eq!(
+            not_a_child("/Repos/ci/p/tests", "/Repos/ci/p/tests/test_a"),
+            None
+        );
+        assert_eq!(
+            not_a_child("/Repos/ci/p/tests/", "/Repos/ci/p/tests/test_a"),
+            None
+        );
+        for bad in [
+            "/Repos/ci/p/tests/../../../Shared/evil",
+            "/Repos/ci/p/tests/./x",
+            "/Repos/ci/p/tests//x",
+            "/Repos/ci/p/tests/a\r\nb",
+            "/Repos/ci/p/tests/..",
+            "/Repos/ci/p/tests/",
+            "/Shared/elsewhere",
+            "/Repos/ci/p/testsx",
+            "/Repos/ci/p/tests/a/b",
+        ] {
+            assert!(not_a_child("/Repos/ci/p/tests", bad).is_some(), "{bad:?}");
+        }
     }
 
     #[test]

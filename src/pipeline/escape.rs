@@ -102,6 +102,24 @@ pub fn plain(line: &str) -> String {
     out
 }
 
+/// `text` without its ANSI escape sequences (CSI, OSC), everything else as it is. Masking
+/// runs on this: a secret split by a colour code would otherwise be masked in neither piece,
+/// and come back whole when a renderer drops the code.
+pub fn without_escape_sequences(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\x1b') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && skip_escape_sequence(&mut chars) {
+            continue;
+        }
+        out.push(c);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// After an ESC: consumes a whole CSI (`ESC [ params final`) or OSC (`ESC ] ... BEL` or
 /// `ESC ] ... ESC \`) sequence and returns true; anything else is left alone.
 fn skip_escape_sequence(chars: &mut std::str::Chars<'_>) -> bool {

@@ -13,6 +13,62 @@ use std::cell::RefCell;
 /// What a secret is replaced with.
 pub const MASK: &str = "***";
 
+/// `text` with every one of `secrets` (longest first) replaced by [`MASK`], and the start of
+/// one cut where the text was shortened.
+fn mask_with(mut text: String, secrets: &[String]) -> String {
+    for secret in secrets {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), MASK);
+        }
+    }
+    if text.contains(CUT) {
+        text = mask_cut_prefixes(&text, secrets);
+    }
+    text
+}
+
+/// The spellings of `secret` that differ from it when it is percent-encoded (upper and lower
+/// case hex, `~` kept or encoded), form-encoded, base64-encoded (standard and URL-safe, with
+/// and without padding) or escaped for a JSON string.
+fn encoded_forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let percent = |upper: bool, tilde: bool| {
+        let mut out = String::with_capacity(secret.len() * 3);
+        for byte in secret.bytes() {
+            let keep = byte.is_ascii_alphanumeric()
+                || matches!(byte, b'-' | b'.' | b'_')
+                || (byte == b'~' && !tilde);
+            if keep {
+                out.push(byte as char);
+            } else if upper {
+                out.push_str(&format!("%{byte:02X}"));
+            } else {
+                out.push_str(&format!("%{byte:02x}"));
+            }
+        }
+        out
+    };
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let engines = [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    let mut forms = vec![
+        percent(true, false),
+        percent(true, true),
+        percent(false, false),
+        percent(false, true),
+        form,
+        json[1..json.len().saturating_sub(1).max(1)].to_string(),
+    ];
+    forms.extend(engines.iter().map(|engine| engine.encode(secret)));
+    forms.retain(|form| form != secret);
+    forms
+}
+
 /// Marks where [`Masked::shorten`] (and `text::shorten`) cut a text.
 const CUT: char = '…';
 
@@ -23,32 +79,41 @@ pub struct Secrets {
 }
 
 impl Secrets {
-    /// Registers `secret`; returns false when it is empty or already known.
+    /// Registers `secret`, and the forms we could encode it in ourselves (percent-encoded,
+    /// form-encoded, base64, JSON-escaped): a server that echoes a secret back in one of them
+    /// must not get it printed. Returns false when it is empty or already known.
     pub fn add(&self, secret: &str) -> bool {
         if secret.is_empty() || self.list.borrow().iter().any(|s| s == secret) {
             return false;
         }
-        let mut list = self.list.borrow_mut();
-        let at = list.partition_point(|s| s.len() >= secret.len());
-        list.insert(at, secret.to_string());
+        for form in std::iter::once(secret.to_string()).chain(encoded_forms(secret)) {
+            let mut list = self.list.borrow_mut();
+            if form.is_empty() || list.iter().any(|s| *s == form) {
+                continue;
+            }
+            let at = list.partition_point(|s| s.len() >= form.len());
+            list.insert(at, form);
+        }
         true
     }
 
     /// `text` with every secret replaced by [`MASK`]. Also masks the start of a secret that
     /// ends right where a text was shortened (`…`): text shortened before it reaches us (a
     /// server's message in an API error) would otherwise show a secret's first part.
+    ///
+    /// A secret split by ANSI escape sequences (`hun\x1b[31mter2`) would come back whole when
+    /// a renderer drops them: when the text without its sequences still holds a secret, that
+    /// text is masked and returned instead; otherwise the sequences are kept (data stays data).
     pub fn mask(&self, text: &str) -> Masked {
         let list = self.list.borrow();
-        let mut text = text.to_string();
-        for secret in list.iter() {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), MASK);
+        let masked = mask_with(text.to_string(), &list);
+        let stripped = super::escape::without_escape_sequences(&masked);
+        if let std::borrow::Cow::Owned(stripped) = stripped {
+            if list.iter().any(|secret| stripped.contains(secret.as_str())) {
+                return Masked(mask_with(stripped, &list));
             }
         }
-        if text.contains(CUT) {
-            text = mask_cut_prefixes(&text, &list);
-        }
-        Masked(text)
+        Masked(masked)
     }
 
     /// `value` with every string value in it masked; keys (the document's own names: a key
@@ -201,6 +266,48 @@ mod tests {
             secrets.add(s);
         }
         secrets
+    }
+
+    #[test]
+    fn the_forms_a_secret_is_encoded_in_are_masked_too() {
+        let secret = "sp~n secret/+=\"&ü";
+        let secrets = secrets(&[secret]);
+        use base64::Engine as _;
+        let echoed = [
+            "sp~n%20secret%2F%2B%3D%22%26%C3%BC".to_string(),
+            "sp%7En%20secret%2F%2B%3D%22%26%C3%BC".to_string(),
+            "sp%7en%20secret%2f%2b%3d%22%26%c3%bc".to_string(),
+            "sp%7En+secret%2F%2B%3D%22%26%C3%BC".to_string(),
+            r#"sp~n secret/+=\"&ü"#.to_string(),
+            base64::engine::general_purpose::STANDARD.encode(secret),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+        ];
+        for form in echoed {
+            let text = format!("invalid_client: the secret '{form}' is wrong");
+            assert_eq!(
+                secrets.mask(&text).as_str(),
+                "invalid_client: the secret '***' is wrong",
+                "{form}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_secret_split_by_an_escape_sequence_is_masked_whole() {
+        let secrets = secrets(&["hunter2-secret"]);
+        for text in [
+            "token hunter\x1b[31m2-secret",
+            "token hun\x1b[0mter2-sec\x1b[1;32mret",
+            "token hunter2\x1b]8;;https://x\x07-secret",
+        ] {
+            assert_eq!(secrets.mask(text).as_str(), "token ***", "{text:?}");
+        }
+        // Other text keeps its line breaks, characters and escape sequences.
+        assert_eq!(secrets.mask("a\r\nb\tc").as_str(), "a\r\nb\tc");
+        assert_eq!(
+            secrets.mask("\x1b[31mred\x1b[0m").as_str(),
+            "\x1b[31mred\x1b[0m"
+        );
     }
 
     #[test]

@@ -552,3 +552,65 @@ async fn listed_paths_outside_the_glob_base_are_never_submitted() {
         );
     }
 }
+
+/// An identity provider that echoes the client secret back in its refusal, encoded as it
+/// arrived or otherwise: no spelling of it reaches the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_echoed_back_encoded_is_masked_in_every_spelling() {
+    use axum::routing::post;
+    use base64::Engine as _;
+    use databricks_azdo::pipeline::OutputMode;
+    use databricks_azdo::scenarios::{self, AuthScenario, ScenarioSecrets};
+    use databricks_azdo::tasks::TaskName;
+    let secrets = ScenarioSecrets::random();
+    let secret = secrets.client_secret.clone();
+    assert!(
+        secret.contains('~'),
+        "the scenario's secret has a `~`: {secret}"
+    );
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let spellings = [
+        form.clone(),
+        form.replace("%7E", "~"),
+        form.to_lowercase(),
+        base64::engine::general_purpose::STANDARD.encode(&secret),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&secret),
+    ];
+    for echoed in spellings {
+        let said = format!("AADSTS7000215: Invalid client secret provided: '{echoed}'.");
+        let router = Router::new().route(
+            "/{tenant}/oauth2/v2.0/token",
+            post(move || {
+                let said = said.clone();
+                async move {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        axum::Json(serde_json::json!({ "error": "invalid_client", "error_description": said, "error_codes": [7000215] })),
+                    )
+                }
+            }),
+        );
+        let url = serve(router).await;
+        let mut env = scenarios::agent_env(AuthScenario::AzureSecret, &url, &secrets);
+        env.extend(
+            [
+                ("TF_BUILD", "True"),
+                ("INPUT_DATABRICKSHOST", url.as_str()),
+                ("INPUT_NOTEBOOKPATHS", "/Shared/tests/unit"),
+                ("INPUT_EXISTINGCLUSTERID", CLUSTER),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        for mode in [OutputMode::Agent, OutputMode::Terminal, OutputMode::Json] {
+            let outcome = run_task(TaskName::RunNotebookTest, env.clone(), mode).await;
+            assert_eq!(outcome.code, 3, "{echoed}: {}", outcome.stdout);
+            let printed = format!("{}\n{}", outcome.stdout, outcome.stderr);
+            let leaked = printed
+                .lines()
+                .filter(|l| !l.starts_with("##vso[task.setsecret]"))
+                .any(|l| l.contains(&echoed) || l.contains(&secret));
+            assert!(!leaked, "{echoed} ({mode:?}) is printed: {printed}");
+            assert!(printed.contains("client secret"), "{mode:?}: {printed}");
+        }
+    }
+}

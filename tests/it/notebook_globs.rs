@@ -142,3 +142,62 @@ async fn a_glob_that_matches_nothing_is_an_error_naming_its_line_before_any_run(
     );
     emulator.shutdown().await;
 }
+
+/// In the agent's checkout, a file is read (for its notebook header) only when its name could
+/// match: a file under the glob's base that cannot (here a FIFO, which would block a reader
+/// for ever) is never opened. And a glob base that is a symbolic link, out of the checkout or
+/// not, is not followed: it matches nothing, as a link inside the tree.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_globs_read_only_what_may_match_and_never_follow_a_link() {
+    let emulator = emulator().await;
+    let project = Project::new(&FILES);
+    let checkout = project.path();
+    let fifo = checkout.join("test/never_read.py");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("test_stolen.py"), PASSING).unwrap();
+    std::os::unix::fs::symlink(outside.path(), checkout.join("linked")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), checkout.join("test/linked_inside")).unwrap();
+    let run = |paths: &str| {
+        run_task(
+            TaskName::RunNotebookTest,
+            with(
+                &pipeline_env(&emulator, &project),
+                &[
+                    ("source", "git"),
+                    ("existingClusterId", CLUSTER),
+                    ("notebookPaths", paths),
+                    ("BUILD_SOURCESDIRECTORY", &checkout.display().to_string()),
+                    ("SYSTEM_TASKINSTANCEID", &next_step_id()),
+                ],
+            ),
+            OutputMode::Agent,
+        )
+    };
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(60), run("test/test_*"))
+        .await
+        .expect("the FIFO was never opened");
+    assert_eq!(outcome.code, 0, "{}", outcome.stdout);
+    assert!(
+        outcome
+            .stdout
+            .contains("notebookPaths: 2 notebooks matched"),
+        "{}",
+        outcome.stdout
+    );
+    for linked in ["linked/*", "test/linked_inside/*"] {
+        let outcome = run(linked).await;
+        assert_eq!(outcome.code, 2, "{linked}: {}", outcome.stdout);
+        assert!(
+            outcome.stdout.contains("matches no notebook under"),
+            "{linked}: {}",
+            outcome.stdout
+        );
+    }
+    emulator.shutdown().await;
+}

@@ -154,8 +154,28 @@ fn list_checkout_within(
 ) -> Result<BTreeSet<String>, InputError> {
     let mut found = BTreeSet::new();
     let mut listed = 0usize;
+    let including: Vec<&Glob> = globs(entries).filter(|g| !g.exclude).collect();
+    // A file is read (for its notebook header) only when its name could be selected.
+    let may_match = |relative: &str| {
+        let lower = relative.to_ascii_lowercase();
+        NOTEBOOK_HEADERS
+            .iter()
+            .map(|(ext, _)| *ext)
+            .chain([".ipynb"])
+            .filter_map(|ext| {
+                lower
+                    .ends_with(ext)
+                    .then(|| &relative[..relative.len() - ext.len()])
+            })
+            .any(|stem| including.iter().any(|g| g.matches(stem)))
+    };
     let bases: BTreeSet<String> = globs(entries).map(|g| g.base()).collect();
     for base in bases {
+        // The base must be a folder of the checkout itself: a symbolic link (out of it or
+        // not) is not followed, at the base as inside the tree.
+        if !is_real_folder(host, root, &base) {
+            continue;
+        }
         let mut pending = vec![(base, 0usize)];
         while let Some((folder, depth)) = pending.pop() {
             let dir = if folder.is_empty() {
@@ -178,7 +198,7 @@ fn list_checkout_within(
                 };
                 if child.is_dir && !child.name.starts_with('.') && depth < MAX_DEPTH {
                     pending.push((relative, depth + 1));
-                } else if child.is_file {
+                } else if child.is_file && may_match(&relative) {
                     if let Some(path) =
                         checkout_notebook(host, &format!("{root}/{relative}"), &relative)
                     {
@@ -189,6 +209,22 @@ fn list_checkout_within(
         }
     }
     Ok(found)
+}
+
+/// Whether `relative` (under `root`) is a folder reached through folders only: each segment
+/// is listed by its parent as a folder, which a symbolic link never is.
+fn is_real_folder(host: &dyn Host, root: &str, relative: &str) -> bool {
+    let mut parent = root.to_string();
+    for segment in relative.split('/').filter(|s| !s.is_empty()) {
+        let Ok(children) = host.list_dir(&parent) else {
+            return false;
+        };
+        if !children.iter().any(|c| c.name == segment && c.is_dir) {
+            return false;
+        }
+        parent = format!("{parent}/{segment}");
+    }
+    true
 }
 
 fn too_many(under: &str, max_listed: usize) -> InputError {

@@ -88,7 +88,7 @@ impl Secrets {
         }
         for form in std::iter::once(secret.to_string()).chain(encoded_forms(secret)) {
             let mut list = self.list.borrow_mut();
-            if form.is_empty() || list.iter().any(|s| *s == form) {
+            if form.is_empty() || list.contains(&form) {
                 continue;
             }
             let at = list.partition_point(|s| s.len() >= form.len());

@@ -419,6 +419,25 @@ async fn pages_of_tasks_are_read_within_bounds() {
     }
 }
 
+/// A notebook step signing in with `scenario`, every party (and the workspace) at `url`.
+fn signing_in_at(
+    url: &str,
+    scenario: databricks_azdo::scenarios::AuthScenario,
+    secrets: &databricks_azdo::scenarios::ScenarioSecrets,
+) -> std::collections::BTreeMap<String, String> {
+    let mut env = databricks_azdo::scenarios::agent_env(scenario, url, secrets);
+    env.extend(
+        [
+            ("TF_BUILD", "True"),
+            ("INPUT_DATABRICKSHOST", url),
+            ("INPUT_NOTEBOOKPATHS", "/Shared/tests/unit"),
+            ("INPUT_EXISTINGCLUSTERID", CLUSTER),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    env
+}
+
 /// An identity provider (or something posing as one) that hands out a token too short to be
 /// real: it is refused before it is registered as a secret, which would mask that text in
 /// every later line of the job. For an Entra access token and an Azure DevOps id token.
@@ -426,7 +445,7 @@ async fn pages_of_tasks_are_read_within_bounds() {
 async fn tokens_too_short_to_be_real_are_refused_before_they_are_masked() {
     use axum::routing::post;
     use databricks_azdo::pipeline::OutputMode;
-    use databricks_azdo::scenarios::{self, AuthScenario, ScenarioSecrets};
+    use databricks_azdo::scenarios::{AuthScenario, ScenarioSecrets};
     use databricks_azdo::tasks::TaskName;
     for (scenario, tiny) in [
         (AuthScenario::AzureSecret, "e"),
@@ -453,17 +472,7 @@ async fn tokens_too_short_to_be_real_are_refused_before_they_are_masked() {
                 }),
             );
         let url = serve(router).await;
-        let secrets = ScenarioSecrets::random();
-        let mut env = scenarios::agent_env(scenario, &url, &secrets);
-        env.extend(
-            [
-                ("TF_BUILD", "True"),
-                ("INPUT_DATABRICKSHOST", url.as_str()),
-                ("INPUT_NOTEBOOKPATHS", "/Shared/tests/unit"),
-                ("INPUT_EXISTINGCLUSTERID", CLUSTER),
-            ]
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
+        let env = signing_in_at(&url, scenario, &ScenarioSecrets::random());
         let outcome = run_task(TaskName::RunNotebookTest, env, OutputMode::Agent).await;
         assert_eq!(outcome.code, 3, "{scenario:?}: {}", outcome.stdout);
         assert!(
@@ -560,7 +569,7 @@ async fn a_secret_echoed_back_encoded_is_masked_in_every_spelling() {
     use axum::routing::post;
     use base64::Engine as _;
     use databricks_azdo::pipeline::OutputMode;
-    use databricks_azdo::scenarios::{self, AuthScenario, ScenarioSecrets};
+    use databricks_azdo::scenarios::{AuthScenario, ScenarioSecrets};
     use databricks_azdo::tasks::TaskName;
     let secrets = ScenarioSecrets::random();
     let secret = secrets.client_secret.clone();
@@ -591,16 +600,7 @@ async fn a_secret_echoed_back_encoded_is_masked_in_every_spelling() {
             }),
         );
         let url = serve(router).await;
-        let mut env = scenarios::agent_env(AuthScenario::AzureSecret, &url, &secrets);
-        env.extend(
-            [
-                ("TF_BUILD", "True"),
-                ("INPUT_DATABRICKSHOST", url.as_str()),
-                ("INPUT_NOTEBOOKPATHS", "/Shared/tests/unit"),
-                ("INPUT_EXISTINGCLUSTERID", CLUSTER),
-            ]
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
+        let env = signing_in_at(&url, AuthScenario::AzureSecret, &secrets);
         for mode in [OutputMode::Agent, OutputMode::Terminal, OutputMode::Json] {
             let outcome = run_task(TaskName::RunNotebookTest, env.clone(), mode).await;
             assert_eq!(outcome.code, 3, "{echoed}: {}", outcome.stdout);

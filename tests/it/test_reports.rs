@@ -319,15 +319,7 @@ dbutils.notebook.exit('{"junit": "/Workspace/Shared/reports/large.xml"}')
     assert_eq!(outcome.code, 1, "{}", outcome.stdout);
     let log = &outcome.stdout;
     // Each notebook fails, as one failed case, and the step with them.
-    let suites = cases(&junit);
-    for (notebook, _) in notebooks {
-        let case = &suites[&format!("test/{notebook}")];
-        assert_eq!(
-            (case.len(), case[0].2.as_str()),
-            (1, "failure"),
-            "{notebook}: {junit}"
-        );
-    }
+    assert_each_is_one_failed_case(&junit, &notebooks);
     assert_eq!(output_variable(log, "testsFailed"), Some("7"));
     assert!(
         log.contains(
@@ -395,6 +387,19 @@ dbutils.notebook.exit('<testsuite><testcase classname="a&#10;##vso[task.complete
     emulator.shutdown().await;
 }
 
+/// Each of `notebooks` is one failed test case in the published JUnit.
+fn assert_each_is_one_failed_case(junit: &str, notebooks: &[(&str, &str)]) {
+    let suites = cases(junit);
+    for (notebook, _) in notebooks {
+        let case = &suites[&format!("test/{notebook}")];
+        assert_eq!(
+            (case.len(), case[0].2.as_str()),
+            (1, "failure"),
+            "{notebook}: {junit}"
+        );
+    }
+}
+
 /// A notebook that exits with `value` (Python source of the exit value).
 fn exiting_with(setup: &str, value: &str) -> String {
     format!("# Databricks notebook source\n{setup}\ndbutils.notebook.exit({value})\n")
@@ -450,14 +455,8 @@ async fn a_report_not_read_whole_never_passes() {
     assert!(outcome
         .stdout
         .contains("##vso[task.complete result=Failed]"));
-    let suites = cases(&junit);
+    assert_each_is_one_failed_case(&junit, &notebooks);
     for (notebook, _) in notebooks {
-        let case = &suites[&format!("test/{notebook}")];
-        assert_eq!(
-            (case.len(), case[0].2.as_str()),
-            (1, "failure"),
-            "{notebook}: {junit}"
-        );
         let error = format!(
             "##vso[task.logissue type=error]test/{notebook} ended SUCCESS, but does not pass: what it handed back could not be read whole"
         );

@@ -1119,14 +1119,14 @@ async fn faults_reach_the_token_endpoints_by_their_counted_name() {
 #[tokio::test]
 async fn control_routes_take_only_the_emulators_own_token() {
     let fixture = start(identities()).await;
-    let url = format!(
-        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={AZURE_DATABRICKS_RESOURCE}",
-        fixture.base
-    );
+    // What the instance metadata route hands anyone who asks with `Metadata: true`.
     let (status, answer) = body(
         fixture
             .http
-            .get(&url)
+            .get(format!(
+                "{}/metadata/identity/oauth2/token?resource={AZURE_DATABRICKS_RESOURCE}",
+                fixture.base
+            ))
             .header("Metadata", "true")
             .send()
             .await

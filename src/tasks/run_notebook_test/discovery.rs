@@ -162,11 +162,8 @@ fn list_checkout_within(
             .iter()
             .map(|(ext, _)| *ext)
             .chain([".ipynb"])
-            .filter_map(|ext| {
-                lower
-                    .ends_with(ext)
-                    .then(|| &relative[..relative.len() - ext.len()])
-            })
+            .filter(|ext| lower.ends_with(ext))
+            .map(|ext| &relative[..relative.len() - ext.len()])
             .any(|stem| including.iter().any(|g| g.matches(stem)))
     };
     let bases: BTreeSet<String> = globs(entries).map(|g| g.base()).collect();

@@ -168,20 +168,20 @@ mod tests {
     #[test]
     fn a_token_answer_must_hold_a_usable_token_and_lifetime() {
         assert_eq!(
-            answer(r#"{"access_token":"a.b.c","expires_in":3599}"#)
+            answer(r#"{"access_token":"a.b.c-0123456789abcdef","expires_in":3599}"#)
                 .unwrap()
                 .as_secs(),
             3599
         );
         // The instance metadata service writes numbers as strings.
         assert_eq!(
-            answer(r#"{"access_token":"t","expires_in":"3599"}"#)
+            answer(r#"{"access_token":"t-0123456789abcdef","expires_in":"3599"}"#)
                 .unwrap()
                 .as_secs(),
             3599
         );
         assert_eq!(
-            answer(r#"{"access_token":"t","expires_in":10000000}"#)
+            answer(r#"{"access_token":"t-0123456789abcdef","expires_in":10000000}"#)
                 .unwrap()
                 .as_secs(),
             86_400
@@ -189,11 +189,11 @@ mod tests {
         assert!(answer(r#"{"expires_in":3599}"#)
             .unwrap_err()
             .contains("without an access token"));
-        assert!(answer(r#"{"access_token":"t"}"#)
+        assert!(answer(r#"{"access_token":"t-0123456789abcdef"}"#)
             .unwrap_err()
             .contains("expires_in"));
-        assert!(answer(r#"{"access_token":"t","expires_in":0}"#).is_err());
-        assert!(answer(r#"{"access_token":"t","expires_in":-5}"#).is_err());
+        assert!(answer(r#"{"access_token":"t-0123456789abcdef","expires_in":0}"#).is_err());
+        assert!(answer(r#"{"access_token":"t-0123456789abcdef","expires_in":-5}"#).is_err());
         for hostile in [
             "a b",
             "a\nb",
@@ -206,5 +206,9 @@ mod tests {
                 "{hostile:?}"
             );
         }
+        // Too short to be a real token: refused before it is registered as a secret.
+        assert!(answer(r#"{"access_token":"t","expires_in":3599}"#)
+            .unwrap_err()
+            .contains("1 characters, too few for a real token"));
     }
 }

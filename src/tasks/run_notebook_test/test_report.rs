@@ -268,8 +268,22 @@ fn read_junit(text: &str) -> Result<TestReport, ReadError> {
         return Err(ReadError::NotAReport);
     }
     let mut cases = Vec::new();
-    // `descendants` walks the tree iteratively: nested suites at any depth are fine.
-    for node in root.descendants().filter(|n| n.has_tag_name("testcase")) {
+    // One iterative walk in document order, each element once, carrying the name of the
+    // nearest suite down: linear in the document however deep it nests (asking each case for
+    // its ancestors was quadratic in the depth), and no recursion.
+    let mut pending = vec![(root, None::<&str>)];
+    while let Some((node, suite_name)) = pending.pop() {
+        if !node.has_tag_name("testcase") {
+            let inner = if node.has_tag_name("testsuite") {
+                node.attribute("name")
+            } else {
+                suite_name
+            };
+            let children: Vec<roxmltree::Node> =
+                node.children().filter(|c| c.is_element()).collect();
+            pending.extend(children.into_iter().rev().map(|c| (c, inner)));
+            continue;
+        }
         if cases.len() == MAX_CASES {
             return Err(ReadError::Bad(format!(
                 "it has more than {MAX_CASES} test cases"
@@ -293,10 +307,6 @@ fn read_junit(text: &str) -> Result<TestReport, ReadError> {
                 .join("");
             nonempty(Some(&text), MAX_TEXT)
         };
-        let suite_name = node
-            .ancestors()
-            .find(|a| a.has_tag_name("testsuite"))
-            .and_then(|s| s.attribute("name"));
         let class = node.attribute("classname").or(suite_name);
         let name = nonempty(node.attribute("name"), MAX_NAME).unwrap_or_else(|| "(unnamed)".into());
         cases.push(TestCase {
@@ -513,6 +523,31 @@ ZeroDivisionError: division by zero
                 .contains("`green`")
         );
         assert!(unreadable(r#"{"suites": "all"}"#).contains("documented shape"));
+    }
+
+    #[test]
+    fn deeply_nested_reports_are_read_in_one_pass_with_the_nearest_suite() {
+        let depth = 20_000;
+        let text = format!(
+            r#"<testsuites><testsuite name="outer"><testcase name="first"/>{}<testsuite name="inner"><testcase name="deep"/></testsuite><testcase name="deep_in_outer"/>{}<testsuite><testcase name="in_unnamed"/></testsuite></testsuite></testsuites>"#,
+            "<x>".repeat(depth),
+            "</x>".repeat(depth)
+        );
+        let read = report(&text);
+        let seen: Vec<(Option<&str>, &str)> = read
+            .cases
+            .iter()
+            .map(|c| (c.class.as_deref(), c.name.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (Some("outer"), "first"),
+                (Some("inner"), "deep"),
+                (Some("outer"), "deep_in_outer"),
+                (None, "in_unnamed"),
+            ]
+        );
     }
 
     #[test]

@@ -20,6 +20,15 @@ pub fn refresh_after(lifetime: Duration) -> Duration {
     lifetime.saturating_sub(MARGIN.min(lifetime / 4))
 }
 
+/// How long a token of `lifetime` is accepted: Azure Databricks refuses one with 1/120 of its
+/// life or less left (30 s of an hour), and never before the renewal was due.
+fn usable_for(lifetime: Duration) -> Duration {
+    let refused_within = (lifetime / 120).max(Duration::from_secs(1));
+    lifetime
+        .saturating_sub(refused_within)
+        .max(refresh_after(lifetime))
+}
+
 /// What a source hands back: the headers to send and how long they stay valid.
 pub struct Obtained {
     pub headers: CredentialHeaders,
@@ -35,6 +44,8 @@ struct Current {
     headers: CredentialHeaders,
     /// On the host's clock.
     renew_at: Duration,
+    /// Until when the workspace still accepts it, on the host's clock.
+    usable_until: Duration,
 }
 
 pub struct Refreshing {
@@ -42,6 +53,8 @@ pub struct Refreshing {
     host: Rc<dyn Host>,
     current: RefCell<Option<Current>>,
     renewing: Mutex<()>,
+    /// The last renewal failed (and was reported to the request that asked).
+    renewal_failed: std::cell::Cell<bool>,
     refused_hint: Option<String>,
 }
 
@@ -56,6 +69,7 @@ impl Refreshing {
             host,
             current: RefCell::new(None),
             renewing: Mutex::new(()),
+            renewal_failed: std::cell::Cell::new(false),
             refused_hint,
         }
     }
@@ -76,8 +90,29 @@ impl Refreshing {
         *self.current.borrow_mut() = Some(Current {
             headers: obtained.headers.clone(),
             renew_at,
+            usable_until: asked_at + usable_for(obtained.lifetime),
         });
+        self.renewal_failed.set(false);
         Ok(obtained.headers)
+    }
+
+    /// A renewal that was due failed. The request that asked gets the failure (the step stops
+    /// following its run, and says why); the requests after it, the cancel of that run first,
+    /// get the token in hand while the workspace still accepts it, instead of failing again on
+    /// a provider that refused (or is down): a run is never left going for want of a token.
+    fn after_failed_renewal(&self, failure: ApiError) -> Result<CredentialHeaders, ApiError> {
+        self.renewal_failed.set(true);
+        Err(failure)
+    }
+
+    /// The token in hand, after a failed renewal, while the workspace still accepts it.
+    fn in_hand_after_failure(&self) -> Option<CredentialHeaders> {
+        let now = self.host.elapsed();
+        self.current
+            .borrow()
+            .as_ref()
+            .filter(|current| self.renewal_failed.get() && now < current.usable_until)
+            .map(|current| current.headers.clone())
     }
 }
 
@@ -88,11 +123,15 @@ impl Credential for Refreshing {
                 return Ok(headers);
             }
             let _renewing = self.renewing.lock().await;
-            // Another request may have renewed it while this one waited.
-            if let Some(headers) = self.valid() {
+            // Another request may have renewed it while this one waited; or the renewal failed
+            // a moment ago, and the token in hand serves the requests after (the cancel).
+            if let Some(headers) = self.valid().or_else(|| self.in_hand_after_failure()) {
                 return Ok(headers);
             }
-            self.renew().await
+            match self.renew().await {
+                Ok(headers) => Ok(headers),
+                Err(failure) => self.after_failed_renewal(failure),
+            }
         })
     }
 
@@ -178,6 +217,61 @@ mod tests {
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(credential.headers().await.unwrap()[0].1, "Bearer t2");
         assert_eq!(issued.get(), 2);
+    }
+
+    /// Hands out one token, then fails every time (a rotated secret, a provider that is down).
+    struct FailingAfterFirst {
+        asked: Rc<Cell<u32>>,
+    }
+
+    impl TokenSource for FailingAfterFirst {
+        fn obtain(&self) -> LocalBoxFuture<'_, Result<Obtained, ApiError>> {
+            self.asked.set(self.asked.get() + 1);
+            let first = self.asked.get() == 1;
+            Box::pin(async move {
+                if first {
+                    Ok(Obtained {
+                        headers: vec![("authorization", "Bearer first-token".into())],
+                        lifetime: Duration::from_secs(3600),
+                    })
+                } else {
+                    Err(ApiError::SignIn {
+                        message: "the identity provider refused".into(),
+                        hint: None,
+                    })
+                }
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_failed_renewal_the_cancel_still_has_the_token_in_hand() {
+        let asked = Rc::new(Cell::new(0));
+        let source = FailingAfterFirst {
+            asked: asked.clone(),
+        };
+        let credential = Refreshing::new(Box::new(source), test_host(), None);
+        assert_eq!(
+            credential.headers().await.unwrap()[0].1,
+            "Bearer first-token"
+        );
+        // The renewal is due 40 s before expiry, and fails: the request that asked is told.
+        tokio::time::advance(Duration::from_secs(3561)).await;
+        let failure = credential.headers().await.unwrap_err();
+        assert!(failure.to_string().contains("refused"), "{failure}");
+        // The next (the run's cancel) gets the token in hand: the workspace accepts it still.
+        assert_eq!(
+            credential.headers().await.unwrap()[0].1,
+            "Bearer first-token"
+        );
+        // Not once it would be refused (30 s before expiry).
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(credential.headers().await.is_err());
+        assert_eq!(
+            asked.get(),
+            3,
+            "the provider is asked again only once the token is spent"
+        );
     }
 
     #[tokio::test]

@@ -522,6 +522,28 @@ async fn a_notebook_whose_output_cannot_be_fetched_does_not_pass() {
             "failure",
             "{rule}: {junit}"
         );
+        // The `--output json` document says it did not pass, and why.
+        let project = Project::new(&[("unit", PASSING)]);
+        let env = with(
+            &pipeline_env(&emulator, &project),
+            &[
+                ("source", "git"),
+                ("existingClusterId", CLUSTER),
+                ("notebookPaths", "test/unit"),
+            ],
+        );
+        let json = run_task(TaskName::RunNotebookTest, env, OutputMode::Json).await;
+        assert_eq!(json.code, 1, "{rule}: {}", json.stdout);
+        let document: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+        let notebook = &document["notebooks"][0];
+        assert_eq!(notebook["passed"], false, "{rule}: {notebook}");
+        assert!(
+            notebook["unread"]
+                .as_str()
+                .unwrap()
+                .starts_with("its output could not be read"),
+            "{rule}: {notebook}"
+        );
         emulator.shutdown().await;
     }
 }

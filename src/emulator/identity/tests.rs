@@ -193,6 +193,24 @@ impl Fixture {
         answer["access_token"].as_str().unwrap().to_string()
     }
 
+    /// The instance metadata route's answer to a request for an Azure Databricks token, with
+    /// the `Metadata: true` header it wants.
+    async fn imds_databricks_token(&self) -> (StatusCode, Value) {
+        let url = format!(
+            "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={AZURE_DATABRICKS_RESOURCE}",
+            self.base
+        );
+        body(
+            self.http
+                .get(&url)
+                .header("Metadata", "true")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     /// `GET /api/2.0/workspace/get-status?path=/` with `token` and extra headers.
     async fn workspace(&self, token: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
         let mut request = self
@@ -680,20 +698,7 @@ async fn the_workspace_refuses_expired_and_nearly_expired_tokens() {
 #[tokio::test]
 async fn a_one_second_token_expires_a_second_later() {
     let fixture = start(identities().with_token_lifetime(1)).await;
-    let url = format!(
-        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={AZURE_DATABRICKS_RESOURCE}",
-        fixture.base
-    );
-    let (_, answer) = body(
-        fixture
-            .http
-            .get(&url)
-            .header("Metadata", "true")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, answer) = fixture.imds_databricks_token().await;
     assert_eq!(answer["expires_in"], "1");
     let token = answer["access_token"].as_str().unwrap();
     assert_eq!(fixture.workspace(token, &[]).await.0, StatusCode::OK);
@@ -1120,19 +1125,7 @@ async fn faults_reach_the_token_endpoints_by_their_counted_name() {
 async fn control_routes_take_only_the_emulators_own_token() {
     let fixture = start(identities()).await;
     // What the instance metadata route hands anyone who asks with `Metadata: true`.
-    let (status, answer) = body(
-        fixture
-            .http
-            .get(format!(
-                "{}/metadata/identity/oauth2/token?resource={AZURE_DATABRICKS_RESOURCE}",
-                fixture.base
-            ))
-            .header("Metadata", "true")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, answer) = fixture.imds_databricks_token().await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let issued = answer["access_token"].as_str().unwrap().to_string();
     assert_eq!(fixture.workspace(&issued, &[]).await.0, StatusCode::OK);

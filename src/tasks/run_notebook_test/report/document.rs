@@ -35,8 +35,14 @@ struct NotebookDocument<'a> {
     unverified: Option<&'a str>,
     /// The counts of the test cases it reported, if it handed back a report.
     tests: Option<TestsDocument>,
-    /// Why its test report could not be read.
+    /// Why its test report could not be read (kept under its 1.5 name: it now fails the
+    /// notebook, and `unread` says so for the output too).
     test_report_warning: Option<&'a str>,
+    /// What it handed back that could not be read whole (its output or its report): it then
+    /// does not pass, whatever its state.
+    unread: Option<&'a str>,
+    /// Whether it passed (ran, was read whole, and no case it reported failed).
+    passed: bool,
     /// Attempts made (more than 1 with `retries`).
     attempts: usize,
     /// It passed, but only on a retry.
@@ -91,6 +97,8 @@ pub fn details(
                 Reported::Unreadable(why) => Some(why),
                 _ => None,
             },
+            unread: r.unreadable().filter(|_| r.ran()),
+            passed: r.succeeded(),
             attempts: r.attempts(),
             flaky: r.flaky(),
         })
